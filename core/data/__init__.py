@@ -1,0 +1,1 @@
+"""Readers for paired EO/IR sequences (lazy, cached, prefetched)."""

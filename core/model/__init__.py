@@ -1,0 +1,1 @@
+"""CSK-Net: shared-conv / private-BN two-stream encoder, exchange, GSU, decoder, teacher."""

@@ -1,0 +1,3 @@
+from csknet_studio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""The `csknet-studio` command line.
+
+`csknet-studio [SEQUENCE] [--checkpoint FILE] [--device ...]` opens the GUI; the sub-commands
+(`train`, `eval`, `infer`, `demo`, `export`) run headless. Each sub-command lives in its own
+module under `csknet_studio.commands` exposing `add_arguments(parser)` and `run(args) -> int`,
+imported lazily so `csknet-studio demo` never loads Qt and the GUI never loads training code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from csknet_studio import __version__
+
+SUBCOMMANDS: dict[str, str] = {
+    "train": "Train CSK-Net from a TOML config (DDP-aware: run under torchrun to scale out).",
+    "eval": "Print per-class IoU for each modality mode (both / IR only / EO only).",
+    "infer": "Segment a sequence in batches and write label PNGs or HDF5.",
+    "demo": "Write the procedural EO/IR demo sequence with ground truth.",
+    "export": "Export a sequence's labels and corrections to HDF5 or PNG masks.",
+}
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"csknet_studio.commands.{name}")
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """Build the parser; sub-command modules are imported only for the one being run."""
+    parser = argparse.ArgumentParser(
+        prog="csknet-studio",
+        description="CSKNet Studio: EO/IR segmentation, correction and export.",
+        epilog="Sub-commands: " + ", ".join(SUBCOMMANDS) + ". Run `csknet-studio CMD --help`.",
+    )
+    parser.add_argument("--version", action="version", version=f"csknet-studio {__version__}")
+    if argv and argv[0] in SUBCOMMANDS:
+        sub = parser.add_subparsers(dest="command", required=True)
+        name = argv[0]
+        p = sub.add_parser(name, help=SUBCOMMANDS[name], description=SUBCOMMANDS[name])
+        _command_module(name).add_arguments(p)
+    else:
+        parser.set_defaults(command="gui")
+        _command_module("gui").add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    from csknet_studio.core.errors import CSKNetError
+
+    try:
+        return int(_command_module(args.command).run(args) or 0)
+    except CSKNetError as exc:  # errors a user can act on: one clear line, no traceback
+        print(f"csknet-studio {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Qt widgets of CSKNet Studio. They observe core objects; no model maths here."""
