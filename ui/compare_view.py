@@ -1,0 +1,151 @@
+"""Two modes of the current frame side by side, with the map of pixels where their labels differ.
+
+Answers "what does the IR-only network lose (or gain) against EO+IR on this frame?". The widget
+only displays: the labels come from the inference worker and the disagreement from
+`core.uncertainty.disagreement`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from csknet_studio.core.classes import ClassScheme
+from csknet_studio.core.modes import ALL_MODES, Mode
+from csknet_studio.core.uncertainty import Disagreement, disagreement
+from PySide6 import QtCore, QtWidgets
+
+# Disagreement LUT: 0 = agree (dark grey), 1 = disagree (bright magenta), so it reads in both themes.
+_DIFF_LUT = np.array([[40, 40, 40, 255], [255, 0, 200, 255]], dtype=np.uint8)
+
+
+def _image_item() -> pg.ImageItem:
+    return pg.ImageItem(axisOrder="row-major")
+
+
+class CompareView(QtWidgets.QWidget):
+    """Left mode | right mode | disagreement, pan/zoom linked.
+
+    `modes_changed(left, right)` asks the owner for the two modes of the current frame; the owner
+    answers with `set_labels(mode, labels)` (both may arrive in any order, or come from cache).
+    """
+
+    modes_changed = QtCore.Signal(str, str)
+    disagreement_changed = QtCore.Signal(float)  # fraction of pixels labelled in both that differ
+
+    def __init__(self, scheme: ClassScheme, left: Mode = Mode.BOTH, right: Mode = Mode.IR,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._scheme = scheme
+        self._labels: dict[Mode, np.ndarray] = {}
+        self._result: Disagreement | None = None
+
+        self.left_combo = QtWidgets.QComboBox()
+        self.right_combo = QtWidgets.QComboBox()
+        for combo, mode in ((self.left_combo, left), (self.right_combo, right)):
+            for m in ALL_MODES:
+                combo.addItem(m.label, m.value)
+            combo.setCurrentIndex(ALL_MODES.index(Mode(mode)))
+            combo.setToolTip("Mode shown in this pane")
+            combo.currentIndexChanged.connect(self._on_modes_changed)
+        self.fraction_label = QtWidgets.QLabel("Disagreement: –")
+        self.fraction_label.setToolTip("Share of the pixels labelled in both modes where the labels differ")
+
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(self.left_combo)
+        bar.addWidget(QtWidgets.QLabel("vs"))
+        bar.addWidget(self.right_combo)
+        bar.addStretch(1)
+        bar.addWidget(self.fraction_label)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.left_item, self.right_item, self.diff_item = _image_item(), _image_item(), _image_item()
+        self._titles: list[pg.LabelItem] = []
+        views: list[pg.ViewBox] = []
+        for col, item in enumerate((self.left_item, self.right_item, self.diff_item)):
+            title = self.graphics.addLabel("", row=0, col=col)
+            self._titles.append(title)
+            vb = self.graphics.addViewBox(row=1, col=col, lockAspect=True, invertY=True)
+            vb.addItem(item)
+            if views:
+                vb.setXLink(views[0])
+                vb.setYLink(views[0])
+            views.append(vb)
+        self.views = views
+        self.diff_item.setLookupTable(_DIFF_LUT)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(bar)
+        layout.addWidget(self.graphics, 1)
+        self._update_titles()
+
+    # --- state --------------------------------------------------------------------------------
+    @property
+    def left_mode(self) -> Mode:
+        return Mode(self.left_combo.currentData())
+
+    @property
+    def right_mode(self) -> Mode:
+        return Mode(self.right_combo.currentData())
+
+    @property
+    def result(self) -> Disagreement | None:
+        """The disagreement of the two labels shown, None until both have arrived."""
+        return self._result
+
+    def set_modes(self, left: Mode | str, right: Mode | str) -> None:
+        with QtCore.QSignalBlocker(self.left_combo), QtCore.QSignalBlocker(self.right_combo):
+            self.left_combo.setCurrentIndex(ALL_MODES.index(Mode(left)))
+            self.right_combo.setCurrentIndex(ALL_MODES.index(Mode(right)))
+        self._on_modes_changed()
+
+    def set_scheme(self, scheme: ClassScheme) -> None:
+        self._scheme = scheme
+        self._redraw()
+
+    def clear(self) -> None:
+        """Forget the labels (new frame or new weights); the owner sends fresh ones."""
+        self._labels.clear()
+        self._redraw()
+
+    def set_labels(self, mode: Mode | str, labels: np.ndarray) -> None:
+        """Labels of the current frame for `mode`; ignored unless `mode` is one of the two shown."""
+        mode = Mode(mode)
+        if mode not in (self.left_mode, self.right_mode):
+            return
+        self._labels[mode] = np.ascontiguousarray(labels, dtype=np.uint8)
+        self._redraw()
+
+    # --- internals ----------------------------------------------------------------------------
+    def _on_modes_changed(self) -> None:
+        keep = {self.left_mode, self.right_mode}
+        self._labels = {m: v for m, v in self._labels.items() if m in keep}
+        self._update_titles()
+        self._redraw()
+        self.modes_changed.emit(self.left_mode.value, self.right_mode.value)
+
+    def _update_titles(self) -> None:
+        self._titles[0].setText(self.left_mode.label)
+        self._titles[1].setText(self.right_mode.label)
+        self._titles[2].setText("Disagreement")
+
+    def _redraw(self) -> None:
+        lut = self._scheme.lut((0, 0, 0, 255))
+        for item, mode in ((self.left_item, self.left_mode), (self.right_item, self.right_mode)):
+            labels = self._labels.get(mode)
+            if labels is None:
+                item.clear()
+            else:
+                item.setImage(labels, levels=(0, 255), lut=lut, autoLevels=False)
+        a, b = self._labels.get(self.left_mode), self._labels.get(self.right_mode)
+        if a is None or b is None or a.shape != b.shape:
+            self._result = None
+            self.diff_item.clear()
+            self.fraction_label.setText("Disagreement: –")
+            return
+        self._result = disagreement(a, b, ignore_index=self._scheme.ignore_index)
+        self.diff_item.setImage(self._result.mask.astype(np.uint8), levels=(0, 1), lut=_DIFF_LUT,
+                                autoLevels=False)
+        self.fraction_label.setText(
+            f"Disagreement: {100 * self._result.fraction:.1f} % ({self._result.pixels} px)")
+        self.disagreement_changed.emit(self._result.fraction)
