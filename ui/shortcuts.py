@@ -1,0 +1,136 @@
+"""The F1 shortcuts sheet, read from the window's live QActions and QShortcuts.
+
+Built each time it opens from what is actually registered, so it cannot drift from the keys the
+application really answers to; only keys handled outside Qt's shortcut system (mouse, brush
+modifiers) are listed as fixed entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+# Keys handled by event filters / mouse handlers rather than QAction or QShortcut.
+FIXED_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("Mouse", "Left drag", "Paint with the active tool"),
+    ("Mouse", "Right drag / wheel", "Pan / zoom the views"),
+)
+
+
+@dataclass(frozen=True)
+class ShortcutEntry:
+    keys: str
+    description: str
+    group: str
+
+
+def _clean(text: str) -> str:
+    return text.replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip(".…").strip()
+
+
+def _action_group(action: QtGui.QAction) -> str:
+    """Top-level menu holding the action ("File", "View", ...) or "General"."""
+    for obj in action.associatedObjects():
+        if isinstance(obj, QtWidgets.QMenu):
+            menu = obj
+            while isinstance(menu.parent(), QtWidgets.QMenu):
+                menu = menu.parent()
+            title = _clean(menu.title())
+            if title:
+                return title
+    return "General"
+
+
+def collect_shortcuts(root: QtWidgets.QWidget) -> list[ShortcutEntry]:
+    """Every enabled-or-not QAction and QShortcut under `root` that has a key, sorted by group."""
+    entries: dict[tuple[str, str], ShortcutEntry] = {}
+    fmt = QtGui.QKeySequence.SequenceFormat.NativeText
+    for action in root.findChildren(QtGui.QAction):
+        keys = [k.toString(fmt) for k in action.shortcuts() if not k.isEmpty()]
+        if not keys:
+            continue
+        desc = _clean(action.toolTip() if not action.text() else action.text())
+        entry = ShortcutEntry(", ".join(keys), desc, _action_group(action))
+        entries.setdefault((entry.keys, entry.description), entry)
+    for sc in root.findChildren(QtGui.QShortcut):
+        if sc.key().isEmpty():
+            continue
+        desc = _clean(sc.whatsThis() or sc.objectName() or "")
+        if not desc:
+            continue  # an unnamed internal shortcut has nothing to tell the user
+        entry = ShortcutEntry(sc.key().toString(fmt), desc, "General")
+        entries.setdefault((entry.keys, entry.description), entry)
+    return sorted(entries.values(), key=lambda e: (e.group != "General", e.group, e.description))
+
+
+class ShortcutsDialog(QtWidgets.QDialog):
+    """Non-modal table of shortcuts (group, keys, what they do) with a filter box."""
+
+    def __init__(self, root: QtWidgets.QWidget, fixed: tuple[tuple[str, str, str], ...] = FIXED_KEYS,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent or root)
+        self.setWindowTitle("Keyboard shortcuts")
+        self.resize(560, 520)
+        self._root = root
+        self._fixed = fixed
+        self.filter_edit = QtWidgets.QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.table = QtWidgets.QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Group", "Keys", "Action"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.filter_edit)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(buttons)
+        self.filter_edit.textChanged.connect(self._apply_filter)
+        self.refresh()
+
+    def entries(self) -> list[ShortcutEntry]:
+        return collect_shortcuts(self._root) + [ShortcutEntry(k, d, g) for g, k, d in self._fixed]
+
+    def refresh(self) -> None:
+        """Re-read the window's shortcuts (called on every show)."""
+        rows = self.entries()
+        self.table.setRowCount(len(rows))
+        for r, e in enumerate(rows):
+            for c, text in enumerate((e.group, e.keys, e.description)):
+                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        self._apply_filter(self.filter_edit.text())
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt override)
+        self.refresh()
+        super().showEvent(event)
+
+    def _apply_filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        for r in range(self.table.rowCount()):
+            row = " ".join(self.table.item(r, c).text().lower() for c in range(3))
+            self.table.setRowHidden(r, bool(needle) and needle not in row)
+
+
+def install_shortcuts_sheet(window: QtWidgets.QMainWindow) -> QtGui.QAction:
+    """Create the F1 action on `window` that opens (and re-reads) the shortcuts sheet."""
+    action = QtGui.QAction("Keyboard shortcuts…", window)
+    action.setShortcut(QtGui.QKeySequence(QtCore.Qt.Key.Key_F1))
+    action.setShortcutContext(QtCore.Qt.ShortcutContext.ApplicationShortcut)
+    action.setToolTip("List every keyboard shortcut")
+    dialog: list[ShortcutsDialog] = []
+
+    def show() -> None:
+        if not dialog:
+            dialog.append(ShortcutsDialog(window))
+        dialog[0].show()
+        dialog[0].raise_()
+        dialog[0].activateWindow()
+
+    action.triggered.connect(show)
+    window.addAction(action)
+    return action
