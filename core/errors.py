@@ -54,8 +54,24 @@ class WeightsMismatchError(CheckpointError):
     """A state_dict's keys or shapes do not match the model (message lists them)."""
 
 
+class NotACheckpointError(CheckpointError):
+    """The file is not a CSKNet Studio checkpoint (another format, or not a torch file at all)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file looks like a checkpoint but cannot be read: truncated or damaged."""
+
+
+class CheckpointVersionError(CheckpointError):
+    """The checkpoint was written in a format version this program cannot read."""
+
+
 class ConfigError(CSKNetError):
     """A config file or value is invalid (message names the key)."""
+
+
+class ModelInputError(CSKNetError):
+    """Arrays/tensors handed to the model have the wrong shape, dtype or pairing (message says which)."""
 
 
 class TrainingError(CSKNetError):

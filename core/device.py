@@ -1,0 +1,90 @@
+"""Pick the compute device and the mixed-precision context for it.
+
+`auto` prefers CUDA, then Apple MPS, then the CPU, so the same command line works on a laptop and a
+GPU server. Asking for a device that is not there is a user error (ConfigError), not a crash deep in
+torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from csknet_studio.core.errors import ConfigError
+
+DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """Map "auto" | "cpu" | "cuda" | "cuda:N" | "mps" to an available torch.device.
+
+    Raises ConfigError naming the device when it is unknown or not available on this machine.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    key = (name or "auto").strip().lower()
+    if key == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = key.split(":", 1)[0]
+    if kind not in DEVICE_CHOICES:
+        raise ConfigError(f"device {name!r} is unknown; choose one of {', '.join(DEVICE_CHOICES)}")
+    try:
+        dev = torch.device(key)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {name!r} is not a valid device string: {exc}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    if dev.type == "mps" and not _mps_available():
+        raise ConfigError(f"device {name!r} requested but Apple MPS is not available on this machine")
+    return dev
+
+
+def amp_dtype(device: torch.device, cpu_bf16: bool = False) -> torch.dtype | None:
+    """The autocast dtype used on `device`, or None when we run in full precision.
+
+    CUDA: float16 (bfloat16 when the card supports it, which avoids loss scaling trouble);
+    CPU: bfloat16 only when asked (it is slower than fp32 on many CPUs); MPS: full precision.
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_bf16:
+        return torch.bfloat16
+    return None
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, enabled: bool = True, cpu_bf16: bool = False) -> Iterator[None]:
+    """Mixed precision where it pays (CUDA; CPU bf16 on request); a no-op elsewhere."""
+    dtype = amp_dtype(device, cpu_bf16) if enabled else None
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
+def needs_grad_scaler(device: torch.device, enabled: bool = True) -> bool:
+    """float16 autocast needs loss scaling; bfloat16 and fp32 do not."""
+    return enabled and amp_dtype(device) is torch.float16
+
+
+def set_threads(n: int | None) -> None:
+    """Limit intra-op CPU threads (the GUI worker and tests call this); None leaves torch's default."""
+    if n is not None and n > 0:
+        torch.set_num_threads(int(n))
