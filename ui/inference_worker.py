@@ -1,0 +1,345 @@
+"""The inference worker: a QThread that owns the model, so the event loop never waits on torch.
+
+The GUI-side `InferenceWorker` keeps the cache and the request slots; the `_Engine` living in the
+worker thread owns the `Predictor` and runs one job per event-loop turn, so weight swaps and
+shutdown interleave with a long queue of background jobs. Requests coalesce: the foreground slot
+holds only the newest request (scrubbing runs the frame the user stopped on, not every frame it
+passed), and background jobs (the other modes of the shown frame) run only when it is empty.
+Results are numpy-only `Prediction`s, cached per (frame, mode, weights_version) in a bounded LRU.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6 import QtCore
+from PySide6.QtCore import QObject, Signal, Slot
+
+from csknet_studio.core.frames import FramePair
+from csknet_studio.core.modes import Mode
+
+
+@dataclass(frozen=True)
+class _Job:
+    index: int
+    mode: Mode
+    eo: np.ndarray | None
+    ir: np.ndarray | None
+    introspect: bool
+    version: int
+
+
+class _JobQueue:
+    """Thread-safe: one foreground slot (newest wins) and a FIFO of background jobs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fore: _Job | None = None
+        self._back: deque[_Job] = deque()
+
+    def put(self, job: _Job, background: bool) -> None:
+        with self._lock:
+            if background:
+                if all((j.index, j.mode) != (job.index, job.mode) for j in self._back):
+                    self._back.append(job)
+            else:
+                self._fore = job
+
+    def take(self) -> tuple[_Job | None, bool]:
+        with self._lock:
+            if self._fore is not None:
+                job, self._fore = self._fore, None
+                return job, False
+            if self._back:
+                return self._back.popleft(), True
+            return None, False
+
+    def clear(self, background_only: bool = False) -> None:
+        with self._lock:
+            self._back.clear()
+            if not background_only:
+                self._fore = None
+
+    def pending(self) -> bool:
+        with self._lock:
+            return self._fore is not None or bool(self._back)
+
+
+class _Engine(QObject):
+    """Lives in the worker thread; the only place the model is called."""
+
+    result = Signal(int, str, int, bool, object, bool)  # index, mode, version, introspect, pred, background
+    failed = Signal(int, str, str)
+    idle = Signal()
+
+    def __init__(self, queue: _JobQueue, num_threads: int) -> None:
+        super().__init__()
+        self._queue = queue
+        self._num_threads = num_threads
+        self._predictor = None
+        self._version = -1
+        self.count = 0
+
+    @Slot()
+    def on_started(self) -> None:
+        import torch
+
+        torch.set_num_threads(self._num_threads)  # the GUI thread keeps a core on small machines
+
+    @Slot(object, object, object, int)
+    def set_model(self, model, scheme, device, version: int) -> None:
+        from csknet_studio.core.infer import Predictor
+
+        model = model.to(device).eval()
+        self._predictor = Predictor(model, device, scheme)
+        self._version = version
+
+    @Slot(object, int)
+    def load_state_dict(self, state_dict, version: int) -> None:
+        if self._predictor is not None:
+            self._predictor.model.load_state_dict(state_dict)
+            self._version = version
+
+    @Slot()
+    def drain(self) -> None:
+        """Run one job, then yield to the thread's event loop before the next one."""
+        job, background = self._queue.take()
+        if job is None:
+            self.idle.emit()
+            return
+        if self._predictor is not None and job.version == self._version:
+            try:
+                pred = self._predictor.predict(job.eo, job.ir, job.mode, introspect=job.introspect)
+                self.count += 1
+                self.result.emit(job.index, job.mode.value, self._version, job.introspect, pred, background)
+            except Exception as exc:  # a model failure is shown to the user; the worker lives on
+                self.failed.emit(job.index, job.mode.value, f"{type(exc).__name__}: {exc}")
+        QtCore.QTimer.singleShot(0, self.drain)
+
+
+class _LRU:
+    """Predictions by key, bounded by total array bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, tuple[object, bool, int]] = OrderedDict()
+        self._bytes = 0
+
+    @staticmethod
+    def _nbytes(pred) -> int:
+        n = 0
+        for v in vars(pred).values() if hasattr(pred, "__dict__") else ():
+            if isinstance(v, np.ndarray):
+                n += v.nbytes
+            elif isinstance(v, dict):
+                n += sum(a.nbytes for a in v.values() if isinstance(a, np.ndarray))
+        if not n and hasattr(pred, "__dataclass_fields__"):
+            for name in pred.__dataclass_fields__:
+                v = getattr(pred, name)
+                if isinstance(v, np.ndarray):
+                    n += v.nbytes
+        return n
+
+    def get(self, key: tuple):
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item
+
+    def put(self, key: tuple, pred, introspected: bool) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._bytes -= old[2]
+        size = self._nbytes(pred)
+        self._items[key] = (pred, introspected, size)
+        self._bytes += size
+        while self._bytes > self.max_bytes and len(self._items) > 1:
+            _, (_, _, s) = self._items.popitem(last=False)
+            self._bytes -= s
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class InferenceWorker(QObject):
+    """GUI-thread handle of the worker thread. Every call returns at once."""
+
+    result_ready = Signal(int, str, object)  # index, mode value, Prediction
+    failed = Signal(int, str, str)
+    busy_changed = Signal(bool)
+    weights_changed = Signal(int)
+
+    _sig_set_model = Signal(object, object, object, int)
+    _sig_state_dict = Signal(object, int)
+    _sig_wake = Signal()
+
+    def __init__(self, parent: QObject | None = None, *, num_threads: int | None = None,
+                 cache_bytes: int = 768 * 2**20) -> None:
+        super().__init__(parent)
+        if num_threads is None:
+            num_threads = max(1, (os.cpu_count() or 2) - 1)
+        self._queue = _JobQueue()
+        self._cache = _LRU(cache_bytes)
+        self._version = 0
+        self._model = None
+        self._scheme = None
+        self._device = None
+        self._introspect = False
+        self._busy = False
+        self._current: tuple[int, Mode, FramePair] | None = None
+        self._thread = QtCore.QThread()
+        self._thread.setObjectName("csknet-inference")
+        self._engine = _Engine(self._queue, num_threads)
+        self._engine.moveToThread(self._thread)
+        self._thread.started.connect(self._engine.on_started)
+        self._sig_set_model.connect(self._engine.set_model)
+        self._sig_state_dict.connect(self._engine.load_state_dict)
+        self._sig_wake.connect(self._engine.drain)
+        self._engine.result.connect(self._on_result)
+        self._engine.failed.connect(self._on_failed)
+        self._engine.idle.connect(self._on_idle)
+        self._thread.start()
+        app = QtCore.QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self.last_ms: float | None = None
+
+    # ----------------------------------------------------------------- model and weights
+    @property
+    def model(self):
+        return self._model
+
+    @property
+    def scheme(self):
+        return self._scheme
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def weights_version(self) -> int:
+        return self._version
+
+    @property
+    def inference_count(self) -> int:
+        return self._engine.count
+
+    @property
+    def introspect(self) -> bool:
+        return self._introspect
+
+    @introspect.setter
+    def introspect(self, on: bool) -> None:
+        self._introspect = bool(on)
+
+    def set_model(self, model, scheme, device) -> int:
+        """Hand a model to the worker thread (it is moved to `device` there). Returns the new version."""
+        self._version += 1
+        self._model, self._scheme, self._device = model, scheme, device
+        self._queue.clear()
+        self._cache.clear()
+        self._sig_set_model.emit(model, scheme, device, self._version)
+        self.weights_changed.emit(self._version)
+        return self._version
+
+    def set_state_dict(self, state_dict) -> int:
+        """Swap weights (fine-tune accept / reject): cache invalidated, current frame recomputed."""
+        self._version += 1
+        self._queue.clear()
+        self._cache.clear()
+        self._sig_state_dict.emit(state_dict, self._version)
+        self.weights_changed.emit(self._version)
+        if self._current is not None:
+            index, mode, frame = self._current
+            self.request(index, frame, mode)
+        return self._version
+
+    # ----------------------------------------------------------------- requests
+    def cached(self, index: int, mode: Mode | str):
+        item = self._cache.get((index, Mode(mode), self._version))
+        if item is None or (self._introspect and not item[1]):
+            return None
+        return item[0]
+
+    def request(self, index: int, frame: FramePair, mode: Mode | str, background: bool = False):
+        """Ask for (index, mode). Returns the cached Prediction at once when there is one."""
+        mode = Mode(mode)
+        hit = self.cached(index, mode)
+        if not background:
+            if self._current is None or self._current[0] != index:
+                self._queue.clear(background_only=True)  # other modes of a frame we left
+            self._current = (index, mode, frame)
+        if hit is not None:
+            if not background:
+                self._queue_background(index, frame, mode)
+            return hit
+        if self._model is None:
+            return None
+        eo = frame.eo if mode.uses_eo else None
+        ir = frame.ir if mode.uses_ir else None
+        self._queue.put(_Job(index, mode, eo, ir, self._introspect, self._version), background)
+        self._set_busy(True)
+        self._sig_wake.emit()
+        return None
+
+    def _queue_background(self, index: int, frame: FramePair, shown: Mode) -> None:
+        for m in (Mode.BOTH, Mode.IR, Mode.EO):
+            if m is not shown and self.cached(index, m) is None:
+                self.request(index, frame, m, background=True)
+
+    # ----------------------------------------------------------------- results
+    @Slot(int, str, int, bool, object, bool)
+    def _on_result(self, index: int, mode: str, version: int, introspected: bool, pred, background: bool):
+        if version != self._version:
+            return  # computed with weights that were replaced meanwhile
+        m = Mode(mode)
+        self._cache.put((index, m, version), pred, introspected)
+        self.last_ms = float(getattr(pred, "ms", 0.0))
+        self.result_ready.emit(index, mode, pred)
+        cur = self._current
+        if cur is not None and not background and cur[0] == index and cur[1] is m:
+            self._queue_background(index, cur[2], m)
+
+    @Slot(int, str, str)
+    def _on_failed(self, index: int, mode: str, message: str) -> None:
+        self.failed.emit(index, mode, message)
+
+    @Slot()
+    def _on_idle(self) -> None:
+        if not self._queue.pending():
+            self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            self.busy_changed.emit(busy)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    # ----------------------------------------------------------------- lifetime
+    @Slot()
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Drop pending work and join the thread (a running forward pass finishes first)."""
+        if not self._thread.isRunning():
+            return
+        self._queue.clear()
+        self._thread.quit()
+        deadline = time.monotonic() + timeout_ms / 1000
+        while not self._thread.wait(50) and time.monotonic() < deadline:
+            pass
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()

@@ -1,0 +1,63 @@
+"""Status bar: device, milliseconds per inference, frame, and what lies under the cursor.
+
+The cursor read-out gives the class under the pointer and both modalities' raw pixel values
+(16-bit IR stays 16-bit), which is what a labeller checks before trusting a thermal edge.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtWidgets
+
+
+class StatusBar(QtWidgets.QStatusBar):
+    """Permanent read-outs on the right; transient messages on the left."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cursor_label = QtWidgets.QLabel("")
+        self.frame_label = QtWidgets.QLabel("no sequence")
+        self.ms_label = QtWidgets.QLabel("-- ms")
+        self.device_label = QtWidgets.QLabel("device: -")
+        self.busy_label = QtWidgets.QLabel("")
+        self.cursor_label.setMinimumWidth(330)
+        self.ms_label.setMinimumWidth(70)
+        tips = {
+            self.cursor_label: "Pixel under the cursor: class, EO RGB and IR value",
+            self.frame_label: "Frame shown and the mode it was segmented with",
+            self.ms_label: "Time of the last forward pass",
+            self.device_label: "Where the model runs",
+            self.busy_label: "The inference worker is computing",
+        }
+        for w, tip in tips.items():
+            w.setToolTip(tip)
+            self.addPermanentWidget(w)
+
+    def set_device(self, device: str) -> None:
+        self.device_label.setText(f"device: {device}")
+
+    def set_ms(self, ms: float | None) -> None:
+        self.ms_label.setText("-- ms" if ms is None else f"{ms:.0f} ms")
+
+    def set_frame(self, index: int, count: int, name: str = "", mode: str = "") -> None:
+        if index < 0:
+            self.frame_label.setText("no sequence")
+            return
+        self.frame_label.setText(f"frame {index + 1}/{count}" + (f" [{mode}]" if mode else ""))
+        self.frame_label.setToolTip(name)
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy_label.setText("computing…" if busy else "")
+
+    def set_cursor(self, x: int, y: int, class_name: str | None, eo, ir) -> None:
+        """eo: RGB triple or None; ir: scalar or None."""
+        parts = [f"x {x} y {y}"]
+        parts.append(f"class: {class_name}" if class_name is not None else "class: -")
+        if eo is not None:
+            parts.append("EO " + ",".join(str(int(v)) for v in eo))
+        if ir is not None:
+            v = float(ir)
+            parts.append(f"IR {int(v)}" if v.is_integer() else f"IR {v:.2f}")
+        self.cursor_label.setText("  ".join(parts))
+
+    def clear_cursor(self) -> None:
+        self.cursor_label.setText("")

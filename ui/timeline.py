@@ -1,0 +1,174 @@
+"""Timeline: play/pause, step buttons, a slider and a strip colouring each frame by its state.
+
+The strip shows at a glance which frames are corrected (green), predicted (blue), bad (red) or not
+seen yet (grey), like CVAT's job timeline. Frame changes go out as `frame_requested(int)`; the
+main window decides what to show, so keys, the list and the slider share one path.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import Signal
+
+STATE_COLORS: dict[str, QtGui.QColor] = {
+    "new": QtGui.QColor(90, 90, 90),
+    "predicted": QtGui.QColor(60, 130, 220),
+    "corrected": QtGui.QColor(70, 190, 90),
+    "bad": QtGui.QColor(220, 60, 60),
+}
+STATE_TEXT = {"new": "not seen", "predicted": "predicted", "corrected": "corrected", "bad": "bad (unreadable)"}
+
+
+class StateStrip(QtWidgets.QWidget):
+    """One coloured tick per frame (binned when there are more frames than pixels)."""
+
+    clicked = Signal(int)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.states: list[str] = []
+        self.current = -1
+        self.setFixedHeight(10)
+        self.setToolTip("Frame states: green corrected, blue predicted, red bad, grey not seen")
+
+    def paintEvent(self, _ev) -> None:  # noqa: N802
+        n = len(self.states)
+        p = QtGui.QPainter(self)
+        w, h = self.width(), self.height()
+        if n == 0:
+            return
+        rank = {"new": 0, "predicted": 1, "corrected": 2, "bad": 3}
+        for px in range(w):
+            a, b = px * n // w, max(px * n // w + 1, (px + 1) * n // w)
+            s = max(self.states[a:b], key=lambda s: rank.get(s, 0))
+            p.setPen(STATE_COLORS.get(s, STATE_COLORS["new"]))
+            p.drawLine(px, 0, px, h)
+        if 0 <= self.current < n:
+            x = int((self.current + 0.5) * w / n)
+            p.setPen(QtGui.QPen(QtGui.QColor(255, 255, 255), 2))
+            p.drawLine(x, 0, x, h)
+
+    def mousePressEvent(self, ev: QtGui.QMouseEvent) -> None:  # noqa: N802
+        if self.states:
+            self.clicked.emit(min(len(self.states) - 1, int(ev.position().x() * len(self.states) / self.width())))
+
+
+class Timeline(QtWidgets.QWidget):
+    """Slider + play/pause + steps. Playing advances one frame per tick of a QTimer."""
+
+    frame_requested = Signal(int)
+    playing_changed = Signal(bool)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        st = self.style()
+        sp = QtWidgets.QStyle.StandardPixmap
+        self._n = 0
+        self._timer = QtCore.QTimer(self)
+        self._timer.timeout.connect(self._tick)
+        self.fps = 10.0
+
+        def button(icon, tip: str) -> QtWidgets.QToolButton:
+            b = QtWidgets.QToolButton(self)
+            b.setIcon(st.standardIcon(icon))
+            b.setToolTip(tip)
+            b.setAutoRaise(True)
+            b.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+            return b
+
+        self.first_btn = button(sp.SP_MediaSkipBackward, "First frame (Home)")
+        self.prev_btn = button(sp.SP_MediaSeekBackward, "Previous frame (Left)")
+        self.play_btn = button(sp.SP_MediaPlay, "Play / pause (Space)")
+        self.next_btn = button(sp.SP_MediaSeekForward, "Next frame (Right)")
+        self.last_btn = button(sp.SP_MediaSkipForward, "Last frame (End)")
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal, self)
+        self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.slider.setToolTip("Scrub through the sequence; inference follows the newest frame")
+        self.strip = StateStrip(self)
+        self.label = QtWidgets.QLabel("- / -", self)
+        self.label.setMinimumWidth(110)
+        self.label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+
+        self.first_btn.clicked.connect(lambda: self.frame_requested.emit(0))
+        self.last_btn.clicked.connect(lambda: self.frame_requested.emit(max(0, self._n - 1)))
+        self.prev_btn.clicked.connect(lambda: self.step(-1))
+        self.next_btn.clicked.connect(lambda: self.step(1))
+        self.play_btn.clicked.connect(self.toggle_play)
+        self.slider.valueChanged.connect(self._on_slider)
+        self.strip.clicked.connect(self.frame_requested)
+
+        col = QtWidgets.QVBoxLayout()
+        col.setSpacing(1)
+        col.addWidget(self.slider)
+        col.addWidget(self.strip)
+        lay = QtWidgets.QHBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 2)
+        for b in (self.first_btn, self.prev_btn, self.play_btn, self.next_btn, self.last_btn):
+            lay.addWidget(b)
+        lay.addLayout(col, 1)
+        lay.addWidget(self.label)
+        self.set_count(0)
+
+    # ------------------------------------------------------------------ API
+    def set_count(self, n: int) -> None:
+        self._n = n
+        self.stop()
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, n - 1))
+        self.slider.setValue(0)
+        self.slider.blockSignals(False)
+        self.strip.states = ["new"] * n
+        self.strip.update()
+        for w in (self.slider, self.play_btn, self.prev_btn, self.next_btn, self.first_btn, self.last_btn):
+            w.setEnabled(n > 0)
+
+    def set_current(self, index: int, name: str = "") -> None:
+        """Reflect the shown frame (does not emit frame_requested)."""
+        self.slider.blockSignals(True)
+        self.slider.setValue(index)
+        self.slider.blockSignals(False)
+        self.strip.current = index
+        self.strip.update()
+        self.label.setText(f"{index + 1} / {self._n}" + (f"  {name}" if name else ""))
+        self.label.setToolTip(name)
+
+    def set_state(self, index: int, state: str) -> None:
+        if 0 <= index < len(self.strip.states) and self.strip.states[index] != state:
+            self.strip.states[index] = state
+            self.strip.update()
+
+    def set_states(self, states: list[str]) -> None:
+        self.strip.states = list(states)
+        self.strip.update()
+
+    def step(self, delta: int) -> None:
+        if self._n:
+            self.frame_requested.emit(min(self._n - 1, max(0, self.slider.value() + delta)))
+
+    @property
+    def playing(self) -> bool:
+        return self._timer.isActive()
+
+    def toggle_play(self) -> None:
+        if self.playing:
+            self.stop()
+        elif self._n > 1:
+            self._timer.start(int(1000 / self.fps))
+            self.play_btn.setIcon(self.style().standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MediaPause))
+            self.playing_changed.emit(True)
+
+    def stop(self) -> None:
+        if self._timer.isActive():
+            self._timer.stop()
+            self.playing_changed.emit(False)
+        self.play_btn.setIcon(self.style().standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MediaPlay))
+
+    def _tick(self) -> None:
+        nxt = self.slider.value() + 1
+        if nxt >= self._n:
+            self.stop()
+            return
+        self.frame_requested.emit(nxt)
+
+    def _on_slider(self, value: int) -> None:
+        self.frame_requested.emit(value)
