@@ -1,0 +1,192 @@
+"""CSK-Net training losses: segmentation CE (ignore 255), L1 sparsity on exchange gammas, pixel
+contrastive (InfoNCE) distillation teacher -> student EO branch, optional logit KD, and the total.
+
+Typical step (both modalities):
+    out = model(eo, ir)
+    with torch.no_grad():
+        t = teacher(eo)                        # frozen EO teacher (core/model/teacher.py)
+    terms = total_loss(out, labels, model, cfg, distiller=distiller, teacher_out=t)
+    terms["total"].backward()
+IR-only (modality dropout) step: `out = model(None, ir)`; `total_loss(out, labels, model, cfg)` then
+uses CE on the IR branch + L1 only. `distiller` holds trainable projection heads: give its
+parameters to the optimiser and save its state_dict alongside the student's if resuming.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from csknet_studio.core.errors import ConfigError
+from csknet_studio.core.modes import Mode
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights (design doc 1.2). `distill_stages` are 1-based ResNet stages (layer1..layer4)."""
+
+    ce_eo: float = 1.0
+    ce_ir: float = 1.0
+    ce_fused: float = 1.0
+    l1: float = 2e-4
+    contrastive: float = 0.1
+    tau: float = 0.1
+    distill_stages: tuple[int, ...] = (1, 2, 4)
+    proj_dim: int = 128
+    samples: int = 1024
+    class_aware: bool = True
+    kd: float = 0.0
+    kd_temperature: float = 4.0
+    ignore_index: int = 255
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "distill_stages", tuple(int(s) for s in self.distill_stages))
+        for name in ("ce_eo", "ce_ir", "ce_fused", "l1", "contrastive", "kd"):
+            if not float(getattr(self, name)) >= 0:
+                raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.tau > 0 or not self.kd_temperature > 0:
+            raise ConfigError("loss.tau and loss.kd_temperature must be > 0")
+        if any(s not in (1, 2, 3, 4) for s in self.distill_stages):
+            raise ConfigError(f"loss.distill_stages: values in 1..4, got {self.distill_stages}")
+        if self.samples < 2 or self.proj_dim < 1:
+            raise ConfigError("loss.samples must be >= 2 and loss.proj_dim >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["distill_stages"] = list(self.distill_stages)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LossConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"loss config: unknown key(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+def segmentation_ce(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
+    """Mean CE over labelled pixels; exactly 0 (with a graph) when no pixel is labelled, never NaN."""
+    labels = labels.long()
+    if not bool((labels != ignore_index).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, labels, ignore_index=ignore_index)
+
+
+def l1_sparsity(gammas: list[tuple[Tensor, slice]]) -> Tensor:
+    """sum |gamma[channels]| over `model.exchange_gammas()`."""
+    if not gammas:
+        return torch.zeros(())
+    return torch.stack([g[sl].abs().sum() for g, sl in gammas]).sum()
+
+
+def logit_kd(student: Tensor, teacher: Tensor, temperature: float, labels: Tensor | None = None,
+             ignore_index: int = 255) -> Tensor:
+    """KL(softmax(t/T) || softmax(s/T)) * T^2, averaged over (labelled, if labels given) pixels."""
+    t = temperature
+    kl = F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher.detach() / t, 1),
+                  reduction="none", log_target=True).sum(1)
+    if labels is not None:
+        valid = labels != ignore_index
+        return (kl * valid).sum() / valid.sum().clamp_min(1) * t * t
+    return kl.mean() * t * t
+
+
+class _Projection(nn.Sequential):
+    """Conv1x1 -> BN -> ReLU -> Conv1x1 to `dim` (per pixel); output is L2-normalised by the caller."""
+
+    def __init__(self, cin: int, dim: int):
+        hidden = max(dim, min(cin, 256))
+        super().__init__(nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+                         nn.Conv2d(hidden, dim, 1))
+
+
+class ContrastiveDistiller(nn.Module):
+    """Pixel InfoNCE between student EO features and teacher features at chosen stages.
+
+    Per stage: project both to `proj_dim`, L2-normalise, sample `samples` labelled pixel positions;
+    anchor = student pixel i, positive = teacher pixel i, negatives = teacher pixels j at the other
+    sampled positions (with `class_aware`, only those of a different class).
+        L = -mean_i log( exp(s_i.t_i/tau) / sum_j exp(s_i.t_j/tau) ),  summed over stages.
+    """
+
+    def __init__(self, student_channels: tuple[int, ...], teacher_channels: tuple[int, ...], cfg: LossConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.stages = cfg.distill_stages
+        self.student_proj = nn.ModuleDict({f"layer{s}": _Projection(student_channels[s - 1], cfg.proj_dim) for s in self.stages})
+        self.teacher_proj = nn.ModuleDict({f"layer{s}": _Projection(teacher_channels[s - 1], cfg.proj_dim) for s in self.stages})
+
+    @classmethod
+    def for_models(cls, student: nn.Module, teacher: nn.Module, cfg: LossConfig) -> ContrastiveDistiller:
+        return cls(tuple(student.encoder.out_channels), tuple(teacher.encoder.out_channels), cfg)
+
+    def _sample(self, labels: Tensor | None, b: int, h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor | None]:
+        n = b * h * w
+        if labels is None:
+            idx = torch.randperm(n, device=device)[: self.cfg.samples]
+            return idx, None
+        lab = F.interpolate(labels[:, None].float(), size=(h, w), mode="nearest").long().flatten()
+        valid = (lab != self.cfg.ignore_index).nonzero().flatten()
+        idx = valid[torch.randperm(valid.numel(), device=device)[: self.cfg.samples]]
+        return idx, lab[idx]
+
+    def stage_loss(self, s_feat: Tensor, t_feat: Tensor, stage: int, labels: Tensor | None) -> Tensor:
+        s = F.normalize(self.student_proj[f"layer{stage}"](s_feat), dim=1)
+        t = F.normalize(self.teacher_proj[f"layer{stage}"](t_feat.detach()), dim=1)
+        if t.shape[-2:] != s.shape[-2:]:
+            t = F.interpolate(t, size=s.shape[-2:], mode="bilinear", align_corners=False)
+        b, d, h, w = s.shape
+        idx, lab = self._sample(labels, b, h, w, s.device)
+        if idx.numel() < 2:
+            return s.sum() * 0.0
+        sv = s.permute(0, 2, 3, 1).reshape(-1, d)[idx]
+        tv = t.permute(0, 2, 3, 1).reshape(-1, d)[idx]
+        sim = sv @ tv.T / self.cfg.tau
+        if lab is not None and self.cfg.class_aware:
+            same = (lab[:, None] == lab[None, :]) & ~torch.eye(lab.numel(), dtype=torch.bool, device=sim.device)
+            sim = sim.masked_fill(same, float("-inf"))
+        target = torch.arange(sim.shape[0], device=sim.device)
+        return F.cross_entropy(sim, target)
+
+    def forward(self, student_feats: list[Tensor], teacher_feats: list[Tensor], labels: Tensor | None = None) -> Tensor:
+        """`student_feats` = out.stage_features["eo"], `teacher_feats` = teacher(eo).stage_features."""
+        losses = [self.stage_loss(student_feats[s - 1], teacher_feats[s - 1], s, labels) for s in self.stages]
+        return torch.stack(losses).sum()
+
+
+def total_loss(
+    out: Any,
+    labels: Tensor,
+    model: nn.Module,
+    cfg: LossConfig,
+    *,
+    distiller: ContrastiveDistiller | None = None,
+    teacher_out: Any = None,
+) -> dict[str, Tensor]:
+    """Named loss terms (weighted) and their sum under "total".
+
+    CE on every branch that ran (+ the fused output when both ran), L1 sparsity always, contrastive
+    distillation and logit KD when the EO branch ran and a teacher output is given. An IR-only step
+    (modality dropout) therefore gives CE(ir) + L1.
+    """
+    ig = cfg.ignore_index
+    terms: dict[str, Tensor] = {}
+    weights = {"eo": cfg.ce_eo, "ir": cfg.ce_ir}
+    for m, lg in out.branch_logits.items():
+        if weights[m] > 0:
+            terms[f"ce_{m}"] = weights[m] * segmentation_ce(lg, labels, ig)
+    if out.mode is Mode.BOTH and cfg.ce_fused > 0:
+        terms["ce_fused"] = cfg.ce_fused * segmentation_ce(out.logits, labels, ig)
+    if cfg.l1 > 0:
+        terms["l1"] = cfg.l1 * l1_sparsity(model.exchange_gammas()).to(out.logits.device)
+    if teacher_out is not None and "eo" in out.branch_logits:
+        if distiller is not None and cfg.contrastive > 0:
+            terms["contrastive"] = cfg.contrastive * distiller(out.stage_features["eo"], teacher_out.stage_features, labels)
+        if cfg.kd > 0:
+            terms["kd"] = cfg.kd * logit_kd(out.branch_logits["eo"], teacher_out.logits, cfg.kd_temperature, labels, ig)
+    terms["total"] = torch.stack(list(terms.values())).sum() if terms else out.logits.sum() * 0.0
+    return terms

@@ -1,0 +1,131 @@
+"""`CSKNetConfig`: everything needed to rebuild a CSK-Net, JSON-able so checkpoints carry it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from csknet_studio.core.errors import ConfigError
+from csknet_studio.core.model.preprocess import InputNorm
+
+# name -> (block type, blocks per stage). torchvision's depths; "resnet10" is the one-block-per-stage
+# toy used by the tiny test config.
+BACKBONES: dict[str, tuple[str, tuple[int, int, int, int]]] = {
+    "resnet10": ("basic", (1, 1, 1, 1)),
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ("bottleneck", (3, 4, 23, 3)),
+}
+EXCHANGE_MODES = ("replace", "mix")
+GSU_INJECT = ("both", "ir")
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def _int_tuple(v: Any, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in v)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: expected a list of integers, got {v!r}") from exc
+
+
+@dataclass(frozen=True)
+class CSKNetConfig:
+    """Architecture of a CSK-Net student (and, via `teacher.py`, of its EO teacher).
+
+    exchange_stages: ResNet stages (1..4) whose blocks host an exchange site.
+    gsu_stages: stages whose output goes through a Gated Spectral Unit when both streams run.
+    output_stride: 8/16/32; deeper stages are dilated instead of strided (DeepLab style).
+    aspp_rates: ASPP dilations at output stride 16 (scaled for 8 / 32).
+    """
+
+    backbone: str = "resnet18"
+    num_classes: int = 9
+    base_width: int = 64
+    output_stride: int = 16
+    decoder_channels: int = 128
+    skip_channels: int = 48
+    aspp_rates: tuple[int, ...] = (6, 12, 18)
+    exchange_stages: tuple[int, ...] = (2, 3, 4)
+    exchange_threshold: float = 2e-2
+    exchange_mode: str = "replace"
+    gsu_stages: tuple[int, ...] = (3, 4)
+    gsu_inject: str = "both"
+    input_norm: InputNorm = field(default_factory=InputNorm)
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"backbone: unknown {self.backbone!r}; choose from {sorted(BACKBONES)}")
+        for name in ("aspp_rates", "exchange_stages", "gsu_stages"):
+            object.__setattr__(self, name, _int_tuple(getattr(self, name), name))
+        if isinstance(self.input_norm, dict):
+            object.__setattr__(self, "input_norm", InputNorm.from_dict(self.input_norm))
+        elif not isinstance(self.input_norm, InputNorm):
+            raise ConfigError(f"input_norm: expected InputNorm or dict, got {type(self.input_norm).__name__}")
+        if int(self.num_classes) < 1:
+            raise ConfigError(f"num_classes must be >= 1, got {self.num_classes}")
+        if int(self.base_width) < 1 or int(self.decoder_channels) < 1 or int(self.skip_channels) < 1:
+            raise ConfigError("base_width, decoder_channels and skip_channels must be >= 1")
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride}")
+        if any(r < 1 for r in self.aspp_rates):
+            raise ConfigError(f"aspp_rates must be >= 1, got {self.aspp_rates}")
+        for name in ("exchange_stages", "gsu_stages"):
+            bad = [s for s in getattr(self, name) if s not in (1, 2, 3, 4)]
+            if bad or len(set(getattr(self, name))) != len(getattr(self, name)):
+                raise ConfigError(f"{name}: stages are distinct values in 1..4, got {getattr(self, name)}")
+        if not 0.0 <= float(self.exchange_threshold) < 1.0:
+            raise ConfigError(f"exchange_threshold must be in [0, 1), got {self.exchange_threshold}")
+        if self.exchange_mode not in EXCHANGE_MODES:
+            raise ConfigError(f"exchange_mode must be one of {EXCHANGE_MODES}, got {self.exchange_mode!r}")
+        if self.gsu_inject not in GSU_INJECT:
+            raise ConfigError(f"gsu_inject must be one of {GSU_INJECT}, got {self.gsu_inject!r}")
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def block(self) -> str:
+        return BACKBONES[self.backbone][0]
+
+    @property
+    def layers(self) -> tuple[int, int, int, int]:
+        return BACKBONES[self.backbone][1]
+
+    @property
+    def expansion(self) -> int:
+        return 4 if self.block == "bottleneck" else 1
+
+    @property
+    def stage_channels(self) -> tuple[int, int, int, int]:
+        """Channels of layer1..layer4 outputs."""
+        w, e = self.base_width, self.expansion
+        return (w * e, 2 * w * e, 4 * w * e, 8 * w * e)
+
+    @property
+    def dilate_stages(self) -> tuple[bool, bool, bool]:
+        """torchvision's replace_stride_with_dilation for layer2..layer4."""
+        return {32: (False, False, False), 16: (False, False, True), 8: (False, True, True)}[self.output_stride]
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only (lists, not tuples), stable keys."""
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, InputNorm):
+                v = v.to_dict()
+            elif isinstance(v, tuple):
+                v = list(v)
+            d[f.name] = v
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CSKNetConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"model config: expected a mapping, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"model config: unknown key(s) {sorted(unknown)}")
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise ConfigError(f"model config: {exc}") from exc

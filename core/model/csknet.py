@@ -1,0 +1,127 @@
+"""CSK-Net student: two-stream encoder -> shared decoder -> per-branch logits + fused logits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from csknet_studio.core.errors import ModelInputError
+from csknet_studio.core.model.config import CSKNetConfig
+from csknet_studio.core.model.decoder import TwoStreamDecoder, scaled_rates
+from csknet_studio.core.model.streams import ExchangeBN, Probe, TwoStreamEncoder
+from csknet_studio.core.modes import Mode
+
+
+@dataclass
+class CSKNetOutput:
+    """One forward's results. Introspection fields stay empty unless asked for.
+
+    logits: (B,K,H,W) prediction of the mode that ran (both -> fused ensemble).
+    branch_logits: {"eo": ..., "ir": ...} for the streams that ran (full resolution).
+    gate_maps: {"layer3": (B,h,w) in [0,1]} channel-mean GSU gate (weight on EO); introspect + both.
+    exchanged: {"layer2.0": {"ir->eo": idx, "eo->ir": idx}}: "ir->eo" lists the EO channels that were
+        replaced by IR's; introspect + both.
+    features: requested maps, detached: "<site>.before/<mod>", "<site>.after/<mod>" for exchange sites
+        (e.g. "layer2.0"), "<stage>/<mod>" for stage outputs ("layer1".."layer4", after GSU).
+    stage_features: {"eo": [layer1..layer4], "ir": [...]}, not detached (for distillation losses).
+    """
+
+    logits: Tensor
+    branch_logits: dict[str, Tensor]
+    mode: Mode
+    gate_maps: dict[str, Tensor] = field(default_factory=dict)
+    exchanged: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    features: dict[str, Tensor] = field(default_factory=dict)
+    stage_features: dict[str, list[Tensor]] = field(default_factory=dict)
+
+
+class CSKNet(nn.Module):
+    """Feed `eo`, `ir` or both; a missing modality costs nothing (no exchange, GSU or second stream)."""
+
+    def __init__(self, config: CSKNetConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = TwoStreamEncoder(config)
+        ch = self.encoder.out_channels
+        self.decoder = TwoStreamDecoder(
+            ch[0], ch[3], config.num_classes, config.decoder_channels, config.skip_channels,
+            scaled_rates(config.aspp_rates, config.output_stride),
+        )
+        # CEN ensemble: softmax(alpha)-weighted sum of detached branch logits (trains alpha only).
+        self.fusion_alpha = nn.Parameter(torch.ones(2))
+
+    @property
+    def exchange_sites(self) -> list[str]:
+        return list(self.encoder.exchange_sites)
+
+    def feature_names(self) -> list[str]:
+        """Names accepted by `forward(features=...)`."""
+        return [f"layer{s}" for s in range(1, 5)] + self.exchange_sites
+
+    def exchange_gammas(self) -> list[tuple[Tensor, slice]]:
+        """(gamma, channels) pairs the L1 sparsity term drives: at each exchange site EO's first half
+        and IR's second half (CEN), so the two streams never both give up the same channel."""
+        out: list[tuple[Tensor, slice]] = []
+        for m in self.encoder.modules():
+            if isinstance(m, ExchangeBN):
+                c = m.eo.weight.numel()
+                out.append((m.eo.weight, slice(0, c // 2)))
+                out.append((m.ir.weight, slice(c // 2, c)))
+        return out
+
+    def _check(self, eo: Tensor | None, ir: Tensor | None) -> Mode:
+        if eo is None and ir is None:
+            raise ModelInputError("CSKNet.forward: both eo and ir are None; feed at least one modality")
+        if eo is not None and (eo.ndim != 4 or eo.shape[1] != 3):
+            raise ModelInputError(f"CSKNet.forward: eo must be (B,3,H,W), got {tuple(eo.shape)}")
+        if ir is not None and (ir.ndim != 4 or ir.shape[1] != 1):
+            raise ModelInputError(f"CSKNet.forward: ir must be (B,1,H,W), got {tuple(ir.shape)}")
+        if eo is not None and ir is not None:
+            if eo.shape[0] != ir.shape[0] or eo.shape[-2:] != ir.shape[-2:]:
+                raise ModelInputError(
+                    f"CSKNet.forward: eo {tuple(eo.shape)} and ir {tuple(ir.shape)} differ in batch or H, W"
+                )
+            return Mode.BOTH
+        return Mode.EO if ir is None else Mode.IR
+
+    def forward(
+        self,
+        eo: Tensor | None = None,
+        ir: Tensor | None = None,
+        introspect: bool = False,
+        features: Iterable[str] = (),
+    ) -> CSKNetOutput:
+        mode = self._check(eo, ir)
+        wanted = frozenset(features)
+        if wanted:
+            unknown = wanted - set(self.feature_names())
+            if unknown:
+                raise ModelInputError(f"unknown feature name(s) {sorted(unknown)}; known: {self.feature_names()}")
+        probe = Probe(introspect=introspect, wanted=wanted) if (introspect or wanted) else None
+        xs = [t for t in (eo, ir) if t is not None]
+        mods = tuple(m for m, t in (("eo", eo), ("ir", ir)) if t is not None)
+        stages = self.encoder(xs, mods, probe)
+        logits_q = self.decoder([s[0] for s in stages], [s[3] for s in stages], mods)
+        size = xs[0].shape[-2:]
+        branch = {
+            m: F.interpolate(lg, size=size, mode="bilinear", align_corners=False)
+            for m, lg in zip(mods, logits_q, strict=True)
+        }
+        if mode is Mode.BOTH:
+            w = torch.softmax(self.fusion_alpha, 0)
+            logits = w[0] * branch["eo"].detach() + w[1] * branch["ir"].detach()
+        else:
+            logits = branch[mods[0]]
+        out = CSKNetOutput(
+            logits=logits,
+            branch_logits=branch,
+            mode=mode,
+            stage_features=dict(zip(mods, stages, strict=True)),
+        )
+        if probe is not None:
+            out.gate_maps, out.exchanged, out.features = probe.gate_maps, probe.exchanged, probe.features
+        return out

@@ -1,0 +1,92 @@
+"""DeepLabV3+-lite decoder: ASPP (1x1 + depthwise-separable dilated 3x3s + image pooling) on the
+last stage, a 1x1-reduced skip from layer1, one separable 3x3 fuse conv, a 1x1 classifier.
+
+Separable convs keep the head cheap at 480x640 on a CPU (the full DeepLabV3+ head with dense 3x3s
+would cost more than a ResNet-18 trunk). The pooling branch has no BN so batch-1 fine-tuning works.
+Two versions with identical parameter names: `PlainDecoder` (single tensor, ordinary BN; teacher
+and baseline) and `TwoStreamDecoder` (shared convs, private BN per modality).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from csknet_studio.core.model.streams import MODALITIES, ParallelBN, each
+
+
+class SepConv(nn.Module):
+    """Depthwise 3x3 (optionally dilated) then pointwise 1x1; no norm inside (the caller adds it)."""
+
+    def __init__(self, cin: int, cout: int, dilation: int = 1):
+        super().__init__()
+        self.dw = nn.Conv2d(cin, cin, 3, padding=dilation, dilation=dilation, groups=cin, bias=False)
+        self.pw = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pw(self.dw(x))
+
+
+def scaled_rates(rates: tuple[int, ...], output_stride: int) -> tuple[int, ...]:
+    """ASPP rates are given for output stride 16; at OS 8 they double, at OS 32 they halve."""
+    return tuple(max(1, round(r * 16 / output_stride)) for r in rates)
+
+
+class _DecoderLayers(nn.Module):
+    """The conv layers both decoders share (names and shapes)."""
+
+    def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...]):
+        super().__init__()
+        self.aspp = nn.ModuleList([nn.Conv2d(high_ch, channels, 1, bias=False)])
+        self.aspp.extend(SepConv(high_ch, channels, r) for r in rates)
+        self.aspp_pool = nn.Conv2d(high_ch, channels, 1)
+        self.project = nn.Conv2d(channels * (len(rates) + 2), channels, 1, bias=False)
+        self.skip = nn.Conv2d(low_ch, skip, 1, bias=False)
+        self.fuse = SepConv(channels + skip, channels)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+
+class PlainDecoder(_DecoderLayers):
+    def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...]):
+        super().__init__(low_ch, high_ch, num_classes, channels, skip, rates)
+        self.aspp_bn = nn.ModuleList(nn.BatchNorm2d(channels) for _ in self.aspp)
+        self.project_bn = nn.BatchNorm2d(channels)
+        self.skip_bn = nn.BatchNorm2d(skip)
+        self.fuse_bn = nn.BatchNorm2d(channels)
+
+    def forward(self, low: Tensor, high: Tensor) -> Tensor:
+        """Logits at the resolution of `low` (1/4 of the input)."""
+        branches = [torch.relu(bn(conv(high))) for conv, bn in zip(self.aspp, self.aspp_bn, strict=True)]
+        pooled = torch.relu(self.aspp_pool(F.adaptive_avg_pool2d(high, 1)))
+        branches.append(pooled.expand(-1, -1, high.shape[-2], high.shape[-1]))
+        x = torch.relu(self.project_bn(self.project(torch.cat(branches, 1))))
+        x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        s = torch.relu(self.skip_bn(self.skip(low)))
+        x = torch.relu(self.fuse_bn(self.fuse(torch.cat([x, s], 1))))
+        return self.classifier(x)
+
+
+class TwoStreamDecoder(_DecoderLayers):
+    """Same layers, applied to each stream with shared weights; BN private per modality."""
+
+    def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...]):
+        super().__init__(low_ch, high_ch, num_classes, channels, skip, rates)
+        self.aspp_bn = nn.ModuleList(ParallelBN(channels, MODALITIES) for _ in self.aspp)
+        self.project_bn = ParallelBN(channels)
+        self.skip_bn = ParallelBN(skip)
+        self.fuse_bn = ParallelBN(channels)
+
+    def forward(self, lows: list[Tensor], highs: list[Tensor], mods: tuple[str, ...]) -> list[Tensor]:
+        branches = [
+            [torch.relu(y) for y in bn(each(conv, highs), mods)]
+            for conv, bn in zip(self.aspp, self.aspp_bn, strict=True)
+        ]
+        pooled = [torch.relu(self.aspp_pool(F.adaptive_avg_pool2d(h, 1))).expand(-1, -1, *h.shape[-2:]) for h in highs]
+        cats = [torch.cat([b[i] for b in branches] + [pooled[i]], 1) for i in range(len(highs))]
+        xs = [torch.relu(y) for y in self.project_bn(each(self.project, cats), mods)]
+        xs = [F.interpolate(x, size=lo.shape[-2:], mode="bilinear", align_corners=False) for x, lo in zip(xs, lows, strict=True)]
+        ss = [torch.relu(y) for y in self.skip_bn(each(self.skip, lows), mods)]
+        xs = [torch.cat([x, s], 1) for x, s in zip(xs, ss, strict=True)]
+        xs = [torch.relu(y) for y in self.fuse_bn(each(self.fuse, xs), mods)]
+        return each(self.classifier, xs)

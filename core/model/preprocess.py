@@ -1,0 +1,130 @@
+"""Numpy frames -> normalised model tensors.
+
+The normalisation lives in `InputNorm`, which sits inside `CSKNetConfig`, so a checkpoint carries
+the exact preprocessing its weights were trained with (a GUI loading the file cannot get it wrong).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from csknet_studio.core.errors import ConfigError, ModelInputError
+
+_IR_SCALES = ("dtype", "percentile")
+
+
+def _dtype_max(arr: np.ndarray) -> float:
+    """Full-scale value of an integer image (uint8 -> 255, uint16 -> 65535); floats are taken as is."""
+    if np.issubdtype(arr.dtype, np.integer):
+        return float(np.iinfo(arr.dtype).max)
+    return 1.0
+
+
+@dataclass(frozen=True)
+class InputNorm:
+    """How raw EO/IR pixels become network inputs.
+
+    EO: divided by its dtype's full scale (uint8 255, uint16 65535) to 0..1, then (x - mean) / std
+    per RGB channel (defaults: ImageNet, the statistics of the pretrained stem).
+    IR: scaled to ~0..1 by `ir_scale` then (x - ir_mean) / ir_std.
+      * "dtype": divide by the dtype's full scale (uint8 255, uint16 65535; float kept as is);
+      * a number: divide by it (e.g. 16383 for 14-bit radiometric data stored in uint16);
+      * "percentile": per-frame 1st..99th percentile stretch to 0..1 — robust when cameras with
+        different radiometric offsets are mixed, at the cost of absolute temperature meaning.
+    """
+
+    eo_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    eo_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    ir_scale: str | float = "dtype"
+    ir_mean: float = 0.5
+    ir_std: float = 0.25
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eo_mean", tuple(float(v) for v in self.eo_mean))
+        object.__setattr__(self, "eo_std", tuple(float(v) for v in self.eo_std))
+        if len(self.eo_mean) != 3 or len(self.eo_std) != 3:
+            raise ConfigError("input_norm.eo_mean / eo_std need 3 values (R, G, B)")
+        if min(self.eo_std) <= 0 or self.ir_std <= 0:
+            raise ConfigError("input_norm: eo_std and ir_std must be > 0")
+        if isinstance(self.ir_scale, str):
+            if self.ir_scale not in _IR_SCALES:
+                raise ConfigError(
+                    f"input_norm.ir_scale must be a positive number or one of {_IR_SCALES}, got {self.ir_scale!r}"
+                )
+        elif not float(self.ir_scale) > 0:
+            raise ConfigError(f"input_norm.ir_scale must be > 0, got {self.ir_scale!r}")
+        else:
+            object.__setattr__(self, "ir_scale", float(self.ir_scale))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["eo_mean"], d["eo_std"] = list(self.eo_mean), list(self.eo_std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InputNorm:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"input_norm: unknown key(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+def _batched(arr: np.ndarray, item_ndim: int, what: str) -> np.ndarray:
+    if arr.ndim == item_ndim:
+        return arr[None]
+    if arr.ndim == item_ndim + 1:
+        return arr
+    raise ModelInputError(f"{what}: expected {item_ndim} or {item_ndim + 1} dims, got shape {arr.shape}")
+
+
+def eo_to_tensor(eo: np.ndarray, norm: InputNorm, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H,W,3) or (B,H,W,3) RGB -> (B,3,H,W) float32, normalised."""
+    eo = _batched(np.asarray(eo), 3, "EO image")
+    if eo.shape[-1] != 3:
+        raise ModelInputError(f"EO image: expected 3 RGB channels last, got shape {eo.shape}")
+    t = torch.from_numpy(np.ascontiguousarray(eo)).to(device)
+    t = t.permute(0, 3, 1, 2).to(torch.float32) / _dtype_max(eo)
+    mean = torch.tensor(norm.eo_mean, device=t.device).view(1, 3, 1, 1)
+    std = torch.tensor(norm.eo_std, device=t.device).view(1, 3, 1, 1)
+    return ((t - mean) / std).contiguous()
+
+
+def ir_to_tensor(ir: np.ndarray, norm: InputNorm, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H,W), (H,W,1), (B,H,W) or (B,H,W,1) single-channel IR -> (B,1,H,W) float32, normalised."""
+    ir = np.asarray(ir)
+    if ir.ndim >= 3 and ir.shape[-1] == 1:
+        ir = ir[..., 0]
+    ir = _batched(ir, 2, "IR image")
+    t = torch.from_numpy(np.ascontiguousarray(ir)).to(device).to(torch.float32)[:, None]
+    if norm.ir_scale == "dtype":
+        t = t / _dtype_max(ir)
+    elif norm.ir_scale == "percentile":
+        flat = t.flatten(1)
+        lo = torch.quantile(flat, 0.01, dim=1).view(-1, 1, 1, 1)
+        hi = torch.quantile(flat, 0.99, dim=1).view(-1, 1, 1, 1)
+        t = ((t - lo) / (hi - lo).clamp_min(1e-6)).clamp(0.0, 1.0)
+    else:
+        t = t / float(norm.ir_scale)
+    return ((t - norm.ir_mean) / norm.ir_std).contiguous()
+
+
+def to_tensors(
+    eo_np: np.ndarray | None,
+    ir_np: np.ndarray | None,
+    norm: InputNorm,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """FramePair-style arrays (single frame or batch) -> (eo (B,3,H,W) | None, ir (B,1,H,W) | None)."""
+    eo_t = None if eo_np is None else eo_to_tensor(eo_np, norm, device)
+    ir_t = None if ir_np is None else ir_to_tensor(ir_np, norm, device)
+    if eo_t is not None and ir_t is not None and (
+        eo_t.shape[0] != ir_t.shape[0] or eo_t.shape[-2:] != ir_t.shape[-2:]
+    ):
+        raise ModelInputError(
+            f"EO batch {tuple(eo_t.shape)} and IR batch {tuple(ir_t.shape)} differ in batch size or H, W"
+        )
+    return eo_t, ir_t
