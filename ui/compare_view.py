@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.modes import ALL_MODES, Mode
 from csknet_studio.core.uncertainty import Disagreement, disagreement
-from PySide6 import QtCore, QtWidgets
 
 # Disagreement LUT: 0 = agree (dark grey), 1 = disagree (bright magenta), so it reads in both themes.
 _DIFF_LUT = np.array([[40, 40, 40, 255], [255, 0, 200, 255]], dtype=np.uint8)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from csknet_studio.core.classes import PST900
 from csknet_studio.core.modes import Mode
 from csknet_studio.ui.compare_view import CompareView

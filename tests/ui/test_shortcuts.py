@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from csknet_studio.ui.shortcuts import ShortcutsDialog, collect_shortcuts, install_shortcuts_sheet
 from PySide6 import QtGui, QtWidgets
+
+from csknet_studio.ui.shortcuts import ShortcutsDialog, collect_shortcuts, install_shortcuts_sheet
 
 
 def _window(qtbot) -> QtWidgets.QMainWindow:
