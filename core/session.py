@@ -1,0 +1,319 @@
+"""AnnotationSession: the Qt-free model of one sequence's labels, which the GUI observes.
+
+Holds, per frame, a model prediction (zlib-packed: memory stays small) and/or a person's correction,
+records every edit as an undoable diff of the touched box, and autosaves each finished edit into the
+project folder beside the sequence (core/project.py) so a crash or a full disk loses nothing.
+Frames nobody touched cost nothing: masks are created on the first edit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from csknet_studio import __version__
+from csknet_studio.core.classes import IGNORE_INDEX, MFNET, ClassScheme
+from csknet_studio.core.edits import EMPTY_RECT, History, Origin, Packed, Rect
+from csknet_studio.core.errors import ProjectError
+from csknet_studio.core.events import SessionEvents
+from csknet_studio.core.project import (
+    CheckpointRef,
+    ProjectData,
+    ProjectStore,
+    default_project_path,
+    names_digest,
+)
+from csknet_studio.core.session_edits import EditingMixin, _Stroke
+
+DEFAULT_UNDO_BUDGET = 256 * 1024 * 1024
+
+__all__ = ["AnnotationSession", "Origin", "Rect", "EMPTY_RECT", "CheckpointRef", "DEFAULT_UNDO_BUDGET"]
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class AnnotationSession(EditingMixin):
+    """Labels, origins, undo/redo and autosave for one sequence (see docs/architecture.md, Data).
+
+    `sequence` follows the Sequence protocol (len, names, [i] -> FramePair, source, scheme, layout).
+    The project defaults to `<source>.csknet/`; an existing one is restored (ProjectError when it was
+    made for another sequence). Masks returned by `labels()` are read-only views: copy to keep one.
+    Points are (x, y) = (column, row) frame pixels; every edit returns the Rect of changed pixels.
+    """
+
+    def __init__(
+        self,
+        sequence: Any,
+        project_path: str | os.PathLike | None = None,
+        *,
+        scheme: ClassScheme | None = None,
+        autosave: bool = True,
+        undo_budget_bytes: int = DEFAULT_UNDO_BUDGET,
+        relink: bool = False,
+    ) -> None:
+        self.sequence = sequence
+        self.events = SessionEvents()
+        self.autosave = autosave
+        self.names: list[str] = [str(n) for n in sequence.names]
+        self._n = len(sequence)
+        if len(self.names) != self._n:
+            raise ProjectError(f"sequence {getattr(sequence, 'source', '?')}: {self._n} frames but {len(self.names)} names")
+        src = getattr(sequence, "source", None)
+        self.source: Path | None = Path(src) if src is not None else None
+        if project_path is None and self.source is not None:
+            project_path = default_project_path(self.source)
+        self.project_path: Path | None = Path(project_path) if project_path is not None else None
+        self._store = ProjectStore(self.project_path) if self.project_path is not None else None
+        self.scheme: ClassScheme = scheme or getattr(sequence, "scheme", None) or MFNET
+        self.checkpoint: CheckpointRef | None = None
+        self.alignment: dict[str, Any] | None = None
+        self.last_save_error: ProjectError | None = None
+        self._corr: dict[int, np.ndarray] = {}
+        self._on_disk: dict[int, str] = {}  # corrected frames whose mask is still only on disk
+        self._pred: dict[int, Packed] = {}
+        self._pred_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._shapes: dict[int, tuple[int, int]] = {}
+        self._empties: dict[tuple[int, int], np.ndarray] = {}
+        self._dirty_frames: set[int] = set()
+        self._meta_dirty = False
+        self._dirty = False
+        self._history = History(undo_budget_bytes)
+        self._stroke: _Stroke | None = None
+        if self._store is not None and self._store.exists():
+            self._restore(self._store.load(), relink)
+
+    @classmethod
+    def open(cls, sequence: Any, project_path: str | os.PathLike | None = None, **kw: Any) -> AnnotationSession:
+        """Open `sequence` with its project (restoring every saved correction)."""
+        return cls(sequence, project_path, **kw)
+
+    def _restore(self, data: ProjectData, relink: bool) -> None:
+        root = self.project_path
+        if data.num_frames != self._n or data.names_sha1 != names_digest(self.names):
+            raise ProjectError(
+                f"project {root} belongs to another sequence: it was made for {data.num_frames} frames of "
+                f"{data.source}, but {self.source} has {self._n} frames with other names"
+            )
+        if data.source is not None and self.source is not None and data.source.resolve() != self.source.resolve():
+            if not relink:
+                raise ProjectError(
+                    f"project {root} was made for sequence {data.source.resolve()}, not {self.source.resolve()}; "
+                    "if the sequence was moved, open it with relink=True (CLI: --relink)"
+                )
+            self._meta_dirty = True
+        for i, rel in data.corrected.items():
+            if not 0 <= i < self._n or not (root / rel).is_file():
+                raise ProjectError(f"project {root}: mask {rel} of frame {i} is missing or out of range")
+        self.scheme, self.checkpoint, self.alignment = data.scheme, data.checkpoint, data.alignment
+        self._on_disk = dict(data.corrected)
+
+    # --- reading ------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._n
+
+    def _check(self, i: int) -> int:
+        i = int(i)
+        if not 0 <= i < self._n:
+            raise IndexError(f"frame {i} out of range (sequence has {self._n} frames)")
+        return i
+
+    def origin(self, i: int) -> Origin:
+        i = self._check(i)
+        if i in self._corr or i in self._on_disk:
+            return Origin.CORRECTED
+        return Origin.PREDICTED if i in self._pred else Origin.EMPTY
+
+    def origins(self) -> list[Origin]:
+        return [self.origin(i) for i in range(self._n)]
+
+    def corrected_frames(self) -> list[int]:
+        return sorted(set(self._corr) | set(self._on_disk))
+
+    def frame_shape(self, i: int) -> tuple[int, int]:
+        """(H, W) of frame i, read from the sequence only when no mask tells it."""
+        i = self._check(i)
+        if i in self._corr:
+            return self._corr[i].shape  # type: ignore[return-value]
+        if i in self._pred:
+            return self._pred[i].shape  # type: ignore[return-value]
+        if i not in self._shapes:
+            self._shapes[i] = tuple(self.sequence[i].shape)  # type: ignore[assignment]
+        return self._shapes[i]
+
+    def _correction(self, i: int) -> np.ndarray | None:
+        if i in self._on_disk:
+            assert self._store is not None
+            self._corr[i] = self._store.read_mask(self._on_disk.pop(i))
+        return self._corr.get(i)
+
+    def prediction(self, i: int) -> np.ndarray | None:
+        """The model's labels for frame i (read-only), or None."""
+        i = self._check(i)
+        if i in self._pred_cache:
+            self._pred_cache.move_to_end(i)
+            return self._pred_cache[i]
+        packed = self._pred.get(i)
+        if packed is None:
+            return None
+        arr = _readonly(packed.unpack())
+        self._pred_cache[i] = arr
+        while len(self._pred_cache) > 8:
+            self._pred_cache.popitem(last=False)
+        return arr
+
+    def labels(self, i: int) -> np.ndarray:
+        """Current (H, W) uint8 mask: the correction, else the prediction, else all 255. Read-only."""
+        i = self._check(i)
+        m = self._correction(i)
+        if m is not None:
+            return _readonly(m)
+        p = self.prediction(i)
+        if p is not None:
+            return p
+        shape = self.frame_shape(i)
+        if shape not in self._empties:
+            self._empties[shape] = _readonly(np.full(shape, IGNORE_INDEX, np.uint8))
+        return self._empties[shape]
+
+    # --- predictions (not edits: not undoable, never saved as corrections) ---------------------------
+    def set_prediction(self, i: int, labels: np.ndarray) -> None:
+        i = self._check(i)
+        arr = np.asarray(labels)
+        if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+            raise ValueError(f"prediction for frame {i} must be a 2-D integer mask, got {arr.dtype} {arr.shape}")
+        known = self._corr[i].shape if i in self._corr else self._shapes.get(i)
+        if known is not None and tuple(arr.shape) != tuple(known):
+            raise ValueError(f"prediction for frame {i} has shape {arr.shape}, the frame is {known}")
+        before = self.origin(i)
+        arr = arr.astype(np.uint8, copy=True)
+        self._pred[i] = Packed.pack(arr)
+        self._pred_cache[i] = _readonly(arr)
+        self._pred_cache.move_to_end(i)
+        self._shapes[i] = arr.shape  # type: ignore[assignment]
+        if before is not Origin.CORRECTED:
+            self.events.labels_changed.emit(i, Rect.full(arr.shape))
+        if before is Origin.EMPTY:
+            self.events.origin_changed.emit(i)
+
+    def clear_predictions(self) -> None:
+        """Forget every prediction (e.g. new weights): uncorrected frames fall back to empty."""
+        frames = list(self._pred)
+        self._pred.clear()
+        self._pred_cache.clear()
+        for i in frames:
+            if self.origin(i) is Origin.EMPTY:
+                self.events.labels_changed.emit(i, Rect.full(self.frame_shape(i)))
+                self.events.origin_changed.emit(i)
+
+    # --- project settings -------------------------------------------------------------------------------
+    def set_scheme(self, scheme: ClassScheme, *, force: bool = False) -> None:
+        """Switch the class scheme. Corrected pixels with ids the new scheme lacks make this refuse
+        (ProjectError listing the frames) unless force=True, which turns them into 255 (unlabelled).
+        Predictions are dropped when the class names change, and the undo history is cleared (its
+        diffs hold ids of the old scheme)."""
+        if scheme == self.scheme:
+            return
+        self._finish_stroke()
+        n = scheme.num_classes
+        bad = [i for i in self.corrected_frames() if ((m := self._correction(i)) >= n)[m != IGNORE_INDEX].any()]
+        if bad and not force:
+            names = ", ".join(self.names[i] for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
+            raise ProjectError(
+                f"cannot switch to class scheme {scheme.name!r} ({n} classes): {len(bad)} corrected frame(s) "
+                f"use class ids >= {n} ({names}); use force to make those pixels unlabelled (255)"
+            )
+        for i in bad:
+            m = self._corr[i]
+            m[(m >= n) & (m != IGNORE_INDEX)] = IGNORE_INDEX
+            self._dirty_frames.add(i)
+            self.events.labels_changed.emit(i, Rect.full(m.shape))
+        if scheme.class_names != self.scheme.class_names:
+            self.clear_predictions()
+        self._history.clear()
+        self.scheme = scheme
+        self._meta_dirty = True
+        self.events.scheme_changed.emit(scheme)
+        self.events.history_changed.emit()
+        self._autosave()
+
+    def set_checkpoint(self, path: str | os.PathLike, weights_hash: str = "") -> None:
+        """Record which weights produced the predictions (path + hash go into the project)."""
+        self.checkpoint = CheckpointRef(str(Path(path).resolve()), str(weights_hash))
+        self._meta_dirty = True
+        self._autosave()
+
+    def set_alignment(self, alignment: dict[str, Any] | None) -> None:
+        self.alignment = dict(alignment) if alignment is not None else None
+        self._meta_dirty = True
+        self._autosave()
+
+    # --- saving -----------------------------------------------------------------------------------------
+    @property
+    def dirty(self) -> bool:
+        """True while something is not yet written to the project."""
+        return self._dirty
+
+    def _set_dirty(self, value: bool) -> None:
+        if value != self._dirty:
+            self._dirty = value
+            self.events.dirty_changed.emit(value)
+
+    def _autosave(self) -> None:
+        self._set_dirty(True)
+        if self._store is None or not self.autosave:
+            return
+        try:
+            self.save()
+        except ProjectError as err:
+            self.events.save_failed.emit(err)
+
+    def save(self) -> Path:
+        """Write dirty masks, then the manifest, then delete masks of frames no longer corrected.
+
+        On failure (e.g. disk full) raises ProjectError and keeps everything in memory, still dirty,
+        so the next save writes it all."""
+        if self._store is None or self.project_path is None:
+            raise ProjectError("this session has no project path (the sequence has no source on disk)")
+        frames = sorted(self._dirty_frames)
+        try:
+            for i in frames:
+                if i in self._corr:
+                    self._store.write_mask(i, self._corr[i])
+            corrected = {i: ProjectStore.mask_name(i) for i in self.corrected_frames()}
+            data = ProjectData(
+                source=self.source, layout=str(getattr(self.sequence, "layout", "")), num_frames=self._n,
+                names_sha1=names_digest(self.names), scheme=self.scheme, checkpoint=self.checkpoint,
+                alignment=self.alignment, corrected=corrected, app_version=__version__,
+            )
+            self._store.write_manifest(data, self.names)
+            for i in frames:
+                if self.origin(i) is not Origin.CORRECTED:
+                    self._store.remove_mask(i)
+        except OSError as exc:
+            err = ProjectError(
+                f"could not save project {self.project_path}: {exc.strerror or exc}. Nothing is lost: "
+                "the corrections stay in memory and are written on the next edit or save"
+            )
+            self.last_save_error = err
+            self._set_dirty(True)
+            raise err from exc
+        self._dirty_frames.clear()
+        self._meta_dirty = False
+        self.last_save_error = None
+        self._set_dirty(False)
+        self.events.saved.emit(self.project_path)
+        return self.project_path
+
+    def close(self) -> None:
+        """Finish any stroke and save what is unsaved (raises ProjectError if that fails)."""
+        self._finish_stroke()
+        if self._dirty and self._store is not None:
+            self.save()

@@ -1,0 +1,260 @@
+"""The editing half of AnnotationSession: tools, live strokes and undo/redo (split for size).
+
+Every edit stores only the changed box's old and new values (plus, for a frame's first correction,
+a reference to the packed prediction it started from) so undo memory stays small and redo is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from csknet_studio.core.classes import IGNORE_INDEX
+from csknet_studio.core.edits import (
+    EMPTY_RECT,
+    Edit,
+    Origin,
+    Packed,
+    Point,
+    Rect,
+    brush_segment,
+    flood_region,
+    polygon_region,
+)
+
+
+@dataclass
+class _Stroke:
+    frame: int
+    class_id: int
+    radius: float
+    last: Point
+    before: np.ndarray  # the frame's labels when the stroke began (transient, not kept in history)
+    origin_before: Origin
+    base: Packed | None
+    rect: Rect = EMPTY_RECT
+
+
+class EditingMixin:
+    """Edit commands of AnnotationSession; relies on its state (_corr, _pred, _history, events, ...)."""
+    # --- edits ----------------------------------------------------------------------------------------
+    def _check_class(self, class_id: int) -> int:
+        c = int(class_id)
+        if not (0 <= c < self.scheme.num_classes or c == IGNORE_INDEX):
+            raise ValueError(f"class id {c} is not in scheme {self.scheme.name} (0..{self.scheme.num_classes - 1} or 255)")
+        return c
+
+    def _ensure_corrected(self, i: int) -> np.ndarray:
+        m = self._correction(i)
+        if m is None:
+            m = self.labels(i).copy()
+            self._corr[i] = m
+        return m
+
+    def _edit(self, frame: int, kind: str, compute: Callable[[np.ndarray], tuple[Rect, np.ndarray]],
+              force_origin: bool = False) -> Rect:
+        """Apply `compute(current) -> (rect, new values in rect)` as one undoable step."""
+        self._finish_stroke()
+        frame = self._check(frame)
+        before = self.origin(frame)
+        current = self.labels(frame)
+        rect, block = compute(current)
+        changed, new = EMPTY_RECT, np.zeros((0, 0), np.uint8)
+        if not rect.empty:
+            sub = Rect.bbox(current[rect.slices] != block)
+            if not sub.empty:
+                changed = Rect(rect.y0 + sub.y0, rect.x0 + sub.x0, rect.y0 + sub.y1, rect.x0 + sub.x1)
+                new = block[sub.slices]
+        if changed.empty and (before is Origin.CORRECTED or not force_origin):
+            return EMPTY_RECT  # nothing changed: not an undo step
+        base = self._pred.get(frame) if before is not Origin.CORRECTED else None
+        old = Packed.pack(current[changed.slices])
+        mask = self._ensure_corrected(frame)
+        mask[changed.slices] = new
+        self._record(Edit(frame, kind, changed, old, Packed.pack(new), before, Origin.CORRECTED, base))
+        return changed
+
+    def _record(self, edit: Edit, emit_labels: bool = True, emit_origin: bool = True) -> None:
+        dropped = self._history.push(edit)
+        self._dirty_frames.add(edit.frame)
+        if emit_labels and not edit.rect.empty:
+            self.events.labels_changed.emit(edit.frame, edit.rect)
+        if emit_origin and edit.origin_before is not edit.origin_after:
+            self.events.origin_changed.emit(edit.frame)
+        if dropped:
+            self.events.history_trimmed.emit(dropped)
+        self.events.history_changed.emit()
+        self._autosave()
+
+    def fill_polygon(self, frame: int, points: Sequence[Point], class_id: int) -> Rect:
+        c = self._check_class(class_id)
+        shape = self.frame_shape(frame)
+        return self._edit(frame, "polygon", lambda cur: self._fill(cur, *polygon_region(shape, points), c))
+
+    def flood_fill(self, frame: int, seed: Point, class_id: int) -> Rect:
+        """Fill the 4-connected region of equal labels around `seed` (x, y) with `class_id`."""
+        c = self._check_class(class_id)
+        return self._edit(frame, "fill", lambda cur: self._fill(cur, *flood_region(cur, seed), c))
+
+    @staticmethod
+    def _fill(current: np.ndarray, rect: Rect, sel: np.ndarray, c: int) -> tuple[Rect, np.ndarray]:
+        block = current[rect.slices].copy()
+        block[sel] = c
+        return rect, block
+
+    def paint_stroke(self, frame: int, points: Sequence[Point], class_id: int, radius: float) -> Rect:
+        """A whole brush stroke at once (one undo step); class 255 erases."""
+        pts = list(points)
+        if not pts:
+            raise ValueError("a stroke needs at least one point")
+        rect = self.begin_stroke(frame, class_id, radius, pts[0])
+        for p in pts[1:]:
+            rect = rect.union(self.extend_stroke(p))
+        return rect.union(self.end_stroke())
+
+    def erase_stroke(self, frame: int, points: Sequence[Point], radius: float) -> Rect:
+        return self.paint_stroke(frame, points, IGNORE_INDEX, radius)
+
+    def accept_prediction(self, frame: int) -> Rect:
+        """Make the prediction the frame's correction (marks it corrected even if no pixel changes)."""
+        pred = self.prediction(frame)
+        if pred is None:
+            raise ValueError(f"frame {frame} ({self.names[self._check(frame)]}) has no prediction to accept")
+        return self._edit(frame, "accept_prediction", lambda cur: (Rect.full(cur.shape), pred), force_origin=True)
+
+    def copy_from_previous(self, frame: int) -> Rect:
+        """Replace frame's labels with the previous frame's current labels."""
+        frame = self._check(frame)
+        if frame == 0:
+            raise ValueError("frame 0 has no previous frame to copy from")
+        prev = self.labels(frame - 1)
+        if prev.shape != self.frame_shape(frame):
+            raise ValueError(f"frame {frame - 1} is {prev.shape}, frame {frame} is {self.frame_shape(frame)}")
+        return self._edit(frame, "copy_previous", lambda cur: (Rect.full(cur.shape), prev))
+
+    # --- live strokes: the GUI paints while the mouse moves; the whole stroke is one undo step ----------
+    def begin_stroke(self, frame: int, class_id: int, radius: float, point: Point) -> Rect:
+        self._finish_stroke()
+        frame, c = self._check(frame), self._check_class(class_id)
+        before = self.origin(frame)
+        base = self._pred.get(frame) if before is not Origin.CORRECTED else None
+        self._stroke = _Stroke(frame, c, float(radius), point, self.labels(frame).copy(), before, base)
+        return self._paint(point, point)
+
+    def extend_stroke(self, point: Point) -> Rect:
+        if self._stroke is None:
+            raise RuntimeError("extend_stroke() without begin_stroke()")
+        return self._paint(self._stroke.last, point)
+
+    def _paint(self, p0: Point, p1: Point) -> Rect:
+        st = self._stroke
+        assert st is not None
+        rect, sel = brush_segment(self.frame_shape(st.frame), p0, p1, st.radius)
+        st.last = p1
+        if rect.empty or not (self.labels(st.frame)[rect.slices][sel] != st.class_id).any():
+            return EMPTY_RECT
+        newly = self.origin(st.frame) is not Origin.CORRECTED
+        mask = self._ensure_corrected(st.frame)
+        mask[rect.slices][sel] = st.class_id
+        st.rect = st.rect.union(rect)
+        self.events.labels_changed.emit(st.frame, rect)
+        if newly:
+            self.events.origin_changed.emit(st.frame)
+        return rect
+
+    def end_stroke(self) -> Rect:
+        """Finish the stroke: record it as one undo step and autosave. Returns the union of its rects."""
+        st, self._stroke = self._stroke, None
+        if st is None or st.rect.empty:
+            return EMPTY_RECT
+        mask = self._corr[st.frame]
+        sub = Rect.bbox(st.before[st.rect.slices] != mask[st.rect.slices])
+        changed = EMPTY_RECT if sub.empty else Rect(
+            st.rect.y0 + sub.y0, st.rect.x0 + sub.x0, st.rect.y0 + sub.y1, st.rect.x0 + sub.x1)
+        kind = "erase" if st.class_id == IGNORE_INDEX else "stroke"
+        edit = Edit(st.frame, kind, changed, Packed.pack(st.before[changed.slices]),
+                    Packed.pack(mask[changed.slices]), st.origin_before, Origin.CORRECTED, st.base)
+        self._record(edit, emit_labels=False, emit_origin=False)
+        return st.rect
+
+    def cancel_stroke(self) -> Rect:
+        """Abandon the stroke in progress, restoring the pixels it painted (no undo step)."""
+        st, self._stroke = self._stroke, None
+        if st is None or st.rect.empty:
+            return EMPTY_RECT
+        if st.origin_before is Origin.CORRECTED:
+            self._corr[st.frame][st.rect.slices] = st.before[st.rect.slices]
+        else:
+            del self._corr[st.frame]
+            self.events.origin_changed.emit(st.frame)
+        self.events.labels_changed.emit(st.frame, st.rect)
+        return st.rect
+
+    def _finish_stroke(self) -> None:
+        if self._stroke is not None:
+            self.end_stroke()
+
+    @property
+    def stroke_active(self) -> bool:
+        return self._stroke is not None
+
+    # --- undo / redo -----------------------------------------------------------------------------------
+    @property
+    def can_undo(self) -> bool:
+        return self._history.can_undo or self._stroke is not None
+
+    @property
+    def can_redo(self) -> bool:
+        return self._history.can_redo
+
+    @property
+    def undo_nbytes(self) -> int:
+        """Memory held by the undo/redo history (bounded by undo_budget_bytes)."""
+        return self._history.nbytes
+
+    @property
+    def history_dropped(self) -> int:
+        """How many of the oldest undo steps were dropped to stay within the memory budget."""
+        return self._history.dropped_total
+
+    def undo(self) -> tuple[int, Rect] | None:
+        """Undo the newest step; returns (frame, changed rect) so the GUI can show it, or None."""
+        self._finish_stroke()
+        e = self._history.pop_undo()
+        if e is None:
+            return None
+        if e.origin_before is Origin.CORRECTED:
+            self._ensure_corrected(e.frame)[e.rect.slices] = e.old.unpack()
+            return self._after_step(e.frame, e.rect, False)
+        before = self.labels(e.frame).copy()
+        self._corr.pop(e.frame, None)
+        self._on_disk.pop(e.frame, None)
+        return self._after_step(e.frame, Rect.bbox(before != self.labels(e.frame)), True)
+
+    def redo(self) -> tuple[int, Rect] | None:
+        self._finish_stroke()
+        e = self._history.pop_redo()
+        if e is None:
+            return None
+        if e.origin_before is Origin.CORRECTED:
+            self._ensure_corrected(e.frame)[e.rect.slices] = e.new.unpack()
+            return self._after_step(e.frame, e.rect, False)
+        before = self.labels(e.frame).copy()
+        shape = self.frame_shape(e.frame)
+        mask = e.base.unpack() if e.base is not None else np.full(shape, IGNORE_INDEX, np.uint8)
+        mask[e.rect.slices] = e.new.unpack()
+        self._corr[e.frame] = mask
+        return self._after_step(e.frame, Rect.bbox(before != mask), True)
+
+    def _after_step(self, frame: int, rect: Rect, origin_changed: bool) -> tuple[int, Rect]:
+        self._dirty_frames.add(frame)
+        if not rect.empty:
+            self.events.labels_changed.emit(frame, rect)
+        if origin_changed:
+            self.events.origin_changed.emit(frame)
+        self.events.history_changed.emit()
+        self._autosave()
+        return frame, rect
+
