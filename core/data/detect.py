@@ -1,0 +1,238 @@
+"""`open_sequence`: look at a path and pick the layout that fits, or say what was looked for."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from csknet_studio.core.classes import FMB, MFNET, PST900
+from csknet_studio.core.errors import UnknownLayoutError
+
+from .base import Alignment, BaseSequence
+from .folders import (
+    LABEL_DIRS,
+    FileSequence,
+    _ci,
+    _first,
+    mfnet_frames,
+    mfnet_single,
+    open_pair,
+    pair_frames,
+    split_lists,
+)
+from .hdf5 import HDF5Sequence
+from .imaging import HDF5_EXTS, IMAGE_EXTS, VIDEO_EXTS, list_images, png_channels
+from .video import VideoPairSequence
+
+EO_TOKENS = frozenset({"eo", "vi", "vis", "visible", "rgb", "color", "colour", "optical", "visual"})
+IR_TOKENS = frozenset({"ir", "infrared", "thermal", "lwir", "tir", "therm", "modal"})
+SPLIT_DIRS = ("test", "val", "train", "testing", "validation", "training")
+
+LAYOUTS: dict[str, str] = {
+    "mfnet": "MFNet/RTFNet: images/*.png with 4 channels (R, G, B, thermal), labels/, train.txt/val.txt/test.txt",
+    "mfnet-cmx": "MFNet as CMX ships it: RGB/, Modal/, Label/ (+ split lists)",
+    "pst900": "PST900: rgb/, thermal/ (or thermal_raw/ 16-bit), labels/ (optionally under train/ or test/)",
+    "fmb": "FMB: Visible/, Infrared/, Label/ (optionally under train/ or test/)",
+    "folders": "paired folders with matching file stems: eo/+ir/, vi/+ir/, visible/+infrared/, rgb/+thermal/, "
+               "*_vi/+*_ir/ (LLVIP), *visible/+*infrared/ (RoadScene) (+ optional labels/)",
+    "video": "a pair of videos (eo_video, ir_video), or a folder holding exactly eo.* and ir.* videos",
+    "hdf5": "an HDF5 file with eo / ir datasets (our export with image copies included)",
+    "pair": "open_pair(eo_image, ir_image[, label_image]): one frame",
+}
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _tokens(name: str) -> set[str]:
+    return {t for t in re.split(r"[^a-z0-9]+", name.lower()) if t}
+
+
+def modality_of(name: str) -> str | None:
+    """'eo' / 'ir' / None from a folder or file stem (crop_LR_visible -> eo, cropinfrared -> ir)."""
+    low = name.lower()
+    toks = _tokens(name)
+    eo = bool(toks & EO_TOKENS) or "visible" in low
+    ir = bool(toks & (IR_TOKENS - {"modal"})) or "infrared" in low or "thermal" in low
+    if eo == ir:
+        return None
+    return "eo" if eo else "ir"
+
+
+def _looked_for() -> str:
+    return ("MFNet (images/ of 4-channel RGB+T PNGs), CMX MFNet (RGB/ Modal/), PST900 (rgb/ thermal/ labels/), "
+            "FMB (Visible/ Infrared/), paired folders (eo|vi|visible|rgb + ir|infrared|thermal, same file names), "
+            "eo.* + ir.* videos, HDF5 with eo/ir datasets")
+
+
+def _is_hdf5(p: Path) -> bool:
+    if p.suffix.lower() in HDF5_EXTS:
+        return True
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(8) == _HDF5_MAGIC
+    except OSError:
+        return False
+
+
+def open_sequence(
+    path: str | os.PathLike | tuple[str | os.PathLike, str | os.PathLike] | list,
+    alignment: Alignment | None = None,
+    *,
+    split: str | None = None,
+    raw_thermal: bool = False,
+    allow_unmatched: bool = False,
+    **cache_kw: Any,
+) -> BaseSequence:
+    """Open a paired EO/IR sequence, auto-detecting its layout (see LAYOUTS).
+
+    path: a folder, an HDF5 file, an MFNet 4-channel PNG, or an (eo, ir) pair of videos, folders
+    or images. split: a split list name (MFNet/CMX "test", ...) or split folder (PST900/FMB
+    "train"/"test"). raw_thermal: PST900's 16-bit thermal_raw/ instead of 8-bit thermal/.
+    cache_kw: cache_bytes, cache_frames, prefetch, workers (see BaseSequence).
+    """
+    if isinstance(path, tuple | list):
+        return _open_two(path, alignment, split=split, allow_unmatched=allow_unmatched, **cache_kw)
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UnknownLayoutError(f"{p}: no such file or folder")
+    if p.is_file():
+        return _open_file(p, alignment, **cache_kw)
+    seq = _open_dir(p, alignment, split=split, raw_thermal=raw_thermal, allow_unmatched=allow_unmatched,
+                    **cache_kw)
+    return seq
+
+
+def _open_two(pair: tuple | list, alignment: Alignment | None, *, split: str | None, allow_unmatched: bool,
+              **cache_kw: Any) -> BaseSequence:
+    if len(pair) != 2:
+        raise UnknownLayoutError(f"expected an (eo, ir) pair of paths, got {len(pair)} path(s)")
+    a, b = (Path(x).expanduser() for x in pair)
+    for x in (a, b):
+        if not x.exists():
+            raise UnknownLayoutError(f"{x}: no such file or folder")
+    if a.is_dir() and b.is_dir():
+        frames = pair_frames(a, b, _label_dir(a.parent), allow_unmatched=allow_unmatched)
+        seq: BaseSequence = FileSequence(frames, layout="folders", source=a.parent, alignment=alignment, **cache_kw)
+        seq.origin = (str(a), str(b))
+        return seq
+    if a.is_file() and b.is_file():
+        sa, sb = a.suffix.lower(), b.suffix.lower()
+        if sa in VIDEO_EXTS and sb in VIDEO_EXTS:
+            return VideoPairSequence(a, b, alignment=alignment, **cache_kw)
+        if sa in IMAGE_EXTS and sb in IMAGE_EXTS:
+            return open_pair(a, b, alignment=alignment)
+    raise UnknownLayoutError(f"({a}, {b}): expected two video files, two image files or two folders")
+
+
+def _open_file(p: Path, alignment: Alignment | None, **cache_kw: Any) -> BaseSequence:
+    ext = p.suffix.lower()
+    if _is_hdf5(p):
+        return HDF5Sequence(p, alignment=alignment, **cache_kw)
+    if ext in VIDEO_EXTS:
+        raise UnknownLayoutError(f"{p}: one video holds one modality; open an (eo_video, ir_video) pair, or a "
+                                 f"folder holding exactly eo.{ext.lstrip('.')} and ir.* videos")
+    if ext == ".png" and png_channels(p) == 4:
+        return mfnet_single(p, alignment)
+    if ext in IMAGE_EXTS:
+        raise UnknownLayoutError(f"{p}: a single image is not a sequence; use open_pair(eo_image, ir_image) "
+                                 f"or open the folder that holds EO and IR sub-folders")
+    raise UnknownLayoutError(f"{p}: not a supported file. Looked for: {_looked_for()}")
+
+
+def _label_dir(root: Path) -> Path | None:
+    return _first(_ci(root), *LABEL_DIRS)
+
+
+def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_thermal: bool, allow_unmatched: bool,
+              **cache_kw: Any) -> BaseSequence:
+    subs = _ci(p)
+    common = dict(alignment=alignment, **cache_kw)
+
+    # MFNet (RTFNet copy): images/ of 4-channel PNGs (+ labels/, split lists)
+    images = _first(subs, "images", "image", "imgs", "img")
+    if images is not None and _has_4ch_png(images):
+        frames = mfnet_frames(p, images, _first(subs, "labels", "label"), split)
+        return FileSequence(frames, layout="mfnet", source=p, scheme=MFNET, split=split, **common)
+    # MFNet as CMX: RGB/ Modal/ Label/
+    if "rgb" in subs and "modal" in subs:
+        frames = pair_frames(subs["rgb"], subs["modal"], _first(subs, "label", "labels"), root=p, split=split,
+                             allow_unmatched=allow_unmatched)
+        return FileSequence(frames, layout="mfnet-cmx", source=p, scheme=MFNET, split=split, **common)
+    # FMB: Visible/ Infrared/ (exact capitalisation, as shipped) (+ Label/)
+    names = {s.name for s in subs.values()}
+    if "Visible" in names and "Infrared" in names:
+        frames = pair_frames(subs["visible"], subs["infrared"], _first(subs, "label", "labels"),
+                             allow_unmatched=allow_unmatched)
+        return FileSequence(frames, layout="fmb", source=p, scheme=FMB, split=split, **common)
+    # PST900: rgb/ thermal/ with labels/ or thermal_raw/ (plain rgb/+thermal/ is a generic pair)
+    if "rgb" in subs and ("thermal" in subs or "thermal_raw" in subs) and (
+            "labels" in subs or "thermal_raw" in subs or "depth" in subs):
+        th = subs.get("thermal_raw") if raw_thermal or "thermal" not in subs else subs["thermal"]
+        if raw_thermal and th is None:
+            raise UnknownLayoutError(f"{p}: raw_thermal asked for but there is no thermal_raw/ folder")
+        frames = pair_frames(subs["rgb"], th, subs.get("labels"), allow_unmatched=allow_unmatched)
+        return FileSequence(frames, layout="pst900", source=p, scheme=PST900, split=split, **common)
+    # split folders (PST900/FMB train/ test/): pick the asked one, else test, val, train
+    splits = [s for s in SPLIT_DIRS if s in subs and _ci(subs[s])]
+    if splits:
+        if split is not None and split.lower() not in subs:
+            raise UnknownLayoutError(f"{p}: no split folder {split!r}; found {', '.join(splits)}")
+        chosen = split.lower() if split is not None else splits[0]
+        seq = _open_dir(subs[chosen], alignment, split=None, raw_thermal=raw_thermal,
+                        allow_unmatched=allow_unmatched, **cache_kw)
+        seq.split = chosen
+        return seq
+    # generic paired folders
+    eo_dirs = [d for n, d in subs.items() if modality_of(d.name) == "eo" and n not in LABEL_DIRS]
+    ir_dirs = [d for n, d in subs.items() if modality_of(d.name) == "ir" and n not in LABEL_DIRS]
+    eo_dirs = [d for d in eo_dirs if list_images(d)] or eo_dirs
+    ir_dirs = [d for d in ir_dirs if list_images(d)] or ir_dirs
+    if len(eo_dirs) == 1 and len(ir_dirs) == 1:
+        frames = pair_frames(eo_dirs[0], ir_dirs[0], _label_dir(p), root=p,
+                             split=split if split and (p / f"{split}.txt").is_file() else None,
+                             allow_unmatched=allow_unmatched)
+        return FileSequence(frames, layout="folders", source=p, split=split, **common)
+    if eo_dirs and ir_dirs:
+        raise UnknownLayoutError(
+            f"{p}: several EO/IR folder candidates (EO: {', '.join(sorted(d.name for d in eo_dirs))}; IR: "
+            f"{', '.join(sorted(d.name for d in ir_dirs))}); open the pair explicitly: "
+            f"open_sequence((eo_folder, ir_folder))")
+    # a folder with exactly one EO video and one IR video
+    vids = _videos(p)
+    if vids is not None:
+        return VideoPairSequence(vids[0], vids[1], source=p, **common)
+    # a flat folder of MFNet 4-channel PNGs
+    if _has_4ch_png(p):
+        frames = mfnet_frames(p, p, None, split)
+        return FileSequence(frames, layout="mfnet", source=p, scheme=MFNET, split=split, **common)
+    found = sorted(s.name + "/" for s in subs.values())[:12]
+    n_img = len(list_images(p))
+    hint = ""
+    if n_img and modality_of(p.name):
+        hint = f" {p.name}/ looks like one modality ({n_img} images): open its parent folder."
+    elif n_img:
+        hint = f" It holds {n_img} image(s) but no EO/IR sub-folders."
+    raise UnknownLayoutError(f"{p}: no supported layout found (sub-folders: {', '.join(found) or 'none'}).{hint} "
+                             f"Looked for: {_looked_for()}")
+
+
+def _has_4ch_png(folder: Path) -> bool:
+    pngs = [v for v in list_images(folder).values() if v.suffix.lower() == ".png"]
+    return bool(pngs) and png_channels(min(pngs)) == 4
+
+
+def _videos(p: Path) -> tuple[Path, Path] | None:
+    try:
+        files = [Path(e.path) for e in os.scandir(p) if e.is_file() and Path(e.name).suffix.lower() in VIDEO_EXTS]
+    except OSError:
+        return None
+    eo = [f for f in files if modality_of(f.stem) == "eo"]
+    ir = [f for f in files if modality_of(f.stem) == "ir"]
+    if len(eo) == 1 and len(ir) == 1:
+        return eo[0], ir[0]
+    return None
+
+
+__all__ = ["LAYOUTS", "open_sequence", "modality_of", "split_lists"]
