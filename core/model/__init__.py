@@ -3,6 +3,7 @@
 from csknet_studio.core.model.config import BACKBONES, CSKNetConfig
 from csknet_studio.core.model.csknet import CSKNet, CSKNetOutput
 from csknet_studio.core.model.preprocess import InputNorm, to_tensors
+from csknet_studio.core.model.pretrained import load_imagenet_weights
 from csknet_studio.core.model.registry import DEFAULT_MODEL, MODEL_REGISTRY, create_model, get_config
 from csknet_studio.core.model.single import SingleStreamSegNet, extract_single_stream
 from csknet_studio.core.model.teacher import create_teacher
@@ -20,5 +21,6 @@ __all__ = [
     "create_teacher",
     "extract_single_stream",
     "get_config",
+    "load_imagenet_weights",
     "to_tensors",
 ]

@@ -1,0 +1,255 @@
+"""CSK-Net structure: registry, config, shared convs / private BN, missing modality, GSU, inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from csknet_studio.core.errors import ConfigError, ModelInputError
+from csknet_studio.core.model import (
+    MODEL_REGISTRY,
+    CSKNet,
+    CSKNetConfig,
+    InputNorm,
+    create_model,
+    extract_single_stream,
+    to_tensors,
+)
+from csknet_studio.core.model.streams import ExchangeBN, ParallelBN
+from csknet_studio.core.modes import Mode
+
+
+def _randomise_bn(model: nn.Module, seed: int = 1) -> None:
+    """Give every BN distinct, non-trivial statistics so EO and IR copies really differ."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.weight.copy_(0.5 + torch.rand(c, generator=g))
+                m.bias.copy_(0.2 * torch.randn(c, generator=g))
+                m.running_mean.copy_(0.2 * torch.randn(c, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+
+
+def _inputs(b: int = 2, h: int = 64, w: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(7)
+    return torch.randn(b, 3, h, w, generator=g), torch.randn(b, 1, h, w, generator=g)
+
+
+def _cheap(name: str) -> bool:
+    return name in ("csknet-tiny", "csknet-r18")
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_REGISTRY))
+def test_registry_forward_every_mode(name: str) -> None:
+    model = create_model(name, num_classes=5).eval()
+    size = 64 if _cheap(name) else 32
+    eo, ir = _inputs(1, size, size)
+    with torch.no_grad():
+        for e, i, mode in ((eo, ir, Mode.BOTH), (None, ir, Mode.IR), (eo, None, Mode.EO)):
+            if not _cheap(name) and mode is not Mode.BOTH:
+                continue
+            out = model(e, i)
+            assert out.mode is mode
+            assert out.logits.shape == (1, 5, size, size)
+            assert set(out.branch_logits) == {m for m in ("eo", "ir") if mode.uses_eo and m == "eo" or mode.uses_ir and m == "ir"}
+            assert torch.isfinite(out.logits).all()
+
+
+def test_registry_entries_are_not_mutated() -> None:
+    before = MODEL_REGISTRY["csknet-tiny"]
+    m = create_model("csknet-tiny", num_classes=3, exchange_mode="mix")
+    assert m.config.num_classes == 3 and m.config.exchange_mode == "mix"
+    assert MODEL_REGISTRY["csknet-tiny"] == before and before.num_classes == 9
+    with pytest.raises(ConfigError, match="csknet-nope"):
+        create_model("csknet-nope")
+    with pytest.raises(ConfigError, match="bogus"):
+        create_model("csknet-tiny", bogus=1)
+
+
+def test_config_roundtrip_and_validation() -> None:
+    import json
+
+    cfg = MODEL_REGISTRY["csknet-r18"]
+    cfg2 = CSKNetConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert cfg2 == cfg and isinstance(cfg2.input_norm, InputNorm)
+    custom = CSKNetConfig(input_norm=InputNorm(ir_scale=16383, ir_mean=0.3, ir_std=0.1))
+    assert CSKNetConfig.from_dict(json.loads(json.dumps(custom.to_dict()))) == custom
+    for bad in ({"backbone": "vgg"}, {"exchange_mode": "swap"}, {"output_stride": 4}, {"gsu_stages": [5]},
+                {"num_classes": 0}, {"input_norm": {"ir_scale": "auto-magic"}}, {"nope": 1}):
+        with pytest.raises(ConfigError):
+            CSKNetConfig.from_dict(bad)
+
+
+def test_convs_are_shared_and_batchnorms_private() -> None:
+    model = create_model("csknet-tiny")
+    conv_names = [n for n, p in model.named_parameters() if p.ndim == 4]
+    assert conv_names and not any(".eo." in n or ".ir." in n for n in conv_names)
+    # Every BatchNorm in the student is one of the two private copies of a ParallelBN.
+    pbn = [m for m in model.modules() if isinstance(m, ParallelBN)]
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert n_bn == 2 * len(pbn)
+    for m in pbn:
+        assert m.eo is not m.ir and m.eo.weight.data_ptr() != m.ir.weight.data_ptr()
+    # One conv tensor serves both streams: a train-mode forward gives it gradient from each stream.
+    model.train()
+    eo, ir = _inputs()
+    w = model.encoder.layer1[0].conv1.weight
+    model(eo, None).logits.sum().backward()
+    g_eo = w.grad.clone()
+    model.zero_grad()
+    model(None, ir).logits.sum().backward()
+    g_ir = w.grad.clone()
+    assert g_eo.abs().sum() > 0 and g_ir.abs().sum() > 0
+    # ...while the BN running statistics track each modality separately.
+    model2 = create_model("csknet-tiny").train()
+    model2(eo, ir * 5 + 3)
+    bn = model2.encoder.layer1[0].bn1
+    assert not torch.allclose(bn.eo.running_mean, bn.ir.running_mean)
+    assert not torch.allclose(model2.encoder.bn1.eo.running_var, model2.encoder.bn1.ir.running_var)
+
+
+@pytest.mark.parametrize("modality", ["ir", "eo"])
+def test_single_modality_equals_plain_single_stream_network(modality: str) -> None:
+    model = create_model("csknet-tiny", num_classes=4).eval()
+    _randomise_bn(model)
+    with torch.no_grad():  # GSU and exchange active, so the full model's branches differ from single runs
+        for gsu in model.encoder.gsu.values():
+            gsu.gate.weight.normal_(0, 0.3)
+        for site in (m for m in model.modules() if isinstance(m, ExchangeBN)):
+            site.eo.weight[:2] = 0.0
+            site.ir.weight[-2:] = 0.0
+    eo, ir = _inputs()
+    plain = extract_single_stream(model, modality).eval()
+    assert not any(isinstance(m, ParallelBN) for m in plain.modules())
+    x = ir if modality == "ir" else eo
+    with torch.no_grad():
+        out = model(None, ir) if modality == "ir" else model(eo, None)
+        ref = plain(x).logits
+        both = model(eo, ir).branch_logits[modality]
+    assert out.mode.value == modality
+    torch.testing.assert_close(out.logits, ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.branch_logits[modality], ref, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(both, ref, atol=1e-3)  # the comparison is not vacuous
+
+
+def test_ir_only_costs_the_same_as_the_single_stream_network() -> None:
+    model = create_model("csknet-tiny").eval()
+    plain = extract_single_stream(model, "ir").eval()
+    eo, ir = _inputs(1)
+
+    def flops(fn) -> int:
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            fn()
+        return fc.get_total_flops()
+
+    f_ir, f_plain = flops(lambda: model(None, ir)), flops(lambda: plain(ir))
+    f_both = flops(lambda: model(eo, ir))
+    assert f_ir == f_plain
+    assert 2 * f_plain < f_both < 2.5 * f_plain
+
+
+def test_ir_stream_stem_equals_replicating_ir_to_three_channels() -> None:
+    model = create_model("csknet-tiny").eval()
+    _, ir = _inputs()
+    with torch.no_grad():
+        a = model.encoder.stem(ir)
+        b = model.encoder.stem(ir.expand(-1, 3, -1, -1))
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_gate_maps_shapes_and_range() -> None:
+    model = create_model("csknet-tiny").eval()
+    with torch.no_grad():
+        for gsu in model.encoder.gsu.values():
+            gsu.gate.weight.normal_(0, 2.0)
+    eo, ir = _inputs(2, 64, 96)
+    with torch.no_grad():
+        out = model(eo, ir, introspect=True)
+        quiet = model(eo, ir)
+        ir_only = model(None, ir, introspect=True)
+    assert set(out.gate_maps) == {"layer3", "layer4"}
+    for stage, g in out.gate_maps.items():
+        s = int(stage[-1])
+        h, w = out.stage_features["eo"][s - 1].shape[-2:]
+        assert g.shape == (2, h, w)
+        assert g.min() >= 0 and g.max() <= 1
+    assert quiet.gate_maps == {} and quiet.exchanged == {} and quiet.features == {}
+    assert ir_only.gate_maps == {} and ir_only.exchanged == {}
+    torch.testing.assert_close(out.logits, quiet.logits)
+    # A gate with known bias reports exactly the channel mean of sigmoid(bias).
+    with torch.no_grad():
+        gsu = model.encoder.gsu["layer3"]
+        gsu.gate.weight.zero_()
+        bias = torch.linspace(-3, 3, gsu.gate.bias.numel())
+        gsu.gate.bias.copy_(bias)
+        g3 = model(eo, ir, introspect=True).gate_maps["layer3"]
+    torch.testing.assert_close(g3, torch.full_like(g3, float(torch.sigmoid(bias).mean())))
+
+
+def test_fused_logits_are_the_softmax_alpha_ensemble() -> None:
+    model = create_model("csknet-tiny").eval()
+    with torch.no_grad():
+        model.fusion_alpha.copy_(torch.tensor([0.3, -0.4]))
+    eo, ir = _inputs()
+    with torch.no_grad():
+        out = model(eo, ir)
+    w = torch.softmax(torch.tensor([0.3, -0.4]), 0)
+    torch.testing.assert_close(out.logits, w[0] * out.branch_logits["eo"] + w[1] * out.branch_logits["ir"])
+
+
+def test_requested_features_and_stage_features() -> None:
+    model = create_model("csknet-tiny").eval()
+    eo, ir = _inputs()
+    with torch.no_grad():
+        out = model(eo, ir, features=("layer2.0", "layer4"))
+    assert set(out.features) == {
+        "layer2.0.before/eo", "layer2.0.after/eo", "layer2.0.before/ir", "layer2.0.after/ir", "layer4/eo", "layer4/ir"
+    }
+    assert [t.shape[1] for t in out.stage_features["eo"]] == list(model.encoder.out_channels)
+    with pytest.raises(ModelInputError, match="layer9"):
+        model(eo, ir, features=("layer9",))
+
+
+def test_bad_inputs_raise_model_input_error() -> None:
+    model = create_model("csknet-tiny").eval()
+    eo, ir = _inputs()
+    with pytest.raises(ModelInputError):
+        model(None, None)
+    with pytest.raises(ModelInputError, match="ir must be"):
+        model(eo, eo)
+    with pytest.raises(ModelInputError, match="differ"):
+        model(eo, ir[:1])
+
+
+def test_to_tensors_normalises_uint8_uint16_and_batches() -> None:
+    norm = InputNorm()
+    eo8 = np.full((4, 6, 3), 255, np.uint8)
+    ir16 = np.full((4, 6), 65535, np.uint16)
+    e, i = to_tensors(eo8, ir16, norm)
+    assert e.shape == (1, 3, 4, 6) and i.shape == (1, 1, 4, 6)
+    torch.testing.assert_close(e[0, :, 0, 0], torch.tensor([(1 - m) / s for m, s in zip(norm.eo_mean, norm.eo_std, strict=True)]))
+    assert torch.allclose(i, torch.tensor((1 - 0.5) / 0.25))
+    e16, _ = to_tensors((eo8.astype(np.uint16) * 257), None, norm)
+    torch.testing.assert_close(e16, e)
+    batch_e, batch_i = to_tensors(np.stack([eo8, eo8]), np.stack([ir16, ir16])[..., None], norm)
+    assert batch_e.shape == (2, 3, 4, 6) and batch_i.shape == (2, 1, 4, 6)
+    ramp = np.arange(100, dtype=np.float32).reshape(10, 10) * 40 + 7000
+    _, p = to_tensors(None, ramp, InputNorm(ir_scale="percentile", ir_mean=0.0, ir_std=1.0))
+    assert p.min() == 0 and p.max() == 1
+    _, n = to_tensors(None, np.full((2, 2), 8191, np.uint16), InputNorm(ir_scale=16382.0, ir_mean=0.0, ir_std=1.0))
+    assert torch.allclose(n, torch.tensor(8191 / 16382))
+    with pytest.raises(ModelInputError):
+        to_tensors(np.zeros((4, 6)), None, norm)
+    with pytest.raises(ModelInputError, match="differ"):
+        to_tensors(eo8, np.zeros((5, 6), np.uint8), norm)
+
+
+def test_model_is_a_csknet_with_its_config() -> None:
+    m = create_model("csknet-tiny")
+    assert isinstance(m, CSKNet) and m.config == MODEL_REGISTRY["csknet-tiny"]
+    assert m.exchange_sites == ["layer2.0", "layer3.0", "layer4.0"]
