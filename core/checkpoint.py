@@ -148,7 +148,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, scheme: ClassSc
     return digest
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    expected_format: str = FORMAT_NAME) -> dict[str, Any]:
     """Load and validate the raw payload (no model is built). Raises CheckpointError subclasses."""
     path = Path(path)
     if not path.is_file():
@@ -179,19 +180,21 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 f"checkpoint {path} is truncated or damaged and cannot be read ({msg})"
             ) from None
         raise NotACheckpointError(f"{path} is not a readable torch checkpoint ({msg})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
         if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
             raise NotACheckpointError(
                 f"{path} holds a bare state_dict, not a CSKNet Studio checkpoint "
                 "(no model config or class names); train or convert it with csknet-studio first"
             )
-        raise NotACheckpointError(f"{path} is not a CSKNet Studio checkpoint (no '{FORMAT_NAME}' format tag)")
+        found = payload.get("format") if isinstance(payload, dict) else None
+        what = f"a {found!r} file" if isinstance(found, str) else f"no {expected_format!r} format tag"
+        raise NotACheckpointError(f"{path} is not a {expected_format} file ({what})")
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointVersionError(
             f"checkpoint {path} has format version {version!r}; this program reads version {FORMAT_VERSION}"
         )
-    for key in _REQUIRED:
+    for key in _REQUIRED if expected_format == FORMAT_NAME else ("model_config", "state_dict"):
         if key not in payload:
             raise CorruptCheckpointError(f"checkpoint {path} lacks the required field {key!r}")
     stored = payload.get("weights_hash")

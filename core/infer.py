@@ -1,0 +1,301 @@
+"""Inference: numpy frames in, numpy `Prediction`s out; plus batch inference over a whole sequence.
+
+`Predictor` is what the GUI's worker thread owns: it keeps the model on one device, swaps weights
+after fine-tuning (`set_state_dict`, bumping `weights_version` so caches keyed on it invalidate), and
+returns only owned numpy arrays, never tensors. `infer_sequence` is the CLI's batch path and runs
+sharded under torchrun.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from csknet_studio.core.classes import ClassScheme
+from csknet_studio.core.device import autocast, resolve_device
+from csknet_studio.core.errors import CancelledError, ExportError, ModelInputError
+from csknet_studio.core.frames import FramePair
+from csknet_studio.core.modes import Mode
+
+
+@dataclass
+class Prediction:
+    """One frame's result, numpy only (safe to hand across threads).
+
+    labels (H,W) uint8 class ids; probs (K,H,W) float16 softmax; entropy (H,W) float32 in [0, 1]
+    (divided by log K); gate_maps {stage: (h,w) float32 in [0,1]} (weight on EO, both-mode +
+    introspect only); exchanged {site: {"ir->eo"|"eo->ir": int64 channel indices}} (introspect, both);
+    features {name: (h,w) float32} channel-mean of requested feature maps; ms: model wall time.
+    """
+
+    labels: np.ndarray
+    probs: np.ndarray
+    entropy: np.ndarray
+    mode: Mode
+    weights_version: int
+    ms: float
+    gate_maps: dict[str, np.ndarray] = field(default_factory=dict)
+    exchanged: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _stack(arrs: Sequence[np.ndarray | None], what: str) -> np.ndarray | None:
+    if any(a is None for a in arrs):
+        raise ModelInputError(f"{what} image missing in a frame of the batch")
+    shapes = {a.shape[:2] for a in arrs}  # type: ignore[union-attr]
+    if len(shapes) != 1:
+        raise ModelInputError(f"{what} images in one batch must share a size, got {sorted(shapes)}")
+    return np.stack(arrs)  # type: ignore[arg-type]
+
+
+class Predictor:
+    """Runs one model on one device. Calls are serialised by a lock (one worker thread is the norm)."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device | str = "cpu",
+                 scheme: ClassScheme | None = None, *, num_threads: int | None = None,
+                 amp: bool = True, weights_version: int = 0):
+        if num_threads is not None and num_threads > 0:
+            torch.set_num_threads(int(num_threads))
+        self.device = resolve_device(device) if not isinstance(device, torch.device) else device
+        self.model = model.to(self.device).eval()
+        self.scheme = scheme
+        self.amp = amp
+        self.weights_version = int(weights_version)
+        self._lock = threading.Lock()
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.model.config.num_classes)
+
+    def set_state_dict(self, state: Mapping[str, torch.Tensor], version: int | None = None) -> int:
+        """Load new weights (e.g. accepted fine-tuning); returns the new weights_version."""
+        from csknet_studio.core.checkpoint import load_state_dict_checked
+
+        with self._lock:
+            load_state_dict_checked(self.model, state, source="new weights")
+            self.model.eval()
+            self.weights_version = self.weights_version + 1 if version is None else int(version)
+            return self.weights_version
+
+    def set_model(self, model: torch.nn.Module, scheme: ClassScheme | None = None,
+                  version: int | None = None) -> int:
+        """Swap the whole model (a different checkpoint, maybe another class scheme)."""
+        with self._lock:
+            self.model = model.to(self.device).eval()
+            if scheme is not None:
+                self.scheme = scheme
+            self.weights_version = self.weights_version + 1 if version is None else int(version)
+            return self.weights_version
+
+    def predict(self, eo_np: np.ndarray | None, ir_np: np.ndarray | None, mode: Mode | str = Mode.BOTH,
+                introspect: bool = False, features: Iterable[str] = ()) -> Prediction:
+        """Segment one frame. The modality a mode does not use is ignored (it may be None)."""
+        mode = Mode(mode)
+        eo = None if eo_np is None else eo_np[None]
+        ir = None if ir_np is None else ir_np[None]
+        return self._run(eo, ir, mode, introspect, tuple(features))[0]
+
+    def predict_batch(self, frames: Sequence[FramePair], mode: Mode | str = Mode.BOTH,
+                      introspect: bool = False, features: Iterable[str] = ()) -> list[Prediction]:
+        """Segment frames of one size in a single forward pass."""
+        mode = Mode(mode)
+        if not frames:
+            return []
+        eo = _stack([f.eo for f in frames], "EO") if mode.uses_eo else None
+        ir = _stack([f.ir if f.ir is None or f.ir.ndim == 2 else f.ir[..., 0] for f in frames], "IR") \
+            if mode.uses_ir else None
+        return self._run(eo, ir, mode, introspect, tuple(features))
+
+    @torch.no_grad()
+    def _run(self, eo: np.ndarray | None, ir: np.ndarray | None, mode: Mode, introspect: bool,
+             features: tuple[str, ...]) -> list[Prediction]:
+        from csknet_studio.core.model.preprocess import to_tensors
+
+        if mode.uses_eo and eo is None:
+            raise ModelInputError(f"mode {mode.value!r} needs an EO image but none was given")
+        if mode.uses_ir and ir is None:
+            raise ModelInputError(f"mode {mode.value!r} needs an IR image but none was given")
+        with self._lock:
+            model, version = self.model, self.weights_version
+            eo_t, ir_t = to_tensors(eo if mode.uses_eo else None, ir if mode.uses_ir else None,
+                                    model.config.input_norm, self.device)
+            t0 = time.perf_counter()
+            with autocast(self.device, enabled=self.amp):
+                out = model(eo_t, ir_t, introspect=introspect, features=features)
+            logits = out.logits.float()
+            probs = torch.softmax(logits, 1)
+            k = probs.shape[1]
+            ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1)
+            if k > 1:
+                ent = ent / math.log(k)
+            labels = probs.argmax(1).to(torch.uint8)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            ms = (time.perf_counter() - t0) * 1000.0 / probs.shape[0]
+            labels_np = labels.cpu().numpy()
+            probs_np = probs.to(torch.float16).cpu().numpy()
+            ent_np = ent.clamp(0, 1).float().cpu().numpy()
+            gates = {s: g.float().cpu().numpy() for s, g in out.gate_maps.items()}
+            feats = {n: f.float().mean(1).cpu().numpy() if f.ndim == 4 else f.float().cpu().numpy()
+                     for n, f in out.features.items()}
+            exch = {s: {d: idx.cpu().numpy().astype(np.int64) for d, idx in dirs.items()}
+                    for s, dirs in out.exchanged.items()}
+        preds = []
+        for b in range(labels_np.shape[0]):
+            preds.append(Prediction(
+                labels=labels_np[b].copy(),
+                probs=probs_np[b].copy(),
+                entropy=ent_np[b].copy(),
+                mode=mode,
+                weights_version=version,
+                ms=ms,
+                gate_maps={s: g[b].copy() for s, g in gates.items()},
+                exchanged=exch,
+                features={n: f[b].copy() for n, f in feats.items()},
+            ))
+        return preds
+
+
+def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map (for display grids that differ from the input)."""
+    t = torch.from_numpy(labels.astype(np.int64))[None, None].float()
+    return F.interpolate(t, size=size, mode="nearest")[0, 0].to(torch.uint8).numpy()
+
+
+# --- batch inference over a sequence -------------------------------------------------------------
+
+
+def write_label_png(path: Path, labels: np.ndarray, scheme: ClassScheme | None) -> None:
+    """Indexed (palette) PNG whose pixel values are class ids; written atomically."""
+    from csknet_studio.core.atomic import atomic_path
+
+    try:
+        from PIL import Image  # optional: gives a real palette PNG
+    except ImportError:  # pragma: no cover - Pillow is optional
+        Image = None
+    with atomic_path(path, suffix=".png") as tmp:
+        if Image is not None and scheme is not None:
+            img = Image.fromarray(labels.astype(np.uint8), mode="P")
+            pal = np.zeros((256, 3), dtype=np.uint8)
+            pal[: scheme.num_classes] = scheme.palette_array()
+            img.putpalette(pal.reshape(-1).tolist())
+            img.save(tmp, format="PNG")
+        else:
+            import cv2
+
+            ok, buf = cv2.imencode(".png", labels.astype(np.uint8))
+            if not ok:
+                raise ExportError(f"could not encode {path}")
+            tmp.write_bytes(buf.tobytes())
+
+
+@dataclass
+class InferResult:
+    frames: int
+    written: list[Path]
+    seconds: float
+    mode: Mode
+
+
+def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | Path, *, batch: int = 4,
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: Callable[[], bool] | None = None,
+                   fmt: str = "png") -> InferResult:
+    """Segment every frame of `sequence` and write `<out>/<name>.png` label masks (class ids).
+
+    Under torchrun each rank takes a strided shard and writes its own frames' PNGs (file names are
+    disjoint, so no two ranks write the same file). Bad frames are skipped. `fmt="hdf5"` writes
+    `<out>` as one HDF5 file via core/export.py (single process only).
+    """
+    from csknet_studio.core.distributed import barrier, rank_and_world
+
+    mode = Mode(mode)
+    out = Path(out)
+    rank, world = rank_and_world()
+    n = len(sequence)
+    mine = list(range(rank, n, world))
+    names = list(getattr(sequence, "names", [])) or None
+    scheme = predictor.scheme
+    t0 = time.perf_counter()
+    written: list[Path] = []
+    done = 0
+    if fmt not in ("png", "hdf5"):
+        raise ExportError(f"unknown output format {fmt!r}; use 'png' or 'hdf5'")
+    if fmt == "hdf5" and world > 1:
+        raise ExportError("HDF5 output is single-process; run without torchrun or write PNGs")
+    h5_labels: dict[int, np.ndarray] = {}
+    buf: list[tuple[int, FramePair]] = []
+
+    def flush() -> None:
+        nonlocal done
+        if not buf:
+            return
+        preds = predictor.predict_batch([f for _, f in buf], mode)
+        for (i, f), p in zip(buf, preds, strict=True):
+            if fmt == "png":
+                name = (names[i] if names else f.name) or f"{i:06d}"
+                path = out / f"{Path(name).stem}.png"
+                write_label_png(path, p.labels, scheme)
+                written.append(path)
+            else:
+                h5_labels[i] = p.labels
+        done += len(buf)
+        buf.clear()
+        if progress is not None:
+            progress(done, len(mine))
+
+    if fmt == "png":
+        out.mkdir(parents=True, exist_ok=True)
+    for i in mine:
+        if cancel is not None and cancel():
+            raise CancelledError(f"inference over {getattr(sequence, 'source', 'sequence')} cancelled "
+                                 f"after {done} frames; files already written are complete")
+        f = sequence[i]
+        if f.bad:
+            done += 1
+            continue
+        if buf and (len(buf) >= batch or buf[0][1].shape != f.shape):
+            flush()
+        buf.append((i, f))
+    flush()
+    if fmt == "hdf5":
+        written.append(_write_hdf5(out, sequence, h5_labels, scheme, mode))
+    barrier()
+    return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode)
+
+
+def _write_hdf5(path: Path, sequence, labels: dict[int, np.ndarray], scheme: ClassScheme | None,
+                mode: Mode) -> Path:
+    """Predicted labels as a (T,H,W) HDF5 in the export layout (frames without a prediction = 255)."""
+    import h5py
+
+    from csknet_studio.core.atomic import atomic_path
+
+    n = len(sequence)
+    if not labels:
+        raise ExportError(f"no frame of {getattr(sequence, 'source', 'the sequence')} could be segmented")
+    h, w = next(iter(labels.values())).shape
+    names = list(getattr(sequence, "names", [])) or [f"{i:06d}" for i in range(n)]
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as fh:
+        ds = fh.create_dataset("labels", shape=(n, h, w), dtype="uint8", chunks=(1, h, w),
+                               compression="gzip", fillvalue=255)
+        for i, lab in labels.items():
+            ds[i] = lab
+        fh.create_dataset("frame_names", data=np.array(names, dtype=h5py.string_dtype()))
+        fh.create_dataset("corrected", data=np.zeros(n, dtype=bool))
+        ds.attrs["axes"] = "tyx"
+        if scheme is not None:
+            fh.attrs["class_names"] = np.array(scheme.class_names, dtype=h5py.string_dtype())
+            fh.attrs["palette"] = scheme.palette_array()
+            fh.attrs["ignore_index"] = scheme.ignore_index
+        fh.attrs["modality_mode"] = mode.value
+        fh.attrs["source"] = str(getattr(sequence, "source", ""))
+    return path
