@@ -31,6 +31,7 @@ class _Job:
     eo: np.ndarray | None
     ir: np.ndarray | None
     introspect: bool
+    features: tuple[str, ...]
     version: int
 
 
@@ -73,7 +74,7 @@ class _JobQueue:
 class _Engine(QObject):
     """Lives in the worker thread; the only place the model is called."""
 
-    result = Signal(int, str, int, bool, object, bool)  # index, mode, version, introspect, pred, background
+    result = Signal(int, str, int, object, object, bool)  # index, mode, version, (introspect, features), pred, bg
     failed = Signal(int, str, str)
     idle = Signal()
 
@@ -95,14 +96,17 @@ class _Engine(QObject):
     def set_model(self, model, scheme, device, version: int) -> None:
         from csknet_studio.core.infer import Predictor
 
-        model = model.to(device).eval()
-        self._predictor = Predictor(model, device, scheme)
+        self._predictor = Predictor(model, device, scheme, weights_version=version)
         self._version = version
 
     @Slot(object, int)
     def load_state_dict(self, state_dict, version: int) -> None:
         if self._predictor is not None:
-            self._predictor.model.load_state_dict(state_dict)
+            try:
+                self._predictor.set_state_dict(state_dict, version)
+            except Exception as exc:  # wrong keys / shapes: say so, keep the old weights
+                self.failed.emit(-1, "", f"new weights rejected: {exc}")
+                return
             self._version = version
 
     @Slot()
@@ -114,9 +118,11 @@ class _Engine(QObject):
             return
         if self._predictor is not None and job.version == self._version:
             try:
-                pred = self._predictor.predict(job.eo, job.ir, job.mode, introspect=job.introspect)
+                pred = self._predictor.predict(job.eo, job.ir, job.mode, introspect=job.introspect,
+                                               features=job.features)
                 self.count += 1
-                self.result.emit(job.index, job.mode.value, self._version, job.introspect, pred, background)
+                self.result.emit(job.index, job.mode.value, self._version, (job.introspect, job.features), pred,
+                                 background)
             except Exception as exc:  # a model failure is shown to the user; the worker lives on
                 self.failed.emit(job.index, job.mode.value, f"{type(exc).__name__}: {exc}")
         QtCore.QTimer.singleShot(0, self.drain)
@@ -127,22 +133,17 @@ class _LRU:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, tuple[object, bool, int]] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[object, bool, int, tuple]] = OrderedDict()
         self._bytes = 0
 
     @staticmethod
     def _nbytes(pred) -> int:
         n = 0
-        for v in vars(pred).values() if hasattr(pred, "__dict__") else ():
+        for v in vars(pred).values():
             if isinstance(v, np.ndarray):
                 n += v.nbytes
             elif isinstance(v, dict):
                 n += sum(a.nbytes for a in v.values() if isinstance(a, np.ndarray))
-        if not n and hasattr(pred, "__dataclass_fields__"):
-            for name in pred.__dataclass_fields__:
-                v = getattr(pred, name)
-                if isinstance(v, np.ndarray):
-                    n += v.nbytes
         return n
 
     def get(self, key: tuple):
@@ -152,15 +153,15 @@ class _LRU:
         self._items.move_to_end(key)
         return item
 
-    def put(self, key: tuple, pred, introspected: bool) -> None:
+    def put(self, key: tuple, pred, introspected: bool, features: tuple[str, ...] = ()) -> None:
         old = self._items.pop(key, None)
         if old is not None:
             self._bytes -= old[2]
         size = self._nbytes(pred)
-        self._items[key] = (pred, introspected, size)
+        self._items[key] = (pred, introspected, size, tuple(features))
         self._bytes += size
         while self._bytes > self.max_bytes and len(self._items) > 1:
-            _, (_, _, s) = self._items.popitem(last=False)
+            _, (_, _, s, _) = self._items.popitem(last=False)
             self._bytes -= s
 
     def clear(self) -> None:
@@ -195,6 +196,7 @@ class InferenceWorker(QObject):
         self._scheme = None
         self._device = None
         self._introspect = False
+        self._features: tuple[str, ...] = ()
         self._busy = False
         self._current: tuple[int, Mode, FramePair] | None = None
         self._thread = QtCore.QThread()
@@ -243,6 +245,15 @@ class InferenceWorker(QObject):
     def introspect(self, on: bool) -> None:
         self._introspect = bool(on)
 
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self._features
+
+    @features.setter
+    def features(self, names) -> None:
+        """Feature maps (model feature names) the next predictions carry, e.g. for the internals panel."""
+        self._features = tuple(names)
+
     def set_model(self, model, scheme, device) -> int:
         """Hand a model to the worker thread (it is moved to `device` there). Returns the new version."""
         self._version += 1
@@ -270,6 +281,8 @@ class InferenceWorker(QObject):
         item = self._cache.get((index, Mode(mode), self._version))
         if item is None or (self._introspect and not item[1]):
             return None
+        if not set(self._features) <= set(item[3]):
+            return None
         return item[0]
 
     def request(self, index: int, frame: FramePair, mode: Mode | str, background: bool = False):
@@ -288,7 +301,7 @@ class InferenceWorker(QObject):
             return None
         eo = frame.eo if mode.uses_eo else None
         ir = frame.ir if mode.uses_ir else None
-        self._queue.put(_Job(index, mode, eo, ir, self._introspect, self._version), background)
+        self._queue.put(_Job(index, mode, eo, ir, self._introspect, self._features, self._version), background)
         self._set_busy(True)
         self._sig_wake.emit()
         return None
@@ -299,12 +312,12 @@ class InferenceWorker(QObject):
                 self.request(index, frame, m, background=True)
 
     # ----------------------------------------------------------------- results
-    @Slot(int, str, int, bool, object, bool)
-    def _on_result(self, index: int, mode: str, version: int, introspected: bool, pred, background: bool):
+    @Slot(int, str, int, object, object, bool)
+    def _on_result(self, index: int, mode: str, version: int, meta, pred, background: bool):
         if version != self._version:
             return  # computed with weights that were replaced meanwhile
         m = Mode(mode)
-        self._cache.put((index, m, version), pred, introspected)
+        self._cache.put((index, m, version), pred, *meta)
         self.last_ms = float(getattr(pred, "ms", 0.0))
         self.result_ready.emit(index, mode, pred)
         cur = self._current

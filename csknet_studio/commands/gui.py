@@ -1,0 +1,25 @@
+"""`csknet-studio [SEQUENCE] [--checkpoint FILE] [--device ...] [--screenshot PNG] [--theme ...]`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sequence", nargs="?", default=None,
+                        help="sequence folder, video or HDF5 file (default: the bundled demo sequence)")
+    parser.add_argument("--checkpoint", default=None, metavar="FILE",
+                        help="model weights (.pt); default: the bundled checkpoint")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                        help="where the model runs (default: auto)")
+    parser.add_argument("--screenshot", default=None, metavar="PNG",
+                        help="render the main window once the first frame is segmented, save it and exit "
+                             "(works with QT_QPA_PLATFORM=offscreen or under xvfb-run)")
+    parser.add_argument("--theme", default=None, choices=("dark", "light"),
+                        help="colour theme (default: the last one used, else dark)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from csknet_studio.ui.app import run_app
+
+    return run_app(args)

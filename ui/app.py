@@ -1,0 +1,167 @@
+"""QApplication set-up, theme, model loading and `run_app(args)` behind `csknet-studio`.
+
+With no arguments the Studio opens the bundled demo sequence with the bundled default checkpoint
+(`resources/default_model.pt`); when that file is absent it runs a freshly initialised model and
+says so ("untrained model") rather than refusing to start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from csknet_studio.core.errors import CSKNetError
+
+ORG = "CSKNet"
+APP = "CSKNet Studio"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "resources" / "default_model.pt"
+FALLBACK_MODEL = "csknet-r18"
+SCREENSHOT_TIMEOUT_S = 180
+
+
+def display_problem() -> str | None:
+    """A message when Qt has nowhere to draw, else None."""
+    if sys.platform in ("win32", "darwin"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    if os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal", "vnc", "eglfs", "linuxfb"):
+        return None
+    return ("csknet-studio: no display found (DISPLAY / WAYLAND_DISPLAY are unset).\n"
+            "  Run it under a virtual display:   xvfb-run -a csknet-studio\n"
+            "  or render one window to a file:   QT_QPA_PLATFORM=offscreen csknet-studio --screenshot shot.png\n"
+            "  Headless work needs no GUI:       csknet-studio infer|eval|export --help")
+
+
+def make_app(theme: str = "dark") -> QtWidgets.QApplication:
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication([sys.argv[0] if sys.argv else "csknet-studio"])
+    app.setOrganizationName(ORG)
+    app.setApplicationName(APP)
+    apply_theme(app, theme)
+    return app
+
+
+def apply_theme(app: QtWidgets.QApplication, theme: str) -> None:
+    """qdarkstyle dark (default) or its light palette. Image views keep a dark background."""
+    import qdarkstyle
+
+    if theme == "light":
+        from qdarkstyle.light.palette import LightPalette
+
+        app.setStyleSheet(qdarkstyle.load_stylesheet(qt_api="pyside6", palette=LightPalette))
+    elif theme == "dark":
+        app.setStyleSheet(qdarkstyle.load_stylesheet(qt_api="pyside6"))
+    else:
+        raise ValueError(f"unknown theme {theme!r} (dark or light)")
+
+
+def load_model_into(win, checkpoint: str | Path | None = None, device: str | None = None) -> str:
+    """Give `win` a model: the named checkpoint, else the bundled default, else an untrained one.
+
+    Returns a note for the status bar ("" for a real checkpoint). A bad checkpoint raises its
+    CheckpointError (the caller shows it)."""
+    from csknet_studio.core.device import resolve_device
+
+    dev = resolve_device(device or win.device_name)
+    path = Path(checkpoint) if checkpoint else (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None)
+    if path is not None:
+        from csknet_studio.core.checkpoint import load_checkpoint
+
+        try:
+            lc = load_checkpoint(path)
+        except CSKNetError as exc:
+            win.show_error(str(exc))
+            return "error"
+        win.set_model(lc.model, lc.scheme, dev)
+        win.checkpoint_path = path
+        if win.session is not None:
+            win.session.set_checkpoint(path, lc.weights_hash)
+        win.show_status(f"model: {path.name}")
+        return ""
+    from csknet_studio.core.model import create_model
+
+    model = create_model(FALLBACK_MODEL)
+    win.set_model(model, None, dev, note="untrained model")
+    win.checkpoint_path = None
+    win.show_status(f"untrained model: {DEFAULT_CHECKPOINT.name} not found; predictions are random until "
+                    "you open a checkpoint (File > Open checkpoint) or fine-tune", 30000)
+    return "untrained model"
+
+
+def _default_sequence() -> Path:
+    from csknet_studio.core.demo import ensure_default_demo
+
+    return Path(ensure_default_demo())
+
+
+def run_app(args) -> int:
+    """Start the GUI (blocking until the window closes); with --screenshot, render and exit."""
+    problem = display_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    from csknet_studio.ui.main_window import MainWindow
+
+    app = make_app(getattr(args, "theme", None) or "dark")
+    settings = QtCore.QSettings(ORG, APP)
+    if getattr(args, "theme", None) is None and settings.value("theme") in ("dark", "light"):
+        apply_theme(app, settings.value("theme"))
+    win = MainWindow(settings=settings, device=getattr(args, "device", "auto"))
+    shot = getattr(args, "screenshot", None)
+    result = {"rc": 0}
+    if shot:
+        _arm_screenshot(app, win, Path(shot), result)
+    win.restore_state()
+    win.show()
+    load_model_into(win, getattr(args, "checkpoint", None))
+    seq = getattr(args, "sequence", None)
+    if seq is None:
+        try:
+            seq = _default_sequence()
+        except (CSKNetError, OSError) as exc:
+            win.show_error(f"Could not prepare the demo sequence: {exc}")
+    if seq is not None and not win.open_sequence(seq) and shot:
+        _save_shot(win, Path(shot))
+        return 1
+    rc = app.exec()
+    return result["rc"] or rc
+
+
+def _save_shot(win, path: Path) -> bool:
+    from csknet_studio.core.atomic import atomic_path
+
+    img = win.grab().toImage()
+    with atomic_path(path, suffix=".png") as tmp:
+        ok = img.save(str(tmp), "PNG")
+    return ok
+
+
+def _arm_screenshot(app, win, path: Path, result: dict) -> None:
+    """Save the window once the first prediction is on screen, then quit."""
+
+    def shoot() -> None:
+        QtWidgets.QApplication.processEvents()
+        if not _save_shot(win, path):
+            result["rc"] = 1
+        print(f"screenshot written to {path}" if not result["rc"] else f"could not write {path}")
+        win.confirm_close = lambda: True
+        win.close()
+        app.quit()
+
+    def timeout() -> None:
+        print(f"no segmentation within {SCREENSHOT_TIMEOUT_S} s; saving the window as it is", file=sys.stderr)
+        result["rc"] = 1
+        shoot()
+
+    def on_ready(_pred) -> None:
+        win.prediction_ready.disconnect(on_ready)
+        QtCore.QTimer.singleShot(300, shoot)
+
+    win.prediction_ready.connect(on_ready)
+    win.error_shown.connect(lambda msg: print(f"error: {msg}", file=sys.stderr))
+    QtCore.QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, timeout)

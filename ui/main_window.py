@@ -1,0 +1,454 @@
+"""The main window: wires sequence, session, worker and views; owns no model maths.
+
+State F2's panels read (see docs/architecture.md, UI): `sequence`, `session`, `worker`, `scheme`,
+`current_index`, `mode`, `current_frame`, `current_prediction`, and the signals `frame_changed`,
+`mode_changed`, `prediction_ready`, `labels_changed`, `sequence_opened`, `error_shown`.
+Menus, toolbars and shortcuts are built in `ui/menus.py`; painting lives in `ui/tools.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import Qt, Signal
+
+from csknet_studio.core.classes import MFNET, ClassScheme
+from csknet_studio.core.errors import CSKNetError
+from csknet_studio.core.frames import FramePair
+from csknet_studio.core.modes import Mode
+from csknet_studio.ui.frame_list import FrameList
+from csknet_studio.ui.image_views import ImageViews
+from csknet_studio.ui.inference_worker import InferenceWorker
+from csknet_studio.ui.legend import ClassLegend
+from csknet_studio.ui.menus import build_menus
+from csknet_studio.ui.status import StatusBar
+from csknet_studio.ui.timeline import Timeline
+from csknet_studio.ui.tools import ToolController
+from csknet_studio.ui.view_controls import ViewControls
+
+MAX_RECENT = 8
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    sequence_opened = Signal(object)
+    frame_changed = Signal(int)
+    mode_changed = Signal(str)
+    prediction_ready = Signal(object)
+    labels_changed = Signal(int)
+    error_shown = Signal(str)
+
+    def __init__(self, settings: QtCore.QSettings | None = None, device: str = "auto",
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("CSKNet Studio")
+        self.setAcceptDrops(True)
+        self.settings = settings if settings is not None else QtCore.QSettings()
+        self.device_name = device
+        self._sequence = None
+        self._session = None
+        self._index = -1
+        self._mode = Mode.BOTH
+        self._frame: FramePair | None = None
+        self._pred = None
+        self._mask: np.ndarray | None = None
+        self._hidden: frozenset[int] = frozenset()
+        self._scheme: ClassScheme = MFNET
+        self._error_boxes: list[QtWidgets.QMessageBox] = []
+        self.confirm_close = self._ask_save  # tests replace this to avoid a modal prompt
+        self.checkpoint_path: Path | None = None
+        self.frame_shown_at: float = 0.0  # perf_counter of the last frame change (latency bench)
+
+        self.worker = InferenceWorker(self)
+        self.worker.result_ready.connect(self._on_result)
+        self.worker.failed.connect(self._on_failed)
+        self.views = ImageViews(self)
+        self.controls = ViewControls(self)
+        self.timeline = Timeline(self)
+        self.status = StatusBar(self)
+        self.setStatusBar(self.status)
+        self.worker.busy_changed.connect(self.status.set_busy)
+        central = QtWidgets.QWidget(self)
+        lay = QtWidgets.QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.controls)
+        lay.addWidget(self.views, 1)
+        lay.addWidget(self.timeline)
+        self.setCentralWidget(central)
+
+        self.legend = ClassLegend(self)
+        self.frame_list = FrameList(self)
+        self.tools = ToolController(self)
+        self.docks: dict[str, QtWidgets.QDockWidget] = {}
+        self.actions_by_name: dict[str, QtGui.QAction] = {}
+        self.menus: dict[str, QtWidgets.QMenu] = {}
+        build_menus(self)
+        self.add_panel(self.legend, "Classes", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.add_panel(self.frame_list, "Frames", Qt.DockWidgetArea.LeftDockWidgetArea)
+
+        self.timeline.frame_requested.connect(self.set_frame)
+        self.frame_list.frame_requested.connect(self.set_frame)
+        self.controls.opacity_changed.connect(self.views.set_opacity)
+        self.controls.base_changed.connect(self.views.set_base)
+        self.controls.palette_changed.connect(self.views.set_palette)
+        self.controls.source_changed.connect(lambda _s: self._refresh_overlay())
+        self.legend.class_picked.connect(self.tools.set_class)
+        self.legend.visibility_changed.connect(self._on_visibility)
+        self.views.hovered.connect(self._on_hover)
+        self.set_scheme(MFNET)
+        self.status.set_device("-")
+        self.resize(1500, 900)
+        geo = self.settings.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+
+    # ------------------------------------------------------------------ public state
+    @property
+    def sequence(self):
+        return self._sequence
+
+    @property
+    def session(self):
+        return self._session
+
+    @property
+    def scheme(self) -> ClassScheme:
+        return self._scheme
+
+    @property
+    def current_index(self) -> int:
+        return self._index
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def current_frame(self) -> FramePair | None:
+        return self._frame
+
+    @property
+    def current_prediction(self):
+        return self._pred
+
+    @property
+    def displayed_mask(self) -> np.ndarray | None:
+        """The class-id mask the overlay shows now (read it, do not write it)."""
+        return self._mask
+
+    # ------------------------------------------------------------------ panels and actions
+    def add_panel(self, widget: QtWidgets.QWidget, name: str,
+                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+                  shortcut: str | None = None) -> QtWidgets.QDockWidget:
+        """Dock `widget`; its show/hide toggle goes into the View menu. State saved with the window."""
+        dock = QtWidgets.QDockWidget(name, self)
+        dock.setObjectName(f"dock_{name.replace(' ', '_')}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        toggle = dock.toggleViewAction()
+        if shortcut:
+            toggle.setShortcut(QtGui.QKeySequence(shortcut))
+            toggle.setToolTip(f"Show / hide {name} ({shortcut})")
+        self.menus["View"].addAction(toggle)
+        self.docks[name] = dock
+        return dock
+
+    def add_action(self, menu: str, action: QtGui.QAction) -> None:
+        if menu not in self.menus:
+            self.menus[menu] = self.menuBar().addMenu(menu)
+        self.menus[menu].addAction(action)
+        self.addAction(action)
+
+    def show_error(self, message: str, title: str = "CSKNet Studio") -> None:
+        """Every error dialog goes through here: non-modal, so the app (and tests) never block."""
+        self.error_shown.emit(message)
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, message,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _r, b=box: self._error_boxes.remove(b) if b in self._error_boxes else None)
+        self._error_boxes.append(box)
+        box.open()
+
+    def show_status(self, message: str, timeout_ms: int = 5000) -> None:
+        self.status.showMessage(message, timeout_ms)
+
+    # ------------------------------------------------------------------ model
+    def set_model(self, model, scheme: ClassScheme | None, device, note: str = "") -> None:
+        self.set_scheme(scheme or self._scheme)
+        self.worker.set_model(model, self._scheme, device)
+        self.status.set_device(str(device) + (f" ({note})" if note else ""))
+        if self._index >= 0:
+            self._request()
+
+    def set_scheme(self, scheme: ClassScheme) -> None:
+        self._scheme = scheme
+        self.legend.set_scheme(scheme)
+        self._apply_lut()
+        if self._session is not None and self._session.scheme != scheme:
+            try:
+                self._session.set_scheme(scheme)
+            except CSKNetError as exc:
+                self.show_error(str(exc))
+
+    def _apply_lut(self) -> None:
+        lut = self._scheme.lut()
+        for c in self._hidden:
+            lut[c, 3] = 0
+        self.views.set_scheme_lut(lut)
+
+    def _on_visibility(self, hidden: frozenset[int]) -> None:
+        self._hidden = frozenset(hidden)
+        self._apply_lut()
+
+    # ------------------------------------------------------------------ sequences
+    def open_sequence(self, path: str | Path) -> bool:
+        """Open a folder / video / HDF5 sequence; on error show it and keep the current one."""
+        from csknet_studio.core.data import open_sequence
+
+        try:
+            seq = open_sequence(Path(path))
+            self.set_sequence(seq)
+        except (CSKNetError, OSError, ValueError) as exc:
+            self.show_error(f"Could not open {path}:\n{exc}")
+            return False
+        self._add_recent(str(path))
+        return True
+
+    def set_sequence(self, seq, project_path: str | Path | None = None) -> None:
+        """Show `seq` with its annotation session (restoring saved corrections)."""
+        from csknet_studio.core.session import AnnotationSession
+
+        session = AnnotationSession(seq, project_path, scheme=self._scheme)
+        self._close_session()
+        self._sequence, self._session = seq, session
+        session.events.labels_changed.connect(self._on_labels_changed)
+        session.events.origin_changed.connect(self._on_origin_changed)
+        session.events.history_changed.connect(self._update_undo_actions)
+        session.events.save_failed.connect(lambda err: self.show_error(str(err)))
+        self.views.set_levels(seq.display_levels())
+        n = len(seq)
+        states = [self._state_of(i) for i in range(n)]
+        self.timeline.set_count(n)
+        self.timeline.set_states(states)
+        self.frame_list.set_frames(list(seq.names), states)
+        self.setWindowTitle(f"CSKNet Studio — {getattr(seq, 'source', '')}")
+        self._index = -1
+        restored = len(session.corrected_frames())
+        if restored:
+            self.show_status(f"restored {restored} corrected frames from {session.project_path}", 10000)
+        self.sequence_opened.emit(seq)
+        self.set_frame(0)
+        self._update_undo_actions()
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            try:
+                self._session.close()
+            except CSKNetError as exc:
+                self.show_error(str(exc))
+            self._session.events.labels_changed.disconnect(self._on_labels_changed)
+            self._session.events.origin_changed.disconnect(self._on_origin_changed)
+        if self._sequence is not None and hasattr(self._sequence, "close"):
+            self._sequence.close()
+        self._session = self._sequence = None
+
+    def _state_of(self, i: int) -> str:
+        if i in getattr(self._sequence, "bad_frames", ()):
+            return "bad"
+        o = self._session.origin(i).value if self._session is not None else "empty"
+        return {"corrected": "corrected", "predicted": "predicted"}.get(o, "new")
+
+    def _set_state(self, i: int) -> None:
+        st = self._state_of(i)
+        self.timeline.set_state(i, st)
+        self.frame_list.set_state(i, st)
+
+    # ------------------------------------------------------------------ navigation
+    def set_frame(self, index: int) -> None:
+        if self._sequence is None or not 0 <= index < len(self._sequence) or index == self._index:
+            return
+        self.tools.cancel()
+        try:
+            frame = self._sequence[index]
+        except (CSKNetError, OSError, ValueError) as exc:
+            self.show_error(f"Could not read frame {index}: {exc}")
+            return
+        self.frame_shown_at = time.perf_counter()
+        self._index, self._frame, self._pred = index, frame, None
+        self.views.show_frame(frame)
+        self.timeline.set_current(index, frame.name)
+        self.frame_list.set_current(index)
+        self.status.set_frame(index, len(self._sequence), frame.name, self._mode.label)
+        if frame.bad:
+            self._set_state(index)
+            self.show_status(f"frame {frame.name} is unreadable: {frame.error}")
+        self._refresh_overlay()
+        self.frame_changed.emit(index)
+        self._request()
+
+    def next_frame(self) -> None:
+        self.timeline.step(1)
+
+    def prev_frame(self) -> None:
+        self.timeline.step(-1)
+
+    def set_mode(self, mode: Mode | str) -> None:
+        mode = Mode(mode)
+        act = self.actions_by_name.get(f"mode_{mode.value}")
+        if act is not None and not act.isChecked():
+            act.setChecked(True)
+        if mode is self._mode:
+            return
+        self._mode = mode
+        self._pred = None
+        if self._index >= 0:
+            self.status.set_frame(self._index, len(self._sequence), self._frame.name, mode.label)
+            self._request()
+        self.mode_changed.emit(mode.value)
+
+    def _request(self) -> None:
+        if self._frame is None or self._frame.bad:
+            return
+        hit = self.worker.request(self._index, self._frame, self._mode)
+        if hit is not None:
+            self._show_prediction(hit)
+
+    def _on_result(self, index: int, mode: str, pred) -> None:
+        if index == self._index and Mode(mode) is self._mode:
+            self._show_prediction(pred)
+
+    def _show_prediction(self, pred) -> None:
+        self._pred = pred
+        self.status.set_ms(pred.ms)
+        if self._session is not None:
+            self._session.set_prediction(self._index, pred.labels)  # what "accept" takes
+        self._refresh_overlay()
+        self._set_state(self._index)
+        self.prediction_ready.emit(pred)
+
+    def _on_failed(self, index: int, mode: str, message: str) -> None:
+        where = f"frame {index} ({mode})" if index >= 0 else "the model"
+        self.show_error(f"Inference failed on {where}:\n{message}")
+
+    # ------------------------------------------------------------------ labels
+    def _refresh_overlay(self) -> None:
+        if self._index < 0:
+            self.views.show_labels(None)
+            self._mask = None
+            return
+        if self.controls.source_name == "prediction":
+            src = self._pred.labels if self._pred is not None else None
+        elif self._session is not None:
+            src = self._session.labels(self._index)
+        else:
+            src = None
+        self._mask = None if src is None else np.array(src, dtype=np.uint8, copy=True)
+        self.views.show_labels(self._mask)
+
+    def _on_labels_changed(self, frame: int, rect) -> None:
+        if frame == self._index and self._mask is not None and self.controls.source_name == "labels":
+            ys, xs = rect.slices
+            self._mask[ys, xs] = self._session.labels(frame)[ys, xs]
+            self.views.label_item.repaint_rect(rect.y0, rect.y1, rect.x0, rect.x1)
+        elif frame == self._index and self.controls.source_name == "labels":
+            self._refresh_overlay()
+        self.labels_changed.emit(frame)
+
+    def _on_origin_changed(self, frame: int) -> None:
+        self._set_state(frame)
+
+    def _update_undo_actions(self) -> None:
+        s = self._session
+        for name, ok in (("undo", s is not None and s.can_undo), ("redo", s is not None and s.can_redo)):
+            act = self.actions_by_name.get(name)
+            if act is not None:
+                act.setEnabled(bool(ok))
+
+    def _on_hover(self, x: int, y: int) -> None:
+        f = self._frame
+        if x < 0 or f is None:
+            self.status.clear_cursor()
+            return
+        cls = None
+        if self._mask is not None:
+            c = int(self._mask[y, x])
+            cls = self._scheme.class_names[c] if c < self._scheme.num_classes else "unlabelled"
+        self.status.set_cursor(x, y, cls, None if f.eo is None else f.eo[y, x],
+                               None if f.ir is None else f.ir[y, x])
+        self.tools.hover(x, y)
+
+    # ------------------------------------------------------------------ recent files, drops, close
+    def recent_files(self) -> list[str]:
+        v = self.settings.value("recent", []) or []
+        return [v] if isinstance(v, str) else list(v)
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        items = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recent", items[:MAX_RECENT])
+        self.menus_changed()
+
+    def menus_changed(self) -> None:
+        from csknet_studio.ui.menus import fill_recent
+
+        fill_recent(self)
+
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
+        urls = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            ev.acceptProposedAction()
+            self.open_sequence(urls[0])
+
+    def _ask_save(self) -> bool:
+        """Unsaved corrections (autosave failed or is off): save, discard or cancel the close."""
+        btn = QtWidgets.QMessageBox.question(
+            self, "Unsaved corrections", "Some corrections are not saved yet. Save them before closing?",
+            QtWidgets.QMessageBox.StandardButton.Save | QtWidgets.QMessageBox.StandardButton.Discard
+            | QtWidgets.QMessageBox.StandardButton.Cancel)
+        if btn == QtWidgets.QMessageBox.StandardButton.Cancel:
+            return False
+        if btn == QtWidgets.QMessageBox.StandardButton.Save:
+            return self.save_session()
+        return True
+
+    def save_session(self) -> bool:
+        if self._session is None:
+            return True
+        try:
+            path = self._session.save()
+        except CSKNetError as exc:
+            self.show_error(str(exc))
+            return False
+        self.show_status(f"corrections saved to {path}")
+        return True
+
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
+        self.tools.cancel()
+        if self._session is not None and self._session.dirty and not self.confirm_close():
+            ev.ignore()
+            return
+        self.timeline.stop()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+        if self._session is not None and self._session.dirty:
+            self._session.autosave = False  # the user chose to discard
+        else:
+            self._close_session()
+        self.worker.shutdown()
+        for box in list(self._error_boxes):
+            box.close()
+        super().closeEvent(ev)
+
+    def restore_state(self) -> None:
+        """Restore dock layout after every panel is added (F2's panels included)."""
+        st = self.settings.value("window/state")
+        if st is not None:
+            self.restoreState(st)

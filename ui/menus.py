@@ -1,0 +1,179 @@
+"""Menus, the toolbar and every keyboard shortcut of the main window, in one table-like place.
+
+Each action carries its shortcut in its tooltip, and is registered in `win.actions_by_name` so the
+F1 shortcuts sheet (ui/shortcuts.py) and tests can find it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6 import QtGui, QtWidgets
+
+from csknet_studio.core.modes import Mode
+
+_SP = QtWidgets.QStyle.StandardPixmap
+_ICON_DIR = Path(__file__).resolve().parents[1] / "resources" / "icons"
+
+
+def _icon(win, std=None, name: str | None = None) -> QtGui.QIcon:
+    if name is not None and (_ICON_DIR / f"{name}.svg").is_file():
+        return QtGui.QIcon(str(_ICON_DIR / f"{name}.svg"))
+    return win.style().standardIcon(std) if std is not None else QtGui.QIcon()
+
+
+def _action(win, name: str, text: str, slot, shortcuts=(), tip: str = "", icon=None,
+            checkable: bool = False) -> QtGui.QAction:
+    act = QtGui.QAction(text, win)
+    if shortcuts:
+        act.setShortcuts([QtGui.QKeySequence(s) for s in shortcuts])
+    keys = ", ".join(QtGui.QKeySequence(s).toString(QtGui.QKeySequence.SequenceFormat.NativeText)
+                     for s in shortcuts)
+    act.setToolTip(f"{tip or text}" + (f" ({keys})" if keys else ""))
+    act.setStatusTip(tip or text)
+    if icon is not None:
+        act.setIcon(icon)
+    act.setCheckable(checkable)
+    if slot is not None:
+        (act.toggled if checkable else act.triggered).connect(slot)
+    win.actions_by_name[name] = act
+    win.addAction(act)
+    return act
+
+
+def _open_dialog(win, kind: str) -> None:
+    start = str(Path(win.recent_files()[0]).parent) if win.recent_files() else str(Path.home())
+    if kind == "folder":
+        path = QtWidgets.QFileDialog.getExistingDirectory(win, "Open sequence folder", start)
+    else:
+        filt = {"video": "Videos (*.mp4 *.avi *.mkv *.mov);;All files (*)",
+                "hdf5": "HDF5 (*.h5 *.hdf5);;All files (*)"}[kind]
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(win, f"Open {kind}", start, filt)
+    if path:
+        win.open_sequence(path)
+
+
+def _open_checkpoint(win) -> None:
+    path, _ = QtWidgets.QFileDialog.getOpenFileName(win, "Open checkpoint", str(Path.home()),
+                                                    "Checkpoints (*.pt *.pth);;All files (*)")
+    if path:
+        from csknet_studio.ui.app import load_model_into
+
+        load_model_into(win, path)
+
+
+def build_menus(win) -> None:
+    mb = win.menuBar()
+    for name in ("File", "Edit", "View", "Model", "Tools", "Help"):
+        win.menus[name] = mb.addMenu(name if name != "Tools" else "&Tools")
+    tb = win.addToolBar("Main")
+    tb.setObjectName("toolbar_main")
+    tb.setMovable(False)
+
+    f = win.menus["File"]
+    f.addAction(_action(win, "open_folder", "Open folder…", lambda: _open_dialog(win, "folder"), ["Ctrl+O"],
+                        "Open a sequence folder (paired EO/IR images)", _icon(win, _SP.SP_DirOpenIcon)))
+    f.addAction(_action(win, "open_video", "Open video…", lambda: _open_dialog(win, "video"), [],
+                        "Open a video sequence"))
+    f.addAction(_action(win, "open_hdf5", "Open HDF5…", lambda: _open_dialog(win, "hdf5"), [],
+                        "Open an HDF5 sequence"))
+    win.recent_menu = f.addMenu("Open recent")
+    f.addAction(_action(win, "open_checkpoint", "Open checkpoint…", lambda: _open_checkpoint(win), [],
+                        "Load model weights (.pt)"))
+    f.addSeparator()
+    f.addAction(_action(win, "save", "Save corrections", win.save_session, ["Ctrl+S"],
+                        "Write corrections to the project now (they are autosaved after each edit)",
+                        _icon(win, _SP.SP_DialogSaveButton)))
+    f.addSeparator()
+    f.addAction(_action(win, "quit", "Quit", win.close, ["Ctrl+Q"]))
+    tb.addAction(win.actions_by_name["open_folder"])
+    tb.addAction(win.actions_by_name["save"])
+    tb.addSeparator()
+    fill_recent(win)
+
+    e = win.menus["Edit"]
+    e.addAction(_action(win, "undo", "Undo", win.tools.undo, ["Ctrl+Z"], "Undo the last edit",
+                        _icon(win, _SP.SP_ArrowBack, "undo")))
+    e.addAction(_action(win, "redo", "Redo", win.tools.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo",
+                        _icon(win, _SP.SP_ArrowForward, "redo")))
+    e.addSeparator()
+    e.addAction(_action(win, "accept", "Accept prediction", win.tools.accept_prediction, ["A"],
+                        "Keep the model's labels for this frame as its correction",
+                        _icon(win, _SP.SP_DialogApplyButton)))
+    e.addAction(_action(win, "copy_prev", "Copy labels from previous frame", win.tools.copy_previous, ["C"],
+                        "Replace this frame's labels with the previous frame's"))
+
+    modes = QtGui.QActionGroup(win)
+    tb.addSeparator()
+    for key, mode in zip(("1", "2", "3"), (Mode.BOTH, Mode.IR, Mode.EO), strict=True):
+        act = _action(win, f"mode_{mode.value}", mode.label,
+                      lambda on, m=mode: on and win.set_mode(m), [key],
+                      f"Segment with {mode.label}", checkable=True)
+        modes.addAction(act)
+        win.menus["Model"].addAction(act)
+        tb.addAction(act)
+    win.actions_by_name["mode_both"].setChecked(True)
+    tb.addSeparator()
+
+    tools = QtGui.QActionGroup(win)
+    for name, text, key, tip in (("pan", "Pan / zoom", "V", "Navigate: drag pans, wheel zooms"),
+                                 ("brush", "Brush", "B", "Paint the picked class ([ and ] change the size)"),
+                                 ("eraser", "Eraser", "E", "Erase to unlabelled"),
+                                 ("fill", "Flood fill", "F", "Fill the connected region under the click"),
+                                 ("polygon", "Polygon", "G", "Click vertices; double-click or Enter fills, Esc cancels")):
+        act = _action(win, f"tool_{name}", text, lambda on, n=name: on and win.tools.set_tool(n), [key], tip,
+                      _icon(win, None, name), checkable=True)
+        tools.addAction(act)
+        win.menus["Tools"].addAction(act)
+        tb.addAction(act)
+    win.actions_by_name["tool_pan"].setChecked(True)
+    win.menus["Tools"].addSeparator()
+    win.menus["Tools"].addAction(_action(win, "brush_smaller", "Smaller brush", lambda: win.tools.grow(-1), ["["]))
+    win.menus["Tools"].addAction(_action(win, "brush_bigger", "Bigger brush", lambda: win.tools.grow(1), ["]"]))
+    for i in range(9):
+        _action(win, f"class_{i}", f"Pick class {i}", lambda _=False, c=i: win.tools.set_class(c),
+                [f"Shift+{i + 1}"], f"Paint with class {i}")
+    _action(win, "finish_polygon", "Finish polygon", win.tools.finish_polygon, ["Return"])
+    _action(win, "cancel_tool", "Cancel", win.tools.cancel, ["Escape"])
+    tb.addSeparator()
+    tb.addAction(win.actions_by_name["undo"])
+    tb.addAction(win.actions_by_name["redo"])
+    tb.addAction(win.actions_by_name["accept"])
+
+    v = win.menus["View"]
+    v.addAction(_action(win, "play", "Play / pause", win.timeline.toggle_play, ["Space"]))
+    v.addAction(_action(win, "next", "Next frame", win.next_frame, ["Right"]))
+    v.addAction(_action(win, "prev", "Previous frame", win.prev_frame, ["Left"]))
+    v.addAction(_action(win, "first", "First frame", lambda: win.set_frame(0), ["Home"]))
+    v.addAction(_action(win, "last", "Last frame", lambda: win.sequence and win.set_frame(len(win.sequence) - 1),
+                        ["End"]))
+    v.addSeparator()
+    v.addAction(_action(win, "toggle_source", "Prediction / corrected labels", win.controls.toggle_source, ["P"],
+                        "Show the raw prediction of the current mode or the labels you keep"))
+    v.addAction(_action(win, "toggle_overlay", "Show labels", lambda on: win.views.label_item.setVisible(on), ["O"],
+                        "Show or hide the label overlay", checkable=True))
+    win.actions_by_name["toggle_overlay"].setChecked(True)
+    v.addAction(_action(win, "reset_zoom", "Reset zoom", win.views.reset_zoom, ["Ctrl+0"]))
+    v.addSeparator()
+    theme = v.addMenu("Theme")
+    for t in ("dark", "light"):
+        theme.addAction(_action(win, f"theme_{t}", t.capitalize(),
+                                lambda _=False, t=t: _set_theme(win, t)))
+    v.addSeparator()
+
+
+def _set_theme(win, theme: str) -> None:
+    from csknet_studio.ui.app import apply_theme
+
+    apply_theme(QtWidgets.QApplication.instance(), theme)
+    win.settings.setValue("theme", theme)
+
+
+def fill_recent(win) -> None:
+    menu = win.recent_menu
+    menu.clear()
+    recent = win.recent_files()
+    for p in recent:
+        act = menu.addAction(p)
+        act.triggered.connect(lambda _=False, p=p: win.open_sequence(p))
+    menu.setEnabled(bool(recent))

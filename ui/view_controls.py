@@ -1,0 +1,70 @@
+"""The strip above the views: overlay opacity, what lies under the labels, thermal palette, and
+whether the overlay shows the model's prediction or the corrected labels.
+
+View state only: nothing here touches labels (napari keeps view state apart from data).
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+from PySide6.QtCore import Signal
+
+from csknet_studio.ui.image_views import BASES, PALETTES
+
+
+class ViewControls(QtWidgets.QWidget):
+    opacity_changed = Signal(float)
+    base_changed = Signal(str, float)  # base, blend weight of IR
+    palette_changed = Signal(str)
+    source_changed = Signal(str)  # "labels" | "prediction"
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(55)
+        self.opacity.setMaximumWidth(140)
+        self.opacity.setToolTip("Label opacity in the overlay (O toggles labels on/off)")
+        self.base = QtWidgets.QComboBox()
+        self.base.addItems(list(BASES))
+        self.base.setToolTip("Image under the labels: EO, IR, an EO/IR blend or a checkerboard "
+                             "(Blend and Checker show whether the two modalities are registered)")
+        self.blend = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.blend.setRange(0, 100)
+        self.blend.setValue(50)
+        self.blend.setMaximumWidth(100)
+        self.blend.setToolTip("EO ↔ IR blend weight")
+        self.blend.setEnabled(False)
+        self.palette = QtWidgets.QComboBox()
+        self.palette.addItems(list(PALETTES))
+        self.palette.setCurrentText("inferno")
+        self.palette.setToolTip("Thermal palette for IR (fixed levels per sequence)")
+        self.source = QtWidgets.QComboBox()
+        self.source.addItems(["Corrected labels", "Model prediction"])
+        self.source.setToolTip("Overlay: the labels you keep (corrections, or the prediction where "
+                               "a frame is untouched) or the raw prediction of the current mode (P)")
+        lay = QtWidgets.QHBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 2)
+        for text, w in (("Opacity", self.opacity), ("Under labels", self.base), ("", self.blend),
+                        ("IR palette", self.palette), ("Overlay shows", self.source)):
+            if text:
+                lay.addWidget(QtWidgets.QLabel(text))
+            lay.addWidget(w)
+        lay.addStretch(1)
+        self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
+        self.base.currentTextChanged.connect(self._emit_base)
+        self.blend.valueChanged.connect(lambda _v: self._emit_base(self.base.currentText()))
+        self.palette.currentTextChanged.connect(self.palette_changed)
+        self.source.currentIndexChanged.connect(
+            lambda i: self.source_changed.emit("prediction" if i == 1 else "labels"))
+
+    def _emit_base(self, base: str) -> None:
+        self.blend.setEnabled(base == "Blend")
+        self.base_changed.emit(base, self.blend.value() / 100.0)
+
+    @property
+    def source_name(self) -> str:
+        return "prediction" if self.source.currentIndex() == 1 else "labels"
+
+    def toggle_source(self) -> None:
+        self.source.setCurrentIndex(1 - self.source.currentIndex())
