@@ -1,0 +1,133 @@
+"""The main window driven as a user would: results, modes, frames, errors, settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from csknet_studio.core.modes import Mode
+
+
+def test_first_frame_is_segmented_and_shown(main_window):
+    win = main_window
+    pred = win.current_prediction
+    assert pred is not None and pred.labels.shape == (48, 64)
+    assert win.current_index == 0 and win.mode is Mode.BOTH
+    np.testing.assert_array_equal(win.displayed_mask, pred.labels)
+    np.testing.assert_array_equal(win.views.label_item.mask, pred.labels)
+    assert win.timeline.strip.states[0] == "predicted"
+    assert "ms" in win.status.ms_label.text() and win.status.ms_label.text() != "-- ms"
+
+
+def test_three_modes_switch_the_overlay(main_window, qtbot):
+    win = main_window
+    masks = {Mode.BOTH: win.displayed_mask.copy()}
+    probs = {Mode.BOTH: win.current_prediction.probs}
+    for key, mode in (("2", Mode.IR), ("3", Mode.EO)):
+        with qtbot.waitSignal(win.prediction_ready, timeout=30000) as blocker:
+            win.actions_by_name[f"mode_{mode.value}"].trigger()  # what keys 1/2/3 trigger
+        assert blocker.args[0].mode is mode and win.mode is mode
+        assert win.actions_by_name[f"mode_{mode.value}"].shortcut().toString() == key
+        masks[mode] = win.displayed_mask.copy()
+        probs[mode] = blocker.args[0].probs
+    # each mode's own network output reaches the overlay
+    assert not np.array_equal(probs[Mode.IR], probs[Mode.BOTH])
+    assert not np.array_equal(probs[Mode.EO], probs[Mode.BOTH])
+    for m in masks:
+        np.testing.assert_array_equal(masks[m], win.worker.cached(0, m).labels)
+    # a cached mode switches instantly: no new inference, the signal comes synchronously
+    count = win.worker.inference_count
+    with qtbot.waitSignal(win.prediction_ready, timeout=1000):
+        win.set_mode(Mode.BOTH)
+    np.testing.assert_array_equal(win.displayed_mask, masks[Mode.BOTH])
+    assert win.worker.inference_count == count
+
+
+def test_other_modes_are_computed_in_background(main_window, qtbot):
+    win = main_window
+    qtbot.waitUntil(lambda: all(win.worker.cached(0, m) is not None for m in Mode), timeout=30000)
+
+
+def test_frame_navigation_and_timeline(main_window, qtbot):
+    win = main_window
+    with qtbot.waitSignal(win.frame_changed) as b:
+        win.actions_by_name["next"].trigger()
+    assert b.args == [1] and win.timeline.slider.value() == 1
+    with qtbot.waitSignal(win.prediction_ready, timeout=30000):
+        win.actions_by_name["last"].trigger()
+    assert win.current_index == 7 and win.frame_list.currentRow() == 7
+    win.actions_by_name["first"].trigger()
+    assert win.current_index == 0
+
+
+def test_hidden_class_is_transparent_in_lut(main_window):
+    win = main_window
+    c = int(win.displayed_mask[0, 0])
+    win.legend.set_visible(c, False)
+    assert win.views.label_item._lut[c, 3] == 0
+    win.legend.set_visible(c, True)
+    assert win.views.label_item._lut[c, 3] == 255
+
+
+def test_prediction_vs_corrected_toggle(main_window):
+    win = main_window
+    win.session.paint_stroke(0, [(10, 10), (30, 10)], 3, 4)
+    assert (win.displayed_mask[10, 10:30] == 3).all()
+    win.actions_by_name["toggle_source"].trigger()
+    np.testing.assert_array_equal(win.displayed_mask, win.current_prediction.labels)
+    win.actions_by_name["toggle_source"].trigger()
+    assert (win.displayed_mask[10, 10:30] == 3).all()
+
+
+def test_cursor_readout_names_class_and_both_pixels(main_window):
+    win = main_window
+    win._on_hover(5, 7)
+    text = win.status.cursor_label.text()
+    f = win.current_frame
+    assert "x 5 y 7" in text and f"IR {int(f.ir[7, 5])}" in text
+    assert "EO " + ",".join(str(int(v)) for v in f.eo[7, 5]) in text
+    assert win.scheme.class_names[int(win.displayed_mask[7, 5])] in text
+
+
+def test_corrupt_sequence_shows_error_and_app_stays_usable(main_window, qtbot, tmp_path):
+    win = main_window
+    bad = tmp_path / "broken"
+    (bad / "eo").mkdir(parents=True)
+    (bad / "ir").mkdir()
+    (bad / "eo" / "0001.png").write_bytes(b"not a png at all")
+    (bad / "ir" / "0002.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with qtbot.waitSignal(win.error_shown, timeout=5000) as b:
+        assert win.open_sequence(bad) is False
+    assert str(bad) in b.args[0]
+    assert win.sequence is not None and win.current_index == 0  # the old sequence is still open
+    win.set_frame(1)
+    assert win.current_index == 1
+
+
+def test_recent_files_and_geometry_go_to_the_given_settings(bare_window, qsettings, tmp_path):
+    win = bare_window
+    win._add_recent(str(tmp_path))
+    assert win.recent_files()[0] == str(tmp_path.resolve())
+    assert [a.text() for a in win.recent_menu.actions()] == [str(tmp_path.resolve())]
+    win.close()
+    qsettings.sync()
+    assert qsettings.value("window/geometry") is not None
+    assert QtCore.QSettings().fileName() != qsettings.fileName()
+
+
+def test_add_panel_docks_widget_with_view_toggle(bare_window):
+    from PySide6 import QtWidgets
+
+    w = QtWidgets.QLabel("panel")
+    dock = bare_window.add_panel(w, "Test panel", shortcut="Ctrl+Shift+T")
+    assert dock.widget() is w and bare_window.docks["Test panel"] is dock
+    assert dock.toggleViewAction() in bare_window.menus["View"].actions()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_themes_apply(qapp, theme):
+    from csknet_studio.ui.app import apply_theme
+
+    apply_theme(qapp, theme)
+    assert len(qapp.styleSheet()) > 1000
