@@ -77,6 +77,7 @@ def load_imagenet_weights(model: nn.Module, source: str | Path | dict[str, Tenso
     target = {k: v for k, v in encoder.state_dict().items() if not k.startswith("gsu.")}
     new: dict[str, Tensor] = {}
     unexpected, mismatched, ignored = [], [], []
+    seen_bad: set[str] = set()
     for k, v in src.items():
         if k.startswith(_IGNORED_PREFIXES):
             ignored.append(k)
@@ -91,11 +92,13 @@ def load_imagenet_weights(model: nn.Module, source: str | Path | dict[str, Tenso
             if d == "conv1.weight" and target[d].shape[1] == 1 and v.ndim == 4 and v.shape[1] == 3:
                 val = v.sum(1, keepdim=True)
             if tuple(val.shape) != tuple(target[d].shape):
-                mismatched.append(f"{k} {tuple(v.shape)} vs model {tuple(target[d].shape)}")
-                continue
-            new[d] = val
+                seen_bad.add(d)
+            else:
+                new[d] = val
+        if any(d in seen_bad for d in dests):
+            mismatched.append(f"{k} {tuple(v.shape)} vs model {tuple(target[dests[0]].shape)}")
     # Old torchvision files lack num_batches_tracked; it is a counter, not a weight.
-    missing = [k for k in target if k not in new and not k.endswith("num_batches_tracked")]
+    missing = [k for k in target if k not in new and k not in seen_bad and not k.endswith("num_batches_tracked")]
     if missing or unexpected or mismatched:
         parts = [f"{name}: weights do not fit the {type(model).__name__} encoder"]
         if missing:

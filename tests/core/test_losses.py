@@ -1,0 +1,115 @@
+"""Loss terms: CE with ignore, L1 on exchange gammas, contrastive distillation, KD, total."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from csknet_studio.core.errors import ConfigError
+from csknet_studio.core.losses import (
+    ContrastiveDistiller,
+    LossConfig,
+    l1_sparsity,
+    logit_kd,
+    segmentation_ce,
+    total_loss,
+)
+from csknet_studio.core.model import create_model, create_teacher
+
+
+def test_ce_ignores_255_and_never_nans() -> None:
+    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
+    labels = torch.randint(0, 3, (1, 4, 4))
+    labels[0, :2] = 255
+    ref = F.cross_entropy(logits[..., 2:, :], labels[:, 2:])
+    torch.testing.assert_close(segmentation_ce(logits, labels), ref)
+    altered = logits.detach().clone()
+    altered[..., :2, :] = 100.0  # garbage where unlabelled: no effect
+    torch.testing.assert_close(segmentation_ce(altered, labels), segmentation_ce(logits.detach(), labels))
+    none = segmentation_ce(logits, torch.full((1, 4, 4), 255))
+    assert none.item() == 0.0
+    none.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+def test_l1_sparsity_sums_the_designated_halves() -> None:
+    model = create_model("csknet-tiny")
+    pairs = model.exchange_gammas()
+    with torch.no_grad():
+        for g, _ in pairs:
+            g.uniform_(-1, 1)
+    manual = sum(float(g.detach()[sl].abs().sum()) for g, sl in pairs)
+    assert l1_sparsity(pairs).item() == pytest.approx(manual, rel=1e-5)
+    l1_sparsity(pairs).backward()
+    g0, sl0 = pairs[0]
+    c = g0.numel()
+    assert (g0.grad[sl0] != 0).all() and (g0.grad[c // 2:] == 0).all()
+
+
+def test_total_loss_terms_per_mode() -> None:
+    model = create_model("csknet-tiny", num_classes=4)
+    teacher = create_teacher(model.config).eval()
+    cfg = LossConfig(samples=64, kd=0.5)
+    distiller = ContrastiveDistiller.for_models(model, teacher, cfg)
+    eo, ir = torch.randn(2, 3, 32, 32), torch.randn(2, 1, 32, 32)
+    labels = torch.randint(0, 4, (2, 32, 32))
+    with torch.no_grad():
+        t_out = teacher(eo)
+    terms = total_loss(model(eo, ir), labels, model, cfg, distiller=distiller, teacher_out=t_out)
+    assert set(terms) == {"ce_eo", "ce_ir", "ce_fused", "l1", "contrastive", "kd", "total"}
+    torch.testing.assert_close(terms["total"], sum(v for k, v in terms.items() if k != "total"))
+    terms["total"].backward()
+    assert model.encoder.layer1[0].conv1.weight.grad is not None
+    assert next(distiller.student_proj.parameters()).grad is not None
+    # Modality-dropout step: IR only -> CE on IR + L1, even if a teacher output is passed.
+    ir_terms = total_loss(model(None, ir), labels, model, cfg, distiller=distiller, teacher_out=t_out)
+    assert set(ir_terms) == {"ce_ir", "l1", "total"}
+    eo_terms = total_loss(model(eo, None), labels, model, LossConfig(l1=0.0))
+    assert set(eo_terms) == {"ce_eo", "total"}
+
+
+def test_kd_is_zero_for_identical_logits() -> None:
+    z = torch.randn(2, 5, 4, 4)
+    assert logit_kd(z, z, 4.0).abs().item() < 1e-6
+    assert logit_kd(z, -z, 4.0).item() > 0.01
+
+
+def test_class_aware_contrastive_has_no_negatives_within_one_class() -> None:
+    cfg = LossConfig(distill_stages=(1,), samples=32, proj_dim=8)
+    d = ContrastiveDistiller((4, 8, 8, 8), (4, 8, 8, 8), cfg)
+    s, t = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    one_class = torch.zeros(1, 32, 32, dtype=torch.long)
+    assert d([s], [t], one_class).item() == pytest.approx(0.0, abs=1e-6)
+    assert d([s], [t], None).item() > 0.5
+    unlabelled = torch.full((1, 32, 32), 255)
+    assert d([s], [t], unlabelled).item() == 0.0
+
+
+def test_contrastive_distillation_loss_falls_on_a_toy_problem() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 12, 12)
+    teacher = nn.Sequential(nn.Conv2d(6, 16, 1), nn.ReLU(), nn.Conv2d(16, 16, 1)).requires_grad_(False)
+    student = nn.Conv2d(6, 12, 1)
+    cfg = LossConfig(distill_stages=(1,), samples=128, proj_dim=16, tau=0.1)
+    d = ContrastiveDistiller((12, 1, 1, 1), (16, 1, 1, 1), cfg)
+    labels = torch.randint(0, 3, (4, 12, 12))
+    opt = torch.optim.Adam(list(student.parameters()) + list(d.parameters()), lr=1e-2)
+    t_feat = teacher(x)
+    losses = []
+    for _ in range(60):
+        loss = d([student(x)], [t_feat], labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_loss_config_roundtrip_and_validation() -> None:
+    cfg = LossConfig(tau=0.07, distill_stages=[1, 2])
+    assert LossConfig.from_dict(cfg.to_dict()) == cfg and cfg.distill_stages == (1, 2)
+    for bad in ({"tau": 0}, {"l1": -1}, {"distill_stages": [0]}, {"typo": 1}):
+        with pytest.raises(ConfigError):
+            LossConfig.from_dict(bad)
