@@ -67,7 +67,8 @@ class AnnotationSession(EditingMixin):
         if len(self.names) != self._n:
             raise ProjectError(f"sequence {getattr(sequence, 'source', '?')}: {self._n} frames but {len(self.names)} names")
         src = getattr(sequence, "source", None)
-        self.source: Path | None = Path(src) if src is not None else None
+        # an in-memory sequence (ArraySequence's "<memory>") has no place on disk for a project
+        self.source: Path | None = Path(src) if src is not None and not str(src).startswith("<") else None
         if project_path is None and self.source is not None:
             project_path = default_project_path(self.source)
         self.project_path: Path | None = Path(project_path) if project_path is not None else None

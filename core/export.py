@@ -1,0 +1,278 @@
+"""Export a session's labels: one self-describing HDF5 file, or MFNet-style palette PNG masks.
+
+HDF5 layout (axes `tyx`, one chunk per frame, gzip or lzf):
+    /labels          (T, H, W) uint8 class ids, 255 = ignore; attrs axistags (ilastik JSON), axes
+    /exported_data   soft link -> /labels (ilastik / Fiji open it with their defaults)
+    /corrected       (T,) bool: a person corrected or accepted the frame
+    /frame_names     (T,) utf-8 strings
+    /probabilities   (T, C, H, W) float16            (optional)
+    /eo (T, H, W, 3), /ir (T, H, W)                  (optional copies of the imagery)
+    file attrs       class_names, palette (N, 3) uint8, ignore_index, axes, scheme, source (relative
+                     to the file), checkpoint_hash, mode, app_version, created (ISO 8601 UTC), format
+The file is written beside the target and renamed into place: a cancel or a failure leaves any
+earlier file as it was and no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from csknet_studio import __version__
+from csknet_studio.core.atomic import atomic_path
+from csknet_studio.core.classes import ClassScheme
+from csknet_studio.core.edits import Origin
+from csknet_studio.core.errors import CancelledError, CSKNetError, ExportError
+from csknet_studio.core.modes import Mode
+from csknet_studio.core.palette_png import write_palette_png
+from csknet_studio.core.project import utc_now
+
+FORMAT = "csknet-studio-labels"
+FORMAT_VERSION = 1
+AXISTAGS = json.dumps({"axes": [
+    {"key": "t", "typeFlags": 8, "resolution": 0, "description": ""},
+    {"key": "y", "typeFlags": 2, "resolution": 0, "description": ""},
+    {"key": "x", "typeFlags": 2, "resolution": 0, "description": ""},
+]})
+Progress = Callable[[int, int], None]
+ProbabilitySource = Callable[[int], np.ndarray] | np.ndarray | None
+
+
+@dataclass(eq=False)
+class LabelExport:
+    """Everything `export_hdf5` wrote, loaded back into memory."""
+
+    path: Path
+    labels: np.ndarray
+    corrected: np.ndarray
+    frame_names: list[str]
+    class_names: tuple[str, ...]
+    palette: np.ndarray
+    ignore_index: int
+    scheme_name: str
+    axes: str
+    source: str
+    checkpoint_hash: str
+    mode: str
+    app_version: str
+    created: str
+    probabilities: np.ndarray | None = None
+    eo: np.ndarray | None = None
+    ir: np.ndarray | None = None
+
+    @property
+    def scheme(self) -> ClassScheme:
+        pal = tuple(tuple(int(v) for v in c) for c in self.palette)
+        return ClassScheme(self.scheme_name, self.class_names, pal, self.ignore_index)  # type: ignore[arg-type]
+
+
+def _relative(target: Path | None, start: Path) -> str:
+    if target is None or str(target).startswith("<"):
+        return ""
+    try:
+        return os.path.relpath(Path(target).resolve(), start.resolve())
+    except ValueError:  # another drive on Windows
+        return str(Path(target).resolve())
+
+
+def _check_cancel(cancel: Callable[[], bool] | None, path: Path) -> None:
+    if cancel is not None and cancel():
+        raise CancelledError(f"export to {path} cancelled; any earlier {path.name} is unchanged")
+
+
+def export_hdf5(
+    session: Any,
+    path: str | os.PathLike,
+    *,
+    compression: str = "gzip",
+    compression_level: int = 4,
+    include_probabilities: ProbabilitySource = None,
+    copy_images: bool = False,
+    checkpoint_hash: str | None = None,
+    mode: Mode | str = Mode.BOTH,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Path:
+    """Write the session's current labels (corrections, else predictions, else 255) to `path`.
+
+    include_probabilities: None, a (T, C, H, W) array, or a callable frame -> (C, H, W); it is called
+    before the frame's labels are read, so it may also `session.set_prediction` that frame.
+    Raises CancelledError (cancel() returned True) or ExportError (disk full, ...); either way an
+    earlier file at `path` is left intact. Call from the thread that owns the session."""
+    path = Path(path)
+    if compression not in ("gzip", "lzf"):
+        raise ValueError(f"compression must be 'gzip' or 'lzf', got {compression!r}")
+    n = len(session)
+    if n == 0:
+        raise ExportError(f"cannot export {path}: the sequence has no frames")
+    try:
+        with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w", libver="latest") as f:
+            _write(f, session, path, compression, compression_level, include_probabilities, copy_images,
+                   checkpoint_hash, Mode(mode), progress, cancel)
+    except CSKNetError:
+        raise
+    except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        raise ExportError(f"could not export labels to {path}: {exc}; any earlier file is left intact") from exc
+    return path
+
+
+def _write(f: h5py.File, session: Any, path: Path, compression: str, level: int, probs: ProbabilitySource,
+           copy_images: bool, checkpoint_hash: str | None, mode: Mode, progress: Progress | None,
+           cancel: Callable[[], bool] | None) -> None:
+    n = len(session)
+    h, w = session.frame_shape(0)
+    scheme: ClassScheme = session.scheme
+    opts: dict[str, Any] = {"compression": compression}
+    if compression == "gzip":
+        opts["compression_opts"] = int(level)
+    labels = f.create_dataset("labels", (n, h, w), np.uint8, chunks=(1, h, w), **opts)
+    labels.attrs["axistags"] = AXISTAGS
+    labels.attrs["axes"] = "tyx"
+    labels.attrs["ignore_index"] = scheme.ignore_index
+    for dim, key in zip(labels.dims, "tyx", strict=True):
+        dim.label = key
+    f["exported_data"] = h5py.SoftLink("/labels")
+    extra: dict[str, h5py.Dataset] = {}
+    fp0 = session.sequence[0] if copy_images else None
+    if fp0 is not None and fp0.eo is not None:
+        extra["eo"] = f.create_dataset("eo", (n, h, w, 3), fp0.eo.dtype, chunks=(1, h, w, 3), **opts)
+    if fp0 is not None and fp0.ir is not None:
+        extra["ir"] = f.create_dataset("ir", (n, h, w), fp0.ir.dtype, chunks=(1, h, w), **opts)
+    prob_ds = None
+    corrected = np.zeros(n, bool)
+
+    def frame_labels(i: int) -> np.ndarray:
+        lab = session.labels(i)
+        if lab.shape != (h, w):
+            raise ExportError(f"frame {i} ({session.names[i]}) is {lab.shape[1]}x{lab.shape[0]} but frame 0 is "
+                              f"{w}x{h}; HDF5 export needs one frame size (export PNG masks instead)")
+        return lab
+
+    # gzip chunks are deflated on a second thread (zlib releases the GIL) and written raw, in order;
+    # the bytes are exactly what HDF5's deflate filter would store.
+    direct = compression == "gzip"
+    with ThreadPoolExecutor(max_workers=2 if direct else 1) as pool:
+        pending: list[Any] = []
+
+        def drain(keep: int) -> None:
+            while len(pending) > keep:
+                j, fut = pending.pop(0)
+                labels.id.write_direct_chunk((j, 0, 0), fut.result())
+
+        for i in range(n):
+            _check_cancel(cancel, path)
+            if probs is not None:
+                p = np.asarray(probs(i) if callable(probs) else probs[i], dtype=np.float16)
+                if p.ndim != 3 or p.shape[1:] != (h, w):
+                    raise ExportError(f"probabilities of frame {i} have shape {p.shape}, expected (C, {h}, {w})")
+                if prob_ds is None:
+                    prob_ds = f.create_dataset("probabilities", (n, *p.shape), np.float16, chunks=(1, *p.shape), **opts)
+                    prob_ds.attrs["axes"] = "tcyx"
+                prob_ds[i] = p
+            lab = frame_labels(i)
+            corrected[i] = session.origin(i) is Origin.CORRECTED
+            if direct:
+                pending.append((i, pool.submit(zlib.compress, np.ascontiguousarray(lab).tobytes(), int(level))))
+                drain(3)
+            else:
+                labels[i] = lab
+            if extra:
+                fp = session.sequence[i]
+                for key, ds in extra.items():
+                    img = getattr(fp, key)
+                    if img is None or img.shape != ds.shape[1:]:
+                        raise ExportError(f"{key} image of frame {i} ({session.names[i]}) does not match frame 0")
+                    ds[i] = img
+            if progress is not None:
+                progress(i + 1, n)
+        drain(0)
+    f.create_dataset("corrected", data=corrected)
+    f.create_dataset("frame_names", data=list(session.names), dtype=h5py.string_dtype("utf-8"))
+    src = session.source if getattr(session, "source", None) is not None else None
+    ck = checkpoint_hash
+    if ck is None and getattr(session, "checkpoint", None) is not None:
+        ck = session.checkpoint.weights_hash
+    attrs = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "class_names": np.array(scheme.class_names, dtype=h5py.string_dtype("utf-8")),
+        "palette": scheme.palette_array(), "ignore_index": scheme.ignore_index, "scheme": scheme.name,
+        "axes": "tyx", "source": _relative(src, path.parent), "checkpoint_hash": ck or "",
+        "mode": mode.value, "app_version": __version__, "created": utc_now(),
+    }
+    for k, v in attrs.items():
+        f.attrs[k] = v
+    _check_cancel(cancel, path)
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def read_labels_hdf5(path: str | os.PathLike) -> LabelExport:
+    """Load an `export_hdf5` file back (all arrays in memory). ExportError if it is not one."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            if "labels" not in f or "frame_names" not in f:
+                raise ExportError(f"{path} is not a CSKNet Studio label export (no 'labels' / 'frame_names')")
+            a = f.attrs
+            opt = {k: (f[k][()] if k in f else None) for k in ("probabilities", "eo", "ir")}
+            return LabelExport(
+                path=path,
+                labels=f["labels"][()],
+                corrected=f["corrected"][()].astype(bool),
+                frame_names=[_text(s) for s in f["frame_names"][()]],
+                class_names=tuple(_text(s) for s in a["class_names"]),
+                palette=np.asarray(a["palette"], np.uint8),
+                ignore_index=int(a["ignore_index"]),
+                scheme_name=_text(a.get("scheme", "custom")),
+                axes=_text(a["axes"]),
+                source=_text(a["source"]),
+                checkpoint_hash=_text(a["checkpoint_hash"]),
+                mode=_text(a["mode"]),
+                app_version=_text(a["app_version"]),
+                created=_text(a["created"]),
+                **opt,
+            )
+    except CSKNetError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ExportError(f"cannot read label export {path}: {exc}") from exc
+
+
+def export_png(
+    session: Any,
+    out_dir: str | os.PathLike,
+    *,
+    only_corrected: bool = False,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Path:
+    """One indexed PNG per frame, `<out_dir>/<frame name>.png`: pixel = class id, palette = colours.
+
+    Also writes `classes.json` (the scheme). Each file is atomic; a cancel keeps the ones written."""
+    out = Path(out_dir)
+    frames = session.corrected_frames() if only_corrected else list(range(len(session)))
+    palette = session.scheme.palette_array()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "classes.json") as tmp:
+            tmp.write_text(json.dumps(session.scheme.to_dict(), indent=1) + "\n", encoding="utf-8")
+        for k, i in enumerate(frames):
+            _check_cancel(cancel, out)
+            name = session.names[i].replace("/", "_").replace("\\", "_")
+            write_palette_png(out / f"{name}.png", np.ascontiguousarray(session.labels(i)), palette)
+            if progress is not None:
+                progress(k + 1, len(frames))
+    except OSError as exc:
+        raise ExportError(f"could not write PNG masks to {out}: {exc}") from exc
+    return out

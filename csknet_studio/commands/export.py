@@ -1,0 +1,111 @@
+"""`csknet-studio export SEQUENCE`: a sequence's corrections (and predictions) to HDF5 or PNG masks.
+
+Reads the project beside the sequence (`<SEQUENCE>.csknet/`, or --project). Corrected frames export
+as corrected; the others as the model's prediction when a checkpoint is given (--checkpoint, or the
+one the project records when --probabilities asks for it), else as 255 (unlabelled).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from csknet_studio.core.modes import ALL_MODES
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sequence", type=Path, help="the sequence (folder, video pair or HDF5 file)")
+    p.add_argument("--project", type=Path, default=None, help="project folder (default: <SEQUENCE>.csknet)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--out", type=Path, default=None, metavar="FILE.h5",
+                     help="HDF5 file to write (default: <SEQUENCE>.labels.h5)")
+    out.add_argument("--png", type=Path, default=None, metavar="DIR",
+                     help="write indexed PNG masks (pixel = class id, palette = colours) into DIR instead")
+    p.add_argument("--compression", choices=["gzip", "lzf"], default="gzip", help="HDF5 compression")
+    p.add_argument("--probabilities", action="store_true",
+                   help="also store (T, C, H, W) float16 class probabilities (runs the model)")
+    p.add_argument("--copy-images", action="store_true", help="also copy the EO and IR frames into the file")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="weights to predict frames nobody corrected (default for --probabilities: the project's)")
+    p.add_argument("--mode", choices=[m.value for m in ALL_MODES], default="both",
+                   help="modalities the model sees (recorded in the file)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (with --checkpoint)")
+    p.add_argument("--only-corrected", action="store_true", help="PNG: write corrected frames only")
+    p.add_argument("--relink", action="store_true", help="accept a project whose sequence was moved")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _predictor(args: argparse.Namespace, session):
+    """Load the checkpoint (explicit, else the project's when probabilities are wanted), or None."""
+    ckpt = args.checkpoint
+    if ckpt is None and args.probabilities:
+        if session.checkpoint is None:
+            from csknet_studio.core.errors import ExportError
+
+            raise ExportError(f"--probabilities needs a model: pass --checkpoint (project {session.project_path} "
+                              "records none)")
+        ckpt = Path(session.checkpoint.path)
+    if ckpt is None:
+        return None, None
+    from csknet_studio.core.checkpoint import load_checkpoint
+    from csknet_studio.core.device import resolve_device
+    from csknet_studio.core.infer import Predictor
+
+    device = resolve_device(args.device)
+    loaded = load_checkpoint(ckpt, map_location=device)
+    if loaded.scheme.class_names != session.scheme.class_names:
+        from csknet_studio.core.errors import ExportError
+
+        raise ExportError(f"checkpoint {ckpt} predicts scheme {loaded.scheme.name!r} but the project uses "
+                          f"{session.scheme.name!r}")
+    return Predictor(loaded.model, device, loaded.scheme), loaded.weights_hash
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from csknet_studio.core.data import open_sequence
+    from csknet_studio.core.edits import Origin
+    from csknet_studio.core.export import export_hdf5, export_png
+    from csknet_studio.core.modes import Mode
+    from csknet_studio.core.session import AnnotationSession
+
+    mode = Mode(args.mode)
+    seq = open_sequence(args.sequence)
+    try:
+        session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink)
+        predictor, weights_hash = _predictor(args, session)
+        bar = tqdm(total=len(session), unit="frame", disable=args.quiet, desc="export")
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        def predict(i: int):
+            """Run the model on frame i; uncorrected frames take its labels."""
+            fp = seq[i]
+            pred = predictor.predict(fp.eo, fp.ir, mode)
+            if session.origin(i) is not Origin.CORRECTED:
+                session.set_prediction(i, pred.labels)
+            return pred.probs
+
+        probs = predict if (predictor is not None and args.probabilities) else None
+        if predictor is not None and probs is None:  # predictions only, before the export
+            for i in tqdm(range(len(session)), unit="frame", disable=args.quiet, desc="predict"):
+                if session.origin(i) is not Origin.CORRECTED:
+                    predict(i)
+        try:
+            if args.png is not None:
+                out = export_png(session, args.png, only_corrected=args.only_corrected, progress=progress)
+            else:
+                target = args.out or args.sequence.with_name(args.sequence.name + ".labels.h5")
+                out = export_hdf5(session, target, compression=args.compression, include_probabilities=probs,
+                                  copy_images=args.copy_images, checkpoint_hash=weights_hash, mode=mode,
+                                  progress=progress)
+        finally:
+            bar.close()
+        n_corr = len(session.corrected_frames())
+        print(f"wrote {out} ({len(session)} frames, {n_corr} corrected)")
+        return 0
+    finally:
+        seq.close()
