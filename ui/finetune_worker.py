@@ -1,0 +1,45 @@
+"""Fine-tuning and checkpoint saving off the GUI thread (a `JobRunner` with typed results).
+
+`core.finetune.finetune` only reads the inference model (it trains a copy), so the worker can hand
+it the live model without stopping inference.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from PySide6.QtCore import Signal
+
+from csknet_studio.ui.job_thread import JobRunner, default_num_threads
+
+__all__ = ["FinetuneWorker", "default_num_threads"]
+
+
+class FinetuneWorker(JobRunner):
+    """Fine-tuning and checkpoint saving. Extra signals: finished(FinetuneResult), saved(path)."""
+
+    finished = Signal(object)
+    saved = Signal(str)
+
+    def __init__(self, parent=None, num_threads: int | None = None) -> None:
+        super().__init__(parent, num_threads, name="finetune")
+
+    def start_finetune(self, model, samples, config) -> None:
+        """Fine-tune a copy of `model` on `samples`; `model` itself is never modified."""
+        from csknet_studio.core.finetune import finetune
+
+        self.start(lambda progress, cancel: finetune(model, samples, config, progress=progress, cancel=cancel),
+                    self.finished.emit)
+
+    def save(self, path: str, model, state_dict=None, **checkpoint_kwargs) -> None:
+        """Write `model` (or its architecture with `state_dict`'s weights) as a checkpoint at `path`."""
+        from csknet_studio.core.checkpoint import save_checkpoint
+
+        def job(_progress, _cancel):
+            clone = copy.deepcopy(model).cpu()
+            if state_dict is not None:
+                clone.load_state_dict(state_dict)
+            save_checkpoint(path, clone, **checkpoint_kwargs)
+            return path
+
+        self.start(job, lambda p: self.saved.emit(str(p)))

@@ -1,0 +1,182 @@
+"""A QThread that runs one long core job at a time (fine-tuning, export, checkpoint saving).
+
+The job is a plain function `fn(progress, cancel) -> result` from core/; it runs in its own
+thread with fewer torch threads than cores (so painting and inference keep a core), reports
+through queued signals, and turns CancelledError / CSKNetError / anything else into `cancelled` /
+`failed(message)`, so no job can take the application down.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6 import QtCore
+from PySide6.QtCore import QObject, Signal, Slot
+
+from csknet_studio.core.errors import CancelledError, CSKNetError
+
+Job = Callable[[Callable[[int, int, float], None], Callable[[], bool]], Any]
+
+
+def default_num_threads() -> int:
+    """Leave one core to the GUI and one to inference where there are enough."""
+    return max(1, (os.cpu_count() or 2) - 2)
+
+
+class _Job(QObject):
+    """Lives in the worker thread for one run."""
+
+    progress = Signal(int, int, float)
+    done = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, fn: Job, cancel: threading.Event, num_threads: int) -> None:
+        super().__init__()
+        self._fn = fn
+        self._cancel = cancel
+        self._num_threads = num_threads
+
+    @Slot()
+    def run(self) -> None:
+        import torch
+
+        torch.set_num_threads(self._num_threads)
+        try:
+            result = self._fn(lambda s, t, loss: self.progress.emit(int(s), int(t), float(loss)),
+                              self._cancel.is_set)
+        except CancelledError:
+            self.cancelled.emit()
+            return
+        except CSKNetError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # a bug or an OOM must not kill the app; the dialog names it
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            return
+        if self._cancel.is_set():
+            self.cancelled.emit()  # a result that raced a cancel is discarded
+        else:
+            self.done.emit(result)
+
+
+class JobRunner(QObject):
+    """GUI-side handle of one job thread: `start(fn, on_done)`, `cancel()`, `shutdown()`.
+
+    Signals: progress(done, total, value), failed(message), cancelled(), running_changed(bool);
+    the result goes to `on_done` (subclasses re-emit it as a typed signal).
+    """
+
+    progress = Signal(int, int, float)
+    failed = Signal(str)
+    cancelled = Signal()
+    running_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None, num_threads: int | None = None, name: str = "job") -> None:
+        super().__init__(parent)
+        self.name = name
+        self.num_threads = num_threads or default_num_threads()
+        self._thread: QtCore.QThread | None = None
+        self._job: _Job | None = None
+        self._cancel = threading.Event()
+        self._on_done: Callable[[Any], None] | None = None
+        self.started_at: float | None = None
+        app = QtCore.QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def start(self, fn: Job, on_done: Callable[[Any], None]) -> None:
+        if self.running:
+            raise RuntimeError(f"{self.name}: a job is already running")
+        self._cancel = threading.Event()
+        self._on_done = on_done
+        thread = QtCore.QThread()
+        thread.setObjectName(f"csknet-{self.name}")
+        job = _Job(fn, self._cancel, self.num_threads)
+        job.moveToThread(thread)
+        thread.started.connect(job.run)
+        job.progress.connect(self.progress)
+        job.done.connect(self._finish_done)
+        job.failed.connect(self._finish_failed)
+        job.cancelled.connect(self._finish_cancelled)
+        self._thread, self._job = thread, job
+        self.started_at = time.monotonic()
+        thread.start()
+        self.running_changed.emit(True)
+
+    def _join(self) -> None:
+        thread, self._thread, self._job = self._thread, None, None
+        if thread is not None:
+            thread.quit()
+            thread.wait()
+        self.running_changed.emit(False)
+
+    @Slot(object)
+    def _finish_done(self, result) -> None:
+        on_done = self._on_done
+        self._join()
+        if on_done is not None:
+            on_done(result)
+
+    @Slot(str)
+    def _finish_failed(self, message: str) -> None:
+        self._join()
+        self.failed.emit(message)
+
+    @Slot()
+    def _finish_cancelled(self) -> None:
+        self._join()
+        self.cancelled.emit()
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Cancel and join (on quit, or when the owner closes). Events keep flowing while waiting,
+        so a job that asks the GUI thread for data (export) cannot deadlock the join."""
+        thread = self._thread
+        if thread is not None:
+            self._cancel.set()
+            thread.quit()
+            while not thread.wait(20):
+                QtCore.QCoreApplication.processEvents()
+            self._thread, self._job = None, None
+
+
+class GuiCall(QObject):
+    """Runs a function in the GUI thread for a job thread and hands back its result (or error).
+
+    For objects that belong to the GUI thread and are not thread-safe (the annotation session):
+    the job asks, the GUI thread answers between two events, nothing is shared unguarded.
+    """
+
+    _call = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._call.connect(self._run, QtCore.Qt.ConnectionType.BlockingQueuedConnection)
+
+    @Slot(object)
+    def _run(self, box: list) -> None:
+        try:
+            box[1] = box[0]()
+        except BaseException as exc:  # re-raised in the calling thread
+            box[2] = exc
+
+    def __call__(self, fn: Callable[[], Any]) -> Any:
+        if QtCore.QThread.currentThread() is self.thread():
+            return fn()
+        box: list = [fn, None, None]
+        self._call.emit(box)
+        if box[2] is not None:
+            raise box[2]
+        return box[1]
