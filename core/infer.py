@@ -174,64 +174,108 @@ def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def write_label_png(path: Path, labels: np.ndarray, scheme: ClassScheme | None) -> None:
-    """Indexed (palette) PNG whose pixel values are class ids; written atomically."""
-    from csknet_studio.core.atomic import atomic_path
+    """Indexed (palette) PNG whose pixel values are class ids (core/palette_png), written atomically."""
+    from csknet_studio.core.palette_png import write_palette_png
 
-    try:
-        from PIL import Image  # optional: gives a real palette PNG
-    except ImportError:  # pragma: no cover - Pillow is optional
-        Image = None
-    with atomic_path(path, suffix=".png") as tmp:
-        if Image is not None and scheme is not None:
-            img = Image.fromarray(labels.astype(np.uint8), mode="P")
-            pal = np.zeros((256, 3), dtype=np.uint8)
-            pal[: scheme.num_classes] = scheme.palette_array()
-            img.putpalette(pal.reshape(-1).tolist())
-            img.save(tmp, format="PNG")
-        else:
-            import cv2
-
-            ok, buf = cv2.imencode(".png", labels.astype(np.uint8))
-            if not ok:
-                raise ExportError(f"could not encode {path}")
-            tmp.write_bytes(buf.tobytes())
+    palette = scheme.palette_array() if scheme is not None else np.zeros((1, 3), np.uint8)
+    write_palette_png(path, np.ascontiguousarray(labels.astype(np.uint8)), palette)
 
 
 @dataclass
 class InferResult:
-    frames: int
+    frames: int  # frames this rank segmented (bad frames are counted as done, not segmented)
     written: list[Path]
     seconds: float
     mode: Mode
 
 
+class PredictedLabels:
+    """The read-only, session-shaped view core/export.py writes: labels come from the model, batch by
+    batch, as the exporter asks for them (memory stays at one batch)."""
+
+    def __init__(self, predictor: Predictor, sequence, mode: Mode, batch: int = 4,
+                 checkpoint_hash: str | None = None):
+        self.predictor = predictor
+        self.sequence = sequence
+        self.mode = mode
+        self.batch = max(1, int(batch))
+        self.scheme = predictor.scheme
+        if self.scheme is None:
+            raise ExportError("HDF5 output needs the checkpoint's class scheme")
+        self.names = list(getattr(sequence, "names", [])) or [sequence[i].name for i in range(len(sequence))]
+        self.source = getattr(sequence, "source", None)
+        self.checkpoint_hash = checkpoint_hash
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.sequence)
+
+    def frame_shape(self, i: int) -> tuple[int, int]:
+        return self.sequence[i].shape
+
+    def origin(self, i: int):
+        from csknet_studio.core.edits import Origin
+
+        return Origin.PREDICTED
+
+    def labels(self, i: int) -> np.ndarray:
+        if i not in self._cache:
+            self._cache.clear()
+            chunk: list[tuple[int, FramePair]] = []
+            for j in range(i, min(len(self.sequence), i + self.batch)):
+                f = self.sequence[j]
+                if f.bad:
+                    self._cache[j] = np.full(f.shape, 255, np.uint8)
+                    if j == i:
+                        break
+                    continue
+                if chunk and chunk[0][1].shape != f.shape:
+                    break
+                chunk.append((j, f))
+            if chunk:
+                for (j, _), p in zip(chunk, self.predictor.predict_batch([f for _, f in chunk], self.mode),
+                                     strict=True):
+                    self._cache[j] = p.labels
+        return self._cache[i]
+
+
 def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | Path, *, batch: int = 4,
                    progress: Callable[[int, int], None] | None = None,
                    cancel: Callable[[], bool] | None = None,
-                   fmt: str = "png") -> InferResult:
-    """Segment every frame of `sequence` and write `<out>/<name>.png` label masks (class ids).
+                   fmt: str = "png", checkpoint_hash: str | None = None) -> InferResult:
+    """Segment every frame of `sequence` in batches.
 
-    Under torchrun each rank takes a strided shard and writes its own frames' PNGs (file names are
-    disjoint, so no two ranks write the same file). Bad frames are skipped. `fmt="hdf5"` writes
-    `<out>` as one HDF5 file via core/export.py (single process only).
+    fmt="png": `<out>/<frame name>.png` indexed label masks (pixel = class id, palette = colours) plus
+    `<out>/classes.json`. Under torchrun each rank takes a strided shard and writes its own frames'
+    files (names are disjoint, so no file is written twice); rank 0 writes classes.json.
+    fmt="hdf5": `out` is one HDF5 file in core/export.py's layout, written by rank 0 alone.
+    Bad (undecodable) frames are skipped (HDF5: left at 255). Each file is written atomically; a
+    cancel raises CancelledError and keeps the files already written.
     """
-    from csknet_studio.core.distributed import barrier, rank_and_world
+    from csknet_studio.core.atomic import atomic_write_text
+    from csknet_studio.core.distributed import barrier, is_main, rank_and_world
 
     mode = Mode(mode)
     out = Path(out)
-    rank, world = rank_and_world()
-    n = len(sequence)
-    mine = list(range(rank, n, world))
-    names = list(getattr(sequence, "names", [])) or None
-    scheme = predictor.scheme
     t0 = time.perf_counter()
-    written: list[Path] = []
-    done = 0
     if fmt not in ("png", "hdf5"):
         raise ExportError(f"unknown output format {fmt!r}; use 'png' or 'hdf5'")
-    if fmt == "hdf5" and world > 1:
-        raise ExportError("HDF5 output is single-process; run without torchrun or write PNGs")
-    h5_labels: dict[int, np.ndarray] = {}
+    if fmt == "hdf5":
+        written: list[Path] = []
+        if is_main():
+            from csknet_studio.core.export import export_hdf5
+
+            view = PredictedLabels(predictor, sequence, mode, batch, checkpoint_hash)
+            export_hdf5(view, out, mode=mode, checkpoint_hash=checkpoint_hash, progress=progress, cancel=cancel)
+            written.append(out)
+        barrier()
+        return InferResult(frames=len(sequence), written=written, seconds=time.perf_counter() - t0, mode=mode)
+
+    rank, world = rank_and_world()
+    mine = list(range(rank, len(sequence), world))
+    names = list(getattr(sequence, "names", [])) or None
+    written = []
+    done = 0
     buf: list[tuple[int, FramePair]] = []
 
     def flush() -> None:
@@ -240,24 +284,24 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
             return
         preds = predictor.predict_batch([f for _, f in buf], mode)
         for (i, f), p in zip(buf, preds, strict=True):
-            if fmt == "png":
-                name = (names[i] if names else f.name) or f"{i:06d}"
-                path = out / f"{Path(name).stem}.png"
-                write_label_png(path, p.labels, scheme)
-                written.append(path)
-            else:
-                h5_labels[i] = p.labels
+            name = (names[i] if names else f.name) or f"{i:06d}"
+            path = out / f"{name.replace('/', '_').replace(chr(92), '_')}.png"
+            write_label_png(path, p.labels, predictor.scheme)
+            written.append(path)
         done += len(buf)
         buf.clear()
         if progress is not None:
             progress(done, len(mine))
 
-    if fmt == "png":
-        out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    if is_main() and predictor.scheme is not None:
+        import json
+
+        atomic_write_text(out / "classes.json", json.dumps(predictor.scheme.to_dict(), indent=1) + "\n")
     for i in mine:
         if cancel is not None and cancel():
-            raise CancelledError(f"inference over {getattr(sequence, 'source', 'sequence')} cancelled "
-                                 f"after {done} frames; files already written are complete")
+            raise CancelledError(f"inference cancelled after {done} frames; the {len(written)} masks written "
+                                 f"to {out} are complete")
         f = sequence[i]
         if f.bad:
             done += 1
@@ -266,36 +310,5 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
             flush()
         buf.append((i, f))
     flush()
-    if fmt == "hdf5":
-        written.append(_write_hdf5(out, sequence, h5_labels, scheme, mode))
     barrier()
     return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode)
-
-
-def _write_hdf5(path: Path, sequence, labels: dict[int, np.ndarray], scheme: ClassScheme | None,
-                mode: Mode) -> Path:
-    """Predicted labels as a (T,H,W) HDF5 in the export layout (frames without a prediction = 255)."""
-    import h5py
-
-    from csknet_studio.core.atomic import atomic_path
-
-    n = len(sequence)
-    if not labels:
-        raise ExportError(f"no frame of {getattr(sequence, 'source', 'the sequence')} could be segmented")
-    h, w = next(iter(labels.values())).shape
-    names = list(getattr(sequence, "names", [])) or [f"{i:06d}" for i in range(n)]
-    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as fh:
-        ds = fh.create_dataset("labels", shape=(n, h, w), dtype="uint8", chunks=(1, h, w),
-                               compression="gzip", fillvalue=255)
-        for i, lab in labels.items():
-            ds[i] = lab
-        fh.create_dataset("frame_names", data=np.array(names, dtype=h5py.string_dtype()))
-        fh.create_dataset("corrected", data=np.zeros(n, dtype=bool))
-        ds.attrs["axes"] = "tyx"
-        if scheme is not None:
-            fh.attrs["class_names"] = np.array(scheme.class_names, dtype=h5py.string_dtype())
-            fh.attrs["palette"] = scheme.palette_array()
-            fh.attrs["ignore_index"] = scheme.ignore_index
-        fh.attrs["modality_mode"] = mode.value
-        fh.attrs["source"] = str(getattr(sequence, "source", ""))
-    return path

@@ -1,0 +1,316 @@
+"""Fine-tuning from the user's corrections: the GUI's "teach the model" button.
+
+    result = finetune(model, samples, FinetuneConfig(steps=50), progress=cb, cancel=flag.is_set)
+    predictor.set_state_dict(result.state_dict)        # only when the user accepts
+
+Guarantees the GUI relies on:
+- `model` is never touched: training runs on a deep copy; the caller decides whether to load
+  `result.state_dict`.
+- Cancelling (`cancel()` returns True, checked before every step) raises CancelledError; the live
+  weights are unchanged because they were never modified.
+- A non-finite loss or non-finite weights raise TrainingError and return no weights; so does a set
+  of samples without a single labelled pixel.
+Works under torchrun too (each rank samples its own crops, DDP averages gradients).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from csknet_studio.core.errors import CancelledError, ConfigError, TrainingError
+from csknet_studio.core.frames import FramePair
+from csknet_studio.core.modes import Mode
+
+Sample = tuple[np.ndarray | None, np.ndarray | None, np.ndarray]
+ProgressFn = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """steps: optimiser steps; modes: cycled step by step (train what the user will run);
+    crop: (H, W) crops centred near labelled pixels (corrections are often small), None = whole
+    frames (samples must then share a size); freeze_encoder: train decoder/head only;
+    freeze_bn: keep BatchNorm running statistics (a handful of samples would wreck them);
+    num_classes: switch to a new class scheme (new head, encoder kept; see `replace_head`);
+    l1: the exchange sparsity weight (0 keeps exchanged channels as they are).
+    """
+
+    steps: int = 50
+    lr: float = 1e-3
+    batch: int = 2
+    modes: tuple[str, ...] = ("both", "ir")
+    crop: tuple[int, int] | None = (256, 256)
+    flip: bool = True
+    freeze_encoder: bool = False
+    freeze_bn: bool = True
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    l1: float = 0.0
+    num_classes: int | None = None
+    seed: int = 0
+    device: str | None = None  # None = the model's device
+    evaluate: bool = True  # compute miou_before / miou_after on the samples
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch < 1:
+            raise ConfigError("finetune: steps must be >= 0 and batch >= 1")
+        if not self.lr > 0:
+            raise ConfigError(f"finetune: lr must be > 0, got {self.lr}")
+        try:
+            modes = tuple(Mode(m).value for m in self.modes)
+        except ValueError:
+            raise ConfigError(f"finetune: modes must be among both / ir / eo, got {list(self.modes)}") from None
+        if not modes:
+            raise ConfigError("finetune: at least one mode")
+        object.__setattr__(self, "modes", modes)
+        if self.crop is not None:
+            crop = tuple(int(v) for v in self.crop)
+            if len(crop) != 2 or min(crop) < 16:
+                raise ConfigError(f"finetune: crop must be (H, W) >= 16, got {self.crop!r}")
+            object.__setattr__(self, "crop", crop)
+
+
+@dataclass
+class FinetuneResult:
+    """New weights (CPU tensors) and how they did. miou_* are means over `config.modes` on the
+    samples' labelled pixels (NaN when evaluation was off)."""
+
+    state_dict: dict[str, torch.Tensor]
+    losses: list[float]
+    miou_before: float
+    miou_after: float
+    steps_done: int
+    seconds: float
+    miou_before_per_mode: dict[str, float] = field(default_factory=dict)
+    miou_after_per_mode: dict[str, float] = field(default_factory=dict)
+    num_classes: int = 0
+    model_config: dict = field(default_factory=dict)
+    weights_hash: str = ""
+
+
+def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
+    """A new CSK-Net for `num_classes` with every weight whose shape still fits copied from `model`
+    (encoder, decoder body); the classifier is freshly initialised. `model` is not modified."""
+    from csknet_studio.core.model import CSKNet
+
+    if int(num_classes) < 1:
+        raise ConfigError(f"replace_head: num_classes must be >= 1, got {num_classes}")
+    new = CSKNet(replace(model.config, num_classes=int(num_classes)))
+    own = new.state_dict()
+    src = model.state_dict()
+    keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    new.load_state_dict(keep, strict=False)
+    new.reinitialised = sorted(k for k in own if k not in keep)  # type: ignore[attr-defined]
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:  # pragma: no cover
+        device = torch.device("cpu")
+    return new.to(device).train(model.training)
+
+
+def _as_sample(s) -> Sample:
+    if isinstance(s, FramePair):
+        if s.label is None:
+            raise TrainingError(f"fine-tuning sample {s.name} has no mask")
+        return s.eo, s.ir, s.label
+    eo, ir, mask = s
+    return eo, ir, mask
+
+
+def _crop_box(mask: np.ndarray, crop: tuple[int, int], rng: np.random.Generator, ignore: int) -> tuple[int, int]:
+    """Top-left of a crop containing a random labelled pixel (anywhere when none)."""
+    h, w = mask.shape
+    ch, cw = crop
+    ys, xs = np.nonzero(mask != ignore)
+    if ys.size:
+        j = int(rng.integers(ys.size))
+        cy, cx = int(ys[j]), int(xs[j])
+        y0 = int(np.clip(cy - int(rng.integers(ch)), 0, max(0, h - ch)))
+        x0 = int(np.clip(cx - int(rng.integers(cw)), 0, max(0, w - cw)))
+        return y0, x0
+    return int(rng.integers(max(1, h - ch + 1))), int(rng.integers(max(1, w - cw + 1)))
+
+
+def _pad(a: np.ndarray, h: int, w: int, value) -> np.ndarray:
+    ph, pw = max(0, h - a.shape[0]), max(0, w - a.shape[1])
+    if not ph and not pw:
+        return a
+    pad = ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2)
+    return np.pad(a, pad, constant_values=value)
+
+
+def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig, mode: Mode, norm,
+                device: torch.device, rng: np.random.Generator, ignore: int):
+    from csknet_studio.core.model.preprocess import to_tensors
+
+    eos, irs, labs = [], [], []
+    for i in picks:
+        eo, ir, mask = samples[i]
+        if ir is not None and ir.ndim == 3:
+            ir = ir[..., 0]
+        if cfg.crop is not None:
+            ch, cw = cfg.crop
+            y0, x0 = _crop_box(mask, cfg.crop, rng, ignore)
+            sl = (slice(y0, y0 + ch), slice(x0, x0 + cw))
+            mask = _pad(mask[sl], ch, cw, ignore)
+            eo = None if eo is None else _pad(eo[sl], ch, cw, 0)
+            ir = None if ir is None else _pad(ir[sl], ch, cw, 0)
+        if cfg.flip and rng.random() < 0.5:
+            mask = mask[:, ::-1]
+            eo = None if eo is None else eo[:, ::-1]
+            ir = None if ir is None else ir[:, ::-1]
+        eos.append(eo)
+        irs.append(ir)
+        labs.append(np.ascontiguousarray(mask))
+    if len({m.shape for m in labs}) != 1:
+        raise ConfigError("finetune: samples differ in size; set a crop")
+    eo_np = np.stack([np.ascontiguousarray(e) for e in eos]) if mode.uses_eo else None
+    ir_np = np.stack([np.ascontiguousarray(r) for r in irs]) if mode.uses_ir else None
+    eo_t, ir_t = to_tensors(eo_np, ir_np, norm, device)
+    labels = torch.from_numpy(np.stack(labs).astype(np.int64)).to(device)
+    return eo_t, ir_t, labels
+
+
+@torch.no_grad()
+def _miou_on_samples(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device,
+                     ignore: int) -> dict[str, float]:
+    from csknet_studio.core.evaluate import SegMetrics, confusion_matrix
+    from csknet_studio.core.model.preprocess import to_tensors
+
+    was = model.training
+    model.eval()
+    k = int(model.config.num_classes)
+    out: dict[str, float] = {}
+    try:
+        for mode in modes:
+            conf = np.zeros((k, k), np.int64)
+            for eo, ir, mask in samples:
+                if ir is not None and ir.ndim == 3:
+                    ir = ir[..., 0]
+                eo_t, ir_t = to_tensors(eo if mode.uses_eo else None, ir if mode.uses_ir else None,
+                                        model.config.input_norm, device)
+                pred = model(eo_t, ir_t).logits.argmax(1)[0].cpu().numpy()
+                conf += confusion_matrix(pred, mask, k, ignore)
+            out[mode.value] = SegMetrics(conf).miou
+    finally:
+        model.train(was)
+    return out
+
+
+def _mean(d: dict[str, float]) -> float:
+    vals = [v for v in d.values() if math.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _set_bn_eval(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: FinetuneConfig | None = None, *,
+             progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+             ignore_index: int = 255) -> FinetuneResult:
+    """Train a copy of `model` on (eo, ir, mask) samples (mask: class ids, 255 = ignore).
+
+    Raises TrainingError (non-finite loss / weights, no labelled pixel, modality missing for a
+    mode), CancelledError (cancel() returned True). `model` is never modified.
+    """
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from csknet_studio.core.checkpoint import weights_hash
+    from csknet_studio.core.device import resolve_device
+    from csknet_studio.core.distributed import all_reduce_mean, is_distributed, rank_and_world
+    from csknet_studio.core.losses import LossConfig, total_loss
+
+    cfg = config or FinetuneConfig()
+    t0 = time.perf_counter()
+    data = [_as_sample(s) for s in samples]
+    if not data:
+        raise TrainingError("fine-tuning needs at least one sample")
+    if not any(bool((np.asarray(m) != ignore_index).any()) for _, _, m in data):
+        raise TrainingError("fine-tuning samples have no labelled pixel (every mask is 'unlabelled')")
+    modes = [Mode(m) for m in cfg.modes]
+    for mode in modes:
+        for i, (eo, ir, _) in enumerate(data):
+            if (mode.uses_eo and eo is None) or (mode.uses_ir and ir is None):
+                raise TrainingError(f"fine-tuning in mode {mode.value!r} needs "
+                                    f"{'EO' if mode.uses_eo and eo is None else 'IR'} in sample {i}")
+    try:
+        model_device = next(model.parameters()).device
+    except StopIteration:  # pragma: no cover
+        model_device = torch.device("cpu")
+    device = resolve_device(cfg.device) if cfg.device else model_device
+
+    work = copy.deepcopy(model).to(device)
+    if cfg.num_classes is not None and cfg.num_classes != work.config.num_classes:
+        work = replace_head(work, cfg.num_classes)
+    k = int(work.config.num_classes)
+    too_big = [int(m[m != ignore_index].max()) for _, _, m in data if (m != ignore_index).any()]
+    if too_big and max(too_big) >= k:
+        raise TrainingError(f"a mask holds class id {max(too_big)} but the model predicts {k} classes")
+
+    before = _miou_on_samples(work, data, modes, device, ignore_index) if cfg.evaluate else {}
+    if cfg.freeze_encoder:
+        for p in work.encoder.parameters():
+            p.requires_grad_(False)
+    params = [p for p in work.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_cfg = LossConfig(l1=cfg.l1, contrastive=0.0, kd=0.0, ignore_index=ignore_index)
+    rank, world = rank_and_world()
+    net: nn.Module = DDP(work, find_unused_parameters=True) if is_distributed() else work
+    rng = np.random.default_rng([cfg.seed, rank])
+    work.train()
+    if cfg.freeze_bn:
+        _set_bn_eval(work)
+    losses: list[float] = []
+    for step in range(cfg.steps):
+        if cancel is not None and cancel():
+            raise CancelledError(f"fine-tuning cancelled after {step} of {cfg.steps} steps; weights unchanged")
+        mode = modes[step % len(modes)]
+        picks = rng.choice(len(data), size=cfg.batch, replace=len(data) < cfg.batch)
+        eo, ir, labels = _make_batch(data, picks, cfg, mode, work.config.input_norm, device, rng, ignore_index)
+        out = net(eo, ir)
+        loss = total_loss(out, labels, work, loss_cfg)["total"]
+        bad = 0.0 if bool(torch.isfinite(loss.detach())) else 1.0
+        if is_distributed():
+            bad = all_reduce_mean(bad)
+        if bad:
+            raise TrainingError(f"fine-tuning step {step + 1}: loss is not finite ({loss.item()!r}); "
+                                "lower the learning rate — the model's weights are unchanged")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        value = all_reduce_mean(float(loss.item())) if world > 1 else float(loss.item())
+        losses.append(value)
+        if progress is not None:
+            progress(step + 1, cfg.steps, value)
+    state = {k_: v.detach().cpu().clone() for k_, v in work.state_dict().items()}
+    bad_keys = [k_ for k_, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad_keys:
+        raise TrainingError(f"fine-tuning produced non-finite weights ({', '.join(bad_keys[:3])}); "
+                            "lower the learning rate — the model's weights are unchanged")
+    after = _miou_on_samples(work, data, modes, device, ignore_index) if cfg.evaluate else {}
+    return FinetuneResult(
+        state_dict=state,
+        losses=losses,
+        miou_before=_mean(before),
+        miou_after=_mean(after),
+        steps_done=len(losses),
+        seconds=time.perf_counter() - t0,
+        miou_before_per_mode=before,
+        miou_after_per_mode=after,
+        num_classes=k,
+        model_config=work.config.to_dict(),
+        weights_hash=weights_hash(state),
+    )

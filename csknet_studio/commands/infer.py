@@ -1,0 +1,68 @@
+"""`csknet-studio infer SEQUENCE --checkpoint CKPT --mode both|ir|eo --out DIR [--batch N]`.
+
+Writes one indexed label PNG per frame (pixel = class id) into DIR, or one HDF5 file with
+`--format hdf5`. Under torchrun each rank segments its own shard of frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from csknet_studio.core.device import DEVICE_CHOICES
+from csknet_studio.core.modes import ALL_MODES
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sequence", type=Path, help="the sequence (folder, video pair or HDF5 file)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="a CSKNet Studio checkpoint (.pt)")
+    p.add_argument("--mode", choices=[m.value for m in ALL_MODES], default="both",
+                   help="modalities the model sees")
+    p.add_argument("--out", type=Path, required=True, help="output folder (PNG) or file (HDF5)")
+    p.add_argument("--format", choices=["png", "hdf5"], default=None,
+                   help="default: hdf5 when --out ends in .h5/.hdf5, else png")
+    p.add_argument("--batch", type=int, default=4, help="frames per forward pass")
+    p.add_argument("--split", default=None, help="split list / folder name for layouts that have one")
+    p.add_argument("--device", default="auto", help=", ".join(DEVICE_CHOICES))
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from tqdm import tqdm
+
+    from csknet_studio.core.checkpoint import load_checkpoint
+    from csknet_studio.core.data import open_sequence
+    from csknet_studio.core.device import resolve_device
+    from csknet_studio.core.distributed import init_from_env, rank_device, shutdown
+    from csknet_studio.core.infer import Predictor, infer_sequence
+
+    fmt = args.format or ("hdf5" if args.out.suffix.lower() in (".h5", ".hdf5") else "png")
+    device = resolve_device(args.device)
+    started = init_from_env(device)
+    try:
+        device = rank_device(device)
+        main_rank = int(os.environ.get("RANK", "0")) == 0
+        loaded = load_checkpoint(args.checkpoint, map_location=device)
+        seq = open_sequence(args.sequence, split=args.split) if args.split else open_sequence(args.sequence)
+        predictor = Predictor(loaded.model, device, loaded.scheme, num_threads=args.threads)
+        bar = tqdm(total=len(seq), unit="frame", desc=f"infer ({args.mode})", disable=args.quiet or not main_rank)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            result = infer_sequence(predictor, seq, args.mode, args.out, batch=max(1, args.batch),
+                                    progress=progress, fmt=fmt, checkpoint_hash=loaded.weights_hash)
+        finally:
+            bar.close()
+        if main_rank:
+            fps = result.frames / result.seconds if result.seconds > 0 else float("nan")
+            print(f"{result.frames} frame(s) on this rank in {result.seconds:.1f} s ({fps:.1f} frames/s); "
+                  f"labels in {args.out}")
+    finally:
+        shutdown(started)
+    return 0
