@@ -151,6 +151,20 @@ def test_history_is_trimmed_to_the_memory_budget_and_reports_it():
     assert s.origin(0) is Origin.CORRECTED  # the oldest strokes can no longer be undone
 
 
+def _apply(s: AnnotationSession, kind: int, f: int, x0: int, y0: int, x1: int, y1: int, c: int) -> Rect:
+    if kind == 0:
+        return s.paint_stroke(f, [(x0, y0), (x1, y1)], c, radius=(x0 + y1) % 3)
+    if kind == 1:
+        return s.erase_stroke(f, [(x0, y0), (x1, y1)], 1)
+    if kind == 2:
+        return s.flood_fill(f, (x0, y0), c)
+    if kind == 3:
+        return s.fill_polygon(f, [(x0, y0), (x1, y0), (x1, y1), (x0, y1 + 1)], c)
+    if kind == 4:
+        return s.accept_prediction(1)
+    return s.copy_from_previous(max(f, 1))
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, 7), st.integers(0, 2), st.integers(0, 19), st.integers(0, 15),
                           st.integers(0, 19), st.integers(0, 15), st.sampled_from([0, 1, 2, 255])),
@@ -168,14 +182,7 @@ def test_random_edit_undo_redo_sequences_restore_exact_masks(ops):
             if s.redo() is not None:
                 pos += 1
         else:
-            r = [
-                lambda: s.paint_stroke(f, [(x0, y0), (x1, y1)], c, radius=(x0 + y1) % 3),
-                lambda: s.erase_stroke(f, [(x0, y0), (x1, y1)], 1),
-                lambda: s.flood_fill(f, (x0, y0), c),
-                lambda: s.fill_polygon(f, [(x0, y0), (x1, y0), (x1, y1), (x0, y1 + 1)], c),
-                lambda: s.accept_prediction(1),
-                lambda: s.copy_from_previous(max(f, 1)),
-            ][kind]()
+            r = _apply(s, kind, f, x0, y0, x1, y1, c)
             now = state(s)
             if now != snaps[pos]:  # a real step was recorded
                 snaps[pos + 1 :] = [now]

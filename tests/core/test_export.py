@@ -1,0 +1,226 @@
+"""HDF5 / PNG export: round trip, the file as other tools see it, cancel/failure safety, the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from csknet_studio import __version__
+from csknet_studio.cli import main
+from csknet_studio.core.classes import MFNET
+from csknet_studio.core.data import open_sequence
+from csknet_studio.core.edits import Origin
+from csknet_studio.core.errors import CancelledError, ExportError
+from csknet_studio.core.export import export_hdf5, export_png, read_labels_hdf5
+from csknet_studio.core.modes import Mode
+from csknet_studio.core.palette_png import decode_png_indices, encode_palette_png
+from csknet_studio.core.session import AnnotationSession
+from tests.core.seqdata import make_sequence
+
+N = 5
+
+
+@pytest.fixture
+def session(tmp_path) -> AnnotationSession:
+    seq = make_sequence(tmp_path / "data" / "seq", n=N)
+    s = AnnotationSession(seq)
+    for i in (1, 2, 3):
+        s.set_prediction(i, seq[i].label)
+    s.paint_stroke(0, [(5, 5), (40, 30)], 2, 3)
+    s.accept_prediction(2)
+    s.flood_fill(3, (0, 0), 6)
+    s.set_checkpoint(tmp_path / "w.pt", "cafe0123")
+    return s
+
+
+def test_round_trip_gives_identical_arrays_and_attributes(session, tmp_path):
+    probs = np.random.default_rng(0).random((N, MFNET.num_classes, 48, 64)).astype(np.float16)
+    done = []
+    out = export_hdf5(session, tmp_path / "out" / "labels.h5", include_probabilities=probs, copy_images=True,
+                      mode=Mode.IR, progress=lambda d, t: done.append((d, t)))
+    assert done == [(i + 1, N) for i in range(N)]
+    r = read_labels_hdf5(out)
+    for i in range(N):
+        assert np.array_equal(r.labels[i], session.labels(i))
+        assert np.array_equal(r.eo[i], session.sequence[i].eo) and np.array_equal(r.ir[i], session.sequence[i].ir)
+    assert (r.labels[4] == 255).all()  # no correction, no prediction
+    assert r.corrected.tolist() == [True, False, True, True, False]
+    assert r.frame_names == session.names and r.scheme == MFNET
+    assert np.array_equal(r.probabilities, probs) and r.probabilities.dtype == np.float16
+    assert (r.axes, r.mode, r.checkpoint_hash, r.app_version) == ("tyx", "ir", "cafe0123", __version__)
+    assert r.source == "../data/seq" and (out.parent / r.source).resolve() == session.source.resolve()
+    created = dt.datetime.fromisoformat(r.created.replace("Z", "+00:00"))
+    assert created.tzinfo is not None and abs((dt.datetime.now(dt.UTC) - created).total_seconds()) < 120
+
+
+def test_the_file_as_plain_h5py_sees_it(session, tmp_path):
+    out = export_hdf5(session, tmp_path / "l.h5", compression="lzf")
+    with h5py.File(out, "r") as f:
+        lab = f["labels"]
+        assert lab.shape == (N, 48, 64) and lab.dtype == np.uint8 and lab.chunks == (1, 48, 64)
+        assert lab.compression == "lzf"
+        assert [d.label for d in lab.dims] == ["t", "y", "x"]
+        tags = json.loads(lab.attrs["axistags"])
+        assert [(a["key"], a["typeFlags"]) for a in tags["axes"]] == [("t", 8), ("y", 2), ("x", 2)]
+        assert f.get("exported_data", getlink=True).path == "/labels"
+        assert np.array_equal(f["exported_data"][()], lab[()])
+        assert f["corrected"].dtype == bool and f["corrected"].shape == (N,)
+        assert f["frame_names"].asstr()[()].tolist() == session.names
+        assert list(f.attrs["class_names"]) == list(MFNET.class_names)
+        assert f.attrs["palette"].dtype == np.uint8 and f.attrs["palette"].shape == (9, 3)
+        assert int(f.attrs["ignore_index"]) == 255 and f.attrs["axes"] == "tyx"
+        assert "probabilities" not in f and "eo" not in f
+
+
+def test_gzip_chunks_decompress_like_any_deflate_reader(session, tmp_path):
+    out = export_hdf5(session, tmp_path / "g.h5", compression="gzip", compression_level=6)
+    with h5py.File(out, "r") as f:
+        assert f["labels"].compression == "gzip" and f["labels"].compression_opts == 6
+        assert all(np.array_equal(f["labels"][i], session.labels(i)) for i in range(N))
+
+
+def test_our_export_opens_as_a_sequence(session, tmp_path):
+    out = export_hdf5(session, tmp_path / "s.h5", copy_images=True)
+    seq = open_sequence(out)
+    try:
+        assert len(seq) == N and seq.names == session.names and seq.scheme == MFNET
+        assert np.array_equal(seq[2].label, session.labels(2)) and np.array_equal(seq[1].eo, session.sequence[1].eo)
+    finally:
+        seq.close()
+
+
+def _dir_state(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in d.iterdir()}
+
+
+def test_cancel_keeps_the_earlier_file_and_leaves_no_temp(session, tmp_path):
+    out = export_hdf5(session, tmp_path / "x" / "labels.h5")
+    before = _dir_state(out.parent)
+    calls = iter(range(100))
+    with pytest.raises(CancelledError, match="unchanged"):
+        export_hdf5(session, out, cancel=lambda: next(calls) >= 3)
+    assert _dir_state(out.parent) == before
+
+
+def test_failure_raises_export_error_and_keeps_the_earlier_file(session, tmp_path, monkeypatch):
+    out = export_hdf5(session, tmp_path / "y" / "labels.h5")
+    before = _dir_state(out.parent)
+    real = h5py.Group.create_dataset
+
+    def disk_full(self, name, *a, **k):
+        if name == "corrected":  # late in the write, after every frame
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, name, *a, **k)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", disk_full)
+    with pytest.raises(ExportError, match="No space left"):
+        export_hdf5(session, out)
+    assert _dir_state(out.parent) == before
+
+
+def test_frames_of_different_sizes_need_png_export(tmp_path):
+    from csknet_studio.core.data import ArraySequence
+
+    eo = [np.zeros((8, 8, 3), np.uint8), np.zeros((6, 8, 3), np.uint8)]
+    s = AnnotationSession(ArraySequence(eo, None, names=["a", "b"]))
+    with pytest.raises(ExportError, match=r"frame 1 \(b\)"):
+        export_hdf5(s, tmp_path / "z.h5")
+    assert not (tmp_path / "z.h5").exists() and not list(tmp_path.iterdir())
+    export_png(s, tmp_path / "png")
+    assert decode_png_indices((tmp_path / "png" / "b.png").read_bytes())[0].shape == (6, 8)
+
+
+def test_png_masks_hold_ids_and_show_colours(session, tmp_path):
+    out = export_png(session, tmp_path / "masks")
+    assert json.loads((out / "classes.json").read_text())["name"] == "mfnet"
+    for i, name in enumerate(session.names):
+        data = (out / f"{name}.png").read_bytes()
+        ids, palette = decode_png_indices(data)
+        assert np.array_equal(ids, session.labels(i))
+        bgr = cv2.imread(str(out / f"{name}.png"), cv2.IMREAD_UNCHANGED)  # cv2 expands the palette
+        table = np.zeros((256, 3), np.uint8)
+        table[:9] = MFNET.palette_array()
+        assert np.array_equal(palette, table) and np.array_equal(bgr[..., ::-1], table[ids])
+    only = export_png(session, tmp_path / "only", only_corrected=True)
+    assert sorted(p.name for p in only.glob("*.png")) == [f"{session.names[i]}.png" for i in (0, 2, 3)]
+
+
+def test_png_decoder_handles_every_row_filter():
+    rng = np.random.default_rng(3)
+    ids = np.clip(np.cumsum(rng.integers(0, 3, (40, 50)), axis=1) // 7, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", ids)  # libpng picks adaptive filters (sub/up/avg/paeth)
+    assert ok
+    raw, pal = decode_png_indices(buf.tobytes())
+    assert np.array_equal(raw, ids) and pal is None
+    mine = encode_palette_png(ids, MFNET.palette_array())
+    assert np.array_equal(decode_png_indices(mine)[0], ids)
+    with pytest.raises(ValueError):
+        encode_palette_png(ids.astype(np.uint16), MFNET.palette_array())
+
+
+def _folder_sequence(root: Path, n: int = 4) -> Path:
+    seq = make_sequence(None, n=n)
+    for sub in ("eo", "ir"):
+        (root / sub).mkdir(parents=True)
+    for i in range(n):
+        fp = seq[i]
+        cv2.imwrite(str(root / "eo" / f"{fp.name}.png"), fp.eo[..., ::-1])
+        cv2.imwrite(str(root / "ir" / f"{fp.name}.png"), fp.ir)
+    return root
+
+
+def test_cli_exports_a_folder_sequence_with_its_project(tmp_path, capsys):
+    root = _folder_sequence(tmp_path / "seq")
+    seq = open_sequence(root)
+    s = AnnotationSession(seq)
+    s.paint_stroke(1, [(10, 10), (20, 12)], 3, 2)
+    seq.close()
+    assert (tmp_path / "seq.csknet" / "project.json").is_file()
+
+    assert main(["export", str(root), "--out", str(tmp_path / "out.h5"), "--compression", "lzf",
+                 "--copy-images", "--quiet"]) == 0
+    assert "1 corrected" in capsys.readouterr().out
+    r = read_labels_hdf5(tmp_path / "out.h5")
+    assert r.corrected.tolist() == [False, True, False, False] and r.labels[1][10, 15] == 3
+    assert r.eo.shape == (4, 48, 64, 3) and r.source == "seq"
+
+    assert main(["export", str(root), "--png", str(tmp_path / "png"), "--only-corrected", "--quiet"]) == 0
+    ids, _ = decode_png_indices((tmp_path / "png" / f"{r.frame_names[1]}.png").read_bytes())
+    assert np.array_equal(ids, r.labels[1])
+
+    # a project of another sequence is a one-line error, exit code 2
+    other = _folder_sequence(tmp_path / "other", n=3)
+    assert main(["export", str(other), "--project", str(tmp_path / "seq.csknet"), "--quiet"]) == 2
+    assert "another sequence" in capsys.readouterr().err
+    assert main(["export", str(root), "--probabilities", "--quiet"]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
+    assert s.origin(1) is Origin.CORRECTED
+
+
+def test_cli_with_a_checkpoint_exports_predictions_and_probabilities(tmp_path):
+    from csknet_studio.core.checkpoint import save_checkpoint
+    from csknet_studio.core.model import create_model
+
+    root = _folder_sequence(tmp_path / "seq", n=3)
+    seq = open_sequence(root)
+    s = AnnotationSession(seq)
+    s.fill_polygon(0, [(0, 0), (30, 0), (0, 30)], 4)
+    seq.close()
+    digest = save_checkpoint(tmp_path / "tiny.pt", create_model("csknet-tiny", num_classes=9), scheme=MFNET)
+    out = tmp_path / "p.h5"
+    assert main(["export", str(root), "--out", str(out), "--checkpoint", str(tmp_path / "tiny.pt"),
+                 "--probabilities", "--device", "cpu", "--mode", "ir", "--quiet"]) == 0
+    r = read_labels_hdf5(out)
+    assert r.probabilities.shape == (3, 9, 48, 64) and r.probabilities.dtype == np.float16
+    assert r.checkpoint_hash == digest and r.mode == "ir"
+    assert r.corrected.tolist() == [True, False, False] and r.labels[0][0, 0] == 4
+    # uncorrected frames carry the model's prediction: the arg-max of its probabilities
+    agree = (r.labels[1:] == r.probabilities[1:].astype(np.float32).argmax(1)).mean()
+    assert agree > 0.99
