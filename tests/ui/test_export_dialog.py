@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from csknet_studio.core.classes import PST900
+from csknet_studio.core.data import ArraySequence
+from csknet_studio.core.export import read_labels_hdf5
+from csknet_studio.core.model import create_model
+from csknet_studio.core.modes import Mode
+from csknet_studio.core.palette_png import decode_png_indices
+from csknet_studio.core.session import AnnotationSession
+from csknet_studio.ui.export_dialog import ExportDialog, default_export_path
+from csknet_studio.ui.inference_worker import InferenceWorker
+
+T, H, W = 4, 24, 32
+
+
+@pytest.fixture
+def session(tmp_path):
+    rng = np.random.default_rng(0)
+    seq = ArraySequence(rng.integers(0, 255, (T, H, W, 3), dtype=np.uint8),
+                        rng.integers(0, 255, (T, H, W), dtype=np.uint8), scheme=PST900, source=tmp_path / "seq")
+    s = AnnotationSession(seq, tmp_path / "seq.csknet", autosave=False)
+    for i in range(3):
+        s.set_prediction(i, rng.integers(0, PST900.num_classes, (H, W)).astype(np.uint8))
+    s.fill_polygon(1, [(0, 0), (20, 0), (20, 10), (0, 10)], 4)
+    return s
+
+
+def _dialog(qtbot, session, path, **kw) -> ExportDialog:
+    dlg = ExportDialog(session, **kw)
+    qtbot.addWidget(dlg)
+    dlg.path_edit.setText(str(path))
+    return dlg
+
+
+def test_export_hdf5_and_read_it_back(qtbot, session, tmp_path):
+    assert default_export_path(session, "hdf5") == tmp_path / "seq_labels.h5"
+    out = tmp_path / "out.h5"
+    dlg = _dialog(qtbot, session, out)
+    dlg.compression_combo.setCurrentText("lzf")
+    with qtbot.waitSignal(dlg.exported, timeout=30000) as sig:
+        assert dlg.start()
+    assert sig.args == [str(out)]
+    back = read_labels_hdf5(out)
+    for i in range(T):
+        np.testing.assert_array_equal(back.labels[i], session.labels(i))
+    assert (back.labels[3] == 255).all()  # never predicted nor corrected
+    assert back.corrected.tolist() == [False, True, False, False]
+    assert back.frame_names == session.names and back.class_names == PST900.class_names
+    assert str(out) in dlg.message_box.text()
+    assert dlg.progress_dialog is None and dlg.result() == dlg.DialogCode.Accepted.value
+
+
+def test_cancel_leaves_the_earlier_file_intact(qtbot, session, tmp_path):
+    out = tmp_path / "out.h5"
+    dlg = _dialog(qtbot, session, out)
+    with qtbot.waitSignal(dlg.exported, timeout=30000):
+        dlg.start()
+    earlier = out.read_bytes()
+    session.fill_polygon(0, [(0, 0), (31, 0), (31, 23), (0, 23)], 2)  # would change the file
+    dlg2 = _dialog(qtbot, session, out)
+    with qtbot.waitSignal(dlg2.cancelled, timeout=30000):
+        dlg2.start()
+        dlg2.progress_dialog.canceled.emit()  # the progress dialog's Cancel button
+    assert out.read_bytes() == earlier
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.h5")) == []  # no temp left
+    assert "unchanged" in dlg2.message_box.text()
+    assert dlg2.export_button.isEnabled() and not dlg2.worker.running
+
+
+def test_write_error_is_reported_and_dialog_stays_usable(qtbot, session, tmp_path):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x")
+    dlg = _dialog(qtbot, session, blocker / "out.h5")
+    with qtbot.waitSignal(dlg.failed, timeout=30000) as sig:
+        dlg.start()
+    assert "out.h5" in sig.args[0]
+    assert "Export failed" in dlg.message_box.text()
+    assert dlg.export_button.isEnabled()
+
+
+def test_png_masks_hold_class_ids(qtbot, session, tmp_path):
+    out = tmp_path / "masks"
+    dlg = _dialog(qtbot, session, out)
+    dlg.png_radio.setChecked(True)
+    dlg.corrected_check.setChecked(True)
+    with qtbot.waitSignal(dlg.exported, timeout=30000):
+        dlg.start()
+    files = sorted(p.name for p in out.glob("*.png"))
+    assert files == [f"{session.names[1]}.png"]
+    ids, palette = decode_png_indices((out / files[0]).read_bytes())
+    np.testing.assert_array_equal(ids, session.labels(1))  # pixel values are class ids
+    np.testing.assert_array_equal(palette[: PST900.num_classes], PST900.palette_array())
+
+
+def test_probabilities_come_from_the_model(qtbot, session, tmp_path):
+    worker = InferenceWorker(num_threads=1)
+    with qtbot.waitSignal(worker.weights_changed):
+        worker.set_model(create_model("csknet-tiny", num_classes=PST900.num_classes), PST900, torch.device("cpu"))
+    with qtbot.waitSignal(worker.result_ready, timeout=30000):
+        worker.request(2, session.sequence[2], Mode.BOTH)
+    out = tmp_path / "p.h5"
+    dlg = _dialog(qtbot, session, out, inference_worker=worker)
+    assert dlg.probs_check.isEnabled()
+    dlg.probs_check.setChecked(True)
+    with qtbot.waitSignal(dlg.exported, timeout=60000):
+        dlg.start()
+    back = read_labels_hdf5(out)
+    assert back.probabilities.shape == (T, PST900.num_classes, H, W)
+    np.testing.assert_array_equal(back.probabilities[2], worker.cached(2, Mode.BOTH).probs)
+    np.testing.assert_allclose(back.probabilities.astype(np.float32).sum(1), 1.0, atol=1e-2)
+    worker.shutdown()

@@ -1,0 +1,190 @@
+"""File > Export labels: HDF5 (default) or PNG masks, with progress, cancel and a clear outcome.
+
+The dialog only collects options; `ExportWorker` runs `core.export` in its own thread. A cancel
+or a failure (disk full, no permission) leaves any earlier file as it was, and says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from csknet_studio.core.modes import Mode
+from csknet_studio.ui.export_worker import ExportOptions, ExportWorker
+
+
+def default_export_path(session, fmt: str) -> Path:
+    """`<sequence>_labels.h5` or `<sequence>_masks/` beside the sequence (home when in memory)."""
+    src = getattr(session, "source", None)
+    base = Path(src) if src is not None and not str(src).startswith("<") else Path.home() / "labels"
+    stem = base.stem if base.suffix else base.name
+    return base.parent / (f"{stem}_labels.h5" if fmt == "hdf5" else f"{stem}_masks")
+
+
+class ExportDialog(QtWidgets.QDialog):
+    """Signals `exported(path)`, `failed(message)`, `cancelled()`; the outcome is also shown in a
+    non-modal message box (`message_box`), so nothing here ever blocks the event loop."""
+
+    exported = QtCore.Signal(str)
+    failed = QtCore.Signal(str)
+    cancelled = QtCore.Signal()
+
+    def __init__(self, session, inference_worker=None, mode: Mode | str = Mode.BOTH,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export labels")
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose, False)
+        self._session = session
+        self._infer = inference_worker
+        self._mode = Mode(mode)
+        self.worker = ExportWorker(self)
+        self.progress_dialog: QtWidgets.QProgressDialog | None = None
+        self.message_box: QtWidgets.QMessageBox | None = None
+
+        self.hdf5_radio = QtWidgets.QRadioButton("HDF5 file (labels, class names, colours; one file)")
+        self.png_radio = QtWidgets.QRadioButton("PNG masks (one indexed PNG per frame, pixel = class id)")
+        self.hdf5_radio.setChecked(True)
+        self.path_edit = QtWidgets.QLineEdit(str(default_export_path(session, "hdf5")))
+        self.browse_button = QtWidgets.QPushButton("Browse…")
+        self.compression_combo = QtWidgets.QComboBox()
+        self.compression_combo.addItems(["gzip", "lzf"])
+        self.compression_combo.setToolTip("gzip: smaller files; lzf: faster")
+        self.probs_check = QtWidgets.QCheckBox("Include class probabilities (float16; computes missing frames)")
+        self.probs_check.setEnabled(getattr(inference_worker, "model", None) is not None)
+        self.images_check = QtWidgets.QCheckBox("Copy the EO / IR images into the file")
+        self.corrected_check = QtWidgets.QCheckBox("Only corrected frames")
+
+        path_row = QtWidgets.QHBoxLayout()
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(self.browse_button)
+        self.hdf5_box = QtWidgets.QGroupBox("HDF5 options")
+        hl = QtWidgets.QFormLayout(self.hdf5_box)
+        hl.addRow("Compression", self.compression_combo)
+        hl.addRow(self.probs_check)
+        hl.addRow(self.images_check)
+        self.png_box = QtWidgets.QGroupBox("PNG options")
+        QtWidgets.QVBoxLayout(self.png_box).addWidget(self.corrected_check)
+        self.buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        self.export_button = self.buttons.addButton("Export", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addWidget(self.hdf5_radio)
+        lay.addWidget(self.png_radio)
+        lay.addWidget(QtWidgets.QLabel("Output"))
+        lay.addLayout(path_row)
+        lay.addWidget(self.hdf5_box)
+        lay.addWidget(self.png_box)
+        lay.addWidget(self.buttons)
+
+        self.png_radio.toggled.connect(self._on_format)
+        self.browse_button.clicked.connect(self._browse)
+        self.buttons.accepted.connect(self.start)
+        self.buttons.rejected.connect(self.reject)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.exported.connect(self._on_exported)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.cancelled.connect(self._on_cancelled)
+        self._on_format()
+
+    # --- options ------------------------------------------------------------------------------
+    @property
+    def fmt(self) -> str:
+        return "png" if self.png_radio.isChecked() else "hdf5"
+
+    def options(self) -> ExportOptions:
+        return ExportOptions(fmt=self.fmt, path=self.path_edit.text().strip(),
+                             compression=self.compression_combo.currentText(),
+                             include_probabilities=self.probs_check.isChecked() and self.fmt == "hdf5",
+                             copy_images=self.images_check.isChecked() and self.fmt == "hdf5",
+                             only_corrected=self.corrected_check.isChecked() and self.fmt == "png",
+                             mode=self._mode)
+
+    def _on_format(self) -> None:
+        png = self.fmt == "png"
+        self.hdf5_box.setVisible(not png)
+        self.png_box.setVisible(png)
+        current = Path(self.path_edit.text())
+        if current == default_export_path(self._session, "png" if not png else "hdf5"):
+            self.path_edit.setText(str(default_export_path(self._session, self.fmt)))
+
+    def _browse(self) -> None:
+        start = self.path_edit.text()
+        if self.fmt == "png":
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder for the PNG masks", start)
+        else:
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export labels", start, "HDF5 (*.h5 *.hdf5)")
+            if path and not Path(path).suffix:
+                path += ".h5"
+        if path:
+            self.path_edit.setText(path)
+
+    # --- run ------------------------------------------------------------------------------------
+    def start(self) -> bool:
+        opts = self.options()
+        if not opts.path:
+            self._show_message(QtWidgets.QMessageBox.Icon.Warning, "Choose where to write the labels.")
+            return False
+        if self.worker.running:
+            return False
+        n = len(self._session)
+        pd = QtWidgets.QProgressDialog(f"Exporting {n} frames to {opts.path}…", "Cancel", 0, n, self)
+        pd.setWindowTitle("Export labels")
+        pd.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+        pd.setMinimumDuration(300)
+        pd.setAutoClose(False)
+        pd.setAutoReset(False)
+        pd.canceled.connect(self.worker.cancel)
+        self.progress_dialog = pd
+        self.export_button.setEnabled(False)
+        try:
+            self.worker.start_export(self._session, opts, self._infer)
+        except Exception as exc:  # the session could not be read: report, stay usable
+            self._on_failed(str(exc))
+            return False
+        return True
+
+    def cancel(self) -> None:
+        self.worker.cancel()
+
+    def _close_progress(self) -> None:
+        if self.progress_dialog is not None:
+            self.progress_dialog.close()
+            self.progress_dialog.deleteLater()
+            self.progress_dialog = None
+        self.export_button.setEnabled(True)
+
+    def _on_progress(self, done: int, total: int, _value: float) -> None:
+        if self.progress_dialog is not None:
+            self.progress_dialog.setMaximum(total)
+            self.progress_dialog.setValue(done)
+
+    def _on_exported(self, path: str) -> None:
+        self._close_progress()
+        what = "PNG masks written to the folder" if self.fmt == "png" else "Labels written to"
+        self._show_message(QtWidgets.QMessageBox.Icon.Information, f"{what}\n{path}")
+        self.exported.emit(path)
+        self.accept()
+
+    def _on_failed(self, message: str) -> None:
+        self._close_progress()
+        self._show_message(QtWidgets.QMessageBox.Icon.Warning, f"Export failed:\n{message}")
+        self.failed.emit(message)
+
+    def _on_cancelled(self) -> None:
+        self._close_progress()
+        self._show_message(QtWidgets.QMessageBox.Icon.Information,
+                           "Export cancelled; any earlier file at that path is unchanged.")
+        self.cancelled.emit()
+
+    def _show_message(self, icon, text: str) -> None:
+        parent = self.parentWidget() or self
+        box = QtWidgets.QMessageBox(icon, "Export labels", text, QtWidgets.QMessageBox.StandardButton.Ok, parent)
+        box.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_box = box
+        box.open()
+
+    def done(self, result: int) -> None:  # noqa: D401 (Qt override)
+        """Closing the dialog cancels a running export (its file is not written)."""
+        if self.worker.running and int(result) != QtWidgets.QDialog.DialogCode.Accepted.value:
+            self.worker.shutdown()
+        super().done(result)

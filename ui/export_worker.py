@@ -1,0 +1,108 @@
+"""Runs `core.export` off the GUI thread, reading the session through the GUI thread.
+
+The annotation session belongs to the GUI thread (painting and inference results change it), so
+the job sees it through `_SessionView`, whose every call is answered by the GUI thread between two
+events (`GuiCall`). The reader is thread-safe and is used directly. Probabilities come from the
+inference worker's cache when it holds the frame, else from one forward pass in the export thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Signal
+
+from csknet_studio.core.modes import Mode
+from csknet_studio.ui.job_thread import GuiCall, JobRunner
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    fmt: str = "hdf5"  # "hdf5" | "png"
+    path: str = ""
+    compression: str = "gzip"  # HDF5: "gzip" | "lzf"
+    include_probabilities: bool = False  # HDF5
+    copy_images: bool = False  # HDF5
+    only_corrected: bool = False  # PNG
+    mode: Mode = Mode.BOTH  # the modality mode the labels / probabilities come from
+
+
+class _SessionView:
+    """The slice of `AnnotationSession` that export reads, marshalled to the GUI thread."""
+
+    def __init__(self, session, call: GuiCall) -> None:
+        self._s = session
+        self._call = call
+        # Constant for the export's duration (the dialog is window-modal): read once.
+        self.names, self.scheme, self.source, self.checkpoint, self._n = call(
+            lambda: (list(session.names), session.scheme, session.source, session.checkpoint, len(session)))
+        self.sequence = session.sequence  # thread-safe reader
+
+    def __len__(self) -> int:
+        return self._n
+
+    def labels(self, i: int) -> np.ndarray:
+        return self._call(lambda: np.array(self._s.labels(i), copy=True))
+
+    def origin(self, i: int):
+        return self._call(lambda: self._s.origin(i))
+
+    def frame_shape(self, i: int) -> tuple[int, int]:
+        return self._call(lambda: self._s.frame_shape(i))
+
+    def corrected_frames(self) -> list[int]:
+        return self._call(lambda: list(self._s.corrected_frames()))
+
+
+class ExportWorker(JobRunner):
+    """`start_export(session, options, inference_worker)`; `exported(path)` on success."""
+
+    exported = Signal(str)
+
+    def __init__(self, parent=None, num_threads: int | None = None) -> None:
+        super().__init__(parent, num_threads, name="export")
+        self._call = GuiCall(self)
+
+    def start_export(self, session, options: ExportOptions, inference_worker=None) -> None:
+        from csknet_studio.core import export
+
+        view = _SessionView(session, self._call)
+        path = Path(options.path)
+
+        def job(progress, cancel):
+            def report(done: int, total: int) -> None:
+                progress(done, total, 0.0)
+
+            if options.fmt == "png":
+                return export.export_png(view, path, only_corrected=options.only_corrected,
+                                         progress=report, cancel=cancel)
+            probs = self._probability_source(view, options.mode, inference_worker) \
+                if options.include_probabilities else None
+            return export.export_hdf5(view, path, compression=options.compression, include_probabilities=probs,
+                                      copy_images=options.copy_images, mode=options.mode, progress=report,
+                                      cancel=cancel)
+
+        self.start(job, lambda p: self.exported.emit(str(p)))
+
+    def _probability_source(self, view: _SessionView, mode: Mode, worker):
+        if worker is None or worker.model is None:
+            from csknet_studio.core.errors import ExportError
+
+            raise ExportError("probabilities need a model; open a checkpoint or export without them")
+        from csknet_studio.core.infer import Predictor
+
+        version = self._call(lambda: worker.weights_version)
+        predictor: list[Predictor] = []
+
+        def probs(i: int) -> np.ndarray:
+            hit = self._call(lambda: worker.cached(i, mode))
+            if hit is not None and hit.weights_version == version:
+                return hit.probs
+            if not predictor:  # shares the model: an eval forward only reads it
+                predictor.append(Predictor(worker.model, worker.device or "cpu", worker.scheme, amp=False))
+            fp = view.sequence[i]
+            return predictor[0].predict(fp.eo, fp.ir, mode).probs
+
+        return probs
