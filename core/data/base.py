@@ -8,8 +8,10 @@ kept in memory, so memory is bounded by the cache budget whatever the sequence l
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from collections.abc import Sequence as _Seq
@@ -39,6 +41,9 @@ DEFAULT_PREFETCH = 4
 LEVEL_SAMPLE_FRAMES = 32
 LEVEL_PERCENTILES = (1.0, 99.0)
 PROBE_FRAMES = 8
+# A read-ahead job waits this long before decoding, so the frame just returned reaches the screen
+# first instead of competing with the decode for the GIL and the (often 2) CPU cores.
+PREFETCH_YIELD_S = 0.004
 
 
 # ------------------------------------------------------------------------------------- alignment
@@ -100,6 +105,14 @@ def align_ir(ir: np.ndarray, shape: tuple[int, int], alignment: Alignment | None
 
 
 # ------------------------------------------------------------------------------------ display
+@functools.lru_cache(maxsize=16)
+def _level_lut(n: int, lo: float, hi: float) -> np.ndarray:
+    """Levels never change while scrubbing a sequence, so the LUT is built once, not per frame."""
+    lut = np.clip((np.arange(n, dtype=np.float32) - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+    lut.flags.writeable = False
+    return lut
+
+
 def apply_levels(a: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
     """Map [lo, hi] to [0, 255] uint8 (what a screen shows). uint8/uint16 go through a LUT."""
     lo, hi = float(levels[0]), float(levels[1])
@@ -109,7 +122,7 @@ def apply_levels(a: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
         return a
     if a.dtype in (np.uint8, np.uint16):
         n = 256 if a.dtype == np.uint8 else 65536
-        lut = np.clip((np.arange(n, dtype=np.float32) - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+        lut = _level_lut(n, lo, hi)
         return cv2.LUT(a, lut) if n == 256 else lut[a]
     f = (a.astype(np.float32, copy=False) - lo) * (255.0 / (hi - lo)) + 0.5
     return np.clip(f, 0, 255).astype(np.uint8)
@@ -408,6 +421,7 @@ class BaseSequence(_Seq):
 
     def _prefetch_one(self, j: int, epoch: int) -> FramePair | None:
         try:
+            time.sleep(PREFETCH_YIELD_S)
             if self._closed or epoch != self._epoch:
                 return None
             fp = self._cache.get(j)
