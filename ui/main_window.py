@@ -24,6 +24,7 @@ from csknet_studio.ui.image_views import ImageViews
 from csknet_studio.ui.inference_worker import InferenceWorker
 from csknet_studio.ui.legend import ClassLegend
 from csknet_studio.ui.menus import build_menus
+from csknet_studio.ui.panels import install_panels
 from csknet_studio.ui.status import StatusBar
 from csknet_studio.ui.timeline import Timeline
 from csknet_studio.ui.tools import ToolController
@@ -99,6 +100,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.legend.visibility_changed.connect(self._on_visibility)
         self.views.hovered.connect(self._on_hover)
         self.set_scheme(MFNET)
+        install_panels(self)  # F2: internals, compare, fine-tuning, export, F1 sheet, U (sets self.panels)
         self.status.set_device("-")
         self.resize(1500, 900)
         geo = self.settings.value("window/geometry")
@@ -442,6 +444,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._session.autosave = False  # the user chose to discard
         else:
             self._close_session()
+        self.panels.shutdown()  # F2: cancel fine-tuning / feature jobs before the worker goes
         self.worker.shutdown()
         for box in list(self._error_boxes):
             box.close()

@@ -1,0 +1,240 @@
+"""Docks the analysis panels into the main window and wires them to its signals.
+
+`install_panels(win)` is the only thing `MainWindow` calls: it adds the Model internals, Compare
+modes and Fine-tuning docks, File > Export labels (Ctrl+E), View > Next most uncertain frame (U),
+View > Score every frame, and Help > Keyboard shortcuts (F1). Every panel stays testable on its
+own; this module is the glue (signals in, requests to the worker out), no maths.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui
+from PySide6.QtCore import Qt
+
+from csknet_studio.core.uncertainty import UncertaintyTracker
+from csknet_studio.ui.compare_view import CompareView
+from csknet_studio.ui.feature_worker import FeatureWorker
+from csknet_studio.ui.internals_panel import InternalsPanel
+from csknet_studio.ui.shortcuts import install_shortcuts_sheet
+
+
+class PanelHub(QtCore.QObject):
+    """Owns the panels' helpers (uncertainty tracker, feature worker, frame scanner)."""
+
+    def __init__(self, win) -> None:
+        super().__init__(win)
+        self.win = win
+        self.tracker = UncertaintyTracker()
+        self.features = FeatureWorker(self)
+        self._scan_next = 0
+        self._scanning = False
+        self._scan_pending: int | None = None
+
+        self.internals = InternalsPanel()
+        self.compare = CompareView(win.scheme)
+        self.finetune = self._make_finetune_panel()
+        win.add_panel(self.internals, "Model internals", Qt.DockWidgetArea.RightDockWidgetArea)
+        win.add_panel(self.compare, "Compare modes", Qt.DockWidgetArea.BottomDockWidgetArea)
+        if self.finetune is not None:
+            win.add_panel(self.finetune, "Fine-tuning", Qt.DockWidgetArea.RightDockWidgetArea)
+            win.tabifyDockWidget(win.docks["Model internals"], win.docks["Fine-tuning"])
+            win.docks["Model internals"].raise_()
+        win.docks["Compare modes"].hide()  # opened from the View menu when wanted
+
+        self.next_uncertain_action = QtGui.QAction("Next most uncertain frame", win)
+        self.next_uncertain_action.setShortcut(QtGui.QKeySequence("U"))
+        self.next_uncertain_action.setToolTip("Go to the uncorrected frame the model is least sure about (U)")
+        self.next_uncertain_action.triggered.connect(self.next_uncertain)
+        win.add_action("View", self.next_uncertain_action)
+        self.scan_action = QtGui.QAction("Score every frame (uncertainty)", win)
+        self.scan_action.setCheckable(True)
+        self.scan_action.setToolTip("Predict every frame in the background so 'Next most uncertain' "
+                                    "can choose among all of them")
+        self.scan_action.toggled.connect(self.set_scanning)
+        win.add_action("View", self.scan_action)
+        self.export_action = QtGui.QAction("Export labels…", win)
+        self.export_action.setShortcut(QtGui.QKeySequence("Ctrl+E"))
+        self.export_action.setToolTip("Write the labels as HDF5 or PNG masks (Ctrl+E)")
+        self.export_action.triggered.connect(self.open_export)
+        win.add_action("File", self.export_action)
+        self.shortcuts_action = install_shortcuts_sheet(win)
+        win.menus["Help"].addAction(self.shortcuts_action)
+        self.export_dialog = None
+
+        win.worker.introspect = True  # gate maps, exchanged channels and entropy for every result
+        win.frame_changed.connect(self._on_frame_changed)
+        win.prediction_ready.connect(self.internals.set_prediction)
+        win.sequence_opened.connect(self._on_sequence_opened)
+        win.labels_changed.connect(lambda _i: self._refresh_corrected())
+        win.worker.result_ready.connect(self._on_result)
+        win.worker.weights_changed.connect(self._on_weights_changed)
+        win.worker.busy_changed.connect(self._on_busy)
+        self.internals.next_uncertain_requested.connect(self.next_uncertain)
+        self.internals.channel_selected.connect(self._on_channel_selected)
+        self.features.ready.connect(self._on_channel_maps)
+        self.features.failed.connect(lambda _tag, msg: self.internals.show_feature_error(msg))
+        self.compare.modes_changed.connect(lambda _a, _b: self._fill_compare())
+
+    # --- fine-tuning ----------------------------------------------------------------------------
+    def _make_finetune_panel(self):
+        from csknet_studio.ui.finetune_panel import FinetunePanel
+
+        panel = FinetunePanel(self.win.worker, self._samples, scheme_getter=lambda: self.win.scheme)
+        panel.error.connect(lambda msg: self.win.show_error(msg, "Fine-tuning"))
+        panel.weights_accepted.connect(
+            lambda v: self.win.show_status(f"fine-tuned weights in use (version {v}); recomputing"))
+        return panel
+
+    def _samples(self, frames: list[int]):
+        from csknet_studio.ui.finetune_panel import samples_from_session
+
+        return samples_from_session(self.win.sequence, self.win.session, frames)
+
+    def _refresh_corrected(self) -> None:
+        session = self.win.session
+        if self.finetune is not None:
+            self.finetune.set_frames(session.corrected_frames() if session is not None else [],
+                                     list(session.names) if session is not None else None)
+
+    # --- export -----------------------------------------------------------------------------------
+    def open_export(self) -> None:
+        from csknet_studio.ui.export_dialog import ExportDialog
+
+        if self.win.session is None:
+            self.win.show_error("Open a sequence first: there are no labels to export.", "Export")
+            return
+        self.export_dialog = ExportDialog(self.win.session, self.win.worker, parent=self.win)
+        self.export_dialog.open()
+
+    # --- frames, predictions ------------------------------------------------------------------------
+    def _on_sequence_opened(self, _seq) -> None:
+        self.tracker.clear()
+        self._scan_next = 0
+        self.compare.set_scheme(self.win.scheme)
+        self._refresh_corrected()
+
+    def _on_frame_changed(self, index: int) -> None:
+        frame = self.win.current_frame
+        seq = self.win.sequence
+        levels = None
+        if seq is not None and hasattr(seq, "display_levels"):
+            try:
+                levels = seq.display_levels()
+            except Exception:  # levels are cosmetic; min/max stretch is the fallback
+                levels = None
+        self.internals.set_frame(frame.eo if frame is not None else None,
+                                 frame.ir if frame is not None else None, levels)
+        self.internals.set_prediction(self.win.worker.cached(index, self.win.mode))
+        self.compare.clear()
+        self._fill_compare()
+
+    def _fill_compare(self) -> None:
+        """Show cached modes at once; ask the worker for the others (they arrive via result_ready)."""
+        win = self.win
+        if win.current_index < 0 or win.current_frame is None or win.current_frame.bad:
+            return
+        for mode in {self.compare.left_mode, self.compare.right_mode}:
+            hit = win.worker.cached(win.current_index, mode)
+            if hit is not None:
+                self.compare.set_labels(mode, hit.labels)
+            elif mode is not win.mode:
+                win.worker.request(win.current_index, win.current_frame, mode, background=True)
+
+    def _on_result(self, index: int, mode: str, pred) -> None:
+        self.tracker.record(index, mode, pred.entropy, pred.weights_version)
+        if index == self.win.current_index:
+            self.compare.set_labels(mode, pred.labels)
+        if self._scanning and index == self._scan_pending:
+            self._scan_pending = None
+            QtCore.QTimer.singleShot(0, self._scan_step)
+
+    def _on_weights_changed(self, _version: int) -> None:
+        self.compare.set_scheme(self.win.scheme)  # a new checkpoint may bring another scheme
+        self.compare.clear()
+        self._scan_next = 0
+        if self._scanning:
+            QtCore.QTimer.singleShot(0, self._scan_step)
+
+    def _corrected(self) -> set[int]:
+        session = self.win.session
+        return set(session.corrected_frames()) if session is not None else set()
+
+    def next_uncertain(self) -> int | None:
+        """Move to the most uncertain predicted frame that is neither shown nor corrected."""
+        win = self.win
+        target = self.tracker.next_most_uncertain(win.mode, exclude=self._corrected() | {win.current_index})
+        if target is None:
+            win.show_status("No other predicted, uncorrected frame yet: browse or use View > Score every frame.")
+            return None
+        win.set_frame(target)
+        score = self.tracker.score(target, win.mode)
+        win.show_status(f"frame {target}: mean entropy {score:.3f} (highest among scored frames)")
+        return target
+
+    # --- background scoring of every frame ----------------------------------------------------------
+    def set_scanning(self, on: bool) -> None:
+        self._scanning = bool(on)
+        if on:
+            self._scan_step()
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy and self._scanning:
+            self._scan_pending = None  # a frame change may have dropped our background job
+            QtCore.QTimer.singleShot(0, self._scan_step)
+
+    def _scan_step(self) -> None:
+        """Queue the next unscored frame (one at a time, so the user's own requests go first)."""
+        win, seq = self.win, self.win.sequence
+        if not self._scanning or seq is None or self._scan_pending is not None or win.worker.busy:
+            return
+        n = len(seq)
+        while self._scan_next < n and self.tracker.score(self._scan_next, win.mode) is not None:
+            self._scan_next += 1
+        if self._scan_next >= n:
+            self.scan_action.setChecked(False)
+            win.show_status(f"all {n} frames scored; press U for the most uncertain one")
+            return
+        i = self._scan_next
+        self._scan_next += 1
+        try:
+            frame = seq[i]
+        except Exception:  # an unreadable frame is skipped, not fatal
+            QtCore.QTimer.singleShot(0, self._scan_step)
+            return
+        if frame.bad:
+            QtCore.QTimer.singleShot(0, self._scan_step)
+            return
+        self._scan_pending = i
+        hit = win.worker.request(i, frame, win.mode, background=True)
+        if hit is not None:
+            self._on_result(i, win.mode.value, hit)
+
+    # --- channel feature maps -------------------------------------------------------------------------
+    def _on_channel_selected(self, site: str, direction: str, channel: int) -> None:
+        win = self.win
+        frame = win.current_frame
+        if frame is None or frame.eo is None or frame.ir is None or win.worker.model is None:
+            self.internals.show_feature_error("needs a frame with both EO and IR and a model")
+            return
+        tag = (win.current_index, win.worker.weights_version, direction)
+        self.features.request(win.worker.model, frame.eo, frame.ir, site, direction, channel, tag)
+
+    def _on_channel_maps(self, tag, maps) -> None:
+        index, version, direction = tag
+        if index != self.win.current_index or version != self.win.worker.weights_version:
+            return  # the user moved on
+        self.internals.set_feature_maps(maps.site, direction, maps.channel, maps.before, maps.after)
+
+    def shutdown(self) -> None:
+        self._scanning = False
+        self.features.shutdown()
+        if self.finetune is not None:
+            self.finetune.shutdown()
+
+
+def install_panels(win) -> PanelHub:
+    """Add F2's panels and actions to `win` (a `MainWindow`); returns the hub (kept as `win.panels`)."""
+    hub = PanelHub(win)
+    win.panels = hub
+    return hub
+
