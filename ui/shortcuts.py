@@ -13,8 +13,11 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 # Keys handled by event filters / mouse handlers rather than QAction or QShortcut.
 FIXED_KEYS: tuple[tuple[str, str, str], ...] = (
-    ("Mouse", "Left drag", "Paint with the active tool"),
-    ("Mouse", "Right drag / wheel", "Pan / zoom the views"),
+    ("Mouse", "Left drag", "Paint with the brush or eraser (Pan tool: pan the views)"),
+    ("Mouse", "Left click", "Flood fill, or add a polygon vertex"),
+    ("Mouse", "Wheel / right drag", "Zoom the views (they move together)"),
+    ("Mouse", "Click a legend entry", "Pick that class"),
+    ("Mouse", "Click a point (Model internals > Exchange)", "Show that channel before / after exchange"),
 )
 
 
