@@ -313,6 +313,17 @@ class AnnotationSession(EditingMixin):
         self.events.saved.emit(self.project_path)
         return self.project_path
 
+    def save_as(self, project_path: str | os.PathLike) -> Path:
+        """Move the project to a new folder (e.g. the sequence's own folder is read-only) and save
+        everything there; later autosaves go to the new place. The old project is left as it was."""
+        for i in list(self._on_disk):
+            self._correction(i)  # read the masks that still live only in the old project
+        self.project_path = Path(project_path)
+        self._store = ProjectStore(self.project_path)
+        self._dirty_frames |= set(self._corr)
+        self._meta_dirty = True
+        return self.save()
+
     def close(self) -> None:
         """Finish any stroke and save what is unsaved (raises ProjectError if that fails)."""
         self._finish_stroke()

@@ -302,3 +302,30 @@ def test_scheme_switch_refuses_to_drop_labels_unless_forced(tmp_path):
     assert s.prediction(1) is None and not s.can_undo  # old predictions and diffs are of the old ids
     s2 = AnnotationSession(make_sequence(tmp_path / "seq", n=2, scheme=MFNET))
     assert s2.scheme == PST900 and s2.labels(0)[5, 5] == 255
+
+
+def test_save_as_moves_the_project(tmp_path):
+    s = AnnotationSession(make_sequence(tmp_path / "seq", n=3))
+    s.paint_stroke(0, [(5, 5)], 1, 2)
+    s2 = AnnotationSession(make_sequence(tmp_path / "seq", n=3))  # frame 0 still only on disk
+    s2.paint_stroke(2, [(9, 9)], 3, 2)
+    assert s2.save_as(tmp_path / "elsewhere" / "p.csknet") == tmp_path / "elsewhere" / "p.csknet"
+    s3 = AnnotationSession(make_sequence(tmp_path / "seq", n=3), tmp_path / "elsewhere" / "p.csknet")
+    assert s3.corrected_frames() == [0, 2] and s3.labels(0)[5, 5] == 1 and s3.labels(2)[9, 9] == 3
+
+
+def test_session_on_real_frames_of_varying_size(rgbt_real, tmp_path):
+    from csknet_studio.core.data import open_sequence
+
+    seq = open_sequence(rgbt_real / "roadscene")  # the project goes to tmp: never write beside shared data
+    try:
+        s = AnnotationSession(seq, tmp_path / "rs.csknet")
+        h, w = s.frame_shape(1)
+        s.flood_fill(1, (w // 2, h // 2), 2)
+        s.paint_stroke(3, [(10, 10), (60, 40)], 1, 5)
+        assert (s.labels(1) == 2).all() and s.labels(3).shape == seq[3].shape
+        r = AnnotationSession(seq, tmp_path / "rs.csknet")
+        assert r.corrected_frames() == [1, 3] and (r.labels(3) == s.labels(3)).all()
+    finally:
+        seq.close()
+    assert not (rgbt_real / "roadscene.csknet").exists()
