@@ -224,3 +224,19 @@ def test_cli_with_a_checkpoint_exports_predictions_and_probabilities(tmp_path):
     # uncorrected frames carry the model's prediction: the arg-max of its probabilities
     agree = (r.labels[1:] == r.probabilities[1:].astype(np.float32).argmax(1)).mean()
     assert agree > 0.99
+
+
+def test_a_snapshot_exports_the_labels_of_its_instant_from_another_thread(session, tmp_path):
+    import threading
+
+    snap = session.snapshot()
+    want = [session.labels(i).copy() for i in range(N)]
+    session.flood_fill(4, (0, 0), 1)  # edits after the snapshot do not leak into the export
+    session.paint_stroke(0, [(1, 1)], 5, 1)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(path=export_hdf5(snap, tmp_path / "snap.h5")))
+    t.start()
+    t.join(30)
+    r = read_labels_hdf5(result["path"])
+    assert all(np.array_equal(r.labels[i], want[i]) for i in range(N))
+    assert r.corrected.tolist() == [True, False, True, True, False] and r.checkpoint_hash == "cafe0123"
