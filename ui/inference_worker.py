@@ -60,6 +60,14 @@ class _JobQueue:
                 return self._back.popleft(), True
             return None, False
 
+    def put_back(self, job: _Job, background: bool) -> None:
+        """Return a job taken too early (its weights are still on their way); newer requests win."""
+        with self._lock:
+            if background:
+                self._back.appendleft(job)
+            elif self._fore is None:
+                self._fore = job
+
     def clear(self, background_only: bool = False) -> None:
         with self._lock:
             self._back.clear()
@@ -106,8 +114,7 @@ class _Engine(QObject):
                 self._predictor.set_state_dict(state_dict, version)
             except Exception as exc:  # wrong keys / shapes: say so, keep the old weights
                 self.failed.emit(-1, "", f"new weights rejected: {exc}")
-                return
-            self._version = version
+            self._version = version  # (old weights on failure) so requests of this version run
 
     @Slot()
     def drain(self) -> None:
@@ -116,7 +123,11 @@ class _Engine(QObject):
         if job is None:
             self.idle.emit()
             return
-        if self._predictor is not None and job.version == self._version:
+        if self._predictor is None or job.version > self._version:
+            # the model / weights this job was asked for are queued behind us: run it after them
+            self._queue.put_back(job, background)
+            return
+        if job.version == self._version:
             try:
                 pred = self._predictor.predict(job.eo, job.ir, job.mode, introspect=job.introspect,
                                                features=job.features)
