@@ -252,6 +252,8 @@ class BaseSequence(_Seq):
         self._workers = max(1, int(workers))
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: dict[int, Future] = {}
+        self._decoding: set[int] = set()  # read-aheads past their yield, decoding now
+        self._claimed: set[int] = set()  # read-aheads the caller took over (they skip)
         self._lock = threading.Lock()
         self._closed = False
         self._last = -1
@@ -288,8 +290,13 @@ class BaseSequence(_Seq):
         if fp is None:
             with self._lock:
                 fut = self._inflight.get(i)
+                # Wait for a read-ahead only once it is decoding; one still queued or yielding is
+                # claimed (it will skip) and decoded here, so the caller never waits on a sleep.
+                wait = fut is not None and i in self._decoding
+                if fut is not None and not wait:
+                    self._claimed.add(i)
             fp = None
-            if fut is not None and not fut.cancelled():
+            if wait and fut is not None:
                 try:
                     fp = fut.result()
                 except Exception:  # noqa: BLE001 - fall back to a direct read below
@@ -422,8 +429,10 @@ class BaseSequence(_Seq):
     def _prefetch_one(self, j: int, epoch: int) -> FramePair | None:
         try:
             time.sleep(PREFETCH_YIELD_S)
-            if self._closed or epoch != self._epoch:
-                return None
+            with self._lock:
+                if self._closed or epoch != self._epoch or j in self._claimed:
+                    return None
+                self._decoding.add(j)
             fp = self._cache.get(j)
             if fp is None:
                 fp = self._build(j)
@@ -433,12 +442,15 @@ class BaseSequence(_Seq):
         finally:
             with self._lock:
                 self._inflight.pop(j, None)
+                self._decoding.discard(j)
+                self._claimed.discard(j)
 
     def _cancel_pending(self, keep: list[int] | tuple[int, ...]) -> None:
         with self._lock:
             for j, fut in list(self._inflight.items()):
                 if j not in keep and fut.cancel():
                     del self._inflight[j]
+                    self._claimed.discard(j)
 
     @property
     def cache(self) -> FrameCache:
@@ -519,6 +531,8 @@ class BaseSequence(_Seq):
             pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             self._inflight.clear()
+            self._decoding.clear()
+            self._claimed.clear()
         self._cache.clear()
         self._close()
 
