@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from csknet_studio.core.losses import LossConfig, total_loss
@@ -45,6 +46,7 @@ def _miou(pred: torch.Tensor, lab: torch.Tensor, k: int) -> float:
     return float(np.mean(ious))
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_synthetic_frames() -> None:
     torch.manual_seed(0)
     model = create_model("csknet-tiny", num_classes=3)
