@@ -246,6 +246,8 @@ class BaseSequence(_Seq):
         self.split = split
         self.bad_frames: set[int] = set()
         self.bad_reasons: dict[int, str] = {}
+        # Frames whose label file could not be read (the images are fine; the label is None).
+        self.label_errors: dict[int, str] = {}
         self._alignment = alignment
         self._cache = FrameCache(cache_bytes, cache_frames)
         self._prefetch_n = max(0, int(prefetch))

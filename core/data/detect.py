@@ -35,6 +35,7 @@ LAYOUTS: dict[str, str] = {
     "mfnet-cmx": "MFNet as CMX ships it: RGB/, Modal/, Label/ (+ split lists)",
     "pst900": "PST900: rgb/, thermal/ (or thermal_raw/ 16-bit), labels/ (optionally under train/ or test/)",
     "fmb": "FMB: Visible/, Infrared/, Label/ (optionally under train/ or test/)",
+    "msrs": "MSRS: Visible/, Infrared/, Label/ with MFNet names (00001D.png) and classes",
     "folders": "paired folders with matching file stems: eo/+ir/, vi/+ir/, visible/+infrared/, rgb/+thermal/, "
                "*_vi/+*_ir/ (LLVIP), *visible/+*infrared/ (RoadScene) (+ optional labels/)",
     "video": "a pair of videos (eo_video, ir_video), or a folder holding exactly eo.* and ir.* videos",
@@ -165,6 +166,8 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
     if "Visible" in names and "Infrared" in names:
         frames = pair_frames(subs["visible"], subs["infrared"], _first(subs, "label", "labels"),
                              allow_unmatched=allow_unmatched)
+        if _mfnet_like([f.name for f in frames]):  # MSRS ships the same folders with MFNet names/classes
+            return FileSequence(frames, layout="msrs", source=p, scheme=MFNET, split=split, **common)
         return FileSequence(frames, layout="fmb", source=p, scheme=FMB, split=split, **common)
     # PST900: rgb/ thermal/ with labels/ or thermal_raw/ (plain rgb/+thermal/ is a generic pair)
     if "rgb" in subs and ("thermal" in subs or "thermal_raw" in subs) and (
@@ -193,7 +196,9 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
         frames = pair_frames(eo_dirs[0], ir_dirs[0], _label_dir(p), root=p,
                              split=split if split and (p / f"{split}.txt").is_file() else None,
                              allow_unmatched=allow_unmatched)
-        return FileSequence(frames, layout="folders", source=p, split=split, **common)
+        has_labels = any(f.label is not None for f in frames)
+        scheme = MFNET if has_labels and _mfnet_like([f.name for f in frames]) else None
+        return FileSequence(frames, layout="folders", source=p, scheme=scheme, split=split, **common)
     if eo_dirs and ir_dirs:
         raise UnknownLayoutError(
             f"{p}: several EO/IR folder candidates (EO: {', '.join(sorted(d.name for d in eo_dirs))}; IR: "
@@ -216,6 +221,14 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
         hint = f" It holds {n_img} image(s) but no EO/IR sub-folders."
     raise UnknownLayoutError(f"{p}: no supported layout found (sub-folders: {', '.join(found) or 'none'}).{hint} "
                              f"Looked for: {_looked_for()}")
+
+
+_MFNET_NAME = re.compile(r"^\d{5}[DN](_flip)?$")
+
+
+def _mfnet_like(names: list[str]) -> bool:
+    """MFNet / MSRS frame names are 5 digits + D(ay) / N(ight): 00001D."""
+    return bool(names) and sum(bool(_MFNET_NAME.match(n)) for n in names) >= 0.8 * len(names)
 
 
 def _has_4ch_png(folder: Path) -> bool:

@@ -5,6 +5,7 @@ paired folders, and a single EO/IR pair. All become a FileSequence: one list of 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,9 @@ class FileSequence(BaseSequence):
     def _precheck(self) -> None:
         """Cheap open-time check (one stat per file): empty or missing files mark their frame bad now."""
         for i, f in enumerate(self._frames):
-            for p in f.paths():
+            for p in (f.eo, f.ir, f.combined):
+                if p is None:
+                    continue
                 try:
                     size = os.stat(p).st_size
                 except OSError:
@@ -104,7 +107,11 @@ class FileSequence(BaseSequence):
             ir = None if f.ir is None else to_grey(read_image(f.ir))
         label = None
         if f.label is not None:
-            label = to_label(read_image(f.label), self.scheme, f.label)
+            # A broken label must not blank a good image pair: the frame opens without its label.
+            try:
+                label = to_label(read_image(f.label), self.scheme, f.label)
+            except CorruptImageError as exc:
+                self.label_errors[i] = str(exc)
         return RawFrame(eo, ir, label)
 
 
@@ -193,6 +200,12 @@ def pair_frames(
         raise EmptySequenceError(f"{eo_dir}: EO folder holds no images (looked for {exts}); IR has {len(ir)}")
     if ir_dir and not ir:
         raise EmptySequenceError(f"{ir_dir}: IR folder holds no images (looked for {exts}); EO has {len(eo)}")
+    labs = list_images(label_dir) if label_dir else {}
+    if eo_dir and ir_dir and not set(eo) & set(ir):
+        # Names that differ only by a modality tag ("0001_rgb" / "0001_ir") still pair up.
+        eo2, ir2 = _rekey(eo), _rekey(ir)
+        if len(set(eo2) & set(ir2)) > 0:
+            eo, ir, labs = eo2, ir2, _rekey(labs)
     if eo_dir and ir_dir:
         eo_only = sorted(set(eo) - set(ir), key=natural_key)
         ir_only = sorted(set(ir) - set(eo), key=natural_key)
@@ -210,12 +223,21 @@ def pair_frames(
         common = set(eo) & set(ir)
     else:
         common = set(eo or ir)
-    labs = list_images(label_dir) if label_dir else {}
     if split is not None and root is not None:
         names = _select({n: None for n in common}, root, split, "EO/IR pair")
     else:
         names = sorted(common, key=natural_key)
     return [FrameFiles(n, eo=eo.get(n), ir=ir.get(n), label=labs.get(n)) for n in names]
+
+
+_TAG = r"(?:vi|vis|visible|rgb|eo|color|colour|ir|infrared|thermal|lwir|tir|label|labels|gt|mask)"
+_TAG_RE = re.compile(rf"^{_TAG}[_\-. ]+|[_\-. ]+{_TAG}$", re.IGNORECASE)
+
+
+def _rekey(files: dict[str, Path]) -> dict[str, Path]:
+    """Stems with a leading/trailing modality tag removed; unchanged when that would merge files."""
+    out = {_TAG_RE.sub("", k) or k: v for k, v in files.items()}
+    return out if len(out) == len(files) else files
 
 
 def open_pair(
@@ -234,6 +256,10 @@ def open_pair(
             raise CorruptImageError(f"{p}: no such image file", str(p))
     seq = FileSequence([FrameFiles(eo_p.stem, eo=eo_p, ir=ir_p, label=lab_p)], layout="pair", source=eo_p,
                        scheme=scheme, alignment=alignment, prefetch=0)
+    if seq.label_errors:  # the caller named this label file: say so now rather than drop it
+        msg = seq.label_errors[0]
+        seq.close()
+        raise CorruptImageError(msg, str(lab_p))
     seq.origin = (str(eo_p), str(ir_p))
     return seq
 

@@ -392,3 +392,34 @@ def test_array_sequence_protocol():
     with pytest.raises(EmptySequenceError):
         ArraySequence(np.zeros((0, 4, 4, 3), np.uint8), None)
     assert all(issubclass(e, CSKNetError) for e in (EmptySequenceError, FrameCountMismatchError))
+
+
+def test_msrs_layout_is_told_apart_from_fmb(tmp_path):
+    for name in ("00001D", "00002N"):
+        write(tmp_path / "Visible" / f"{name}.png", rgb(1))
+        write(tmp_path / "Infrared" / f"{name}.png", grey(1))
+        write(tmp_path / "Label" / f"{name}.png", np.full((24, 32), 2, np.uint8))
+    with open_sequence(tmp_path) as seq:
+        assert seq.layout == "msrs" and seq.scheme is MFNET and int(seq[1].label[0, 0]) == 2
+
+
+def test_stems_with_modality_tags_pair_up(tmp_path):
+    for i in range(3):
+        write(tmp_path / "rgb" / f"{i:04d}_rgb.png", rgb(i))
+        write(tmp_path / "thermal" / f"{i:04d}_thermal.png", grey(i))
+    with open_sequence(tmp_path) as seq:
+        assert seq.names == ["0000", "0001", "0002"]
+        np.testing.assert_array_equal(seq[2].ir, grey(2))
+
+
+def test_broken_label_keeps_the_image_pair(tmp_path):
+    for i in range(2):
+        write(tmp_path / "eo" / f"{i}.png", rgb(i))
+        write(tmp_path / "ir" / f"{i}.png", grey(i))
+        write(tmp_path / "labels" / f"{i}.png", np.full((24, 32), 1, np.uint8))
+    (tmp_path / "labels" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    with open_sequence(tmp_path, prefetch=0) as seq:
+        fp = seq[1]
+        assert not fp.bad and fp.label is None and fp.eo.any()
+        assert 1 not in seq.bad_frames and "labels/1.png" in seq.label_errors[1]
+        assert seq[0].label is not None
