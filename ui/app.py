@@ -93,10 +93,28 @@ def load_model_into(win, checkpoint: str | Path | None = None, device: str | Non
     return "untrained model"
 
 
-def _default_sequence() -> Path:
-    from csknet_studio.core.demo import ensure_default_demo
+def _default_sequence(parent: QtWidgets.QWidget | None = None) -> Path:
+    """The bundled demo; generated once per user (a progress dialog shows the first time)."""
+    from csknet_studio.core.demo import default_demo_dir, ensure_default_demo, is_complete_demo
 
-    return Path(ensure_default_demo())
+    if is_complete_demo(default_demo_dir()):
+        return Path(ensure_default_demo())
+    dlg = QtWidgets.QProgressDialog("Preparing the demo sequence (first launch only)…", "", 0, 100, parent)
+    dlg.setWindowTitle(APP)
+    dlg.setCancelButton(None)
+    dlg.setMinimumDuration(0)
+    dlg.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+
+    def progress(done: int, total: int) -> None:
+        dlg.setMaximum(max(1, total))
+        dlg.setValue(done)
+        QtWidgets.QApplication.processEvents()
+
+    try:
+        return Path(ensure_default_demo(progress=progress))
+    finally:
+        dlg.close()
+        dlg.deleteLater()
 
 
 def run_app(args) -> int:
@@ -122,7 +140,7 @@ def run_app(args) -> int:
     seq = getattr(args, "sequence", None)
     if seq is None:
         try:
-            seq = _default_sequence()
+            seq = _default_sequence(win)
         except (CSKNetError, OSError) as exc:
             win.show_error(f"Could not prepare the demo sequence: {exc}")
     if seq is not None and not win.open_sequence(seq) and shot:

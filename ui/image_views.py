@@ -93,8 +93,11 @@ def _make_view(title: str) -> tuple[pg.GraphicsView, pg.ViewBox, pg.TextItem]:
     vb.setDefaultPadding(0.0)
     gv.setCentralItem(vb)
     label = pg.TextItem(title, anchor=(0, 0), color=(230, 230, 230), fill=pg.mkBrush(0, 0, 0, 140))
+    font = QtGui.QFont()
+    font.setPointSize(9)
+    font.setBold(True)
+    label.setFont(font)
     label.setZValue(100)
-    label.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
     gv.setToolTip(f"{title} view: wheel zooms, drag pans (all views move together)")
     return gv, vb, label
 
@@ -129,24 +132,48 @@ class ImageViews(QtWidgets.QWidget):
         for vb, t in zip(self.views, self._titles, strict=True):
             vb.addItem(t, ignoreBounds=True)
             vb.sigRangeChanged.connect(self._place_titles)
-        self.ir_view.setXLink(self.eo_view)
-        self.ir_view.setYLink(self.eo_view)
-        self.overlay_view.setXLink(self.eo_view)
-        self.overlay_view.setYLink(self.eo_view)
+        self._syncing = False
+        for vb in self.views:
+            vb.sigRangeChangedManually.connect(lambda _m, vb=vb: self._sync_from(vb))
         self.ir_item.setLookupTable(thermal_lut(self._palette))
         self.set_opacity(0.55)
 
-        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         for w in (self.eo_widget, self.ir_widget, self.overlay_widget):
             w.setMinimumSize(160, 120)
-            split.addWidget(w)
-        split.setChildrenCollapsible(False)
+        self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self._column = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        self._column.setChildrenCollapsible(False)
         lay = QtWidgets.QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(split)
-        self.splitter = split
+        lay.addWidget(self.splitter)
+        self.layout_name = ""
+        self.set_layout("focus")
         for w, vb in zip((self.eo_widget, self.ir_widget, self.overlay_widget), self.views, strict=True):
             w.scene().sigMouseMoved.connect(lambda pos, vb=vb: self._on_mouse(vb, pos))
+
+    def set_layout(self, name: str) -> None:
+        """"focus": EO over IR in a column beside a large overlay; "row": three equal views."""
+        if name not in ("focus", "row"):
+            raise ValueError(f"unknown view layout {name!r}")
+        if name == self.layout_name:
+            return
+        self.layout_name = name
+        if name == "focus":
+            self._column.addWidget(self.eo_widget)
+            self._column.addWidget(self.ir_widget)
+            self.splitter.addWidget(self._column)
+            self.splitter.addWidget(self.overlay_widget)
+            self._column.show()
+            self.splitter.setStretchFactor(0, 1)
+            self.splitter.setStretchFactor(1, 2)
+            self.splitter.setSizes([1000, 2000])
+        else:
+            for w in (self.eo_widget, self.ir_widget, self.overlay_widget):
+                self.splitter.addWidget(w)
+            self._column.hide()
+            self.splitter.setSizes([1000, 1000, 1000])
+        QtCore.QTimer.singleShot(0, self.reset_zoom)
 
     # ------------------------------------------------------------------ state
     @property
@@ -205,8 +232,7 @@ class ImageViews(QtWidgets.QWidget):
             self.ir_item.clear()
         self._show_base()
         if first:
-            h, w = frame.shape
-            self.eo_view.setRange(QtCore.QRectF(0, 0, w, h), padding=0.0)
+            self.reset_zoom()
 
     def show_labels(self, mask: np.ndarray | None) -> None:
         self.label_item.set_mask(mask)
@@ -214,7 +240,9 @@ class ImageViews(QtWidgets.QWidget):
     def reset_zoom(self) -> None:
         if self._shape is not None:
             h, w = self._shape
-            self.eo_view.setRange(QtCore.QRectF(0, 0, w, h), padding=0.0)
+            for vb in self.views:
+                vb.setRange(QtCore.QRectF(0, 0, w, h), padding=0.0)
+                self._place_titles(vb)
 
     def _ir_rgb(self, frame: FramePair) -> np.ndarray:
         return thermal_lut(self._palette)[to_display_u8(frame.ir, self._levels["ir"])]
@@ -251,6 +279,26 @@ class ImageViews(QtWidgets.QWidget):
                 sel = ((yy // tile + xx // tile) % 2).astype(bool)
                 img = np.where(sel[..., None], ir, eo)
             self.base_item.setImage(np.ascontiguousarray(img), levels=None, autoLevels=False, lut=None)
+
+    # ------------------------------------------------------------------ linked pan / zoom
+    def _sync_from(self, src: pg.ViewBox) -> None:
+        """Give every other view the same centre and zoom (relative to fit), whatever its size.
+
+        pyqtgraph's XLink/YLink copy ranges, which mis-frames views of different shapes (the large
+        overlay beside the small EO/IR column), so the link is made in image terms instead."""
+        if self._syncing or self._shape is None:
+            return
+        h, w = self._shape
+        (x0, x1), (y0, y1) = src.viewRange()
+        f = min((x1 - x0) / w, (y1 - y0) / h)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        self._syncing = True
+        try:
+            for vb in self.views:
+                if vb is not src:
+                    vb.setRange(QtCore.QRectF(cx - f * w / 2, cy - f * h / 2, f * w, f * h), padding=0.0)
+        finally:
+            self._syncing = False
 
     # ------------------------------------------------------------------ mouse
     def _place_titles(self, vb: pg.ViewBox, *_args) -> None:

@@ -455,3 +455,13 @@ class MainWindow(QtWidgets.QMainWindow):
         st = self.settings.value("window/state")
         if st is not None:
             self.restoreState(st)
+            return
+        left = [d for d in self.docks.values() if self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
+        right = [d for d in self.docks.values() if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
+        def size_docks() -> None:
+            if left:
+                self.resizeDocks(left[:1], [190], Qt.Orientation.Horizontal)
+            if right:
+                self.resizeDocks(right[:1], [400], Qt.Orientation.Horizontal)
+
+        QtCore.QTimer.singleShot(0, size_docks)

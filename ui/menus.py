@@ -154,6 +154,9 @@ def build_menus(win) -> None:
                         "Show or hide the label overlay", checkable=True))
     win.actions_by_name["toggle_overlay"].setChecked(True)
     v.addAction(_action(win, "reset_zoom", "Reset zoom", win.views.reset_zoom, ["Ctrl+0"]))
+    v.addAction(_action(win, "views_row", "Three views in a row",
+                        lambda on: win.views.set_layout("row" if on else "focus"), [],
+                        "EO, IR and overlay in one row (off: EO over IR beside a large overlay)", checkable=True))
     v.addSeparator()
     theme = v.addMenu("Theme")
     for t in ("dark", "light"):
