@@ -60,8 +60,8 @@ class FeatureWorker(QObject):
         self._engine.moveToThread(self._thread)
         self._thread.started.connect(self._engine.on_started)
         self._wake.connect(self._engine.run)
-        self._engine.done.connect(self.ready)
-        self._engine.failed.connect(self.failed)
+        self._engine.done.connect(self._relay_ready)  # @Slot receivers: see ui/job_thread.py
+        self._engine.failed.connect(self._relay_failed)
         self._thread.start()
         app = QtCore.QCoreApplication.instance()
         if app is not None:
@@ -72,6 +72,14 @@ class FeatureWorker(QObject):
         with self._lock:
             self._pending = (tag, model, eo, ir, site, direction, int(channel))
         self._wake.emit()
+
+    @Slot(object, object)
+    def _relay_ready(self, tag, maps) -> None:
+        self.ready.emit(tag, maps)
+
+    @Slot(object, str)
+    def _relay_failed(self, tag, message: str) -> None:
+        self.failed.emit(tag, message)
 
     def _take(self) -> tuple | None:
         with self._lock:

@@ -84,6 +84,7 @@ class JobRunner(QObject):
         self._job: _Job | None = None
         self._cancel = threading.Event()
         self._on_done: Callable[[Any], None] | None = None
+        self._finished: tuple | None = None
         self.started_at: float | None = None
         app = QtCore.QCoreApplication.instance()
         if app is not None:
@@ -106,7 +107,10 @@ class JobRunner(QObject):
         job = _Job(fn, self._cancel, self.num_threads)
         job.moveToThread(thread)
         thread.started.connect(job.run)
-        job.progress.connect(self.progress)
+        thread.finished.connect(job.deleteLater)  # deleted in its own thread, not by Python's GC here
+        # Cross-thread signals go to @Slot methods, never straight to another signal or a lambda
+        # (PySide6 >= 6.8 can crash on those, PYSIDE-3124).
+        job.progress.connect(self._relay_progress)
         job.done.connect(self._finish_done)
         job.failed.connect(self._finish_failed)
         job.cancelled.connect(self._finish_cancelled)
@@ -115,11 +119,17 @@ class JobRunner(QObject):
         thread.start()
         self.running_changed.emit(True)
 
+    @Slot(int, int, float)
+    def _relay_progress(self, done: int, total: int, value: float) -> None:
+        self.progress.emit(done, total, value)
+
     def _join(self) -> None:
-        thread, self._thread, self._job = self._thread, None, None
+        thread, job = self._thread, self._job
+        self._thread = self._job = None
         if thread is not None:
             thread.quit()
             thread.wait()
+            self._finished = (thread, job)  # dropped at the next start, long after the thread ended
         self.running_changed.emit(False)
 
     @Slot(object)

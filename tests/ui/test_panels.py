@@ -42,7 +42,7 @@ def test_next_most_uncertain_skips_current_and_corrected(main_window, qtbot):
     with qtbot.waitSignal(win.frame_changed):
         hub.next_uncertain_action.trigger()  # the U key
     assert win.current_index == expected
-    assert not hub.scan_action.isChecked()  # scanning stops once every frame is scored
+    qtbot.waitUntil(lambda: not hub.scan_action.isChecked(), timeout=30000)  # stops once all are scored
 
 
 def test_finetune_from_the_window_recomputes_the_shown_frame(main_window, qtbot):
