@@ -42,10 +42,11 @@ class Camera:
 
     def project(self, p: np.ndarray) -> np.ndarray:
         """(N, 3) world points (z > 0) -> (N, 2) pixel coordinates (u, v), pixel centres at integers."""
-        z = p[:, 2]
-        return np.stack(
-            [self.cx + self.f * p[:, 0] / z, self.v0 + self.f * (CAM_HEIGHT - p[:, 1]) / z], axis=1
-        )
+        k = self.f / p[:, 2]
+        out = np.empty((len(p), 2))
+        out[:, 0] = self.cx + k * p[:, 0]
+        out[:, 1] = self.v0 + k * (CAM_HEIGHT - p[:, 1])
+        return out
 
     def rays(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-pixel ray direction (dx, dy) with dz = 1, as (H, W) float32 arrays."""
@@ -293,6 +294,18 @@ class Sprite:
         if pts[:, 2].min() < Z_NEAR:
             return
         self.ops.append((self.cv.cam.project(pts), _flat(color), _flat_t(temp), label, 0, True))
+
+    def poly_xy(self, pts, color, temp, label: int) -> None:
+        """A polygon in the sprite's own plane, given as (N, 2) world (x, y) at depth self.z."""
+        if self.z < Z_NEAR:
+            return
+        pts = np.asarray(pts, np.float64)
+        cam = self.cv.cam
+        k = cam.f / self.z
+        uv = np.empty((len(pts), 2))
+        uv[:, 0] = cam.cx + k * pts[:, 0]
+        uv[:, 1] = cam.v0 + k * (CAM_HEIGHT - pts[:, 1])
+        self.ops.append((uv, _flat(color), _flat_t(temp), label, 0, True))
 
     def line(self, pts, thickness_m: float, color, temp, label: int, closed: bool = False) -> None:
         pts = np.asarray(pts, np.float64)

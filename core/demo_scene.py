@@ -61,77 +61,20 @@ class Weather:
     temps: dict = field(default_factory=dict)
 
 
+# fmt: off
 WEATHER = {
-    "day": Weather(
-        293.0,
-        252.0,
-        272.0,
-        298.5,
-        296.5,
-        294.5,
-        281.0,
-        4.0,
-        True,
-        False,
-        {
-            "curb": 298.0,
-            "bump": 302.0,
-            "stop": 299.0,
-            "rail": 286.0,
-            "cone": 300.0,
-            "pole": 291.0,
-            "lamp": 293.0,
-            "tree": 290.5,
-            "trunk": 292.0,
-        },
-    ),
-    "night": Weather(
-        284.0,
-        238.0,
-        258.0,
-        289.5,
-        286.5,
-        286.0,
-        277.0,
-        0.0,
-        False,
-        True,
-        {
-            "curb": 285.5,
-            "bump": 289.0,
-            "stop": 285.5,
-            "rail": 278.0,
-            "cone": 283.5,
-            "pole": 281.0,
-            "lamp": 330.0,
-            "tree": 281.0,
-            "trunk": 282.0,
-        },
-    ),
-    "fog": Weather(
-        286.0,
-        283.0,
-        285.0,
-        290.0,
-        288.0,
-        287.5,
-        283.5,
-        0.0,
-        False,
-        True,
-        {
-            "curb": 287.5,
-            "bump": 289.5,
-            "stop": 287.5,
-            "rail": 283.0,
-            "cone": 286.5,
-            "pole": 285.0,
-            "lamp": 305.0,
-            "tree": 284.5,
-            "trunk": 285.0,
-        },
-    ),
+    # ambient, sky zenith / horizon, asphalt, sidewalk, wall, window glass, shade drop, sun, lights
+    "day": Weather(293.0, 252.0, 272.0, 296.5, 294.5, 291.5, 281.0, 3.0, True, False, {
+        "curb": 295.5, "bump": 298.0, "stop": 296.0, "rail": 285.0, "cone": 297.0, "pole": 290.0,
+        "lamp": 292.0, "tree": 289.5, "trunk": 291.0}),
+    "night": Weather(284.0, 238.0, 258.0, 289.5, 286.5, 286.0, 277.0, 0.0, False, True, {
+        "curb": 285.5, "bump": 289.0, "stop": 285.5, "rail": 278.0, "cone": 283.5, "pole": 281.0,
+        "lamp": 330.0, "tree": 281.0, "trunk": 282.0}),
+    "fog": Weather(286.0, 283.0, 285.0, 290.0, 288.0, 287.5, 283.5, 0.0, False, True, {
+        "curb": 287.5, "bump": 289.5, "stop": 287.5, "rail": 283.0, "cone": 286.5, "pole": 285.0,
+        "lamp": 305.0, "tree": 284.5, "trunk": 285.0}),
 }
+# fmt: on
 
 WALL_COLORS = np.array(
     [
@@ -881,13 +824,14 @@ def draw_bike(
     sp.line(np.array([bb - crank, bb + crank]), 0.03, np.array([0.3, 0.3, 0.3]) * light, amb, BIKE)
 
 
-def _limb(p0, p1, width: float, z: float) -> np.ndarray:
-    """A quad of `width` metres from p0 to p1, both (x, y) in the billboard plane at depth z."""
-    p0, p1 = np.asarray(p0, np.float64), np.asarray(p1, np.float64)
-    d = p1 - p0
-    n = np.array([-d[1], d[0]]) / (np.linalg.norm(d) + 1e-9) * width / 2
-    q = np.array([p0 + n, p1 + n, p1 - n, p0 - n])
-    return np.column_stack([q[:, 0], q[:, 1], np.full(4, z)])
+def _limb(p0, p1, width: float) -> np.ndarray:
+    """A quad of `width` metres from p0 to p1, both (x, y) in a billboard plane."""
+    x0, y0 = float(p0[0]), float(p0[1])
+    x1, y1 = float(p1[0]), float(p1[1])
+    dx, dy = x1 - x0, y1 - y0
+    k = width / 2 / (np.hypot(dx, dy) + 1e-9)
+    nx, ny = -dy * k, dx * k
+    return np.array([(x0 + nx, y0 + ny), (x1 + nx, y1 + ny), (x1 - nx, y1 - ny), (x0 - nx, y0 - ny)])
 
 
 def draw_person(
@@ -938,12 +882,12 @@ def _person_shapes(sp: Sprite, cv: Canvas, t: Thing, cond: str, right: Buildings
 
     def poly2(pts2, col, temp, bias=0.0):
         pts2 = np.asarray(pts2, np.float64)
-        sp.poly(np.column_stack([pts2[:, 0], pts2[:, 1], np.full(len(pts2), z)]), col, temp, PERSON)
+        sp.poly_xy(pts2, col, temp, PERSON)
 
     def limb(p0, p1, wd, col, temp, bias=0.0):
-        sp.poly(_limb(p0, p1, wd, z), col, temp, PERSON)
+        sp.poly_xy(_limb(p0, p1, wd), col, temp, PERSON)
 
-    if px < 16 and not riding:  # far away: legs, torso and head are all that would show
+    if px < 22 and not riding:  # far away: legs, torso and head are all that would show
         hw = (0.07 if side else 0.11) * H
         sw = 0.04 * H * np.sin(ph) if side else 0.0
         poly2(
