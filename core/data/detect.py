@@ -77,6 +77,19 @@ def _is_hdf5(p: Path) -> bool:
         return False
 
 
+def _declared_scheme(p: Path):
+    """The class scheme a `demo.json` beside eo/ ir/ labels/ names (the bundled demo: MFNet)."""
+    import json
+
+    from csknet_studio.core.classes import get_scheme
+
+    try:
+        name = json.loads((p / "demo.json").read_text(encoding="utf-8")).get("class_scheme")
+        return get_scheme(str(name)) if name else None
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+
+
 def open_sequence(
     path: str | os.PathLike | tuple[str | os.PathLike, str | os.PathLike] | list,
     alignment: Alignment | None = None,
@@ -198,6 +211,8 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
                              allow_unmatched=allow_unmatched)
         has_labels = any(f.label is not None for f in frames)
         scheme = MFNET if has_labels and _mfnet_like([f.name for f in frames]) else None
+        if scheme is None and has_labels:
+            scheme = _declared_scheme(p)
         return FileSequence(frames, layout="folders", source=p, scheme=scheme, split=split, **common)
     if eo_dirs and ir_dirs:
         raise UnknownLayoutError(

@@ -214,3 +214,19 @@ def test_ensure_default_demo_generates_once_in_the_user_cache(tmp_path, monkeypa
     assert calls == [] and (d / "demo.json").stat().st_mtime_ns == stamp  # reused, not regenerated
     (d / "ir" / "000001.png").unlink()  # damaged cache: regenerated
     assert demo.ensure_default_demo() == d and is_complete_demo(d, 2)
+
+
+def test_written_demo_opens_with_the_generic_reader_as_mfnet(tmp_path):
+    from csknet_studio.core.data import open_sequence
+
+    out = generate_demo(tmp_path / "demo", n_frames=2, size=SMALL, seed=6)
+    seq = open_sequence(out)
+    try:
+        assert len(seq) == 2 and seq.has_labels and seq.scheme is not None and seq.scheme.name == "mfnet"
+        fp, _ = render_demo_frame(6, 1, SMALL, 2)
+        got = seq[1]
+        np.testing.assert_array_equal(got.eo, fp.eo)
+        np.testing.assert_array_equal(got.ir, fp.ir)
+        np.testing.assert_array_equal(got.label, fp.label)
+    finally:
+        seq.close()
