@@ -256,6 +256,7 @@ class BaseSequence(_Seq):
         self._inflight: dict[int, Future] = {}
         self._decoding: set[int] = set()  # read-aheads past their yield, decoding now
         self._claimed: set[int] = set()  # read-aheads the caller took over (they skip)
+        self._want: frozenset[int] = frozenset()  # the current read-ahead window
         self._lock = threading.Lock()
         self._closed = False
         self._last = -1
@@ -412,6 +413,7 @@ class BaseSequence(_Seq):
         self._last = i
         n = len(self)
         want = [j for j in (i + step * k for k in range(1, self._prefetch_n + 1)) if 0 <= j < n]
+        self._want = frozenset(want)
         self._cancel_pending(keep=want)
         todo = [j for j in want if j not in self._cache]
         if not todo:
@@ -432,7 +434,8 @@ class BaseSequence(_Seq):
         try:
             time.sleep(PREFETCH_YIELD_S)
             with self._lock:
-                if self._closed or epoch != self._epoch or j in self._claimed:
+                # Stale by now (the user jumped elsewhere while this job yielded): skip it.
+                if self._closed or epoch != self._epoch or j in self._claimed or j not in self._want:
                     return None
                 self._decoding.add(j)
             fp = self._cache.get(j)

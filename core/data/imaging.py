@@ -155,8 +155,9 @@ def to_rgb(img: np.ndarray, bgr: bool = True) -> np.ndarray:
         return np.ascontiguousarray(np.repeat(img, 3, axis=2))
     if c == 2:  # grey + alpha
         return np.ascontiguousarray(np.repeat(img[:, :, :1], 3, axis=2))
-    rgb = img[:, :, 2::-1] if bgr else img[:, :, :3]
-    return np.ascontiguousarray(rgb)
+    if bgr:  # cv2's own swap is several times faster than a numpy channel reversal + copy
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB if c == 3 else cv2.COLOR_BGRA2RGB)
+    return np.ascontiguousarray(img[:, :, :3])
 
 
 def to_grey(img: np.ndarray, bgr: bool = True) -> np.ndarray:
