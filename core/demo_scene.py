@@ -64,12 +64,12 @@ class Weather:
 # fmt: off
 WEATHER = {
     # ambient, sky zenith / horizon, asphalt, sidewalk, wall, window glass, shade drop, sun, lights
-    "day": Weather(293.0, 252.0, 272.0, 296.5, 294.5, 291.5, 281.0, 3.0, True, False, {
-        "curb": 295.5, "bump": 298.0, "stop": 296.0, "rail": 285.0, "cone": 297.0, "pole": 290.0,
-        "lamp": 292.0, "tree": 289.5, "trunk": 291.0}),
-    "night": Weather(284.0, 238.0, 258.0, 289.5, 286.5, 286.0, 277.0, 0.0, False, True, {
-        "curb": 285.5, "bump": 289.0, "stop": 285.5, "rail": 278.0, "cone": 283.5, "pole": 281.0,
-        "lamp": 330.0, "tree": 281.0, "trunk": 282.0}),
+    "day": Weather(290.0, 279.0, 285.0, 293.5, 292.0, 289.5, 283.0, 3.0, True, False, {
+        "curb": 292.5, "bump": 294.0, "stop": 292.5, "rail": 283.0, "cone": 293.5, "pole": 288.0,
+        "lamp": 290.0, "tree": 287.5, "trunk": 289.0}),
+    "night": Weather(285.0, 275.0, 280.0, 289.0, 287.0, 286.5, 280.0, 0.0, False, True, {
+        "curb": 286.0, "bump": 288.5, "stop": 286.0, "rail": 279.0, "cone": 284.5, "pole": 282.0,
+        "lamp": 330.0, "tree": 282.0, "trunk": 283.0}),
     "fog": Weather(286.0, 283.0, 285.0, 290.0, 288.0, 287.5, 283.5, 0.0, False, True, {
         "curb": 287.5, "bump": 289.5, "stop": 287.5, "rail": 283.0, "cone": 286.5, "pole": 285.0,
         "lamp": 305.0, "tree": 284.5, "trunk": 285.0}),

@@ -129,8 +129,7 @@ def test_labels_agree_with_the_ir_physics():
     assert np.median(k[fp.label == PERSON]) > bg + 4  # people are warm
     car = fp.label == CAR
     assert np.percentile(k[car], 99) > bg + 12  # running engines, tyres and exhausts are hot
-    sky_rows = k[: int(0.1 * MID[0])]
-    assert np.median(sky_rows[fp.label[: int(0.1 * MID[0])] == 0]) < bg - 5  # cold sky
+    assert np.percentile(k[fp.label == 0], 2) < bg - 5  # cold sky and sky-reflecting glass
 
 
 def test_motion_is_temporally_coherent():
