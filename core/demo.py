@@ -37,7 +37,7 @@ import numpy as np
 
 from csknet_studio.core.atomic import atomic_write_bytes, atomic_write_text
 from csknet_studio.core.classes import MFNET
-from csknet_studio.core.demo_scene import FPS, render_scene
+from csknet_studio.core.demo_scene import FPS, render_scene, static_world
 from csknet_studio.core.errors import CancelledError, ConfigError, ExportError
 from csknet_studio.core.frames import FramePair
 
@@ -98,7 +98,7 @@ def _fixed_pattern(seed: int, h: int, w: int) -> np.ndarray:
     return rows[:, None] + cols[None, :]
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)
 def _noise_pool(seed: int, h: int, w: int) -> np.ndarray:
     """Gaussian noise, 3 EO channels + 1 IR, a little larger than the frame: each frame takes a
     window at its own offset (cheaper than fresh noise, still different every frame)."""
@@ -178,6 +178,15 @@ def _png(img: np.ndarray, what: str) -> bytes:
     if not ok:  # pragma: no cover - cv2 only fails on impossible shapes
         raise ExportError(f"could not encode {what} as PNG")
     return buf.tobytes()
+
+
+def release_caches() -> None:
+    """Drop the cached static streets and noise (tens of MB per size): a long-running app calls
+    this, and generate_demo does it when done."""
+    static_world.cache_clear()
+    _noise_pool.cache_clear()
+    _vignette.cache_clear()
+    _fixed_pattern.cache_clear()
 
 
 def _write_frame(folder: Path, frame: FramePair) -> None:
@@ -277,6 +286,8 @@ def generate_demo(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        release_caches()
     return out
 
 

@@ -536,7 +536,7 @@ def _draw_statics(seed: int, cv: Canvas, cond: str, glare: np.ndarray) -> None:
         sp.flush()
 
 
-@lru_cache(maxsize=6)
+@lru_cache(maxsize=3)
 def static_world(seed: int, height: int, width: int, cond: str) -> Static:
     """The street without traffic, lit for `cond`: built once, copied per frame."""
     cam = Camera(height, width)
