@@ -228,7 +228,12 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
 
     from csknet_studio.core.checkpoint import weights_hash
     from csknet_studio.core.device import resolve_device
-    from csknet_studio.core.distributed import all_reduce_mean, is_distributed, rank_and_world
+    from csknet_studio.core.distributed import (
+        all_reduce_mean,
+        broadcast_module_state,
+        is_distributed,
+        rank_and_world,
+    )
     from csknet_studio.core.losses import LossConfig, total_loss
 
     cfg = config or FinetuneConfig()
@@ -295,6 +300,7 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
         losses.append(value)
         if progress is not None:
             progress(step + 1, cfg.steps, value)
+    broadcast_module_state(work)  # BN running statistics drift per rank; keep rank 0's everywhere
     state = {k_: v.detach().cpu().clone() for k_, v in work.state_dict().items()}
     bad_keys = [k_ for k_, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad_keys:

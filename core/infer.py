@@ -306,9 +306,11 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
         if f.bad:
             done += 1
             continue
-        if buf and (len(buf) >= batch or buf[0][1].shape != f.shape):
+        if buf and buf[0][1].shape != f.shape:
             flush()
         buf.append((i, f))
+        if len(buf) >= batch:
+            flush()
     flush()
     barrier()
     return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode)

@@ -691,8 +691,11 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
                        "best_" + cfg.select_mode + "_miou": best if math.isfinite(best) else None}
             is_last = epoch + 1 == cfg.optim.epochs
             rng_all = _gather_rng()
+            save_last = (epoch + 1) % cfg.checkpoint_every == 0 or is_last
+            if save_last:
+                last_written = last_path  # every rank reports it; rank 0 writes it before the barrier
             if is_main():
-                if (epoch + 1) % cfg.checkpoint_every == 0 or is_last:
+                if save_last:
                     tstate = {
                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "distiller": distiller.state_dict() if distiller is not None else {},
@@ -703,7 +706,6 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
                     }
                     save_checkpoint(last_path, model, scheme=scheme, metrics=metrics, train_config=cfg.to_dict(),
                                     training_state=tstate)
-                    last_written = last_path
                 if improved or (not val_idx and is_last):
                     save_checkpoint(best_path, model, scheme=scheme, metrics=metrics, train_config=cfg.to_dict())
                 atomic_write_text(out_dir / "history.json", json.dumps(history, indent=2))
