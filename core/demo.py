@@ -41,7 +41,7 @@ from csknet_studio.core.demo_scene import FPS, render_scene, static_world
 from csknet_studio.core.errors import CancelledError, ConfigError, ExportError
 from csknet_studio.core.frames import FramePair
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump whenever the pixels change, so cached default demos regenerate
 DEFAULT_SIZE = (480, 640)
 DEFAULT_FRAMES = 120
 IR_SCALE = 0.01  # kelvin per IR count

@@ -666,8 +666,8 @@ def draw_car(cv: Canvas, t: Thing, cond: str, glare: np.ndarray, right: Building
     t_body = amb + sun + (1.5 if run else 0.0)
     t_glass = amb - (11.0 if cond == "day" else 6.0 if cond == "night" else 2.5)
     t_hood = amb + (22.0 if run else sun + 1.0)
-    t_tyre = amb + (13.0 if run else 0.5)
-    t_under = amb + (16.0 if run else 0.5)
+    t_tyre = amb + (9.0 if run else 0.5)
+    t_under = amb + (9.0 if run else 0.5)
 
     def box(a0, a1, s0, s1, y0, y1, col, temp, temps=None, shade=None):
         p = to_world([a0, a1], [s0, s1], [y0, y1])
@@ -1075,10 +1075,10 @@ ROUTES = (
     Route(
         "person", ((-10.0, 60.0), (-10.0, 15.5), (3.0, 15.5), (3.0, -1.0)), (1.1, 1.5), 6.0, 0.6, (0.6, 1.2)
     ),
-    Route("cyclist", ((-1.4, -2.0), (-1.4, 120.0)), (3.5, 5.5), 7.0, 0.5),
+    Route("cyclist", ((-1.4, -2.0), (-1.4, 120.0)), (3.5, 5.5), 5.0, 0.6),
     Route("cyclist", ((60.0, 19.3), (-60.0, 19.3)), (3.5, 5.0), 8.0, 0.55),
     Route("cyclist", ((-7.4, 100.0), (-7.4, -2.0)), (3.5, 5.0), 9.0, 0.4),
-    Route("cyclist", ((4.0, 70.0), (4.0, -1.0)), (3.0, 4.5), 10.0, 0.45, (0.5, 0.0)),
+    Route("cyclist", ((4.0, 70.0), (4.0, -1.0)), (3.0, 4.5), 7.0, 0.6, (0.5, 0.0)),
 )
 
 

