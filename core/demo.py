@@ -347,8 +347,16 @@ def ensure_default_demo(progress: ProgressFn | None = None, cancel: Callable[[],
     if is_complete_demo(out, DEFAULT_FRAMES):
         return out
     try:
-        return generate_demo(out, DEFAULT_FRAMES, DEFAULT_SIZE, 0, progress=progress, cancel=cancel)
+        generate_demo(out, DEFAULT_FRAMES, DEFAULT_SIZE, 0, progress=progress, cancel=cancel)
     except (ExportError, ConfigError):
-        if is_complete_demo(out, DEFAULT_FRAMES):  # another process finished it first
-            return out
-        raise
+        if not is_complete_demo(out, DEFAULT_FRAMES):  # else another process finished it first
+            raise
+    _remove_stale_defaults(out)
+    return out
+
+
+def _remove_stale_defaults(current: Path) -> None:
+    """Delete default demos of older generator versions beside `current` (about 100 MB each)."""
+    for old in current.parent.glob("demo-v*-seed0"):
+        if old != current and old.is_dir() and _is_previous_demo(old):
+            shutil.rmtree(old, ignore_errors=True)

@@ -203,10 +203,13 @@ def test_ensure_default_demo_generates_once_in_the_user_cache(tmp_path, monkeypa
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(demo, "DEFAULT_FRAMES", 2)
     monkeypatch.setattr(demo, "DEFAULT_SIZE", SMALL)
+    stale = tmp_path / "cache" / "csknet-studio" / "demo-v0-seed0"
+    generate_demo(stale, n_frames=1, size=SMALL)  # an older generator's cache
     d = demo.default_demo_dir()
     assert d.parent == tmp_path / "cache" / "csknet-studio" and f"v{demo.GENERATOR_VERSION}" in d.name
     first = demo.ensure_default_demo()
     assert first == d and is_complete_demo(d, 2)
+    assert not stale.exists()  # older versions' caches are cleaned up
     stamp = (d / "demo.json").stat().st_mtime_ns
     calls = []
     assert demo.ensure_default_demo(progress=lambda *a: calls.append(a)) == d
