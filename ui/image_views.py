@@ -41,40 +41,86 @@ def thermal_lut(name: str) -> np.ndarray:
 
 
 def to_display_u8(img: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
-    """Scale raw values into uint8 with fixed levels (for blends computed once per frame)."""
+    """Scale raw values into uint8 with fixed levels (once per frame; uint8 input goes through a LUT)."""
     lo, hi = float(levels[0]), float(levels[1])
+    if img.dtype == np.uint8:
+        if (lo, hi) == (0.0, 255.0):
+            return img
+        lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255)
+        return lut.astype(np.uint8)[img]
     scale = 255.0 / max(hi - lo, 1e-6)
     out = (img.astype(np.float32) - lo) * scale
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+_PREMUL = QtGui.QImage.Format.Format_ARGB32_Premultiplied
+_FAST_FORMATS = (QtGui.QImage.Format.Format_RGB32, _PREMUL)
+
+
+class FastImageItem(pg.ImageItem):
+    """An ImageItem whose QImage is converted once per frame to a format the raster engine draws
+    without a per-paint conversion (RGB888 / Indexed8 / Grayscale are converted on every paint)."""
+
+    def render(self) -> None:
+        super().render()
+        q = self.qimage
+        if q is not None and q.format() not in _FAST_FORMATS:
+            self.qimage = q.convertToFormat(_PREMUL if q.hasAlphaChannel() else QtGui.QImage.Format.Format_RGB32)
+
+
 class LabelImageItem(pg.ImageItem):
-    """A class-id mask shown through a categorical RGBA LUT; supports dirty-rectangle repaints."""
+    """A class-id mask shown through a categorical RGBA LUT, with dirty-rectangle repaints.
+
+    The item owns a premultiplied ARGB32 buffer that a QImage wraps: a brush stroke recolours only
+    the touched rectangle of that buffer and asks Qt to repaint only that rectangle."""
 
     def __init__(self) -> None:
         super().__init__()
         self._lut = np.zeros((256, 4), np.uint8)
+        self._bgra = np.zeros((256, 4), np.uint8)  # premultiplied, QImage byte order (B, G, R, A)
         self.mask: np.ndarray | None = None
+        self._buf: np.ndarray | None = None
+        self._qimage: QtGui.QImage | None = None
         self.drag_handler = None  # set by the tool controller: handler(event) -> bool
 
     def set_lut(self, lut: np.ndarray) -> None:
         self._lut = np.ascontiguousarray(lut, dtype=np.uint8)
-        self.setLookupTable(self._lut)
+        a = self._lut[:, 3:4].astype(np.uint16)
+        rgb = (self._lut[:, :3].astype(np.uint16) * a // 255).astype(np.uint8)
+        self._bgra = np.ascontiguousarray(np.concatenate([rgb[:, ::-1], self._lut[:, 3:4]], axis=1))
+        if self.mask is not None:
+            self._buf[...] = self._bgra[self.mask]
+            self.update()
 
     def set_mask(self, mask: np.ndarray | None) -> None:
-        """Show `mask` (kept by reference: in-place edits + `repaint_rect` show without a copy)."""
+        """Show `mask` (kept by reference: write into it, then call `repaint_rect`)."""
         if mask is None:
             self.mask = None
             self.clear()
             return
         self.mask = np.ascontiguousarray(mask, dtype=np.uint8)
-        self.setImage(self.mask, levels=None, autoLevels=False, lut=self._lut)
+        h, w = self.mask.shape
+        if self._buf is None or self._buf.shape[:2] != (h, w):
+            self._buf = np.zeros((h, w, 4), np.uint8)
+            self._qimage = QtGui.QImage(self._buf.data, w, h, 4 * w, _PREMUL)
+        np.take(self._bgra, self.mask, axis=0, out=self._buf)
+        self.setImage(self.mask, levels=None, autoLevels=False)
+
+    def render(self) -> None:
+        self.qimage = self._qimage
+        self._renderRequired = False
+        self._unrenderable = self._qimage is None
 
     def repaint_rect(self, y0: int, y1: int, x0: int, x1: int) -> None:
-        """The mask changed in rows y0:y1, cols x0:x1: schedule a repaint of that area only."""
-        if self.qimage is None:
-            self._renderRequired = True
+        """The mask changed in rows y0:y1, cols x0:x1: recolour and repaint that area only."""
+        if self.mask is None:
+            return
+        self._buf[y0:y1, x0:x1] = self._bgra[self.mask[y0:y1, x0:x1]]
         self.update(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def rgba(self) -> np.ndarray:
+        """(H, W, 4) RGBA premultiplied of what the item draws (tests)."""
+        return self._buf[..., [2, 1, 0, 3]].copy()
 
     def mouseDragEvent(self, ev) -> None:  # noqa: N802 (Qt name)
         if self.drag_handler is not None and self.drag_handler(ev):
@@ -87,17 +133,16 @@ class LabelImageItem(pg.ImageItem):
         ev.ignore()
 
 
-def _make_view(title: str) -> tuple[pg.GraphicsView, pg.ViewBox, pg.TextItem]:
+def _make_view(title: str) -> tuple[pg.GraphicsView, pg.ViewBox, QtWidgets.QLabel]:
     gv = pg.GraphicsView()
     vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
     vb.setDefaultPadding(0.0)
     gv.setCentralItem(vb)
-    label = pg.TextItem(title, anchor=(0, 0), color=(230, 230, 230), fill=pg.mkBrush(0, 0, 0, 140))
-    font = QtGui.QFont()
-    font.setPointSize(9)
-    font.setBold(True)
-    label.setFont(font)
-    label.setZValue(100)
+    label = QtWidgets.QLabel(title, gv)  # a child widget: costs nothing when the view repaints
+    label.setStyleSheet("QLabel { background: rgba(0,0,0,140); color: #e6e6e6; padding: 1px 4px;"
+                        " font-weight: bold; border: none; }")
+    label.move(4, 4)
+    label.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
     gv.setToolTip(f"{title} view: wheel zooms, drag pans (all views move together)")
     return gv, vb, label
 
@@ -115,23 +160,21 @@ class ImageViews(QtWidgets.QWidget):
         self._base = "EO"
         self._blend = 0.5
         self._shape: tuple[int, int] | None = None
+        self._eo8: np.ndarray | None = None  # EO of the shown frame scaled to uint8 (fixed levels)
 
         self.eo_widget, self.eo_view, eo_t = _make_view("EO")
         self.ir_widget, self.ir_view, ir_t = _make_view("IR")
         self.overlay_widget, self.overlay_view, ov_t = _make_view("Overlay")
         self._titles = (eo_t, ir_t, ov_t)
-        self.eo_item = pg.ImageItem(axisOrder="row-major")
-        self.ir_item = pg.ImageItem(axisOrder="row-major")
-        self.base_item = pg.ImageItem(axisOrder="row-major")
+        self.eo_item = FastImageItem(axisOrder="row-major")
+        self.ir_item = FastImageItem(axisOrder="row-major")
+        self.base_item = FastImageItem(axisOrder="row-major")
         self.label_item = LabelImageItem()
         self.label_item.setZValue(10)
         self.eo_view.addItem(self.eo_item)
         self.ir_view.addItem(self.ir_item)
         self.overlay_view.addItem(self.base_item)
         self.overlay_view.addItem(self.label_item)
-        for vb, t in zip(self.views, self._titles, strict=True):
-            vb.addItem(t, ignoreBounds=True)
-            vb.sigRangeChanged.connect(self._place_titles)
         self._syncing = False
         for vb in self.views:
             vb.sigRangeChangedManually.connect(lambda _m, vb=vb: self._sync_from(vb))
@@ -214,6 +257,7 @@ class ImageViews(QtWidgets.QWidget):
         if blend is not None:
             self._blend = float(blend)
         self._titles[2].setText(f"Overlay ({base})")
+        self._titles[2].adjustSize()
         if self._frame is not None:
             self._show_base()
 
@@ -223,7 +267,8 @@ class ImageViews(QtWidgets.QWidget):
         first = self._shape != frame.shape
         self._shape = frame.shape
         if frame.eo is not None:
-            self.eo_item.setImage(frame.eo, levels=self._levels["eo"], autoLevels=False)
+            self._eo8 = np.ascontiguousarray(to_display_u8(frame.eo, self._levels["eo"]))
+            self.eo_item.setImage(self._eo8, levels=None, autoLevels=False)
         else:
             self.eo_item.clear()
         if frame.ir is not None:
@@ -242,15 +287,12 @@ class ImageViews(QtWidgets.QWidget):
             h, w = self._shape
             for vb in self.views:
                 vb.setRange(QtCore.QRectF(0, 0, w, h), padding=0.0)
-                self._place_titles(vb)
 
     def _ir_rgb(self, frame: FramePair) -> np.ndarray:
         return thermal_lut(self._palette)[to_display_u8(frame.ir, self._levels["ir"])]
 
     def _eo_rgb(self, frame: FramePair) -> np.ndarray:
-        if frame.eo.dtype == np.uint8 and self._levels["eo"] == (0.0, 255.0):
-            return frame.eo
-        return to_display_u8(frame.eo, self._levels["eo"])
+        return self._eo8
 
     def _show_base(self) -> None:
         f = self._frame
@@ -263,7 +305,7 @@ class ImageViews(QtWidgets.QWidget):
         elif f.ir is None:
             base = "EO"
         if base == "EO":
-            self.base_item.setImage(f.eo, levels=self._levels["eo"], autoLevels=False, lut=None)
+            self.base_item.setImage(self._eo8, levels=None, autoLevels=False, lut=None)
         elif base == "IR":
             self.base_item.setImage(f.ir, levels=self._levels["ir"], autoLevels=False,
                                     lut=thermal_lut(self._palette))
@@ -301,12 +343,6 @@ class ImageViews(QtWidgets.QWidget):
             self._syncing = False
 
     # ------------------------------------------------------------------ mouse
-    def _place_titles(self, vb: pg.ViewBox, *_args) -> None:
-        (x0, _x1), (y0, _y1) = vb.viewRange()
-        for v, t in zip(self.views, self._titles, strict=True):
-            if v is vb:
-                t.setPos(x0, y0)
-
     def _on_mouse(self, vb: pg.ViewBox, scene_pos: QtCore.QPointF) -> None:
         if self._shape is None or not vb.sceneBoundingRect().contains(scene_pos):
             self.hovered.emit(-1, -1)

@@ -28,21 +28,38 @@ class StateStrip(QtWidgets.QWidget):
         super().__init__(parent)
         self.states: list[str] = []
         self.current = -1
+        self._cache: QtGui.QImage | None = None
         self.setFixedHeight(10)
         self.setToolTip("Frame states: green corrected, blue predicted, red bad, grey not seen")
 
-    def paintEvent(self, _ev) -> None:  # noqa: N802
+    def invalidate(self) -> None:
+        """States changed: rebuild the cached strip image on the next paint."""
+        self._cache = None
+        self.update()
+
+    def _render(self, w: int, h: int) -> QtGui.QImage:
+        img = QtGui.QImage(max(1, w), max(1, h), QtGui.QImage.Format.Format_RGB32)
+        img.fill(STATE_COLORS["new"])
         n = len(self.states)
-        p = QtGui.QPainter(self)
+        if n:
+            p = QtGui.QPainter(img)
+            rank = {"new": 0, "predicted": 1, "corrected": 2, "bad": 3}
+            for px in range(w):
+                a, b = px * n // w, max(px * n // w + 1, (px + 1) * n // w)
+                s = max(self.states[a:b], key=lambda s: rank.get(s, 0))
+                if s != "new":
+                    p.setPen(STATE_COLORS.get(s, STATE_COLORS["new"]))
+                    p.drawLine(px, 0, px, h)
+            p.end()
+        return img
+
+    def paintEvent(self, _ev) -> None:  # noqa: N802
         w, h = self.width(), self.height()
-        if n == 0:
-            return
-        rank = {"new": 0, "predicted": 1, "corrected": 2, "bad": 3}
-        for px in range(w):
-            a, b = px * n // w, max(px * n // w + 1, (px + 1) * n // w)
-            s = max(self.states[a:b], key=lambda s: rank.get(s, 0))
-            p.setPen(STATE_COLORS.get(s, STATE_COLORS["new"]))
-            p.drawLine(px, 0, px, h)
+        if self._cache is None or self._cache.size() != QtCore.QSize(w, h):
+            self._cache = self._render(w, h)
+        p = QtGui.QPainter(self)
+        p.drawImage(0, 0, self._cache)
+        n = len(self.states)
         if 0 <= self.current < n:
             x = int((self.current + 0.5) * w / n)
             p.setPen(QtGui.QPen(QtGui.QColor(255, 255, 255), 2))
@@ -118,7 +135,7 @@ class Timeline(QtWidgets.QWidget):
         self.slider.setValue(0)
         self.slider.blockSignals(False)
         self.strip.states = ["new"] * n
-        self.strip.update()
+        self.strip.invalidate()
         for w in (self.slider, self.play_btn, self.prev_btn, self.next_btn, self.first_btn, self.last_btn):
             w.setEnabled(n > 0)
 
@@ -135,11 +152,11 @@ class Timeline(QtWidgets.QWidget):
     def set_state(self, index: int, state: str) -> None:
         if 0 <= index < len(self.strip.states) and self.strip.states[index] != state:
             self.strip.states[index] = state
-            self.strip.update()
+            self.strip.invalidate()
 
     def set_states(self, states: list[str]) -> None:
         self.strip.states = list(states)
-        self.strip.update()
+        self.strip.invalidate()
 
     def step(self, delta: int) -> None:
         if self._n:

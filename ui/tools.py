@@ -144,8 +144,9 @@ class ToolController(QObject):
 
     def cancel(self) -> None:
         """Abandon a polygon or a stroke in progress (Esc, frame change)."""
-        self._polygon = []
-        self._draw_polygon()
+        if self._polygon:
+            self._polygon = []
+            self._draw_polygon()
         if self._stroking and self.win.session is not None:
             self.win.session.cancel_stroke()
         self._stroking = False

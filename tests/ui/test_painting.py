@@ -97,3 +97,25 @@ def test_brush_size_keys(main_window):
 class _Click:
     def double(self) -> bool:
         return False
+
+
+def test_stroke_repaints_only_dirty_rectangles(main_window):
+    win = main_window
+    item = win.views.label_item
+    rects = []
+    real_update = item.update
+
+    def spy(*args):
+        rects.append(args[0] if args else None)
+        real_update(*args)
+
+    item.update = spy
+    win.actions_by_name["tool_brush"].trigger()
+    win.tools.set_class(5)
+    drag(win, [(5, 5), (8, 6), (11, 7)])
+    h, w = win.displayed_mask.shape
+    assert rects and all(r is not None and r.width() * r.height() < h * w / 4 for r in rects)
+    # what the item draws matches the mask through the scheme's LUT
+    lut = win.scheme.lut()
+    np.testing.assert_array_equal(item.rgba()[6, 8, :3], lut[5, :3])
+    assert item.rgba()[6, 8, 3] == 255
