@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from csknet_studio.core.evaluate import SegMetrics, confusion_matrix, confusion_matrix_torch, evaluate, format_table
+from csknet_studio.core.evaluate import (
+    SegMetrics,
+    confusion_matrix,
+    confusion_matrix_torch,
+    evaluate,
+    format_table,
+)
 from csknet_studio.core.modes import ALL_MODES, Mode
 from tests.core.engine_helpers import SCHEME3, make_frames
 

@@ -1,0 +1,102 @@
+"""train(): TOML config validation, a real run on a generic-layout folder, seeding, exact resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from csknet_studio.core.checkpoint import load_checkpoint
+from csknet_studio.core.device import autocast, resolve_device
+from csknet_studio.core.errors import CancelledError, CheckpointError, ConfigError
+from csknet_studio.core.train import TrainConfig, lr_lambda, train
+from tests.core.engine_helpers import make_frames, tiny_config_toml, write_generic_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_generic_dataset(tmp_path_factory.mktemp("ds") / "data", make_frames(8, size=64, seed=0))
+
+
+def _cfg(tmp_path: Path, dataset: Path, epochs: int = 1, extra: str = "", **top) -> TrainConfig:
+    path = tmp_path / "cfg.toml"
+    path.write_text(tiny_config_toml(dataset, tmp_path / "run", epochs=epochs, **top) + extra)
+    return TrainConfig.from_toml(path)
+
+
+def test_unknown_keys_are_named(tmp_path: Path, dataset: Path):
+    cfg = _cfg(tmp_path, dataset)
+    assert cfg.model.name == "csknet-tiny" and cfg.augment.crop == (64, 64) and cfg.loss.samples == 64
+    path = tmp_path / "cfg.toml"
+    base = path.read_text()
+    path.write_text(base.replace("[optim]", "[optim]\nlearning_rate = 0.1"))
+    with pytest.raises(ConfigError, match=r"optim\.learning_rate"):
+        TrainConfig.from_toml(path)
+    path.write_text("epochz = 3\n" + base)
+    with pytest.raises(ConfigError, match="epochz"):
+        TrainConfig.from_toml(path)
+    path.write_text(base.replace("[loss]", "[loss]\nce_foo = 1.0"))
+    with pytest.raises(ConfigError, match="ce_foo"):
+        TrainConfig.from_toml(path)
+    path.write_text(base.replace('schedule = "poly"', 'schedule = "step"'))
+    with pytest.raises(ConfigError, match="schedule"):
+        TrainConfig.from_toml(path)
+    path.write_text("seed = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        TrainConfig.from_toml(path)
+
+
+def test_schedules():
+    poly = lr_lambda("poly", 100, 10)
+    assert poly(0) == pytest.approx(0.1) and poly(9) == pytest.approx(1.0) and poly(100) == 0.0
+    cos = lr_lambda("cosine", 100, 0)
+    assert cos(0) == pytest.approx(1.0) and cos(50) == pytest.approx(0.5) and cos(100) == pytest.approx(0.0)
+
+
+def test_device_resolution():
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="tpu"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with autocast(torch.device("cpu")):  # full precision on CPU unless asked
+        assert torch.ones(2).matmul(torch.ones(2)).dtype == torch.float32
+
+
+@pytest.mark.slow
+def test_train_writes_checkpoints_is_seeded_and_resumes_exactly(tmp_path: Path, dataset: Path):
+    cfg = _cfg(tmp_path, dataset, epochs=3, extra="\n[teacher]\nepochs = 1\n")
+    events = []
+    full = train(cfg, progress=lambda stage, s, t, info: events.append(stage))
+    out = cfg.out_path
+    assert {"last.pt", "best.pt", "teacher.pt", "history.json", "config.json"} <= {p.name for p in out.iterdir()}
+    assert {"teacher", "train", "val"} <= set(events)
+    assert full.epochs_done == 3 and len(json.loads((out / "history.json").read_text())) == 3
+    val = full.history[-1]["val"]
+    assert set(val) == {"both", "ir", "eo"} and set(val["ir"]["iou"]) == {"background", "box", "person"}
+    last = load_checkpoint(out / "last.pt")
+    assert last.weights_hash == full.weights_hash and last.scheme.name == "toy3"
+    assert last.training_state["epoch"] == 3 and last.config["optim"]["epochs"] == 3
+    assert full.history[-1]["loss"] < full.history[0]["loss"]
+
+    # same config, fresh folder: interrupted after epoch 2, then resumed -> identical to the full run
+    cfg2 = dataclasses.replace(cfg, output_dir=str(tmp_path / "run2"))
+    part = train(cfg2, stop_after_epoch=2)
+    assert part.epochs_done == 2 and part.weights_hash != full.weights_hash
+    resumed = train(cfg2, resume=True)
+    assert resumed.epochs_done == 3 and resumed.weights_hash == full.weights_hash
+    assert resumed.history[-1]["val"] == full.history[-1]["val"]
+
+
+def test_resume_without_checkpoint_and_cancel(tmp_path: Path, dataset: Path):
+    cfg = _cfg(tmp_path, dataset)
+    with pytest.raises(CheckpointError, match="no .*last.pt"):
+        train(cfg, resume=True)
+    with pytest.raises(CancelledError):
+        train(cfg, cancel=lambda: True)
+    assert not (cfg.out_path / "last.pt").exists()
