@@ -131,3 +131,51 @@ def test_themes_apply(qapp, theme):
 
     apply_theme(qapp, theme)
     assert len(qapp.styleSheet()) > 1000
+
+
+def _disk_sequence(root, n=4):
+    import cv2
+
+    from tests.ui.conftest import synthetic_frames
+
+    (root / "eo").mkdir(parents=True)
+    (root / "ir").mkdir()
+    eo, ir = synthetic_frames(n=n)
+    for i in range(n):
+        cv2.imwrite(str(root / "eo" / f"{i:04d}.png"), eo[i][..., ::-1])
+        cv2.imwrite(str(root / "ir" / f"{i:04d}.png"), ir[i])
+    return root
+
+
+def test_corrections_survive_a_crash(bare_window, qsettings, qtbot, tmp_path):
+    from csknet_studio.ui.main_window import MainWindow
+
+    seq = _disk_sequence(tmp_path / "seq")
+    win = bare_window
+    with qtbot.waitSignal(win.prediction_ready, timeout=30000):
+        assert win.open_sequence(seq)
+    win.session.paint_stroke(0, [(5, 5), (20, 5)], 3, 3)  # autosaved at once
+    painted = win.session.labels(0).copy()
+    # "crash": a second window opens the same folder without the first one ever closing
+    win2 = MainWindow(settings=qsettings, device="cpu")
+    win2.confirm_close = lambda: True
+    try:
+        assert win2.open_sequence(seq)
+        assert "restored 1 corrected frames" in win2.status.currentMessage()
+        np.testing.assert_array_equal(win2.session.labels(0), painted)
+        assert win2.timeline.strip.states[0] == "corrected"
+    finally:
+        win2.close()
+    assert not win2.worker.is_running()
+
+
+def test_close_with_unsaved_corrections_asks(main_window):
+    win = main_window
+    win.session.autosave = False
+    win.session.paint_stroke(0, [(5, 5), (9, 5)], 2, 2)
+    assert win.session.dirty
+    asked = []
+    win.confirm_close = lambda: asked.append(1) or False  # the user pressed Cancel
+    win.close()
+    assert asked and win.isVisible()
+    win.confirm_close = lambda: True

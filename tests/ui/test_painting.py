@@ -110,12 +110,15 @@ def test_stroke_repaints_only_dirty_rectangles(main_window):
         real_update(*args)
 
     item.update = spy
+    win.views.reset_zoom()
+    QtWidgets.QApplication.processEvents()
     win.actions_by_name["tool_brush"].trigger()
-    win.tools.set_class(5)
+    c = (int(win.displayed_mask[6, 8]) + 1) % win.scheme.num_classes
+    win.tools.set_class(c)
     drag(win, [(5, 5), (8, 6), (11, 7)])
     h, w = win.displayed_mask.shape
     assert rects and all(r is not None and r.width() * r.height() < h * w / 4 for r in rects)
     # what the item draws matches the mask through the scheme's LUT
     lut = win.scheme.lut()
-    np.testing.assert_array_equal(item.rgba()[6, 8, :3], lut[5, :3])
+    np.testing.assert_array_equal(item.rgba()[6, 8, :3], lut[c, :3])
     assert item.rgba()[6, 8, 3] == 255
