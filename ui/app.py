@@ -123,8 +123,10 @@ def run_app(args) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    from csknet_studio.core.device import resolve_device
     from csknet_studio.ui.main_window import MainWindow
 
+    resolve_device(getattr(args, "device", "auto"))  # an unavailable device: one clear CLI error
     app = make_app(getattr(args, "theme", None) or "dark")
     settings = QtCore.QSettings(ORG, APP)
     if getattr(args, "theme", None) is None and settings.value("theme") in ("dark", "light"):
@@ -136,7 +138,9 @@ def run_app(args) -> int:
         _arm_screenshot(app, win, Path(shot), result)
     win.restore_state()
     win.show()
-    load_model_into(win, getattr(args, "checkpoint", None))
+    if load_model_into(win, getattr(args, "checkpoint", None)) == "error" and shot:
+        _save_shot(win, Path(shot))
+        return 1
     seq = getattr(args, "sequence", None)
     if seq is None:
         try:

@@ -22,6 +22,7 @@ class ClassLegend(QtWidgets.QWidget):
         self.list = QtWidgets.QListWidget(self)
         self.list.setToolTip("Click a class to paint with it (Shift+1..9 also picks); untick to hide it")
         self.list.setIconSize(QtCore.QSize(16, 16))
+        self.setMinimumWidth(170)
         self.list.itemChanged.connect(self._on_item_changed)
         self.list.currentRowChanged.connect(self._on_row)
         lay = QtWidgets.QVBoxLayout(self)

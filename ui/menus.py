@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from csknet_studio.core.modes import Mode
 
@@ -69,6 +69,7 @@ def build_menus(win) -> None:
     tb = win.addToolBar("Main")
     tb.setObjectName("toolbar_main")
     tb.setMovable(False)
+    tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
 
     f = win.menus["File"]
     f.addAction(_action(win, "open_folder", "Open folder…", lambda: _open_dialog(win, "folder"), ["Ctrl+O"],
