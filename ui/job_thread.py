@@ -27,6 +27,15 @@ def default_num_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 2)
 
 
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's nice value (Linux: per thread), so when the cores are busy the scheduler
+    serves the GUI and inference threads first. Elsewhere, or when refused, nothing happens."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):
+        pass
+
+
 class _Job(QObject):
     """Lives in the worker thread for one run."""
 
@@ -35,17 +44,20 @@ class _Job(QObject):
     failed = Signal(str)
     cancelled = Signal()
 
-    def __init__(self, fn: Job, cancel: threading.Event, num_threads: int) -> None:
+    def __init__(self, fn: Job, cancel: threading.Event, num_threads: int, nice: int = 0) -> None:
         super().__init__()
         self._fn = fn
         self._cancel = cancel
         self._num_threads = num_threads
+        self._nice = nice
 
     @Slot()
     def run(self) -> None:
         import torch
 
         torch.set_num_threads(self._num_threads)
+        if self._nice:
+            _lower_priority(self._nice)
         try:
             result = self._fn(lambda s, t, loss: self.progress.emit(int(s), int(t), float(loss)),
                               self._cancel.is_set)
@@ -76,9 +88,11 @@ class JobRunner(QObject):
     cancelled = Signal()
     running_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, num_threads: int | None = None, name: str = "job") -> None:
+    def __init__(self, parent: QObject | None = None, num_threads: int | None = None, name: str = "job",
+                 nice: int = 0) -> None:
         super().__init__(parent)
         self.name = name
+        self.nice = nice
         self.num_threads = num_threads or default_num_threads()
         self._thread: QtCore.QThread | None = None
         self._job: _Job | None = None
@@ -104,7 +118,7 @@ class JobRunner(QObject):
         self._on_done = on_done
         thread = QtCore.QThread()
         thread.setObjectName(f"csknet-{self.name}")
-        job = _Job(fn, self._cancel, self.num_threads)
+        job = _Job(fn, self._cancel, self.num_threads, self.nice)
         job.moveToThread(thread)
         thread.started.connect(job.run)
         thread.finished.connect(job.deleteLater)  # deleted in its own thread, not by Python's GC here
