@@ -8,6 +8,7 @@ through queued signals, and turns CancelledError / CSKNetError / anything else i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -30,10 +31,8 @@ def default_num_threads() -> int:
 def _lower_priority(nice: int) -> None:
     """Raise this thread's nice value (Linux: per thread), so when the cores are busy the scheduler
     serves the GUI and inference threads first. Elsewhere, or when refused, nothing happens."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except (AttributeError, OSError):
-        pass
 
 
 class _Job(QObject):
