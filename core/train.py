@@ -337,16 +337,11 @@ def _step_mode(rng: random.Random, p_ir: float, p_eo: float) -> Mode:
 
 
 def open_training_sequence(path: Path, split: str = ""):
-    """open_sequence with an optional split name (for layouts that have split lists)."""
-    import inspect
-
+    """open_sequence with an optional split name, without read-ahead (training reads frames in
+    shuffled order, so prefetching the next frames would only burn CPU)."""
     from csknet_studio.core.data import open_sequence
 
-    if not split:
-        return open_sequence(path)
-    if "split" not in inspect.signature(open_sequence).parameters:
-        raise ConfigError(f"data.split={split!r}: this reader does not support split names")
-    return open_sequence(path, split=split)
+    return open_sequence(path, split=split or None, prefetch=0)
 
 
 def resolve_scheme(spec: str | Mapping, sequence) -> ClassScheme:

@@ -100,3 +100,11 @@ def test_resume_without_checkpoint_and_cancel(tmp_path: Path, dataset: Path):
     with pytest.raises(CancelledError):
         train(cfg, cancel=lambda: True)
     assert not (cfg.out_path / "last.pt").exists()
+
+
+def test_shipped_configs_parse():
+    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.toml"))
+    assert configs, "configs/*.toml examples are missing"
+    for path in configs:
+        cfg = TrainConfig.from_toml(path)
+        assert cfg.data.path and cfg.optim.epochs >= 1, path
