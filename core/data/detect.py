@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from csknet_studio.core.classes import FMB, MFNET, PST900
+from csknet_studio.core.classes import FMB, MFNET, PST900, SCHEMES, ClassScheme
 from csknet_studio.core.errors import UnknownLayoutError
 
 from .base import Alignment, BaseSequence
@@ -210,7 +211,9 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
                              split=split if split and (p / f"{split}.txt").is_file() else None,
                              allow_unmatched=allow_unmatched)
         has_labels = any(f.label is not None for f in frames)
-        scheme = MFNET if has_labels and _mfnet_like([f.name for f in frames]) else None
+        scheme = sidecar_scheme(p)
+        if scheme is None and has_labels and _mfnet_like([f.name for f in frames]):
+            scheme = MFNET
         if scheme is None and has_labels:
             scheme = _declared_scheme(p)
         return FileSequence(frames, layout="folders", source=p, scheme=scheme, split=split, **common)
@@ -236,6 +239,33 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
         hint = f" It holds {n_img} image(s) but no EO/IR sub-folders."
     raise UnknownLayoutError(f"{p}: no supported layout found (sub-folders: {', '.join(found) or 'none'}).{hint} "
                              f"Looked for: {_looked_for()}")
+
+
+SIDECARS = ("sequence.json", "dataset.json", "demo.json", "meta.json", "classes.json")
+
+
+def sidecar_scheme(root: Path) -> ClassScheme | None:
+    """Class scheme named by a JSON file beside the folders ({"class_scheme": "mfnet"} or
+    {"class_names": [...], "palette": [[r, g, b], ...]}), e.g. our demo's demo.json."""
+    for name in SIDECARS:
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict):
+            continue
+        key = meta.get("class_scheme")
+        if isinstance(key, str) and key in SCHEMES:
+            return SCHEMES[key]
+        try:
+            if "class_names" in meta and "palette" in meta:
+                return ClassScheme.from_dict({"name": key or root.name, **meta})
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 _MFNET_NAME = re.compile(r"^\d{5}[DN](_flip)?$")

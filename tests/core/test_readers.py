@@ -423,3 +423,42 @@ def test_broken_label_keeps_the_image_pair(tmp_path):
         assert not fp.bad and fp.label is None and fp.eo.any()
         assert 1 not in seq.bad_frames and "labels/1.png" in seq.label_errors[1]
         assert seq[0].label is not None
+
+
+def test_sidecar_json_names_the_class_scheme(tmp_path):
+    write(tmp_path / "eo" / "000000.png", rgb(0))
+    write(tmp_path / "ir" / "000000.png", grey(0))
+    write(tmp_path / "labels" / "000000.png", np.zeros((24, 32), np.uint8))
+    (tmp_path / "demo.json").write_text('{"class_scheme": "mfnet"}')
+    with open_sequence(tmp_path) as seq:
+        assert seq.scheme is MFNET
+    (tmp_path / "demo.json").write_text('{"class_names": ["bg", "hot"], "palette": [[0, 0, 0], [255, 0, 0]]}')
+    with open_sequence(tmp_path) as seq:
+        assert seq.scheme.class_names == ("bg", "hot")
+    (tmp_path / "demo.json").write_text("{not json")
+    with open_sequence(tmp_path) as seq:
+        assert seq.scheme is None
+
+
+def test_float_tiff_ir_and_named_videos(tmp_path):
+    ir = np.linspace(250.0, 310.0, 24 * 32, dtype=np.float32).reshape(24, 32)  # kelvin, radiometric
+    write(tmp_path / "f" / "eo" / "a.png", rgb(0))
+    write(tmp_path / "f" / "ir" / "a.tiff", ir)
+    with open_sequence(tmp_path / "f") as seq:
+        assert seq[0].ir.dtype == np.float32
+        np.testing.assert_allclose(seq[0].ir, ir)
+        lo, hi = seq.display_levels()["ir"]
+        assert 250 < lo < 252 and 308 < hi < 310
+    (tmp_path / "v").mkdir()
+    write_video(tmp_path / "v" / "visible.avi", 5)
+    write_video(tmp_path / "v" / "thermal.avi", 5)
+    with open_sequence(tmp_path / "v") as seq:
+        assert seq.layout == "video" and len(seq) == 5
+
+
+@pytest.mark.parametrize(("name", "want"), [("Test_LLVIP_vi", "eo"), ("cropinfrared", "ir"), ("lwir", "ir"),
+                                            ("visible", "eo"), ("RGB", "eo"), ("labels", None), ("rgb_thermal", None)])
+def test_modality_of_folder_names(name, want):
+    from csknet_studio.core.data import modality_of
+
+    assert modality_of(name) == want
