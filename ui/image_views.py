@@ -115,7 +115,10 @@ class LabelImageItem(pg.ImageItem):
         """The mask changed in rows y0:y1, cols x0:x1: recolour and repaint that area only."""
         if self.mask is None:
             return
-        self._buf[y0:y1, x0:x1] = self._bgra[self.mask[y0:y1, x0:x1]]
+        if (y0, x0, y1, x1) == (0, 0, *self.mask.shape):
+            np.take(self._bgra, self.mask, axis=0, out=self._buf)
+        else:
+            self._buf[y0:y1, x0:x1] = self._bgra[self.mask[y0:y1, x0:x1]]
         self.update(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def rgba(self) -> np.ndarray:

@@ -56,6 +56,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._pred = None
         self._mask: np.ndarray | None = None
         self._hidden: frozenset[int] = frozenset()
+        self._quiet_labels = False
         self._scheme: ClassScheme = MFNET
         self._error_boxes: list[QtWidgets.QMessageBox] = []
         self.confirm_close = self._ask_save  # tests replace this to avoid a modal prompt
@@ -326,7 +327,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._pred = pred
         self.status.set_ms(pred.ms)
         if self._session is not None:
-            self._session.set_prediction(self._index, pred.labels)  # what "accept" takes
+            self._quiet_labels = True  # one overlay refresh below, not one per session event
+            try:
+                self._session.set_prediction(self._index, pred.labels)  # what "accept" takes
+            finally:
+                self._quiet_labels = False
         self._refresh_overlay()
         self._set_state(self._index)
         self.prediction_ready.emit(pred)
@@ -351,6 +356,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.views.show_labels(self._mask)
 
     def _on_labels_changed(self, frame: int, rect) -> None:
+        if self._quiet_labels:
+            return
         if frame == self._index and self._mask is not None and self.controls.source_name == "labels":
             ys, xs = rect.slices
             self._mask[ys, xs] = self._session.labels(frame)[ys, xs]
