@@ -244,6 +244,7 @@ class BaseSequence(_Seq):
         self.names = list(names)
         self.scheme = scheme
         self.split = split
+        # Replaced, never mutated in place (copy-on-write): safe to iterate from any thread.
         self.bad_frames: set[int] = set()
         self.bad_reasons: dict[int, str] = {}
         # Frames whose label file could not be read (the images are fine; the label is None).
@@ -375,9 +376,19 @@ class BaseSequence(_Seq):
                 a.flags.writeable = False
         return FramePair(name=name, eo=eo, ir=ir, label=label)
 
+    def _mark_bad(self, i: int, error: str) -> None:
+        """Copy-on-write, so a reader on another thread iterating bad_frames never sees it change."""
+        with self._lock:
+            if i not in self.bad_frames:
+                self.bad_frames = self.bad_frames | {i}
+            self.bad_reasons = {**self.bad_reasons, i: error}
+
+    def _mark_label_error(self, i: int, error: str) -> None:
+        with self._lock:
+            self.label_errors = {**self.label_errors, i: error}
+
     def _bad(self, i: int, error: str) -> FramePair:
-        self.bad_frames.add(i)
-        self.bad_reasons[i] = error
+        self._mark_bad(i, error)
         if self._ref is not None:
             shape, eo_dt, ir_dt = self._ref
         else:
@@ -398,8 +409,7 @@ class BaseSequence(_Seq):
                 self._cache.put(i, fp)
                 return
             first_error = first_error or fp.error
-        self.bad_frames.clear()
-        self.bad_reasons.clear()
+        self.bad_frames, self.bad_reasons = set(), {}
         raise CorruptImageError(
             f"{self.source}: none of the first {min(len(self), PROBE_FRAMES)} frame(s) could be read; "
             f"first error: {first_error}"

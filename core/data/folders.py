@@ -88,8 +88,7 @@ class FileSequence(BaseSequence):
                     if size > 0:
                         continue
                     reason = f"{p}: empty file (0 bytes)"
-                self.bad_frames.add(i)
-                self.bad_reasons[i] = reason
+                self._mark_bad(i, reason)
                 break
 
     def _read_raw(self, i: int) -> RawFrame:
@@ -111,7 +110,7 @@ class FileSequence(BaseSequence):
             try:
                 label = to_label(read_image(f.label), self.scheme, f.label)
             except CorruptImageError as exc:
-                self.label_errors[i] = str(exc)
+                self._mark_label_error(i, str(exc))
         return RawFrame(eo, ir, label)
 
 
