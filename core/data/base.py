@@ -287,6 +287,11 @@ class BaseSequence(_Seq):
     def __getitem__(self, i: int) -> FramePair:  # type: ignore[override]
         if isinstance(i, slice):
             raise TypeError("sequences are indexed by frame number, not slices")
+        return self.read(i)
+
+    def read(self, i: int, *, prefetch: bool = True) -> FramePair:
+        """Frame i. Background consumers (export, fine-tuning) pass prefetch=False so their reads
+        do not steer the read-ahead away from the frame the user is looking at."""
         i = self._index(i)
         if self._closed:
             raise SequenceError(f"{self.source}: sequence was closed; open it again to read frame {i}")
@@ -310,7 +315,8 @@ class BaseSequence(_Seq):
                 fp = self._build(i)
                 if epoch == self._epoch:
                     self._cache.put(i, fp)
-        self._schedule(i)
+        if prefetch:
+            self._schedule(i)
         return fp
 
     def __iter__(self) -> Iterator[FramePair]:

@@ -168,3 +168,13 @@ def test_apply_levels_maps_span_to_uint8():
     np.testing.assert_array_equal(apply_levels(a8, (10, 20)), [[0, 0, 255]])
     f = np.array([[-1.0, 0.5, 2.0]], np.float32)
     np.testing.assert_array_equal(apply_levels(f, (0.0, 1.0)), [[0, 128, 255]])
+
+
+def test_background_reads_do_not_steer_the_read_ahead(tmp_path):
+    with open_sequence(make_folder(tmp_path, 40), prefetch=3) as seq:
+        seq[10]
+        seq.wait_prefetch()
+        for i in (30, 31, 32):
+            assert not seq.read(i, prefetch=False).bad
+        seq.wait_prefetch()
+        assert 33 not in seq.cache and {11, 12, 13} <= set(seq.cache._d)
