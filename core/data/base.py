@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from collections.abc import Sequence as _Seq
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -263,6 +263,9 @@ class BaseSequence(_Seq):
         self._last = -1
         self._ref: tuple[tuple[int, int], Any, Any] | None = None  # (shape, eo dtype, ir dtype)
         self._levels: dict[str, tuple[float, float]] | None = None
+        self._label_provider: Callable[[int], np.ndarray | None] | None = None
+        self.label_file: Path | None = None  # set when labels come from an attached export
+        self._label_closer: Callable[[], None] | None = None
         self._epoch = 0  # bumped when alignment changes so stale prefetches are dropped
         # What to pass to open_sequence to get this sequence again (a path, or an (eo, ir) pair).
         self.origin: str | tuple[str, str] = str(self.source)
@@ -276,9 +279,22 @@ class BaseSequence(_Seq):
     def _close(self) -> None:
         """Release file handles (called once, after the prefetch threads have stopped)."""
 
+    def _has_native_labels(self) -> bool:
+        return False
+
     @property
     def has_labels(self) -> bool:
-        return False
+        return self._label_provider is not None or self._has_native_labels()
+
+    def attach_labels(self, provider: Callable[[int], np.ndarray | None], scheme: ClassScheme | None = None,
+                      closer: Callable[[], None] | None = None) -> None:
+        """Take labels from elsewhere (e.g. an exported HDF5 of this sequence): provider(i) -> ids."""
+        self._label_provider = provider
+        self._label_closer = closer
+        if scheme is not None:
+            self.scheme = scheme
+        self._epoch += 1
+        self._cache.clear()
 
     # -- protocol ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -359,6 +375,12 @@ class BaseSequence(_Seq):
         name = self.names[i]
         try:
             raw = self._read_raw(i)
+            if self._label_provider is not None:
+                try:
+                    raw = RawFrame(raw.eo, raw.ir, self._label_provider(i))
+                except CSKNetError as exc:  # a broken label keeps the image pair
+                    self._mark_label_error(i, str(exc))
+                    raw = RawFrame(raw.eo, raw.ir, None)
             fp = self._assemble(name, raw)
         except CSKNetError as exc:
             return self._bad(i, str(exc))
@@ -556,6 +578,8 @@ class BaseSequence(_Seq):
             self._claimed.clear()
         self._cache.clear()
         self._close()
+        if self._label_closer is not None:
+            self._label_closer()
 
 
 def _subsample(a: np.ndarray, max_pixels: int = 65536) -> np.ndarray:
@@ -614,8 +638,7 @@ class ArraySequence(BaseSequence):
         if n:
             self._probe()
 
-    @property
-    def has_labels(self) -> bool:
+    def _has_native_labels(self) -> bool:
         return self._labels is not None
 
     def _read_raw(self, i: int) -> RawFrame:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from csknet_studio.core.classes import FMB, MFNET, PST900, SCHEMES, ClassScheme
-from csknet_studio.core.errors import UnknownLayoutError
+from csknet_studio.core.errors import FrameCountMismatchError, UnknownLayoutError
 
 from .base import Alignment, BaseSequence
 from .folders import (
@@ -23,7 +23,7 @@ from .folders import (
     pair_frames,
     split_lists,
 )
-from .hdf5 import HDF5Sequence
+from .hdf5 import HDF5Sequence, LabelsOnlyError, LabelStack
 from .imaging import HDF5_EXTS, IMAGE_EXTS, VIDEO_EXTS, list_images, png_channels
 from .video import VideoPairSequence
 
@@ -144,7 +144,12 @@ def _open_two(pair: tuple | list, alignment: Alignment | None, *, split: str | N
 def _open_file(p: Path, alignment: Alignment | None, **cache_kw: Any) -> BaseSequence:
     ext = p.suffix.lower()
     if _is_hdf5(p):
-        return HDF5Sequence(p, alignment=alignment, **cache_kw)
+        try:
+            return HDF5Sequence(p, alignment=alignment, **cache_kw)
+        except LabelsOnlyError as exc:
+            if not exc.source:
+                raise
+            return _open_label_export(p, exc, alignment, **cache_kw)
     if ext in VIDEO_EXTS:
         raise UnknownLayoutError(f"{p}: one video holds one modality; open an (eo_video, ir_video) pair, or a "
                                  f"folder holding exactly eo.{ext.lstrip('.')} and ir.* videos")
@@ -154,6 +159,30 @@ def _open_file(p: Path, alignment: Alignment | None, **cache_kw: Any) -> BaseSeq
         raise UnknownLayoutError(f"{p}: a single image is not a sequence; use open_pair(eo_image, ir_image) "
                                  f"or open the folder that holds EO and IR sub-folders")
     raise UnknownLayoutError(f"{p}: not a supported file. Looked for: {_looked_for()}")
+
+
+def _open_label_export(p: Path, exc: LabelsOnlyError, alignment: Alignment | None, **cache_kw: Any) -> BaseSequence:
+    """Our label export without image copies: open the sequence it names, with the file's labels."""
+    src = Path(exc.source)
+    src = src if src.is_absolute() else Path(os.path.normpath(p.parent / src))
+    if not src.exists():
+        raise UnknownLayoutError(f"{p}: holds labels only, and their sequence {src} (its 'source') is not there; "
+                                 f"move the sequence back or export again with image copies") from None
+    seq = open_sequence(src, alignment, **cache_kw)
+    try:
+        stack = LabelStack(p)
+    except BaseException:
+        seq.close()
+        raise
+    if len(stack) != len(seq) or (stack.names is not None and stack.names != seq.names):
+        n_lab = len(stack)
+        stack.close()
+        seq.close()
+        raise FrameCountMismatchError(f"{p}: its labels ({n_lab} frames) no longer match {src} ({len(seq)} "
+                                      f"frames, or other frame names)")
+    seq.attach_labels(stack.read, scheme=stack.scheme, closer=stack.close)
+    seq.label_file = p
+    return seq
 
 
 def _label_dir(root: Path) -> Path | None:

@@ -66,8 +66,7 @@ class FileSequence(BaseSequence):
         self._precheck()
         self._probe()
 
-    @property
-    def has_labels(self) -> bool:
+    def _has_native_labels(self) -> bool:
         return self._has_labels
 
     @property

@@ -92,6 +92,55 @@ def _scheme_from(attrs_list: list[h5py.AttributeManager]) -> ClassScheme | None:
     return None
 
 
+class LabelsOnlyError(UnknownLayoutError):
+    """An HDF5 file with labels but no images (a label export); `.source` is its sequence, if recorded."""
+
+    def __init__(self, message: str, source: str = ""):
+        super().__init__(message)
+        self.source = source
+
+
+class LabelStack:
+    """The `labels` (T, H, W) of an HDF5 file, read one frame at a time (labels for another sequence)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self._f = h5py.File(self.path, "r")
+        except (OSError, ValueError) as exc:
+            raise CorruptImageError(f"{self.path}: not a readable HDF5 file ({exc})", str(self.path)) from None
+        self._lock = threading.Lock()
+        try:
+            lab = _find(self._f, LABEL_KEYS)
+            if lab is None or lab.ndim != 3 or lab.dtype.kind not in "ui":
+                raise UnknownLayoutError(f"{self.path}: no (T, H, W) 'labels' dataset")
+            self._lab = lab
+            self.names: list[str] | None = None
+            nd = _find(self._f, NAME_KEYS)
+            if nd is not None and nd.ndim == 1 and nd.shape[0] == lab.shape[0]:
+                with contextlib.suppress(TypeError, ValueError, OSError):
+                    self.names = [_attr_text(x) for x in nd[()]]
+            self.scheme = _scheme_from([lab.attrs, self._f.attrs])
+        except BaseException:
+            self._f.close()
+            raise
+
+    def __len__(self) -> int:
+        return int(self._lab.shape[0])
+
+    def read(self, i: int) -> np.ndarray:
+        try:
+            with self._lock:
+                a = np.asarray(self._lab[i])
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise CorruptImageError(f"{self.path}: labels of frame {i} unreadable ({exc})", str(self.path)) from None
+        return to_label(a, self.scheme, f"{self.path}:labels[{i}]")
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(OSError, RuntimeError):
+            self._f.close()
+
+
 class HDF5Sequence(BaseSequence):
     """Frames sliced lazily out of an HDF5 file (one frame per read; h5py serialises access)."""
 
@@ -124,12 +173,12 @@ class HDF5Sequence(BaseSequence):
             eo, ir = _find(f, EO_KEYS), _find(f, IR_KEYS)
             lab = _find(f, LABEL_KEYS)
             if eo is None and ir is None:
-                src = _attr_text(f.attrs["source"]) if "source" in f.attrs else None
+                src = _attr_text(f.attrs["source"]) if "source" in f.attrs else ""
                 hint = (f" It looks like a label export of {src!r}: open that sequence instead (labels load with "
                         f"the project)." if src else "")
-                raise UnknownLayoutError(
+                raise LabelsOnlyError(
                     f"{path}: no EO/IR image datasets (looked for {', '.join(EO_KEYS)} / {', '.join(IR_KEYS)}); "
-                    f"found: {', '.join(sorted(f.keys())) or 'nothing'}.{hint}")
+                    f"found: {', '.join(sorted(f.keys())) or 'nothing'}.{hint}", source=src)
             self._eo = eo
             self._ir = ir
             self._eo_kind = _axes(eo, path, "EO")[0] if eo is not None else ""
@@ -157,8 +206,7 @@ class HDF5Sequence(BaseSequence):
         except (OSError, KeyError, RuntimeError) as exc:
             raise CorruptImageError(f"{path}: HDF5 structure unreadable ({exc})", str(path)) from None
 
-    @property
-    def has_labels(self) -> bool:
+    def _has_native_labels(self) -> bool:
         return self._lab is not None
 
     def _read_raw(self, i: int) -> RawFrame:

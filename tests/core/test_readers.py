@@ -358,7 +358,7 @@ def test_hdf5_other_tools_layouts_and_errors(tmp_path):
     with h5py.File(labels_only, "w") as f:
         f["labels"] = np.zeros((2, 4, 4), np.uint8)
         f.attrs["source"] = "../my_sequence"
-    with pytest.raises(UnknownLayoutError, match=r"no EO/IR image datasets.*label export of '../my_sequence'"):
+    with pytest.raises(UnknownLayoutError, match=r"holds labels only, and their sequence .*my_sequence .* is not there"):
         open_sequence(labels_only)
     bad = tmp_path / "counts.h5"
     with h5py.File(bad, "w") as f:
@@ -462,3 +462,32 @@ def test_modality_of_folder_names(name, want):
     from csknet_studio.core.data import modality_of
 
     assert modality_of(name) == want
+
+
+def test_label_export_without_images_opens_its_sequence_with_the_labels(tmp_path):
+    from csknet_studio.core.export import export_hdf5
+    from csknet_studio.core.session import AnnotationSession
+
+    root = tmp_path / "seq"
+    for i in range(3):
+        write(root / "eo" / f"{i}.png", rgb(i))
+        write(root / "ir" / f"{i}.png", grey(i))
+    seq = open_sequence(root)
+    s = AnnotationSession(seq, tmp_path / "proj.csknet", scheme=MFNET)
+    s.paint_stroke(1, [(10, 10), (20, 12)], 3, 2)
+    out = export_hdf5(s, tmp_path / "out" / "labels.h5")  # labels only, source stored relative
+    want = np.array(s.labels(1))
+    seq.close()
+    with open_sequence(out) as got:
+        assert got.source == root and got.label_file == out and got.has_labels and got.scheme == MFNET
+        np.testing.assert_array_equal(got[1].label, want)
+        np.testing.assert_array_equal(got[1].eo, rgb(1))
+    (root / "eo" / "2.png").unlink()
+    (root / "ir" / "2.png").unlink()
+    with pytest.raises(FrameCountMismatchError, match="no longer match"):
+        open_sequence(out)
+    import shutil
+
+    shutil.rmtree(root)
+    with pytest.raises(UnknownLayoutError, match="holds labels only"):
+        open_sequence(out)
