@@ -78,19 +78,6 @@ def _is_hdf5(p: Path) -> bool:
         return False
 
 
-def _declared_scheme(p: Path):
-    """The class scheme a `demo.json` beside eo/ ir/ labels/ names (the bundled demo: MFNet)."""
-    import json
-
-    from csknet_studio.core.classes import get_scheme
-
-    try:
-        name = json.loads((p / "demo.json").read_text(encoding="utf-8")).get("class_scheme")
-        return get_scheme(str(name)) if name else None
-    except (OSError, ValueError, KeyError, AttributeError):
-        return None
-
-
 def open_sequence(
     path: str | os.PathLike | tuple[str | os.PathLike, str | os.PathLike] | list,
     alignment: Alignment | None = None,
@@ -220,21 +207,25 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
             raise UnknownLayoutError(f"{p}: raw_thermal asked for but there is no thermal_raw/ folder")
         frames = pair_frames(subs["rgb"], th, subs.get("labels"), allow_unmatched=allow_unmatched)
         return FileSequence(frames, layout="pst900", source=p, scheme=PST900, split=split, **common)
-    # split folders (PST900/FMB train/ test/): pick the asked one, else test, val, train
-    splits = [s for s in SPLIT_DIRS if s in subs and _ci(subs[s])]
-    if splits:
-        if split is not None and split.lower() not in subs:
-            raise UnknownLayoutError(f"{p}: no split folder {split!r}; found {', '.join(splits)}")
-        chosen = split.lower() if split is not None else splits[0]
-        seq = _open_dir(subs[chosen], alignment, split=None, raw_thermal=raw_thermal,
-                        allow_unmatched=allow_unmatched, **cache_kw)
-        seq.split = chosen
-        return seq
     # generic paired folders
     eo_dirs = [d for n, d in subs.items() if modality_of(d.name) == "eo" and n not in LABEL_DIRS]
     ir_dirs = [d for n, d in subs.items() if modality_of(d.name) == "ir" and n not in LABEL_DIRS]
     eo_dirs = [d for d in eo_dirs if list_images(d)] or eo_dirs
     ir_dirs = [d for d in ir_dirs if list_images(d)] or ir_dirs
+    if len(eo_dirs) == 1 and len(ir_dirs) == 1 and not list_images(eo_dirs[0]):
+        # LLVIP: visible/{train,test}/ + infrared/{train,test}/ (the split sits inside each modality)
+        eo_subs, ir_subs = _ci(eo_dirs[0]), _ci(ir_dirs[0])
+        inner = [s for s in SPLIT_DIRS if s in eo_subs and s in ir_subs]
+        if inner:
+            if split is not None and split.lower() not in inner:
+                raise UnknownLayoutError(f"{p}: no split folder {split!r} in {eo_dirs[0].name}/; found "
+                                         f"{', '.join(inner)}")
+            chosen = split.lower() if split is not None else inner[0]
+            label_root = _label_dir(p)
+            label_dir = _first(_ci(label_root), chosen) if label_root is not None else None
+            frames = pair_frames(eo_subs[chosen], ir_subs[chosen], label_dir, allow_unmatched=allow_unmatched)
+            return FileSequence(frames, layout="folders", source=p, scheme=sidecar_scheme(p), split=chosen,
+                                **common)
     if len(eo_dirs) == 1 and len(ir_dirs) == 1:
         frames = pair_frames(eo_dirs[0], ir_dirs[0], _label_dir(p), root=p,
                              split=split if split and (p / f"{split}.txt").is_file() else None,
@@ -243,14 +234,22 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
         scheme = sidecar_scheme(p)
         if scheme is None and has_labels and _mfnet_like([f.name for f in frames]):
             scheme = MFNET
-        if scheme is None and has_labels:
-            scheme = _declared_scheme(p)
         return FileSequence(frames, layout="folders", source=p, scheme=scheme, split=split, **common)
     if eo_dirs and ir_dirs:
         raise UnknownLayoutError(
             f"{p}: several EO/IR folder candidates (EO: {', '.join(sorted(d.name for d in eo_dirs))}; IR: "
             f"{', '.join(sorted(d.name for d in ir_dirs))}); open the pair explicitly: "
             f"open_sequence((eo_folder, ir_folder))")
+    # split folders (PST900/FMB train/ test/): pick the asked one, else test, val, train
+    splits = [s for s in SPLIT_DIRS if s in subs and _ci(subs[s])]
+    if splits:
+        if split is not None and split.lower() not in splits:
+            raise UnknownLayoutError(f"{p}: no split folder {split!r}; found {', '.join(splits)}")
+        chosen = split.lower() if split is not None else splits[0]
+        seq = _open_dir(subs[chosen], alignment, split=None, raw_thermal=raw_thermal,
+                        allow_unmatched=allow_unmatched, **cache_kw)
+        seq.split = chosen
+        return seq
     # a folder with exactly one EO video and one IR video
     vids = _videos(p)
     if vids is not None:

@@ -491,3 +491,14 @@ def test_label_export_without_images_opens_its_sequence_with_the_labels(tmp_path
     shutil.rmtree(root)
     with pytest.raises(UnknownLayoutError, match="holds labels only"):
         open_sequence(out)
+
+
+def test_llvip_style_split_inside_each_modality(tmp_path):
+    for split, n in (("train", 3), ("test", 2)):
+        for i in range(n):
+            write(tmp_path / "visible" / split / f"{split}{i}.jpg", rgb(i))
+            write(tmp_path / "infrared" / split / f"{split}{i}.jpg", np.dstack([grey(i)] * 3))
+    with open_sequence(tmp_path) as seq:
+        assert seq.split == "test" and seq.names == ["test0", "test1"]
+    with open_sequence(tmp_path, split="train") as seq:
+        assert len(seq) == 3 and seq[0].ir.ndim == 2
