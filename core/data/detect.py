@@ -38,7 +38,8 @@ LAYOUTS: dict[str, str] = {
     "fmb": "FMB: Visible/, Infrared/, Label/ (optionally under train/ or test/)",
     "msrs": "MSRS: Visible/, Infrared/, Label/ with MFNet names (00001D.png) and classes",
     "folders": "paired folders with matching file stems: eo/+ir/, vi/+ir/, visible/+infrared/, rgb/+thermal/, "
-               "*_vi/+*_ir/ (LLVIP), *visible/+*infrared/ (RoadScene) (+ optional labels/)",
+               "*_vi/+*_ir/ (LLVIP), *visible/+*infrared/ (RoadScene), visible/{train,test}/+infrared/{train,test}/ "
+               "(+ optional labels/)",
     "video": "a pair of videos (eo_video, ir_video), or a folder holding exactly eo.* and ir.* videos",
     "hdf5": "an HDF5 file with eo / ir datasets (our export with image copies included)",
     "pair": "open_pair(eo_image, ir_image[, label_image]): one frame",
