@@ -644,11 +644,11 @@ class ArraySequence(BaseSequence):
     def _read_raw(self, i: int) -> RawFrame:
         name = self.names[i]
         try:
-            eo = None if self._eo is None else _check_img(np.asarray(self._eo[i]), f"eo[{i}] ({name})", 3)
-            ir = None if self._ir is None else _check_img(np.asarray(self._ir[i]), f"ir[{i}] ({name})", 2)
+            eo = None if self._eo is None else _check_img(np.asarray(self._eo[i]).view(), f"eo[{i}] ({name})", 3)
+            ir = None if self._ir is None else _check_img(np.asarray(self._ir[i]).view(), f"ir[{i}] ({name})", 2)
             lab = None
             if self._labels is not None and self._labels[i] is not None:
-                lab = to_label(np.asarray(self._labels[i]), self.scheme, f"{self.source}: labels[{i}]")
+                lab = to_label(np.asarray(self._labels[i]).view(), self.scheme, f"{self.source}: labels[{i}]")
             return RawFrame(None if eo is None else to_rgb(eo, bgr=False),
                             None if ir is None else to_grey(ir, bgr=False), lab)
         except ValueError as exc:

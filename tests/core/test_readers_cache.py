@@ -178,3 +178,14 @@ def test_background_reads_do_not_steer_the_read_ahead(tmp_path):
             assert not seq.read(i, prefetch=False).bad
         seq.wait_prefetch()
         assert 33 not in seq.cache and {11, 12, 13} <= set(seq.cache._d)
+
+
+def test_array_sequence_leaves_the_callers_arrays_writable():
+    eo = [np.zeros((4, 4, 3), np.uint8)]
+    ir = [np.zeros((4, 4), np.uint8)]
+    lab = [np.zeros((4, 4), np.uint8)]
+    seq = ArraySequence(eo, ir, labels=lab)
+    assert not seq[0].eo.flags.writeable and not seq[0].label.flags.writeable
+    eo[0][0, 0, 0] = 1  # the caller's own arrays stay theirs
+    ir[0][0, 0] = 1
+    lab[0][0, 0] = 1
