@@ -9,6 +9,9 @@ repaints only the dirty rectangle.
 
 from __future__ import annotations
 
+import functools
+
+import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -25,6 +28,7 @@ _IRONBOW = [(0.0, (0, 0, 0)), (0.15, (32, 0, 96)), (0.35, (145, 0, 160)), (0.55,
             (0.75, (255, 150, 0)), (0.9, (255, 225, 60)), (1.0, (255, 255, 255))]
 
 
+@functools.lru_cache(maxsize=8)
 def thermal_lut(name: str) -> np.ndarray:
     """(256, 3) uint8 LUT for the IR channel."""
     x = np.linspace(0.0, 1.0, 256)
@@ -40,16 +44,23 @@ def thermal_lut(name: str) -> np.ndarray:
     raise ValueError(f"unknown thermal palette {name!r}; known: {', '.join(PALETTES)}")
 
 
+@functools.lru_cache(maxsize=8)
+def _levels_lut(lo: float, hi: float, size: int) -> np.ndarray:
+    """uint8 LUT mapping raw integer values 0..size-1 through fixed display levels."""
+    x = (np.arange(size, dtype=np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
 def to_display_u8(img: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
-    """Scale raw values into uint8 with fixed levels (once per frame; uint8 input goes through a LUT)."""
+    """Scale raw values into uint8 with fixed levels, once per frame (integer input: a cached LUT)."""
     lo, hi = float(levels[0]), float(levels[1])
     if img.dtype == np.uint8:
         if (lo, hi) == (0.0, 255.0):
             return img
-        lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255)
-        return lut.astype(np.uint8)[img]
-    scale = 255.0 / max(hi - lo, 1e-6)
-    out = (img.astype(np.float32) - lo) * scale
+        return cv2.LUT(img, _levels_lut(lo, hi, 256))
+    if img.dtype == np.uint16:
+        return np.take(_levels_lut(lo, hi, 65536), img)
+    out = (img.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -78,6 +89,8 @@ class LabelImageItem(pg.ImageItem):
         super().__init__()
         self._lut = np.zeros((256, 4), np.uint8)
         self._bgra = np.zeros((256, 4), np.uint8)  # premultiplied, QImage byte order (B, G, R, A)
+        self._bgra32 = self._bgra.view(np.uint32)[:, 0]
+        self._buf32: np.ndarray | None = None
         self.mask: np.ndarray | None = None
         self._buf: np.ndarray | None = None
         self._qimage: QtGui.QImage | None = None
@@ -88,8 +101,9 @@ class LabelImageItem(pg.ImageItem):
         a = self._lut[:, 3:4].astype(np.uint16)
         rgb = (self._lut[:, :3].astype(np.uint16) * a // 255).astype(np.uint8)
         self._bgra = np.ascontiguousarray(np.concatenate([rgb[:, ::-1], self._lut[:, 3:4]], axis=1))
+        self._bgra32 = self._bgra.view(np.uint32)[:, 0]  # one 4-byte gather per pixel
         if self.mask is not None:
-            self._buf[...] = self._bgra[self.mask]
+            np.take(self._bgra32, self.mask, out=self._buf32)
             self.update()
 
     def set_mask(self, mask: np.ndarray | None) -> None:
@@ -102,8 +116,9 @@ class LabelImageItem(pg.ImageItem):
         h, w = self.mask.shape
         if self._buf is None or self._buf.shape[:2] != (h, w):
             self._buf = np.zeros((h, w, 4), np.uint8)
+            self._buf32 = self._buf.view(np.uint32)[..., 0]
             self._qimage = QtGui.QImage(self._buf.data, w, h, 4 * w, _PREMUL)
-        np.take(self._bgra, self.mask, axis=0, out=self._buf)
+        np.take(self._bgra32, self.mask, out=self._buf32)
         self.setImage(self.mask, levels=None, autoLevels=False)
 
     def render(self) -> None:
@@ -116,9 +131,9 @@ class LabelImageItem(pg.ImageItem):
         if self.mask is None:
             return
         if (y0, x0, y1, x1) == (0, 0, *self.mask.shape):
-            np.take(self._bgra, self.mask, axis=0, out=self._buf)
+            np.take(self._bgra32, self.mask, out=self._buf32)
         else:
-            self._buf[y0:y1, x0:x1] = self._bgra[self.mask[y0:y1, x0:x1]]
+            self._buf32[y0:y1, x0:x1] = self._bgra32[self.mask[y0:y1, x0:x1]]
         self.update(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def rgba(self) -> np.ndarray:
@@ -164,6 +179,7 @@ class ImageViews(QtWidgets.QWidget):
         self._blend = 0.5
         self._shape: tuple[int, int] | None = None
         self._eo8: np.ndarray | None = None  # EO of the shown frame scaled to uint8 (fixed levels)
+        self._ir8: np.ndarray | None = None  # IR likewise; the thermal palette is the item's LUT
 
         self.eo_widget, self.eo_view, eo_t = _make_view("EO")
         self.ir_widget, self.ir_view, ir_t = _make_view("IR")
@@ -275,7 +291,8 @@ class ImageViews(QtWidgets.QWidget):
         else:
             self.eo_item.clear()
         if frame.ir is not None:
-            self.ir_item.setImage(frame.ir, levels=self._levels["ir"], autoLevels=False)
+            self._ir8 = np.ascontiguousarray(to_display_u8(frame.ir, self._levels["ir"]))
+            self.ir_item.setImage(self._ir8, levels=None, autoLevels=False)
         else:
             self.ir_item.clear()
         self._show_base()
@@ -292,7 +309,7 @@ class ImageViews(QtWidgets.QWidget):
                 vb.setRange(QtCore.QRectF(0, 0, w, h), padding=0.0)
 
     def _ir_rgb(self, frame: FramePair) -> np.ndarray:
-        return thermal_lut(self._palette)[to_display_u8(frame.ir, self._levels["ir"])]
+        return thermal_lut(self._palette)[self._ir8]
 
     def _eo_rgb(self, frame: FramePair) -> np.ndarray:
         return self._eo8
@@ -310,8 +327,7 @@ class ImageViews(QtWidgets.QWidget):
         if base == "EO":
             self.base_item.setImage(self._eo8, levels=None, autoLevels=False, lut=None)
         elif base == "IR":
-            self.base_item.setImage(f.ir, levels=self._levels["ir"], autoLevels=False,
-                                    lut=thermal_lut(self._palette))
+            self.base_item.setImage(self._ir8, levels=None, autoLevels=False, lut=thermal_lut(self._palette))
         else:
             eo, ir = self._eo_rgb(f), self._ir_rgb(f)
             if base == "Blend":
