@@ -9,6 +9,7 @@ through queued signals, and turns CancelledError / CSKNetError / anything else i
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import threading
 import time
@@ -88,10 +89,11 @@ class JobRunner(QObject):
     running_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None, num_threads: int | None = None, name: str = "job",
-                 nice: int = 0) -> None:
+                 nice: int = 0, freeze_gc: bool = True) -> None:
         super().__init__(parent)
         self.name = name
         self.nice = nice
+        self.freeze_gc = freeze_gc
         self.num_threads = num_threads or default_num_threads()
         self._thread: QtCore.QThread | None = None
         self._job: _Job | None = None
@@ -115,6 +117,11 @@ class JobRunner(QObject):
             raise RuntimeError(f"{self.name}: a job is already running")
         self._cancel = threading.Event()
         self._on_done = on_done
+        if self.freeze_gc:
+            # A full GC pass triggered by the job's allocations holds the GIL while it walks the
+            # whole heap (torch, Qt, pyqtgraph objects): 370 ms GUI stalls measured. Freezing what
+            # exists now (O(1)) leaves those passes only the job's new objects to walk.
+            gc.freeze()
         thread = QtCore.QThread()
         thread.setObjectName(f"csknet-{self.name}")
         job = _Job(fn, self._cancel, self.num_threads, self.nice)
