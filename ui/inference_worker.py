@@ -26,6 +26,8 @@ from csknet_studio.core.modes import Mode
 
 # When the cores are busy the scheduler serves the GUI thread first (stalls, not throughput, matter).
 WORKER_NICE = 4
+# Background modes start after the user has stayed this long on a frame (not while scrubbing).
+BACKGROUND_DWELL_MS = 400
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,11 @@ class InferenceWorker(QObject):
         self._features: tuple[str, ...] = ()
         self._busy = False
         self._current: tuple[int, Mode, FramePair] | None = None
+        self._dwell = QtCore.QTimer(self)
+        self._dwell.setSingleShot(True)
+        self._dwell.setInterval(BACKGROUND_DWELL_MS)
+        self._dwell.timeout.connect(self._start_background)
+        self._dwell_target: tuple[int, FramePair, Mode] | None = None
         self._thread = QtCore.QThread()
         self._thread.setObjectName("csknet-inference")
         self._engine = _Engine(self._queue, num_threads)
@@ -324,6 +331,18 @@ class InferenceWorker(QObject):
         return None
 
     def _queue_background(self, index: int, frame: FramePair, shown: Mode) -> None:
+        """The other modes of the shown frame, once the user has stayed on it for a moment.
+
+        A forward pass cannot be interrupted, so a background job started while the user is
+        scrubbing or playing would delay the next frame's result by a whole pass."""
+        self._dwell_target = (index, frame, shown)
+        self._dwell.start()
+
+    def _start_background(self) -> None:
+        target, self._dwell_target = self._dwell_target, None
+        if target is None or self._current is None or self._current[0] != target[0]:
+            return
+        index, frame, shown = target
         for m in (Mode.BOTH, Mode.IR, Mode.EO):
             if m is not shown and self.cached(index, m) is None:
                 self.request(index, frame, m, background=True)
@@ -363,6 +382,7 @@ class InferenceWorker(QObject):
     @Slot()
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Drop pending work and join the thread (a running forward pass finishes first)."""
+        self._dwell.stop()
         if not self._thread.isRunning():
             return
         self._queue.clear()
