@@ -179,3 +179,22 @@ def test_close_with_unsaved_corrections_asks(main_window):
     win.close()
     assert asked and win.isVisible()
     win.confirm_close = lambda: True
+
+
+def test_dropping_a_folder_opens_it(bare_window, qtbot, tmp_path):
+    from PySide6 import QtGui
+
+    seq = _disk_sequence(tmp_path / "dropped", n=2)
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(seq))])
+    pos = QtCore.QPointF(200, 200)
+    enter = QtGui.QDragEnterEvent(pos.toPoint(), QtCore.Qt.DropAction.CopyAction, mime,
+                                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    bare_window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
+                            QtCore.Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(bare_window.sequence_opened, timeout=10000):
+        bare_window.dropEvent(drop)
+    assert len(bare_window.sequence) == 2
+    assert bare_window.recent_files()[0] == str(seq.resolve())
