@@ -198,3 +198,13 @@ def test_dropping_a_folder_opens_it(bare_window, qtbot, tmp_path):
         bare_window.dropEvent(drop)
     assert len(bare_window.sequence) == 2
     assert bare_window.recent_files()[0] == str(seq.resolve())
+
+
+def test_space_plays_and_pauses(main_window, qtbot):
+    win = main_window
+    win.timeline.fps = 50
+    with qtbot.waitSignal(win.frame_changed, timeout=5000) as b:
+        win.actions_by_name["play"].trigger()
+    assert b.args == [1] and win.timeline.playing
+    win.actions_by_name["play"].trigger()
+    assert not win.timeline.playing
