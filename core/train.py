@@ -533,6 +533,9 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
         # data
         train_seq = open_training_sequence(cfg.resolve(cfg.data.path), cfg.data.split)
         scheme = resolve_scheme(cfg.data.scheme, train_seq)
+        if not getattr(train_seq, "has_labels", True):
+            raise TrainingError(f"{cfg.data.path}: the sequence has no ground-truth labels to train on "
+                                f"(layout {getattr(train_seq, 'layout', '?')})")
         idx = labelled_indices(train_seq)
         if cfg.data.max_frames:
             idx = idx[: cfg.data.max_frames]
