@@ -29,11 +29,10 @@ from csknet_studio.ui.status import StatusBar
 from csknet_studio.ui.timeline import Timeline
 from csknet_studio.ui.tools import ToolController
 from csknet_studio.ui.view_controls import ViewControls
+from csknet_studio.ui.window_files import WindowFilesMixin
 
-MAX_RECENT = 8
 
-
-class MainWindow(QtWidgets.QMainWindow):
+class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     sequence_opened = Signal(object)
     frame_changed = Signal(int)
     mode_changed = Signal(str)
@@ -389,55 +388,6 @@ class MainWindow(QtWidgets.QMainWindow):
                                None if f.ir is None else f.ir[y, x])
         self.tools.hover(x, y)
 
-    # ------------------------------------------------------------------ recent files, drops, close
-    def recent_files(self) -> list[str]:
-        v = self.settings.value("recent", []) or []
-        return [v] if isinstance(v, str) else list(v)
-
-    def _add_recent(self, path: str) -> None:
-        path = str(Path(path).resolve())
-        items = [path] + [p for p in self.recent_files() if p != path]
-        self.settings.setValue("recent", items[:MAX_RECENT])
-        self.menus_changed()
-
-    def menus_changed(self) -> None:
-        from csknet_studio.ui.menus import fill_recent
-
-        fill_recent(self)
-
-    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802
-        if ev.mimeData().hasUrls():
-            ev.acceptProposedAction()
-
-    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
-        urls = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            ev.acceptProposedAction()
-            self.open_sequence(urls[0])
-
-    def _ask_save(self) -> bool:
-        """Unsaved corrections (autosave failed or is off): save, discard or cancel the close."""
-        btn = QtWidgets.QMessageBox.question(
-            self, "Unsaved corrections", "Some corrections are not saved yet. Save them before closing?",
-            QtWidgets.QMessageBox.StandardButton.Save | QtWidgets.QMessageBox.StandardButton.Discard
-            | QtWidgets.QMessageBox.StandardButton.Cancel)
-        if btn == QtWidgets.QMessageBox.StandardButton.Cancel:
-            return False
-        if btn == QtWidgets.QMessageBox.StandardButton.Save:
-            return self.save_session()
-        return True
-
-    def save_session(self) -> bool:
-        if self._session is None:
-            return True
-        try:
-            path = self._session.save()
-        except CSKNetError as exc:
-            self.show_error(str(exc))
-            return False
-        self.show_status(f"corrections saved to {path}")
-        return True
-
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.tools.cancel()
         if self._session is not None and self._session.dirty and not self.confirm_close():
@@ -456,19 +406,3 @@ class MainWindow(QtWidgets.QMainWindow):
         for box in list(self._error_boxes):
             box.close()
         super().closeEvent(ev)
-
-    def restore_state(self) -> None:
-        """Restore dock layout after every panel is added (F2's panels included)."""
-        st = self.settings.value("window/state")
-        if st is not None:
-            self.restoreState(st)
-            return
-        left = [d for d in self.docks.values() if self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
-        right = [d for d in self.docks.values() if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
-        def size_docks() -> None:
-            if left:
-                self.resizeDocks(left[:1], [190], Qt.Orientation.Horizontal)
-            if right:
-                self.resizeDocks(right[:1], [400], Qt.Orientation.Horizontal)
-
-        QtCore.QTimer.singleShot(0, size_docks)

@@ -1,0 +1,82 @@
+"""The main window's file-side chores: recent files, drag and drop, save prompt, dock layout.
+
+A mixin of `MainWindow` (kept apart so each file stays small); it uses the window's `settings`,
+`session`, `docks`, `open_sequence` and `show_error`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import Qt
+
+from csknet_studio.core.errors import CSKNetError
+
+MAX_RECENT = 8
+
+
+class WindowFilesMixin:
+    def recent_files(self) -> list[str]:
+        v = self.settings.value("recent", []) or []
+        return [v] if isinstance(v, str) else list(v)
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        items = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recent", items[:MAX_RECENT])
+        self.menus_changed()
+
+    def menus_changed(self) -> None:
+        from csknet_studio.ui.menus import fill_recent
+
+        fill_recent(self)
+
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
+        urls = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            ev.acceptProposedAction()
+            self.open_sequence(urls[0])
+
+    def _ask_save(self) -> bool:
+        """Unsaved corrections (autosave failed or is off): save, discard or cancel the close."""
+        btn = QtWidgets.QMessageBox.question(
+            self, "Unsaved corrections", "Some corrections are not saved yet. Save them before closing?",
+            QtWidgets.QMessageBox.StandardButton.Save | QtWidgets.QMessageBox.StandardButton.Discard
+            | QtWidgets.QMessageBox.StandardButton.Cancel)
+        if btn == QtWidgets.QMessageBox.StandardButton.Cancel:
+            return False
+        if btn == QtWidgets.QMessageBox.StandardButton.Save:
+            return self.save_session()
+        return True
+
+    def save_session(self) -> bool:
+        if self._session is None:
+            return True
+        try:
+            path = self._session.save()
+        except CSKNetError as exc:
+            self.show_error(str(exc))
+            return False
+        self.show_status(f"corrections saved to {path}")
+        return True
+
+    def restore_state(self) -> None:
+        """Restore dock layout after every panel is added (F2's panels included)."""
+        st = self.settings.value("window/state")
+        if st is not None:
+            self.restoreState(st)
+            return
+        left = [d for d in self.docks.values() if self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
+        right = [d for d in self.docks.values() if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
+        def size_docks() -> None:
+            if left:
+                self.resizeDocks(left[:1], [190], Qt.Orientation.Horizontal)
+            if right:
+                self.resizeDocks(right[:1], [400], Qt.Orientation.Horizontal)
+
+        QtCore.QTimer.singleShot(0, size_docks)
