@@ -125,3 +125,24 @@ def test_infer_sequence_png_and_hdf5(tmp_path: Path, predictor, frames):
     with pytest.raises(CancelledError):
         infer_sequence(predictor, seq, "both", tmp_path / "cancelled", batch=1, cancel=lambda: next(calls))
     assert len(list((tmp_path / "cancelled").glob("f*.png"))) == 2
+
+
+def test_batch_inference_on_a_real_mfnet_frame(rgbt_real: Path, tmp_path: Path):
+    """The real 4-channel MFNet PNG (RGB + thermal) goes through reader -> Predictor -> indexed PNG."""
+    from csknet_studio.core.classes import MFNET
+    from csknet_studio.core.data import open_sequence
+    from csknet_studio.core.model import create_model
+    from csknet_studio.core.palette_png import decode_png_indices
+
+    path = rgbt_real / "mfnet_pytorch_samples" / "image" / "01477D.png"
+    if not path.is_file():
+        pytest.skip("MFNet sample missing")
+    seq = open_sequence(path)
+    pred = Predictor(create_model("csknet-tiny", num_classes=9), "cpu", MFNET)
+    frame = seq[0]
+    ir_only = pred.predict(None, frame.ir, "ir")
+    assert ir_only.labels.shape == (480, 640) and ir_only.probs.shape == (9, 480, 640)
+    res = infer_sequence(pred, seq, "ir", tmp_path / "out", batch=2)
+    assert res.frames == 1
+    ids, _ = decode_png_indices(res.written[0].read_bytes())
+    np.testing.assert_array_equal(ids, ir_only.labels)
