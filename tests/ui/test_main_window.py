@@ -208,3 +208,26 @@ def test_space_plays_and_pauses(main_window, qtbot):
     assert b.args == [1] and win.timeline.playing
     win.actions_by_name["play"].trigger()
     assert not win.timeline.playing
+
+
+def test_no_two_actions_share_a_shortcut(main_window):
+    from PySide6 import QtGui
+
+    seen: dict[str, str] = {}
+    for act in main_window.findChildren(QtGui.QAction):
+        for seq in act.shortcuts():
+            key = seq.toString()
+            if key:
+                assert key not in seen or seen[key] == act.text(), f"{key}: {seen.get(key)!r} and {act.text()!r}"
+                seen[key] = act.text()
+    for key in ("1", "2", "3", "Space", "Left", "Right", "Home", "End", "Ctrl+Z", "Ctrl+Shift+Z", "Ctrl+Y",
+                "[", "]", "B", "E", "F", "G", "V", "A", "C", "P", "Shift+3"):
+        assert key in seen, f"no action bound to {key}"
+
+
+def test_class_picking_by_key_and_legend(main_window):
+    win = main_window
+    win.actions_by_name["class_3"].trigger()  # Shift+4
+    assert win.tools.class_id == 3 and win.legend.list.currentRow() == 3
+    win.legend.list.setCurrentRow(5)  # a click in the legend
+    assert win.tools.class_id == 5
