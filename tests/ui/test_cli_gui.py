@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 
 from tests.ui.conftest import synthetic_frames
 
@@ -24,6 +25,7 @@ def _run(args, env, timeout=120):
                           timeout=timeout)
 
 
+@pytest.mark.slow
 def test_screenshot_writes_png_of_segmented_window(tmp_path, tiny_model):
     from csknet_studio.core.checkpoint import save_checkpoint
     from csknet_studio.core.classes import MFNET
