@@ -72,6 +72,9 @@ class FinetunePanel(QtWidgets.QWidget):
         self.worker.cancelled.connect(self._on_cancelled)
         self.worker.saved.connect(lambda p: self.status_label.setText(f"Checkpoint saved to {p}"))
         self.worker.running_changed.connect(self._update_buttons)
+        if hasattr(inference_worker, "weights_changed"):
+            inference_worker.weights_changed.connect(self._on_weights_changed)
+        self._accepted_model = None  # the model object the Revert weights belong to
         self._update_buttons()
 
     # --- construction -------------------------------------------------------------------------
@@ -245,12 +248,18 @@ class FinetunePanel(QtWidgets.QWidget):
         model = self._infer.model
         # The worker's current weights, kept for Revert (a copy: the worker loads in place).
         self._previous_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self._accepted_model = model
         version = self._infer.set_state_dict(self.result.state_dict)
         self.result = None
         self.status_label.setText(f"New weights in use (version {version}); predictions are recomputed.")
         self._update_buttons()
         self.weights_accepted.emit(version)
         return version
+
+    def _on_weights_changed(self, _version: int) -> None:
+        if self._infer.model is not self._accepted_model:  # another checkpoint: nothing to revert to
+            self._previous_state = None
+        self._update_buttons()
 
     def reject_result(self) -> None:
         self.result = None

@@ -122,3 +122,14 @@ def test_save_checkpoint_writes_the_weights_in_use(qtbot, rig, tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.scheme == PST900
     assert _same(_state(model), _state(loaded.model))
+
+
+def test_opening_another_model_drops_the_revert_point(qtbot, rig):
+    _, _, _, worker, panel = rig
+    with qtbot.waitSignal(panel.worker.finished, timeout=60000):
+        panel.start()
+    panel.accept_result()
+    assert panel.revert_button.isEnabled()
+    with qtbot.waitSignal(worker.weights_changed):
+        worker.set_model(create_model("csknet-tiny", num_classes=PST900.num_classes), PST900, torch.device("cpu"))
+    assert not panel.revert_button.isEnabled() and panel.revert() is None
