@@ -115,6 +115,21 @@ class Predictor:
         return self._run(eo, ir, mode, introspect, tuple(features))
 
     @torch.no_grad()
+    def predict_labels(self, frames: Sequence[FramePair], mode: Mode | str = Mode.BOTH) -> np.ndarray:
+        """(B, H, W) uint8 class ids only: batch inference skips softmax, entropy and probabilities."""
+        from csknet_studio.core.model.preprocess import to_tensors
+
+        mode = Mode(mode)
+        eo = _stack([f.eo for f in frames], "EO") if mode.uses_eo else None
+        ir = _stack([f.ir if f.ir is None or f.ir.ndim == 2 else f.ir[..., 0] for f in frames], "IR") \
+            if mode.uses_ir else None
+        with self._lock:
+            eo_t, ir_t = to_tensors(eo, ir, self.model.config.input_norm, self.device)
+            with autocast(self.device, enabled=self.amp):
+                logits = self.model(eo_t, ir_t).logits
+            return logits.argmax(1).to(torch.uint8).cpu().numpy()
+
+    @torch.no_grad()
     def _run(self, eo: np.ndarray | None, ir: np.ndarray | None, mode: Mode, introspect: bool,
              features: tuple[str, ...]) -> list[Prediction]:
         from csknet_studio.core.model.preprocess import to_tensors
@@ -136,7 +151,7 @@ class Predictor:
             ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1)
             if k > 1:
                 ent = ent / math.log(k)
-            labels = probs.argmax(1).to(torch.uint8)
+            labels = logits.argmax(1).to(torch.uint8)  # same ids as predict_labels (no softmax ties)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             ms = (time.perf_counter() - t0) * 1000.0 / probs.shape[0]
@@ -233,9 +248,9 @@ class PredictedLabels:
                     break
                 chunk.append((j, f))
             if chunk:
-                for (j, _), p in zip(chunk, self.predictor.predict_batch([f for _, f in chunk], self.mode),
-                                     strict=True):
-                    self._cache[j] = p.labels
+                labels = self.predictor.predict_labels([f for _, f in chunk], self.mode)
+                for (j, _), lab in zip(chunk, labels, strict=True):
+                    self._cache[j] = lab
         return self._cache[i]
 
 
@@ -282,11 +297,11 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
         nonlocal done
         if not buf:
             return
-        preds = predictor.predict_batch([f for _, f in buf], mode)
-        for (i, f), p in zip(buf, preds, strict=True):
+        labels = predictor.predict_labels([f for _, f in buf], mode)
+        for (i, f), lab in zip(buf, labels, strict=True):
             name = (names[i] if names else f.name) or f"{i:06d}"
             path = out / f"{name.replace('/', '_').replace(chr(92), '_')}.png"
-            write_label_png(path, p.labels, predictor.scheme)
+            write_label_png(path, lab, predictor.scheme)
             written.append(path)
         done += len(buf)
         buf.clear()
