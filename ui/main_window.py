@@ -56,6 +56,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self._mask: np.ndarray | None = None
         self._hidden: frozenset[int] = frozenset()
         self._quiet_labels = False
+        self._save_error_shown = False
         self._scheme: ClassScheme = MFNET
         self._error_boxes: list[QtWidgets.QMessageBox] = []
         self.confirm_close = self._ask_save  # tests replace this to avoid a modal prompt
@@ -229,7 +230,9 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         session.events.labels_changed.connect(self._on_labels_changed)
         session.events.origin_changed.connect(self._on_origin_changed)
         session.events.history_changed.connect(self._update_undo_actions)
-        session.events.save_failed.connect(lambda err: self.show_error(str(err)))
+        session.events.save_failed.connect(self._on_save_failed)
+        session.events.saved.connect(self._on_saved)
+        self._save_error_shown = False
         self.views.set_levels(seq.display_levels())
         n = len(seq)
         states = [self._state_of(i) for i in range(n)]
@@ -244,6 +247,17 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.sequence_opened.emit(seq)
         self.set_frame(0)
         self._update_undo_actions()
+
+    def _on_save_failed(self, err) -> None:
+        """Autosave failed (read-only folder, full disk): one dialog, then status-bar reminders."""
+        if self._save_error_shown:
+            self.show_status(f"corrections not saved yet: {err}", 10000)
+        else:
+            self._save_error_shown = True
+            self.show_error(str(err))
+
+    def _on_saved(self, _path) -> None:
+        self._save_error_shown = False
 
     def _close_session(self) -> None:
         if self._session is not None:

@@ -231,3 +231,18 @@ def test_class_picking_by_key_and_legend(main_window):
     assert win.tools.class_id == 3 and win.legend.list.currentRow() == 3
     win.legend.list.setCurrentRow(5)  # a click in the legend
     assert win.tools.class_id == 5
+
+
+def test_failed_autosave_shows_one_dialog_and_keeps_edits(bare_window, tiny_sequence, qtbot, tmp_path):
+    win = bare_window
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the project folder should go")
+    with qtbot.waitSignal(win.prediction_ready, timeout=30000):
+        win.set_sequence(tiny_sequence, project_path=blocker / "project")
+    errors = []
+    win.error_shown.connect(errors.append)
+    win.session.paint_stroke(0, [(5, 5), (20, 5)], 3, 3)
+    win.session.paint_stroke(0, [(5, 30), (20, 30)], 4, 3)
+    assert len(errors) == 1 and "could not save" in errors[0]
+    assert win.session.dirty and (win.displayed_mask[30, 5:20] == 4).all()  # nothing lost
+    assert "not saved" in win.status.currentMessage()
