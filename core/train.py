@@ -12,7 +12,6 @@ so a resumed run continues exactly where the interrupted one stopped.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -31,7 +30,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from csknet_studio.core.classes import ClassScheme, get_scheme
 from csknet_studio.core.errors import CancelledError, CheckpointError, ConfigError, TrainingError
 from csknet_studio.core.losses import ContrastiveDistiller, LossConfig, segmentation_ce, total_loss
-from csknet_studio.core.modes import ALL_MODES, Mode
+from csknet_studio.core.modes import Mode
 from csknet_studio.core.train_data import AugmentConfig, SegmentationDataset, labelled_indices, split_indices
 
 # progress(stage, step, total, info): stage is "teacher" | "train" | "val"; info holds epoch, loss, lr.
@@ -735,24 +734,3 @@ def _gather_rng() -> list[dict]:
     out: list = [None] * world
     dist.all_gather_object(out, mine)
     return out
-
-
-__all__ = [
-    "AugmentConfig", "DataConfig", "LossConfig", "ModelSection", "OptimConfig", "TeacherConfig",
-    "TrainConfig", "TrainResult", "load_teacher", "save_teacher", "train", "ALL_MODES",
-]
-
-
-def config_copy(cfg: TrainConfig, **changes) -> TrainConfig:
-    """`dataclasses.replace` that also accepts nested `section__field=value` keys (tests, CLI flags)."""
-    nested: dict[str, dict] = {}
-    flat = {}
-    for k, v in changes.items():
-        if "__" in k:
-            sec, name = k.split("__", 1)
-            nested.setdefault(sec, {})[name] = v
-        else:
-            flat[k] = v
-    for sec, vals in nested.items():
-        flat[sec] = dataclasses.replace(getattr(cfg, sec), **vals)
-    return dataclasses.replace(copy.copy(cfg), **flat)
