@@ -39,6 +39,7 @@ class CompareView(QtWidgets.QWidget):
         self._scheme = scheme
         self._labels: dict[Mode, np.ndarray] = {}
         self._result: Disagreement | None = None
+        self._shape: tuple[int, ...] | None = None
 
         self.left_combo = QtWidgets.QComboBox()
         self.right_combo = QtWidgets.QComboBox()
@@ -138,6 +139,10 @@ class CompareView(QtWidgets.QWidget):
                 item.clear()
             else:
                 item.setImage(labels, levels=(0, 255), lut=lut, autoLevels=False)
+        shape = next((v.shape for v in self._labels.values()), None)
+        if shape is not None and shape != self._shape:  # new frame size: frame it (views are linked)
+            self._shape = shape
+            self.views[0].autoRange(padding=0.0)
         a, b = self._labels.get(self.left_mode), self._labels.get(self.right_mode)
         if a is None or b is None or a.shape != b.shape:
             self._result = None

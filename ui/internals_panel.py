@@ -43,6 +43,7 @@ class _HeatView(pg.GraphicsLayoutWidget):
         self.view.addItem(self.background)
         self.view.addItem(self.heat)
         self.levels = levels
+        self._shape: tuple[int, int] | None = None
         self.colorbar = pg.ColorBarItem(values=levels, colorMap=pg.colormap.get(cmap), interactive=False,
                                         label=label, width=14)
         self.colorbar.setImageItem(self.heat)
@@ -65,6 +66,9 @@ class _HeatView(pg.GraphicsLayoutWidget):
             self.heat.setOpacity(1.0)
         self.heat.setImage(np.ascontiguousarray(data, dtype=np.float32), levels=self.levels, autoLevels=False)
         self.heat.setRect(QtCore.QRectF(0, 0, w, h))
+        if (h, w) != self._shape:  # a new frame size: frame it once, then leave the user's zoom alone
+            self._shape = (h, w)
+            self.view.autoRange(padding=0.0)
 
 
 class InternalsPanel(QtWidgets.QWidget):
@@ -85,6 +89,7 @@ class InternalsPanel(QtWidgets.QWidget):
         self._levels: dict[str, tuple[float, float]] = {}
         self._display_cache: dict[str, np.ndarray | None] = {}
         self._points: dict[str, np.ndarray] = {}
+        self._feature_shape: tuple[int, ...] | None = None
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self._build_gates(), "Gates")
         self.tabs.addTab(self._build_exchange(), "Exchange")
@@ -227,9 +232,14 @@ class InternalsPanel(QtWidgets.QWidget):
         for key, data in (("before", before), ("after", after)):
             self.feature_items[key].setImage(np.ascontiguousarray(data, dtype=np.float32), levels=(-m, m),
                                              autoLevels=False)
+        if before.shape != self._feature_shape:
+            self._feature_shape = before.shape
+            self.feature_items["before"].getViewBox().autoRange(padding=0.0)
         stream = direction.split("->")[1]
-        self.feature_title.setText(f"{layer}, channel {channel} of the {stream.upper()} stream "
-                                   f"({direction}): before | after exchange")
+        self.feature_title.setText(
+            f"{layer}, channel {channel} of the {stream.upper()} stream ({direction}): before "
+            f"[{float(np.min(before)):.2g}, {float(np.max(before)):.2g}] | after exchange "
+            f"[{float(np.min(after)):.2g}, {float(np.max(after)):.2g}] (blue < 0 < red)")
 
     def show_feature_error(self, message: str) -> None:
         for item in self.feature_items.values():
