@@ -181,7 +181,7 @@ def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig
 
 @torch.no_grad()
 def _miou_on_samples(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device,
-                     ignore: int) -> dict[str, float]:
+                     ignore: int, cancel: Callable[[], bool] | None = None) -> dict[str, float]:
     from csknet_studio.core.evaluate import SegMetrics, confusion_matrix
     from csknet_studio.core.model.preprocess import to_tensors
 
@@ -193,6 +193,8 @@ def _miou_on_samples(model: nn.Module, samples: list[Sample], modes: Sequence[Mo
         for mode in modes:
             conf = np.zeros((k, k), np.int64)
             for eo, ir, mask in samples:
+                if cancel is not None and cancel():
+                    raise CancelledError("fine-tuning cancelled while scoring the samples; weights unchanged")
                 if ir is not None and ir.ndim == 3:
                     ir = ir[..., 0]
                 eo_t, ir_t = to_tensors(eo if mode.uses_eo else None, ir if mode.uses_ir else None,
@@ -263,7 +265,7 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     if too_big and max(too_big) >= k:
         raise TrainingError(f"a mask holds class id {max(too_big)} but the model predicts {k} classes")
 
-    before = _miou_on_samples(work, data, modes, device, ignore_index) if cfg.evaluate else {}
+    before = _miou_on_samples(work, data, modes, device, ignore_index, cancel) if cfg.evaluate else {}
     if cfg.freeze_encoder:
         for p in work.encoder.parameters():
             p.requires_grad_(False)
@@ -306,7 +308,7 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     if bad_keys:
         raise TrainingError(f"fine-tuning produced non-finite weights ({', '.join(bad_keys[:3])}); "
                             "lower the learning rate — the model's weights are unchanged")
-    after = _miou_on_samples(work, data, modes, device, ignore_index) if cfg.evaluate else {}
+    after = _miou_on_samples(work, data, modes, device, ignore_index, cancel) if cfg.evaluate else {}
     return FinetuneResult(
         state_dict=state,
         losses=losses,
