@@ -7,6 +7,8 @@ temporary INI file, never to the user's.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -62,6 +64,7 @@ def bare_window(qapp, qsettings):
     from csknet_studio.ui.main_window import MainWindow
 
     before = set(QtWidgets.QApplication.topLevelWidgets())
+    threads_before = set(threading.enumerate())
     win = MainWindow(settings=qsettings, device="cpu")
     win.confirm_close = lambda: True  # no modal prompt in tests
     torch.manual_seed(0)
@@ -71,6 +74,9 @@ def bare_window(qapp, qsettings):
     yield win
     win.close()
     assert not win.worker.is_running(), "inference thread still running after close"
+    for t in set(threading.enumerate()) - threads_before:  # reader prefetch pools, job threads
+        t.join(timeout=5)
+        assert not t.is_alive(), f"thread {t.name} still running after close"
     win.deleteLater()
     QtWidgets.QApplication.processEvents()
     leaked = [w for w in QtWidgets.QApplication.topLevelWidgets()
