@@ -105,12 +105,6 @@ class SegMetrics:
         }
 
 
-def _labelled(frames: Iterable[FramePair]) -> Iterable[FramePair]:
-    for f in frames:
-        if f.label is not None and not f.bad:
-            yield f
-
-
 def _iter_frames(data, indices: Sequence[int] | None) -> Iterable[FramePair]:
     if indices is None:
         indices = range(len(data))
@@ -173,15 +167,30 @@ def evaluate(model: torch.nn.Module, data, modes: Iterable[Mode | str] = ALL_MOD
     confs = {m: np.zeros((k, k), dtype=np.int64) for m in modes}
     total = len(idx) * len(modes)
     done = 0
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None and n:
+            progress(done, total)
+
     try:
         for mode in modes:
-            for chunk in _batches(_labelled(_iter_frames(data, idx)), max(1, batch)):
+            skipped = [0]
+
+            def labelled(frames: Iterable[FramePair], skipped=skipped) -> Iterable[FramePair]:
+                for f in frames:
+                    if f.label is not None and not f.bad:
+                        yield f
+                    else:
+                        skipped[0] += 1
+
+            for chunk in _batches(labelled(_iter_frames(data, idx)), max(1, batch)):
                 pred = predict_labels(model, chunk, mode, device, amp=amp).cpu().numpy()
                 for p, f in zip(pred, chunk, strict=True):
                     confs[mode] += confusion_matrix(p, f.label, k, ignore_index)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+                tick(len(chunk) + skipped[0])
+                skipped[0] = 0
+            tick(skipped[0])  # unlabelled frames at the end still count as done
     finally:
         model.train(was_training)
     if world > 1:

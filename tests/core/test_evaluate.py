@@ -70,3 +70,17 @@ def test_evaluate_runs_each_mode_and_matches_manual_argmax():
     table = format_table(res, SCHEME3.class_names)
     assert "person" in table and "IR only" in table and "mIoU" in table
     assert f"{100 * res[Mode.IR].miou:.1f}" in table
+
+
+def test_unlabelled_and_bad_frames_are_skipped_but_counted_in_progress():
+    from csknet_studio.core.frames import FramePair
+    from csknet_studio.core.model import create_model
+
+    frames = make_frames(3, size=32, seed=3)
+    frames.insert(1, FramePair("nolabel", frames[0].eo, frames[0].ir, None))
+    frames.append(FramePair("bad", frames[0].eo, frames[0].ir, frames[0].label, bad=True))
+    seen = []
+    res = evaluate(create_model("csknet-tiny", num_classes=3), frames, [Mode.IR], batch=2,
+                   progress=lambda d, t: seen.append((d, t)))
+    assert res[Mode.IR].pixels == 3 * 32 * 32
+    assert seen[-1] == (5, 5)
