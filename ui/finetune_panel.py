@@ -17,23 +17,30 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from csknet_studio.core.errors import CSKNetError
 from csknet_studio.ui.finetune_worker import FinetuneWorker
 
 SampleProvider = Callable[[list[int]], Any]
-"""Builds `finetune`'s samples for the chosen frame indices (reads frames + corrected labels)."""
+"""For the chosen frame indices: `finetune`'s samples, or a loader the fine-tuning thread calls."""
 
 
-def samples_from_session(sequence, session, frames: list[int]) -> list[tuple]:
-    """(eo, ir, corrected mask) per chosen frame, as `core.finetune.finetune` takes them.
+def samples_from_session(sequence, session, frames: list[int]) -> Callable[[], list[tuple]]:
+    """What `finetune` trains on, as a loader: the corrected masks are copied now (the session
+    belongs to the GUI thread and later edits may replace them); the frames are read when the
+    loader is called, in the fine-tuning thread (the reader is thread-safe), so a long list of
+    frames never stalls the GUI."""
+    masks = [(i, np.array(session.labels(i), dtype=np.uint8, copy=True)) for i in frames]
 
-    Masks are copied: the session's arrays are read-only views that later edits may replace."""
-    out = []
-    for i in frames:
-        fp = sequence[i]
-        if fp.bad:
-            raise ValueError(f"frame {i} ({fp.name}) is unreadable: {fp.error}")
-        out.append((fp.eo, fp.ir, np.array(session.labels(i), dtype=np.uint8, copy=True)))
-    return out
+    def load() -> list[tuple]:
+        out = []
+        for i, mask in masks:
+            fp = sequence[i]
+            if fp.bad:
+                raise CSKNetError(f"frame {i} ({fp.name}) is unreadable: {fp.error}")
+            out.append((fp.eo, fp.ir, mask))
+        return out
+
+    return load
 
 
 def _format_eta(seconds: float) -> str:

@@ -27,11 +27,15 @@ class FinetuneWorker(JobRunner):
         super().__init__(parent, num_threads, name="finetune", nice=nice)
 
     def start_finetune(self, model, samples, config) -> None:
-        """Fine-tune a copy of `model` on `samples`; `model` itself is never modified."""
+        """Fine-tune a copy of `model` on `samples` (or on what the loader `samples()` returns, called
+        in the job thread); `model` itself is never modified."""
         from csknet_studio.core.finetune import finetune
 
-        self.start(lambda progress, cancel: finetune(model, samples, config, progress=progress, cancel=cancel),
-                    self.finished.emit)
+        def job(progress, cancel):
+            data = samples() if callable(samples) else samples
+            return finetune(model, data, config, progress=progress, cancel=cancel)
+
+        self.start(job, self.finished.emit)
 
     def save(self, path: str, model, state_dict=None, **checkpoint_kwargs) -> None:
         """Write `model` (or its architecture with `state_dict`'s weights) as a checkpoint at `path`."""
