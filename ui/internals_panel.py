@@ -180,6 +180,11 @@ class InternalsPanel(QtWidgets.QWidget):
     def _build_uncertainty(self) -> QtWidgets.QWidget:
         page = QtWidgets.QWidget()
         self.entropy_view = _HeatView("inferno", label="entropy (normalised)")
+        self.entropy_blend_combo = QtWidgets.QComboBox()
+        for text, key in (("No image", ""), ("Over EO", "eo"), ("Over IR", "ir")):
+            self.entropy_blend_combo.addItem(text, key)
+        self.entropy_blend_combo.setToolTip("Blend the entropy map (60 %) over an image of the frame")
+        self.entropy_blend_combo.currentIndexChanged.connect(self._draw_entropy)
         self.entropy_info = QtWidgets.QLabel()
         self.next_button = QtWidgets.QPushButton("Next most uncertain frame")
         self.next_button.setToolTip("Go to the predicted frame with the highest mean entropy that is not "
@@ -189,6 +194,7 @@ class InternalsPanel(QtWidgets.QWidget):
         row.addWidget(self.entropy_info, 1)
         row.addWidget(self.next_button)
         lay = QtWidgets.QVBoxLayout(page)
+        lay.addWidget(self.entropy_blend_combo)
         lay.addWidget(self.entropy_view, 1)
         lay.addLayout(row)
         return page
@@ -205,6 +211,7 @@ class InternalsPanel(QtWidgets.QWidget):
         self._levels = dict(levels or {})
         self._display_cache.clear()
         self._draw_gate()
+        self._draw_entropy()
 
     def set_prediction(self, pred) -> None:
         """Show a `core.infer.Prediction` (None clears the panel)."""
@@ -327,7 +334,9 @@ class InternalsPanel(QtWidgets.QWidget):
             self.entropy_view.show_map(None, None, None, 1.0)
             self.entropy_info.setText("No entropy in this prediction.")
             return
-        self.entropy_view.show_map(ent, None, None, 1.0)
+        key = self.entropy_blend_combo.currentData()
+        bg = self._background(key) if key else None
+        self.entropy_view.show_map(ent, None, bg if bg is not None and bg.shape == ent.shape else None, 0.6)
         self.entropy_info.setText(f"Mean entropy {float(np.mean(ent)):.3f}; "
                                   f"{100 * float(np.mean(ent > 0.5)):.1f} % of pixels above 0.5")
 

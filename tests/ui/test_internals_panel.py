@@ -61,6 +61,9 @@ def test_gate_maps_exchange_plot_and_entropy_show_the_prediction(qtbot, setup):
 
     np.testing.assert_array_equal(panel.entropy_view.heat.image, pred.entropy)
     assert f"{pred.entropy.mean():.3f}" in panel.entropy_info.text()
+    assert panel.entropy_view.background.image is None
+    panel.entropy_blend_combo.setCurrentIndex(2)  # over IR
+    np.testing.assert_array_equal(panel.entropy_view.background.image, ir)  # levels 0..255: unchanged
     with qtbot.waitSignal(panel.next_uncertain_requested):
         panel.next_button.click()
 
