@@ -103,7 +103,14 @@ class PanelHub(QtCore.QObject):
         if self.win.session is None:
             self.win.show_error("Open a sequence first: there are no labels to export.", "Export")
             return
-        self.export_dialog = ExportDialog(self.win.session, self.win.worker, parent=self.win)
+        old = self.export_dialog
+        if old is not None:
+            if old.worker.running:  # an export is still running: bring it back instead
+                old.show()
+                old.raise_()
+                return
+            old.deleteLater()
+        self.export_dialog = ExportDialog(self.win.session, self.win.worker, mode=self.win.mode, parent=self.win)
         self.export_dialog.open()
 
     # --- frames, predictions ------------------------------------------------------------------------
@@ -228,6 +235,8 @@ class PanelHub(QtCore.QObject):
     def shutdown(self) -> None:
         self._scanning = False
         self.features.shutdown()
+        if self.export_dialog is not None:
+            self.export_dialog.worker.shutdown()  # a running export is cancelled; its file is not written
         if self.finetune is not None:
             self.finetune.shutdown()
 
