@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import pickle
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +76,19 @@ def weights_hash(state_dict: Mapping[str, torch.Tensor], length: int = 16) -> st
         if t.numel():
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:length]
+
+
+_META_KEYS = ("format", "format_version", "model_config", "scheme", "metrics", "train_config", "extra")
+
+
+def meta_hash(payload: Mapping[str, Any]) -> str:
+    """sha256 over the descriptive fields (config, scheme, metrics, ...) and the weights hash, so a
+    damaged byte in the metadata is caught as surely as one in the weights."""
+    import json
+
+    doc = {k: payload.get(k) for k in _META_KEYS}
+    doc["weights_hash"] = payload.get("weights_hash")
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def load_state_dict_checked(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *,
@@ -141,6 +153,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, scheme: ClassSc
         "state_dict": state,
         "weights_hash": digest,
     }
+    payload["meta_hash"] = meta_hash(payload)
     if training_state is not None:
         payload["training_state"] = dict(training_state)
     with atomic_path(path, suffix=".pt.tmp") as tmp:
@@ -173,7 +186,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
                 "Studio checkpoint and is not loaded (loading it could run code)"
             ) from None
         raise CorruptCheckpointError(f"checkpoint {path} is damaged: {exc}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # a damaged archive can fail in many ways inside torch / pickle
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if is_zip:
             raise CorruptCheckpointError(
@@ -197,10 +210,17 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     for key in _REQUIRED if expected_format == FORMAT_NAME else ("model_config", "state_dict"):
         if key not in payload:
             raise CorruptCheckpointError(f"checkpoint {path} lacks the required field {key!r}")
+    state = payload["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CorruptCheckpointError(f"checkpoint {path} is damaged: its state_dict is not a mapping of tensors")
     stored = payload.get("weights_hash")
     if stored is not None and weights_hash(payload["state_dict"]) != stored:
         raise CorruptCheckpointError(
             f"checkpoint {path} is damaged: its weights do not match the stored hash {stored}"
+        )
+    if "meta_hash" in payload and meta_hash(payload) != payload["meta_hash"]:
+        raise CorruptCheckpointError(
+            f"checkpoint {path} is damaged: its configuration / class names do not match the stored hash"
         )
     return payload
 
@@ -220,13 +240,13 @@ class LoadedCheckpoint:
 
 def build_model_from_config(model_config: Mapping, source: str = "checkpoint") -> torch.nn.Module:
     """Rebuild the architecture from a stored CSKNetConfig dict."""
+    from csknet_studio.core.errors import ConfigError
     from csknet_studio.core.model import CSKNet, CSKNetConfig
 
     try:
-        cfg = CSKNetConfig.from_dict(dict(model_config))
-    except (TypeError, ValueError, KeyError) as exc:
+        return CSKNet(CSKNetConfig.from_dict(dict(model_config)))
+    except (ConfigError, TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise CheckpointVersionError(f"{source}: its model config cannot be used by this version ({exc})") from None
-    return CSKNet(cfg)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
