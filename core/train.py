@@ -65,11 +65,13 @@ class DataConfig:
     """path: the training sequence (any layout `open_sequence` detects); val_path: a separate
     validation sequence, else the last `val_fraction` of the training frames is held out.
     split / val_split: split names for layouts with split lists (MFNet's train.txt, PST900 train/test).
+    layout: when set, the layout open_sequence detects must be this one (guards against a wrong folder).
     scheme: class scheme name ("mfnet", "pst900", "fmb") or a table {name, class_names, palette};
     empty = the scheme the layout implies, else MFNet.
     """
 
     path: str = ""
+    layout: str = ""  # "" = auto-detect; else the layout open_sequence must find (e.g. "mfnet")
     val_path: str = ""
     split: str = ""
     val_split: str = ""
@@ -531,6 +533,9 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
 
         # data
         train_seq = open_training_sequence(cfg.resolve(cfg.data.path), cfg.data.split)
+        found = getattr(train_seq, "layout", "")
+        if cfg.data.layout and found != cfg.data.layout:
+            raise ConfigError(f"data.layout = {cfg.data.layout!r} but {cfg.data.path} was detected as {found!r}")
         scheme = resolve_scheme(cfg.data.scheme, train_seq)
         if not getattr(train_seq, "has_labels", True):
             raise TrainingError(f"{cfg.data.path}: the sequence has no ground-truth labels to train on "

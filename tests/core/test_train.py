@@ -95,6 +95,8 @@ def test_train_writes_checkpoints_is_seeded_and_resumes_exactly(tmp_path: Path, 
 
 def test_resume_without_checkpoint_and_cancel(tmp_path: Path, dataset: Path):
     cfg = _cfg(tmp_path, dataset)
+    with pytest.raises(ConfigError, match="detected as 'folders'"):
+        train(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, layout="mfnet")))
     with pytest.raises(CheckpointError, match="no .*last.pt"):
         train(cfg, resume=True)
     with pytest.raises(CancelledError):
