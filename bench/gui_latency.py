@@ -63,16 +63,25 @@ class StallMeter:
 
 
 def pump(app, until: Callable[[], bool], timeout_s: float) -> bool:
-    end = time.perf_counter() + timeout_s
-    while time.perf_counter() < end:
-        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
-        if until():
-            return True
-    return False
+    """Run the real event loop (blocked in Qt, GIL released, like `app.exec()`) until `until()`
+    holds or the timeout passes. A `processEvents()` busy loop would keep the GIL and starve the
+    worker thread, which a real session never does."""
+    if until():
+        return True
+    loop = QtCore.QEventLoop()
+    check = QtCore.QTimer()
+    check.timeout.connect(lambda: until() and loop.quit())
+    check.start(5)
+    QtCore.QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    check.stop()
+    return until()
 
 
 def spin(app, seconds: float) -> None:
-    pump(app, lambda: False, seconds)
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
 
 
 # ---------------------------------------------------------------------- phases
@@ -84,14 +93,16 @@ def phase_idle(ctx: Ctx) -> None:
 def phase_scrub(ctx: Ctx) -> None:
     """Move to the next frame every 40 ms (a user dragging the slider); inference never stops."""
     win, n = ctx.win, len(ctx.win.sequence)
+    changes: list[int] = []
+    win.frame_changed.connect(changes.append)
     t = QtCore.QTimer()
     t.timeout.connect(lambda: win.set_frame((win.current_index + 1) % n))
     t.start(40)
     c0 = win.worker.inference_count
-    steps0 = win.current_index
     spin(ctx.app, ctx.seconds)
     t.stop()
-    ctx.notes["scrub"] = (f"{win.current_index - steps0} frame changes, "
+    win.frame_changed.disconnect(changes.append)
+    ctx.notes["scrub"] = (f"{len(changes)} frame changes in {ctx.seconds:.0f} s, "
                           f"{win.worker.inference_count - c0} forward passes (coalesced)")
 
 
@@ -109,7 +120,7 @@ def phase_step(ctx: Ctx) -> None:
         t0 = win.frame_shown_at
         if pump(ctx.app, lambda: bool(got), 60):
             ctx.latencies_ms.append((got[0] - t0) * 1000)
-        spin(ctx.app, 0.3)  # background modes of this frame run meanwhile
+        spin(ctx.app, 0.3)  # a quick step-through: shorter than the 400 ms background dwell
         k += 1
 
 

@@ -221,8 +221,9 @@ class InferenceWorker(QObject):
         self._dwell = QtCore.QTimer(self)
         self._dwell.setSingleShot(True)
         self._dwell.setInterval(BACKGROUND_DWELL_MS)
-        self._dwell.timeout.connect(self._start_background)
-        self._dwell_target: tuple[int, FramePair, Mode] | None = None
+        self._dwell.timeout.connect(self._end_dwell)
+        self._held: list[_Job] = []
+        self._dwell_done: int | None = None  # frame whose dwell has passed
         self._thread = QtCore.QThread()
         self._thread.setObjectName("csknet-inference")
         self._engine = _Engine(self._queue, num_threads)
@@ -283,6 +284,7 @@ class InferenceWorker(QObject):
         self._version += 1
         self._model, self._scheme, self._device = model, scheme, device
         self._queue.clear()
+        self._held.clear()
         self._cache.clear()
         self._sig_set_model.emit(model, scheme, device, self._version)
         self.weights_changed.emit(self._version)
@@ -292,6 +294,7 @@ class InferenceWorker(QObject):
         """Swap weights (fine-tune accept / reject): cache invalidated, current frame recomputed."""
         self._version += 1
         self._queue.clear()
+        self._held.clear()
         self._cache.clear()
         self._sig_state_dict.emit(state_dict, self._version)
         self.weights_changed.emit(self._version)
@@ -310,12 +313,19 @@ class InferenceWorker(QObject):
         return item[0]
 
     def request(self, index: int, frame: FramePair, mode: Mode | str, background: bool = False):
-        """Ask for (index, mode). Returns the cached Prediction at once when there is one."""
+        """Ask for (index, mode). Returns the cached Prediction at once when there is one.
+
+        Background requests for the shown frame wait until the user has stayed on it for
+        BACKGROUND_DWELL_MS: a forward pass cannot be interrupted, so one started while the user
+        scrubs or plays would delay the next frame's result by a whole pass."""
         mode = Mode(mode)
         hit = self.cached(index, mode)
         if not background:
             if self._current is None or self._current[0] != index:
                 self._queue.clear(background_only=True)  # other modes of a frame we left
+                self._held.clear()
+                self._dwell_done = None
+                self._dwell.start()
             self._current = (index, mode, frame)
         if hit is not None:
             if not background:
@@ -325,27 +335,34 @@ class InferenceWorker(QObject):
             return None
         eo = frame.eo if mode.uses_eo else None
         ir = frame.ir if mode.uses_ir else None
-        self._queue.put(_Job(index, mode, eo, ir, self._introspect, self._features, self._version), background)
+        job = _Job(index, mode, eo, ir, self._introspect, self._features, self._version)
+        if background and self._current is not None and index == self._current[0] and self._dwell_done != index:
+            if all((j.index, j.mode) != (index, mode) for j in self._held):
+                self._held.append(job)
+            return None
+        self._queue.put(job, background)
         self._set_busy(True)
         self._sig_wake.emit()
         return None
 
     def _queue_background(self, index: int, frame: FramePair, shown: Mode) -> None:
-        """The other modes of the shown frame, once the user has stayed on it for a moment.
-
-        A forward pass cannot be interrupted, so a background job started while the user is
-        scrubbing or playing would delay the next frame's result by a whole pass."""
-        self._dwell_target = (index, frame, shown)
-        self._dwell.start()
-
-    def _start_background(self) -> None:
-        target, self._dwell_target = self._dwell_target, None
-        if target is None or self._current is None or self._current[0] != target[0]:
-            return
-        index, frame, shown = target
+        """Ask for the other modes of the shown frame (held until the dwell has passed)."""
         for m in (Mode.BOTH, Mode.IR, Mode.EO):
             if m is not shown and self.cached(index, m) is None:
                 self.request(index, frame, m, background=True)
+
+    def _end_dwell(self) -> None:
+        """The user stayed on the frame: release its held background jobs."""
+        if self._current is None:
+            return
+        self._dwell_done = self._current[0]
+        held, self._held = self._held, []
+        for job in held:
+            if job.index == self._dwell_done and job.version == self._version:
+                self._queue.put(job, True)
+        if held:
+            self._set_busy(True)
+            self._sig_wake.emit()
 
     # ----------------------------------------------------------------- results
     @Slot(int, str, int, object, object, bool)
@@ -358,6 +375,8 @@ class InferenceWorker(QObject):
         self.result_ready.emit(index, mode, pred)
         cur = self._current
         if cur is not None and not background and cur[0] == index and cur[1] is m:
+            self._dwell_done = None  # the user sees this result now: the dwell counts from here
+            self._dwell.start()
             self._queue_background(index, cur[2], m)
 
     @Slot(int, str, str)
