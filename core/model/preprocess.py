@@ -81,12 +81,19 @@ def _batched(arr: np.ndarray, item_ndim: int, what: str) -> np.ndarray:
     raise ModelInputError(f"{what}: expected {item_ndim} or {item_ndim + 1} dims, got shape {arr.shape}")
 
 
+def _to_torch(arr: np.ndarray) -> torch.Tensor:
+    """Zero-copy when possible; readers hand out read-only (cache-shared) frames, which torch
+    refuses to alias without a warning, so those are copied (one cheap integer copy)."""
+    arr = np.ascontiguousarray(arr)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
 def eo_to_tensor(eo: np.ndarray, norm: InputNorm, device: torch.device | str = "cpu") -> torch.Tensor:
     """(H,W,3) or (B,H,W,3) RGB -> (B,3,H,W) float32, normalised."""
     eo = _batched(np.asarray(eo), 3, "EO image")
     if eo.shape[-1] != 3:
         raise ModelInputError(f"EO image: expected 3 RGB channels last, got shape {eo.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(eo)).to(device)
+    t = _to_torch(eo).to(device)
     t = t.permute(0, 3, 1, 2).to(torch.float32) / _dtype_max(eo)
     mean = torch.tensor(norm.eo_mean, device=t.device).view(1, 3, 1, 1)
     std = torch.tensor(norm.eo_std, device=t.device).view(1, 3, 1, 1)
@@ -99,7 +106,7 @@ def ir_to_tensor(ir: np.ndarray, norm: InputNorm, device: torch.device | str = "
     if ir.ndim >= 3 and ir.shape[-1] == 1:
         ir = ir[..., 0]
     ir = _batched(ir, 2, "IR image")
-    t = torch.from_numpy(np.ascontiguousarray(ir)).to(device).to(torch.float32)[:, None]
+    t = _to_torch(ir).to(device).to(torch.float32)[:, None]
     if norm.ir_scale == "dtype":
         t = t / _dtype_max(ir)
     elif norm.ir_scale == "percentile":
