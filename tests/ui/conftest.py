@@ -52,6 +52,20 @@ def tiny_sequence():
     seq.close()
 
 
+def labelling_tiny_model():
+    """csknet-tiny, untrained, with a zero classifier bias and a sharper classifier.
+
+    An untrained head's bias decides every pixel (one class everywhere, whatever the mode); without
+    it the labels follow the features, so the three modes give different masks, as a trained
+    model's do. Still the real model and the real forward pass."""
+    torch.manual_seed(0)
+    model = create_model("csknet-tiny")
+    with torch.no_grad():
+        model.decoder.classifier.bias.zero_()
+        model.decoder.classifier.weight.mul_(20)
+    return model
+
+
 @pytest.fixture
 def tiny_model():
     torch.manual_seed(0)
@@ -67,8 +81,7 @@ def bare_window(qapp, qsettings):
     threads_before = set(threading.enumerate())
     win = MainWindow(settings=qsettings, device="cpu")
     win.confirm_close = lambda: True  # no modal prompt in tests
-    torch.manual_seed(0)
-    win.set_model(create_model("csknet-tiny"), None, torch.device("cpu"))
+    win.set_model(labelling_tiny_model(), None, torch.device("cpu"))
     win.resize(1000, 600)
     win.show()
     yield win

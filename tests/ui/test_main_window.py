@@ -23,6 +23,7 @@ def test_first_frame_is_segmented_and_shown(main_window):
 def test_three_modes_switch_the_overlay(main_window, qtbot):
     win = main_window
     masks = {Mode.BOTH: win.displayed_mask.copy()}
+    drawn = {Mode.BOTH: win.views.label_item.rgba()}
     probs = {Mode.BOTH: win.current_prediction.probs}
     for key, mode in (("2", Mode.IR), ("3", Mode.EO)):
         with qtbot.waitSignal(win.prediction_ready, timeout=30000) as blocker:
@@ -30,7 +31,10 @@ def test_three_modes_switch_the_overlay(main_window, qtbot):
         assert blocker.args[0].mode is mode and win.mode is mode
         assert win.actions_by_name[f"mode_{mode.value}"].shortcut().toString() == key
         masks[mode] = win.displayed_mask.copy()
+        drawn[mode] = win.views.label_item.rgba()
         probs[mode] = blocker.args[0].probs
+    # the overlay as drawn changes with the mode (EO-only and IR-only blobs disagree)
+    assert (drawn[Mode.IR] != drawn[Mode.BOTH]).any() and (drawn[Mode.EO] != drawn[Mode.BOTH]).any()
     # each mode's own network output reaches the overlay
     assert not np.array_equal(probs[Mode.IR], probs[Mode.BOTH])
     assert not np.array_equal(probs[Mode.EO], probs[Mode.BOTH])
