@@ -250,3 +250,19 @@ def test_failed_autosave_shows_one_dialog_and_keeps_edits(bare_window, tiny_sequ
     assert len(errors) == 1 and "could not save" in errors[0]
     assert win.session.dirty and (win.displayed_mask[30, 5:20] == 4).all()  # nothing lost
     assert "not saved" in win.status.currentMessage()
+
+
+def test_unreadable_frame_is_marked_bad_and_skipped(bare_window, qtbot, tmp_path):
+    seq = _disk_sequence(tmp_path / "seq", n=3)
+    (seq / "ir" / "0001.png").write_bytes(b"\x89PNG\r\n\x1a\n this file is damaged")
+    win = bare_window
+    with qtbot.waitSignal(win.prediction_ready, timeout=30000):
+        assert win.open_sequence(seq)
+    count = win.worker.inference_count
+    win.set_frame(1)
+    assert win.current_frame.bad
+    assert win.timeline.strip.states[1] == "bad" and win.frame_list.state(1) == "bad"
+    assert "unreadable" in win.status.currentMessage()
+    assert win.worker.inference_count == count and win.current_prediction is None
+    with qtbot.waitSignal(win.prediction_ready, timeout=30000):
+        win.set_frame(2)  # the next frame works as usual
