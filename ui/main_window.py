@@ -361,9 +361,9 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             return
         if self.controls.source_name == "prediction":
             src = self._pred.labels if self._pred is not None else None
-        elif self._session is not None:
+        elif self._session is not None and self._session.origin(self._index).value != "empty":
             src = self._session.labels(self._index)
-        else:
+        else:  # nothing yet (e.g. scrubbing ahead of the model): no overlay rather than all-unlabelled
             src = None
         self._mask = None if src is None else np.array(src, dtype=np.uint8, copy=True)
         self.views.show_labels(self._mask)
