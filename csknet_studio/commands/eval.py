@@ -39,41 +39,27 @@ def parse_modes(text: str):
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import os
 
     from tqdm import tqdm
 
+    from csknet_studio.commands._common import checkpoint_job, tqdm_progress
     from csknet_studio.core.atomic import atomic_write_text
-    from csknet_studio.core.checkpoint import load_checkpoint
-    from csknet_studio.core.data import open_sequence
-    from csknet_studio.core.device import resolve_device
-    from csknet_studio.core.distributed import init_from_env, rank_device, shutdown
     from csknet_studio.core.errors import SequenceError
     from csknet_studio.core.evaluate import evaluate, format_table
 
     modes = parse_modes(args.modes)
-    device = resolve_device(args.device)
-    started = init_from_env(device)
-    try:
-        device = rank_device(device)
-        main_rank = int(os.environ.get("RANK", "0")) == 0
-        loaded = load_checkpoint(args.checkpoint, map_location=device)
-        seq = open_sequence(args.sequence, split=args.split) if args.split else open_sequence(args.sequence)
+    with checkpoint_job(args) as job:
+        loaded, seq = job.loaded, job.sequence
         if not getattr(seq, "has_labels", True):
             raise SequenceError(f"{args.sequence} has no ground-truth labels to evaluate against")
-        bar = tqdm(total=len(seq) * len(modes), unit="frame", desc="eval", disable=args.quiet or not main_rank)
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+        bar = tqdm(total=len(seq) * len(modes), unit="frame", desc="eval", disable=args.quiet or not job.main_rank)
         try:
-            results = evaluate(loaded.model, seq, modes, device=device, batch=args.batch,
+            results = evaluate(loaded.model, seq, modes, device=job.device, batch=args.batch,
                                num_classes=loaded.scheme.num_classes, ignore_index=loaded.scheme.ignore_index,
-                               progress=progress)
+                               progress=tqdm_progress(bar))
         finally:
             bar.close()
-        if main_rank:
+        if job.main_rank:
             if all(r.pixels == 0 for r in results.values()):
                 raise SequenceError(f"{args.sequence}: no labelled pixel in any frame")
             print(f"checkpoint {args.checkpoint} ({loaded.weights_hash}), {args.sequence}: "
@@ -82,6 +68,4 @@ def run(args: argparse.Namespace) -> int:
             if args.json is not None:
                 data = {m.value: r.to_dict(loaded.scheme.class_names) for m, r in results.items()}
                 atomic_write_text(args.json, json.dumps(data, indent=2))
-    finally:
-        shutdown(started)
     return 0

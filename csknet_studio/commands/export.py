@@ -64,6 +64,7 @@ def _predictor(args: argparse.Namespace, session):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from csknet_studio.commands._common import tqdm_progress
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.edits import Origin
     from csknet_studio.core.export import export_hdf5, export_png
@@ -76,10 +77,7 @@ def run(args: argparse.Namespace) -> int:
         session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink)
         predictor, weights_hash = _predictor(args, session)
         bar = tqdm(total=len(session), unit="frame", disable=args.quiet, desc="export")
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+        progress = tqdm_progress(bar)
 
         def predict(i: int):
             """Run the model on frame i; uncorrected frames take its labels."""

@@ -29,40 +29,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     from tqdm import tqdm
 
-    from csknet_studio.core.checkpoint import load_checkpoint
-    from csknet_studio.core.data import open_sequence
-    from csknet_studio.core.device import resolve_device
-    from csknet_studio.core.distributed import init_from_env, rank_device, shutdown
+    from csknet_studio.commands._common import checkpoint_job, tqdm_progress
     from csknet_studio.core.infer import Predictor, infer_sequence
 
     fmt = args.format or ("hdf5" if args.out.suffix.lower() in (".h5", ".hdf5") else "png")
-    device = resolve_device(args.device)
-    started = init_from_env(device)
-    try:
-        device = rank_device(device)
-        main_rank = int(os.environ.get("RANK", "0")) == 0
-        loaded = load_checkpoint(args.checkpoint, map_location=device)
-        seq = open_sequence(args.sequence, split=args.split) if args.split else open_sequence(args.sequence)
-        predictor = Predictor(loaded.model, device, loaded.scheme, num_threads=args.threads)
-        bar = tqdm(total=len(seq), unit="frame", desc=f"infer ({args.mode})", disable=args.quiet or not main_rank)
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with checkpoint_job(args) as job:
+        predictor = Predictor(job.loaded.model, job.device, job.loaded.scheme, num_threads=args.threads)
+        bar = tqdm(total=len(job.sequence), unit="frame", desc=f"infer ({args.mode})",
+                   disable=args.quiet or not job.main_rank)
         try:
-            result = infer_sequence(predictor, seq, args.mode, args.out, batch=max(1, args.batch),
-                                    progress=progress, fmt=fmt, checkpoint_hash=loaded.weights_hash)
+            result = infer_sequence(predictor, job.sequence, args.mode, args.out, batch=max(1, args.batch),
+                                    progress=tqdm_progress(bar), fmt=fmt,
+                                    checkpoint_hash=job.loaded.weights_hash)
         finally:
             bar.close()
-        if main_rank:
+        if job.main_rank:
             fps = result.frames / result.seconds if result.seconds > 0 else float("nan")
             print(f"{result.frames} frame(s) on this rank in {result.seconds:.1f} s ({fps:.1f} frames/s); "
                   f"labels in {args.out}")
-    finally:
-        shutdown(started)
     return 0
