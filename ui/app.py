@@ -14,10 +14,11 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core.errors import CSKNetError
+from csknet_studio.resources import resource_path
 
 ORG = "CSKNet"
 APP = "CSKNet Studio"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "resources" / "default_model.pt"
+DEFAULT_CHECKPOINT = resource_path("default_model.pt")
 FALLBACK_MODEL = "csknet-r18"
 SCREENSHOT_TIMEOUT_S = 180
 
