@@ -57,9 +57,15 @@ $(SYS_STAMP): | $(VENV)/bin/python
 	else echo "warning: missing Debian packages (run as root to install):$$missing"; fi
 	touch $@
 
-# Train the bundled default checkpoint (issue 7 recipe); see docs/model.md.
+# Train the bundled default checkpoint (issue 7 recipe; docs/model.md "Default model"): render the
+# training / validation scenes, train with the CLI, score on the held-out clip and write
+# resources/default_model.pt (metrics and training time inside).
 model: $(STAMP)
-	$(PY) -m csknet_studio train --config configs/default_model.toml
+	$(PY) scripts/default_model_data.py --out build/default_model
+	@mkdir -p runs; start=$$(date +%s); \
+	$(PY) -m csknet_studio train --config configs/default_model.toml && \
+	echo "wall_s=$$(( $$(date +%s) - start ))" > runs/default_model.time
+	$(PY) scripts/default_model_report.py --bundle --train-log runs/default_model.time
 
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

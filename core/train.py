@@ -110,8 +110,14 @@ class OptimConfig:
     grad_clip: float = 0.0  # 0 = off
     amp: bool = True
     num_workers: int = 0
+    # lr multiplier for the BN scales of exchange sites (the gammas the L1 term drives below the
+    # exchange threshold). Adam moves a weight by about lr per step, so a short run never takes
+    # gammas from 1 to 0.02 and no channel is ever exchanged; a multiplier (e.g. 10) lets it.
+    exchange_lr_mult: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.exchange_lr_mult > 0:
+            raise ConfigError(f"optim.exchange_lr_mult must be > 0, got {self.exchange_lr_mult}")
         if self.epochs < 1 or self.batch < 1:
             raise ConfigError("optim.epochs and optim.batch must be >= 1")
         if not self.lr > 0:
@@ -295,8 +301,13 @@ def lr_lambda(schedule: str, total_steps: int, warmup_steps: int, power: float =
 
 
 def make_optimizer(params, cfg: OptimConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    """params: tensors, or param-group dicts (a group's own "lr" is kept)."""
     lr = lr or cfg.lr
-    params = [p for p in params if p.requires_grad]
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+    else:
+        params = [p for p in params if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
@@ -602,7 +613,11 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
         if is_distributed():
             step_mod = DDP(step_mod, find_unused_parameters=True)
         params = list(model.parameters()) + (list(distiller.parameters()) if distiller is not None else [])
-        opt = make_optimizer(params, cfg.optim)
+        fast = {id(g) for g, _ in model.exchange_gammas()} if cfg.optim.exchange_lr_mult != 1.0 else set()
+        groups = [{"params": [p for p in params if id(p) not in fast]}]
+        if fast:
+            groups.append({"params": [p for p in params if id(p) in fast], "lr": cfg.optim.lr * cfg.optim.exchange_lr_mult})
+        opt = make_optimizer(groups, cfg.optim)
         total_steps = cfg.optim.epochs * steps_per_epoch
         warmup = round(cfg.optim.warmup_epochs * steps_per_epoch)
         sched = torch.optim.lr_scheduler.LambdaLR(

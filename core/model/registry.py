@@ -16,6 +16,9 @@ MODEL_REGISTRY: dict[str, CSKNetConfig] = {
     ),
     # Default: interactive on a laptop CPU at 480x640.
     "csknet-r18": CSKNetConfig(backbone="resnet18", output_stride=16, decoder_channels=128),
+    # ResNet-18 at half width: the bundled default checkpoint (3.1 M params, 12 MB; trains on 2 CPU cores).
+    "csknet-r18s": CSKNetConfig(backbone="resnet18", base_width=32, output_stride=16, decoder_channels=64,
+                                skip_channels=32),
     "csknet-r34": CSKNetConfig(backbone="resnet34", output_stride=16, decoder_channels=128),
     "csknet-r50": CSKNetConfig(backbone="resnet50", output_stride=16, decoder_channels=256),
     "csknet-r101": CSKNetConfig(backbone="resnet101", output_stride=16, decoder_channels=256),

@@ -1,0 +1,146 @@
+"""Held-out evaluation of the default model, and bundling it into resources/ (issue 7).
+
+    python scripts/default_model_report.py [--checkpoint runs/default_model/best.pt] [--bundle]
+                                            [--frames 24] [--size 480 640] [--json out.json]
+
+Renders the held-out demo clip (seed 1000, never seen in training or model selection), runs the
+model in every mode (both / IR only / EO only) and prints per-class IoU tables for day frames and for
+night + fog frames, as Markdown (pasted into docs/model.md). With --bundle the checkpoint is
+re-written to resources/default_model.pt with these held-out metrics and the recipe facts (training
+time, data, commit) inside, so the GUI's model panel can show where its numbers come from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from csknet_studio.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from csknet_studio.core.demo import render_demo_frame
+from csknet_studio.core.evaluate import SegMetrics, evaluate
+from csknet_studio.core.modes import ALL_MODES, Mode
+
+ROOT = Path(__file__).resolve().parents[1]
+HELDOUT_SEED = 1000
+CLIP_FRAMES = 120
+BUNDLE = ROOT / "resources" / "default_model.pt"
+
+
+def heldout_frames(n: int = 24, size: tuple[int, int] = (480, 640), seed: int = HELDOUT_SEED):
+    """n frames spread evenly over the held-out clip (day, night and fog as the generator mixes them)."""
+    step = CLIP_FRAMES / n
+    out = []
+    for j in range(n):
+        frame, cond = render_demo_frame(seed, int(j * step + step / 2), size, CLIP_FRAMES)
+        out.append((frame, cond))
+    return out
+
+
+def evaluate_groups(model: torch.nn.Module, frames, modes=ALL_MODES) -> dict[str, dict[Mode, SegMetrics]]:
+    """{"day": ..., "night+fog": ..., "night": ..., "fog": ..., "all": ...} -> per-mode metrics."""
+    groups = {
+        "day": [f for f, c in frames if c == "day"],
+        "night+fog": [f for f, c in frames if c != "day"],
+        "night": [f for f, c in frames if c == "night"],
+        "fog": [f for f, c in frames if c == "fog"],
+        "all": [f for f, _ in frames],
+    }
+    k = int(model.config.num_classes)
+    return {g: evaluate(model, fs, modes, num_classes=k, batch=2, amp=False) for g, fs in groups.items() if fs}
+
+
+def markdown_table(res: dict[Mode, SegMetrics], class_names) -> str:
+    modes = list(res)
+    lines = ["| class | " + " | ".join(m.label for m in modes) + " |",
+             "|---|" + "---:|" * len(modes)]
+    for i, name in enumerate(class_names):
+        lines.append(f"| {name} | " + " | ".join(_pct(res[m].iou[i]) for m in modes) + " |")
+    lines.append("| **mIoU** | " + " | ".join(f"**{_pct(res[m].miou)}**" for m in modes) + " |")
+    return "\n".join(lines)
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}" if np.isfinite(v) else "-"
+
+
+def to_json(groups: dict[str, dict[Mode, SegMetrics]], class_names) -> dict:
+    return {g: {m.value: r.to_dict(class_names) for m, r in res.items()} for g, res in groups.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", type=Path, default=ROOT / "runs" / "default_model" / "best.pt")
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
+    ap.add_argument("--json", type=Path, default=None, help="also write the metrics here")
+    ap.add_argument("--bundle", action="store_true", help=f"write {BUNDLE.relative_to(ROOT)}")
+    ap.add_argument("--train-log", type=Path, default=None,
+                    help="`/usr/bin/time -v` output of the training (wall / CPU time go into the bundle)")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    ck = load_checkpoint(args.checkpoint)
+    names = ck.scheme.class_names
+    frames = heldout_frames(args.frames, tuple(args.size))
+    groups = evaluate_groups(ck.model, frames)
+    conds = [c for _, c in frames]
+    print(f"held-out: seed {HELDOUT_SEED}, {len(frames)} frames at {args.size[0]}x{args.size[1]} "
+          f"({conds.count('day')} day, {conds.count('night')} night, {conds.count('fog')} fog); "
+          f"checkpoint {args.checkpoint} (epoch {ck.metrics.get('epoch')})")
+    for g, res in groups.items():
+        print(f"\n#### {g} ({sum(1 for c in conds if (c == 'day') == (g == 'day') and g in ('day', 'night+fog'))} frames)"
+              if g in ("day", "night+fog") else f"\n#### {g}")
+        print(markdown_table(res, names))
+    metrics_json = to_json(groups, names)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(metrics_json, indent=1) + "\n", encoding="utf-8")
+    print(f"\nevaluation took {time.perf_counter() - t0:.0f} s")
+
+    if args.bundle:
+        payload = read_checkpoint(args.checkpoint)
+        timing = {}
+        if args.train_log and args.train_log.is_file():
+            timing = parse_time_v(args.train_log.read_text(encoding="utf-8", errors="replace"))
+        metrics = dict(ck.metrics)
+        metrics["heldout"] = {"seed": HELDOUT_SEED, "frames": len(frames), "size": list(args.size),
+                              "conditions": {c: conds.count(c) for c in sorted(set(conds))}, **metrics_json}
+        extra = dict(payload.get("extra") or {})
+        extra.update({"what": "CSK-Net ResNet-18 half width, trained on the procedural demo scenes only "
+                              "(configs/default_model.toml, `make model`)",
+                      "training_time": timing, "source_checkpoint": str(args.checkpoint)})
+        save_checkpoint(BUNDLE, ck.model, scheme=ck.scheme, metrics=metrics, train_config=ck.config, extra=extra)
+        print(f"wrote {BUNDLE} ({BUNDLE.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def parse_time_v(text: str) -> dict:
+    """Wall and CPU seconds from GNU time -v output."""
+    out: dict = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("User time (seconds):"):
+            out["user_s"] = float(line.split(":")[-1])
+        elif line.startswith("System time (seconds):"):
+            out["sys_s"] = float(line.split(":")[-1])
+        elif line.startswith("Elapsed (wall clock) time"):
+            parts = [float(p) for p in line.split(": ")[-1].split(":")]
+            sec = 0.0
+            for p in parts:
+                sec = sec * 60 + p
+            out["wall_s"] = sec
+        elif line.startswith("wall_s="):  # written by `make model`
+            out["wall_s"] = float(line.split("=")[1])
+        elif line.startswith("Percent of CPU this job got:"):
+            out["cpu_percent"] = line.split(":")[-1].strip()
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
