@@ -31,10 +31,33 @@ FORMAT = "csknet-studio-project"
 FORMAT_VERSION = 1
 
 
+def user_projects_dir() -> Path:
+    """Where projects of read-only sequences live: `$XDG_DATA_HOME/csknet-studio/projects`."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "csknet-studio" / "projects"
+
+
+def _folder_is_writable(folder: Path) -> bool:
+    """Write permission that also honours missing write bits (root ignores them in os.access):
+    a dataset folder shipped read-only must not collect our files."""
+    try:
+        return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
+    except OSError:
+        return False
+
+
 def default_project_path(source: str | os.PathLike) -> Path:
-    """`data/seq` -> `data/seq.csknet`, `data/run.mp4` -> `data/run.mp4.csknet` (beside the sequence)."""
+    """`data/seq` -> `data/seq.csknet`, `data/run.mp4` -> `data/run.mp4.csknet` (beside the sequence).
+
+    When the sequence's folder is read-only (and holds no project yet), the project goes to
+    `user_projects_dir()/<name>-<hash of the absolute path>.csknet`, so reopening finds it again.
+    """
     source = Path(source)
-    return source.with_name(source.name + PROJECT_SUFFIX)
+    beside = source.with_name(source.name + PROJECT_SUFFIX)
+    if beside.exists() or _folder_is_writable(beside.parent):
+        return beside
+    key = hashlib.sha1(str(source.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return user_projects_dir() / f"{source.name}-{key}{PROJECT_SUFFIX}"
 
 
 def names_digest(names: list[str]) -> str:

@@ -329,3 +329,23 @@ def test_session_on_real_frames_of_varying_size(rgbt_real, tmp_path):
     finally:
         seq.close()
     assert not (rgbt_real / "roadscene.csknet").exists()
+
+
+def test_project_of_a_read_only_sequence_goes_to_the_user_data_dir(tmp_path, monkeypatch):
+    """A dataset folder without write bits never collects our files; reopening finds the project."""
+    from csknet_studio.core.project import default_project_path
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    ro = tmp_path / "ro"
+    (ro / "seq").mkdir(parents=True)
+    writable = tmp_path / "rw" / "seq"
+    writable.mkdir(parents=True)
+    assert default_project_path(writable) == tmp_path / "rw" / "seq.csknet"
+    ro.chmod(0o555)
+    try:
+        p = default_project_path(ro / "seq")
+        assert p.parent == tmp_path / "xdg" / "csknet-studio" / "projects"
+        assert p.name.startswith("seq-") and p.suffix == ".csknet"
+        assert default_project_path(ro / "seq") == p  # stable: the same sequence finds its project
+    finally:
+        ro.chmod(0o755)
