@@ -35,7 +35,7 @@ from csknet_studio.core.modes import Mode  # noqa: E402
 from csknet_studio.core.train import TrainConfig, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("ref", "no_distill", "no_exchange", "no_gsu", "ir_single")
+VARIANTS = ("ref", "ir_single", "no_exchange", "no_gsu", "no_distill")
 
 
 def config_copy(cfg: TrainConfig, **changes) -> TrainConfig:

@@ -13,7 +13,7 @@ The held-out test set (seed 1000) is never written here: scripts/default_model_r
 Why 16 short clips rather than one long one: consecutive video frames are near-duplicates; other
 seeds give other streets, buildings and traffic. Every class appears in (nearly) every frame, so no
 frame needs repeating for class balance (frames.json records per-class frame counts); the rare
-classes are rare by *pixels* (guardrail 0.1 %, color_cone 0.4 %, bike 0.8 %, bump 0.9 % of all pixels).
+classes are rare by *pixels* (guardrail 0.09 %, color_cone 0.34 %, bump 0.9 %, bike 1.0 % of all pixels).
 Everything is a pure function of the seeds: rerunning writes identical files.
 """
 

@@ -179,13 +179,15 @@ def pst900_workflow(model: torch.nn.Module, data: Path, steps: int) -> dict:
     torch.manual_seed(0)
     new = replace_head(model, k).eval()
     before = halves_metrics(new, f, k, right)
+    before_left = halves_metrics(new, f, k, ~right)
     cfg = FinetuneConfig(steps=steps, lr=1e-3, batch=4, modes=("both", "ir", "eo"), crop=(192, 192),
                          num_classes=k, seed=0, freeze_bn=True, evaluate=False)
     t0 = time.perf_counter()
     res = finetune(new, [(f.eo, f.ir, train_mask)], cfg)
     new.load_state_dict(res.state_dict)
     after = halves_metrics(new.eval(), f, k, right)
-    return {"size": [h, w], "gt_pixels": gt, "steps": steps, "seconds": round(time.perf_counter() - t0, 1),
+    after_left = halves_metrics(new, f, k, ~right)
+    return {"before_left_seen": before_left, "after_left_seen": after_left,"size": [h, w], "gt_pixels": gt, "steps": steps, "seconds": round(time.perf_counter() - t0, 1),
             "reinitialised": getattr(new, "reinitialised", []), "before": before, "after": after,
             "final_loss": res.losses[-1] if res.losses else None}
 
@@ -214,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         out["pairs"] = stats
     out["pst900"] = pst = pst900_workflow(ck.model, args.data, args.steps)
     print(f"PST900: ground-truth pixels left {pst['gt_pixels']['left']} right {pst['gt_pixels']['right']}")
-    for when in ("before", "after"):
+    for when in ("before", "after", "before_left_seen", "after_left_seen"):
         for m, r in pst[when].items():
-            print(f"  {when:6s} {m:4s} mIoU {100 * r['miou']:.1f}  " + ", ".join(
+            print(f"  {when:16s} {m:4s} mIoU {100 * r['miou']:.1f}  " + ", ".join(
                 f"{n} {'-' if v is None else f'{100 * v:.1f}'}" for n, v in r["iou"].items()))
     print(f"  fine-tuning: {pst['steps']} steps in {pst['seconds']} s")
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ BACKBONES: dict[str, tuple[str, tuple[int, int, int, int]]] = {
     "resnet101": ("bottleneck", (3, 4, 23, 3)),
 }
 EXCHANGE_MODES = ("replace", "mix")
-GSU_INJECT = ("both", "ir")
+EXCHANGE_DIRECTIONS = ("both", "ir->eo")
+GSU_INJECT = ("both", "ir", "eo")
 OUTPUT_STRIDES = (8, 16, 32)
 
 
@@ -49,6 +50,10 @@ class CSKNetConfig:
     exchange_stages: tuple[int, ...] = (2, 3, 4)
     exchange_threshold: float = 2e-2
     exchange_mode: str = "replace"
+    # "ir->eo": one-way exchange, only EO channels take IR's (L1 on EO's half only); with
+    # gsu_inject="eo" the IR stream then computes the same in both and IR-only mode, so its BN
+    # running statistics fit IR-only inference (docs/model.md, "Default model").
+    exchange_direction: str = "both"
     gsu_stages: tuple[int, ...] = (3, 4)
     gsu_inject: str = "both"
     input_norm: InputNorm = field(default_factory=InputNorm)
@@ -78,6 +83,8 @@ class CSKNetConfig:
             raise ConfigError(f"exchange_threshold must be in [0, 1), got {self.exchange_threshold}")
         if self.exchange_mode not in EXCHANGE_MODES:
             raise ConfigError(f"exchange_mode must be one of {EXCHANGE_MODES}, got {self.exchange_mode!r}")
+        if self.exchange_direction not in EXCHANGE_DIRECTIONS:
+            raise ConfigError(f"exchange_direction must be one of {EXCHANGE_DIRECTIONS}, got {self.exchange_direction!r}")
         if self.gsu_inject not in GSU_INJECT:
             raise ConfigError(f"gsu_inject must be one of {GSU_INJECT}, got {self.gsu_inject!r}")
 

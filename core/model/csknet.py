@@ -70,7 +70,8 @@ class CSKNet(nn.Module):
             if isinstance(m, ExchangeBN):
                 c = m.eo.weight.numel()
                 out.append((m.eo.weight, slice(0, c // 2)))
-                out.append((m.ir.weight, slice(c // 2, c)))
+                if m.direction != "ir->eo":  # one-way exchange: IR keeps all its channels
+                    out.append((m.ir.weight, slice(c // 2, c)))
         return out
 
     def _check(self, eo: Tensor | None, ir: Tensor | None) -> Mode:

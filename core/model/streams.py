@@ -61,15 +61,20 @@ class ExchangeBN(ParallelBN):
     borrowed tensor, and the L1 term (see `exchange_gammas`) pushes designated gammas towards 0.
     """
 
-    def __init__(self, channels: int, site: str, threshold: float, mode: str):
+    def __init__(self, channels: int, site: str, threshold: float, mode: str, direction: str = "both"):
         super().__init__(channels)
         self.site = site
         self.threshold = float(threshold)
         self.mode = mode
+        self.direction = direction
 
     def masks(self) -> dict[str, Tensor]:
-        """Per modality, a bool (C,) mask of the channels it takes from the other stream."""
-        return {m: self._modules[m].weight.detach().abs() < self.threshold for m in self.modalities}
+        """Per modality, a bool (C,) mask of the channels it takes from the other stream
+        (direction "ir->eo": IR never takes any)."""
+        out = {m: self._modules[m].weight.detach().abs() < self.threshold for m in self.modalities}
+        if self.direction == "ir->eo" and "ir" in out:
+            out["ir"] = torch.zeros_like(out["ir"])
+        return out
 
     def forward(self, xs: list[Tensor], mods: tuple[str, ...], probe: Probe | None = None) -> list[Tensor]:
         ys = super().forward(xs, mods)
@@ -116,7 +121,7 @@ class SharedDownsample(nn.Module):
 def _norm(channels: int, site: str | None, cfg: CSKNetConfig) -> ParallelBN:
     if site is None:
         return ParallelBN(channels)
-    return ExchangeBN(channels, site, cfg.exchange_threshold, cfg.exchange_mode)
+    return ExchangeBN(channels, site, cfg.exchange_threshold, cfg.exchange_mode, cfg.exchange_direction)
 
 
 def _call_norm(bn: ParallelBN, xs: list[Tensor], mods: tuple[str, ...], probe: Probe | None) -> list[Tensor]:
@@ -184,8 +189,9 @@ class GSU(nn.Module):
     def forward(self, eo: Tensor, ir: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         z = torch.sigmoid(self.gate(torch.cat([eo, ir], 1)))
         fused = z * eo + (1 - z) * ir
-        new_eo = eo + fused if self.inject == "both" else eo
-        return new_eo, ir + fused, z
+        new_eo = eo + fused if self.inject in ("both", "eo") else eo
+        new_ir = ir + fused if self.inject in ("both", "ir") else ir
+        return new_eo, new_ir, z
 
 
 class TwoStreamEncoder(nn.Module):
