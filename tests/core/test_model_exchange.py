@@ -105,3 +105,28 @@ def test_gsu_blends_and_injects() -> None:
     torch.testing.assert_close(z3, torch.full_like(z3, 0.5))
     assert torch.equal(e3, eo)
     torch.testing.assert_close(i3, ir + 0.5 * (eo + ir))
+
+
+def test_one_way_fusion_leaves_the_ir_stream_as_in_ir_only_mode() -> None:
+    """exchange_direction='ir->eo' + gsu_inject='eo' (the bundled model's choice): EO still borrows
+    IR's channels, IR never borrows, so the IR branch computes exactly what IR-only inference does."""
+    model = create_model("csknet-tiny", exchange_direction="ir->eo", gsu_inject="eo").eval()
+    bn: ExchangeBN = dict(model.named_modules())[f"encoder.{SITE}.bn1"]
+    c = bn.eo.weight.numel()
+    with torch.no_grad():
+        bn.eo.weight[[0, 3]] = 0.001
+        bn.ir.weight[[c - 1, c - 2]] = 0.001  # would be exchanged under the two-way rule
+        for gsu in model.encoder.gsu.values():  # a gate that is not an even blend
+            for p in gsu.parameters():
+                p.normal_(0, 0.5)
+    eo, ir = _inputs()
+    with torch.no_grad():
+        both = model(eo, ir, introspect=True)
+        ir_only = model(None, ir)
+    assert both.exchanged[SITE]["ir->eo"].tolist() == [0, 3]
+    assert both.exchanged[SITE]["eo->ir"].numel() == 0
+    torch.testing.assert_close(both.branch_logits["ir"], ir_only.logits)
+    two_way = create_model("csknet-tiny").eval()
+    two_way.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(two_way(eo, ir).branch_logits["ir"], two_way(None, ir).logits)
