@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from csknet_studio.core.dataclass_io import dataclass_from_mapping
 from csknet_studio.core.errors import ConfigError
 from csknet_studio.core.modes import Mode
 
@@ -62,10 +63,7 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LossConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"loss config: unknown key(s) {sorted(unknown)}")
-        return cls(**d)
+        return dataclass_from_mapping(cls, d, "loss config")
 
 
 def segmentation_ce(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from csknet_studio.core.classes import ClassScheme, get_scheme
+from csknet_studio.core.dataclass_io import dataclass_from_mapping
 from csknet_studio.core.errors import CancelledError, CheckpointError, ConfigError, TrainingError
 from csknet_studio.core.losses import ContrastiveDistiller, LossConfig, segmentation_ce, total_loss
 from csknet_studio.core.modes import Mode
@@ -45,19 +46,7 @@ OPTIMIZERS = ("sgd", "adamw")
 
 def _build(cls, d: Mapping[str, Any], section: str):
     """Dataclass from a TOML table; unknown keys raise ConfigError naming `section.key`."""
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"[{section}] must be a table, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ConfigError(f"unknown key(s) in [{section}]: {', '.join(f'{section}.{k}' for k in unknown)}; "
-                          f"allowed: {', '.join(sorted(names))}")
-    try:
-        return cls(**d)
-    except TypeError as exc:
-        raise ConfigError(f"[{section}]: {exc}") from None
-    except ValueError as exc:
-        raise ConfigError(f"[{section}]: {exc}") from None
+    return dataclass_from_mapping(cls, d, f"[{section}]", key_prefix=f"{section}.")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from csknet_studio.core.dataclass_io import dataclass_from_mapping
 from csknet_studio.core.errors import ConfigError
 from csknet_studio.core.model.preprocess import InputNorm
 
@@ -127,12 +128,4 @@ class CSKNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CSKNetConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"model config: expected a mapping, got {type(d).__name__}")
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"model config: unknown key(s) {sorted(unknown)}")
-        try:
-            return cls(**d)
-        except TypeError as exc:
-            raise ConfigError(f"model config: {exc}") from exc
+        return dataclass_from_mapping(cls, d, "model config")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from csknet_studio.core.dataclass_io import dataclass_from_mapping
 from csknet_studio.core.errors import ConfigError, ModelInputError
 
 _IR_SCALES = ("dtype", "percentile")
@@ -67,10 +68,7 @@ class InputNorm:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputNorm:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"input_norm: unknown key(s) {sorted(unknown)}")
-        return cls(**d)
+        return dataclass_from_mapping(cls, d, "input_norm")
 
 
 def _batched(arr: np.ndarray, item_ndim: int, what: str) -> np.ndarray:
