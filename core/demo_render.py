@@ -178,15 +178,24 @@ class Canvas:
         pts = _clip_near(np.asarray(pts, np.float64))
         if len(pts) < 3:
             return
+        hit = self.polygon_mask(pts)
+        if hit is None:
+            return
+        roi, mask = hit
+        self._composite(roi, mask, self._plane_depth(pts, roi, normal), color, temp, label, bias)
+
+    def polygon_mask(self, pts: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+        """Project a 3-D polygon; its on-screen box (u0, u1, v0, v1) and a uint8 mask of that box
+        (sub-pixel vertices, 1/16 px), or None when it is off screen."""
         uv = self.cam.project(pts)
         roi = self._roi(uv)
         if roi is None:
-            return
+            return None
         u0, u1, v0, v1 = roi
         mask = np.zeros((v1 - v0, u1 - u0), np.uint8)
         fx = np.round((uv - np.array([u0, v0])) * 16).astype(np.int32)
         cv2.fillPoly(mask, [fx], 1, lineType=cv2.LINE_8, shift=4)
-        self._composite(roi, mask, self._plane_depth(pts, roi, normal), color, temp, label, bias)
+        return roi, mask
 
     def polyline(
         self, pts, thickness_m: float, color, temp, label: int, closed: bool = False, bias: float = 0.0

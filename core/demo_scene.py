@@ -1133,13 +1133,10 @@ def _ground_quad(cv: Canvas, st: Static, corners, factor: np.ndarray) -> None:
     pts = np.array([(x, 0.0, z) for x, z in corners], np.float64)
     if pts[:, 2].min() < 0.5:
         return
-    uv = cv.cam.project(pts)
-    roi = cv._roi(uv)
-    if roi is None:
+    hit = cv.polygon_mask(pts)
+    if hit is None:
         return
-    u0, u1, v0, v1 = roi
-    mask = np.zeros((v1 - v0, u1 - u0), np.uint8)
-    cv2.fillPoly(mask, [np.round((uv - [u0, v0]) * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+    (u0, u1, v0, v1), mask = hit
     m = mask.astype(bool) & st.ground[v0:v1, u0:u1] & (st.sun[v0:v1, u0:u1] > 0.5)
     cv.eo[v0:v1, u0:u1][m] *= factor
 
