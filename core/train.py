@@ -30,9 +30,21 @@ from torch.utils.data import DataLoader, DistributedSampler
 from csknet_studio.core.classes import ClassScheme, get_scheme
 from csknet_studio.core.dataclass_io import dataclass_from_mapping
 from csknet_studio.core.errors import CancelledError, CheckpointError, ConfigError, TrainingError
-from csknet_studio.core.losses import ContrastiveDistiller, LossConfig, segmentation_ce, total_loss
+from csknet_studio.core.losses import (
+    ContrastiveDistiller,
+    LossConfig,
+    class_balance_weights,
+    segmentation_ce,
+    total_loss,
+)
 from csknet_studio.core.modes import Mode
-from csknet_studio.core.train_data import AugmentConfig, SegmentationDataset, labelled_indices, split_indices
+from csknet_studio.core.train_data import (
+    AugmentConfig,
+    SegmentationDataset,
+    label_pixel_counts,
+    labelled_indices,
+    split_indices,
+)
 
 # progress(stage, step, total, info): stage is "teacher" | "train" | "val"; info holds epoch, loss, lr.
 ProgressFn = Callable[[str, int, int, dict], None]
@@ -98,6 +110,9 @@ class OptimConfig:
     warmup_epochs: float = 0.0
     grad_clip: float = 0.0  # 0 = off
     amp: bool = True
+    # bfloat16 autocast on CPU too (amp alone means CUDA only): ~1.3x faster training steps on CPUs
+    # with AVX512-BF16 / AMX (measured in docs/benchmarks.md), slower on CPUs without them.
+    cpu_bf16: bool = False
     num_workers: int = 0
     # lr multiplier for the BN scales of exchange sites (the gammas the L1 term drives below the
     # exchange threshold). Adam moves a weight by about lr per step, so a short run never takes
@@ -318,13 +333,14 @@ class StudentStep(nn.Module):
 
 
 class TeacherStep(nn.Module):
-    def __init__(self, teacher: nn.Module, ignore_index: int):
+    def __init__(self, teacher: nn.Module, ignore_index: int, class_weights: tuple[float, ...] = ()):
         super().__init__()
         self.teacher = teacher
         self.ignore_index = ignore_index
+        self.class_weights = class_weights
 
     def forward(self, eo, labels) -> dict[str, torch.Tensor]:
-        loss = segmentation_ce(self.teacher(eo).logits, labels, self.ignore_index)
+        loss = segmentation_ce(self.teacher(eo).logits, labels, self.ignore_index, self.class_weights)
         return {"ce_teacher": loss, "total": loss}
 
 
@@ -419,7 +435,7 @@ def _train_teacher(cfg: TrainConfig, loaders: _Loaders, model_cfg, device, progr
         from csknet_studio.core.model.pretrained import load_imagenet_weights
 
         load_imagenet_weights(teacher, cfg.resolve(cfg.model.pretrained))
-    step_mod: nn.Module = TeacherStep(teacher, cfg.loss.ignore_index)
+    step_mod: nn.Module = TeacherStep(teacher, cfg.loss.ignore_index, cfg.loss.class_weights)
     if is_distributed():
         step_mod = DDP(step_mod)
     opt = make_optimizer(teacher.parameters(), cfg.optim, cfg.teacher.lr or cfg.optim.lr)
@@ -433,7 +449,7 @@ def _train_teacher(cfg: TrainConfig, loaders: _Loaders, model_cfg, device, progr
             if i >= steps_per_epoch:
                 break
             eo, labels = batch["eo"].to(device), batch["label"].to(device)
-            with autocast(device, enabled=cfg.optim.amp):
+            with autocast(device, enabled=cfg.optim.amp, cpu_bf16=cfg.optim.cpu_bf16):
                 loss = step_mod(eo, labels)["total"]
             _check_finite(loss, f"teacher epoch {epoch + 1} step {i + 1}")
             opt.zero_grad(set_to_none=True)
@@ -553,6 +569,15 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
             raise TrainingError(f"{cfg.data.path}: no labelled frames to train on")
         say(f"data: {len(train_idx)} training / {len(val_idx)} validation frames, scheme {scheme.name} "
             f"({scheme.num_classes} classes), world size {world}")
+        if cfg.loss.class_balance != "none" and not cfg.loss.class_weights:
+            counts = label_pixel_counts(train_seq, train_idx, scheme.num_classes, scheme.ignore_index)
+            weights = class_balance_weights(counts, cfg.loss.class_balance, cfg.loss.class_balance_power)
+            cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, class_weights=weights))
+            say(f"class weights ({cfg.loss.class_balance}): "
+                + ", ".join(f"{n} {w:.2f}" for n, w in zip(scheme.class_names, weights, strict=True)))
+        if cfg.loss.class_weights and len(cfg.loss.class_weights) != scheme.num_classes:
+            raise ConfigError(f"loss.class_weights has {len(cfg.loss.class_weights)} values; scheme "
+                              f"{scheme.name} has {scheme.num_classes} classes")
 
         # model
         overrides = dict(cfg.model.overrides)
@@ -652,7 +677,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
                 eo = batch["eo"].to(dev, non_blocking=True) if mode.uses_eo else None
                 ir = batch["ir"].to(dev, non_blocking=True) if mode.uses_ir else None
                 labels = batch["label"].to(dev, non_blocking=True)
-                with autocast(dev, enabled=cfg.optim.amp):
+                with autocast(dev, enabled=cfg.optim.amp, cpu_bf16=cfg.optim.cpu_bf16):
                     t_out = None
                     if teacher is not None and eo is not None:
                         with torch.no_grad():

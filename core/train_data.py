@@ -162,6 +162,19 @@ def labelled_indices(frames) -> list[int]:
     return out
 
 
+def label_pixel_counts(frames, indices: Sequence[int], num_classes: int, ignore_index: int = 255) -> np.ndarray:
+    """Labelled pixels per class over `indices` (ignore and out-of-range ids are not counted)."""
+    counts = np.zeros(num_classes, np.int64)
+    for i in indices:
+        lab = frames[i].label
+        if lab is None:
+            continue
+        lab = np.asarray(lab).ravel()
+        lab = lab[(lab != ignore_index) & (lab < num_classes)]
+        counts += np.bincount(lab.astype(np.int64), minlength=num_classes)[:num_classes]
+    return counts
+
+
 def split_indices(indices: Sequence[int], val_fraction: float) -> tuple[list[int], list[int]]:
     """Hold out the LAST `val_fraction` of frames as validation.
 

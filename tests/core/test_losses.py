@@ -11,6 +11,7 @@ from csknet_studio.core.errors import ConfigError
 from csknet_studio.core.losses import (
     ContrastiveDistiller,
     LossConfig,
+    class_balance_weights,
     l1_sparsity,
     logit_kd,
     segmentation_ce,
@@ -111,5 +112,58 @@ def test_loss_config_roundtrip_and_validation() -> None:
     cfg = LossConfig(tau=0.07, distill_stages=[1, 2])
     assert LossConfig.from_dict(cfg.to_dict()) == cfg and cfg.distill_stages == (1, 2)
     for bad in ({"tau": 0}, {"l1": -1}, {"distill_stages": [0]}, {"typo": 1}):
+        with pytest.raises(ConfigError):
+            LossConfig.from_dict(bad)
+
+
+def test_class_weighted_ce_matches_torch_and_counts_rare_pixels_more() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8)
+    labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    labels[:, :2, :2] = 2  # rare class
+    labels[:, 0, 7] = 255
+    w = (1.0, 1.0, 10.0)
+    ref = F.cross_entropy(logits, labels, weight=torch.tensor(w), ignore_index=255)
+    torch.testing.assert_close(segmentation_ce(logits, labels, weight=w), ref)
+    # a wrong guess on the rare class costs more with its weight up
+    bad = torch.zeros(1, 3, 4, 4)
+    bad[:, 0] = 5.0  # predicts class 0 everywhere
+    lab = torch.zeros(1, 4, 4, dtype=torch.long)
+    lab[0, 0, 0] = 2
+    assert segmentation_ce(bad, lab, weight=w) > 5 * segmentation_ce(bad, lab)
+    with pytest.raises(ConfigError):
+        segmentation_ce(logits, labels, weight=(1.0, 2.0))
+    # total_loss passes the config's weights to every CE term
+    model = create_model("csknet-tiny", num_classes=3).eval()
+    eo, ir = torch.randn(1, 3, 32, 32), torch.randn(1, 1, 32, 32)
+    lab = torch.zeros(1, 32, 32, dtype=torch.long)
+    lab[0, :4] = 2
+    out = model(eo, ir)
+    plain = total_loss(out, lab, model, LossConfig(l1=0, contrastive=0))
+    weighted = total_loss(out, lab, model, LossConfig(l1=0, contrastive=0, class_weights=w))
+    for k in ("ce_eo", "ce_ir", "ce_fused"):
+        ref = F.cross_entropy(out.branch_logits[k[3:]] if k != "ce_fused" else out.logits, lab, weight=torch.tensor(w))
+        torch.testing.assert_close(weighted[k], ref)
+        assert not torch.allclose(weighted[k], plain[k])
+
+
+def test_class_balance_weights() -> None:
+    counts = [8400, 400, 100, 9, 0]
+    enet = class_balance_weights(counts, "enet")
+    p = torch.tensor(counts[:4], dtype=torch.float64) / sum(counts)
+    torch.testing.assert_close(torch.tensor(enet[:4], dtype=torch.float64), 1 / torch.log(1.02 + p), atol=1e-4, rtol=0)
+    assert enet[0] < enet[1] < enet[2] < enet[3] and enet[4] == enet[3]  # absent class: largest weight
+    sqrt = class_balance_weights(counts, "inverse", power=0.5)
+    assert abs(sum(sqrt) / len(sqrt) - 1) < 1e-3 and sqrt[0] < sqrt[1] < sqrt[3]
+    assert sqrt[3] / sqrt[0] == pytest.approx((8400 / 9) ** 0.5, rel=1e-3)
+    quarter = class_balance_weights(counts, "inverse", power=0.25)
+    assert quarter[3] / quarter[0] == pytest.approx((8400 / 9) ** 0.25, rel=1e-3)
+    for bad_counts, method in (([0, 0], "enet"), ([1, 2], "none"), ([1, 2], "typo")):
+        with pytest.raises(ConfigError):
+            class_balance_weights(bad_counts, method)
+    cfg = LossConfig(class_weights=[1, 2.5], class_balance="inverse", class_balance_power=0.25)
+    assert cfg.class_weights == (1.0, 2.5) and LossConfig.from_dict(cfg.to_dict()) == cfg
+    for bad in ({"class_weights": [1, -1]}, {"class_weights": [0, 0]}, {"class_weights": [float("nan")]},
+                {"class_balance": "sqrt"}, {"class_balance_power": 0}, {"class_balance_power": 2}):
         with pytest.raises(ConfigError):
             LossConfig.from_dict(bad)

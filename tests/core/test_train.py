@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,32 @@ def test_train_writes_checkpoints_is_seeded_and_resumes_exactly(tmp_path: Path, 
     resumed = train(cfg2, resume=True)
     assert resumed.epochs_done == 3 and resumed.weights_hash == full.weights_hash
     assert resumed.history[-1]["val"] == full.history[-1]["val"]
+
+
+def test_class_balance_is_computed_from_the_training_labels_and_recorded(tmp_path: Path, dataset: Path):
+    from csknet_studio.core.losses import class_balance_weights
+    from csknet_studio.core.train_data import label_pixel_counts, split_indices
+    from tests.core.engine_helpers import make_frames
+
+    base = _cfg(tmp_path, dataset, epochs=1)
+    cfg = dataclasses.replace(base, loss=dataclasses.replace(base.loss, class_balance="enet"),
+                              optim=dataclasses.replace(base.optim, amp=True, cpu_bf16=True))
+    res = train(cfg)
+    assert res.epochs_done == 1 and math.isfinite(res.history[-1]["loss"])
+    frames = make_frames(8, size=64, seed=0)
+    train_idx, _ = split_indices(list(range(8)), 0.25)
+    counts = label_pixel_counts(frames, train_idx, 3)
+    assert counts.sum() == len(train_idx) * 64 * 64 and (counts > 0).all()
+    saved = json.loads((cfg.out_path / "config.json").read_text())["loss"]
+    assert saved["class_balance"] == "enet"
+    assert saved["class_weights"] == pytest.approx(class_balance_weights(counts, "enet"), abs=1e-4)
+    assert saved["class_weights"][0] < min(saved["class_weights"][1:])  # background weighs least
+    assert load_checkpoint(cfg.out_path / "last.pt").config["loss"]["class_weights"] == saved["class_weights"]
+    # explicit weights of the wrong length are refused before any step
+    bad = dataclasses.replace(base, loss=dataclasses.replace(base.loss, class_weights=(1.0, 2.0)),
+                              output_dir=str(tmp_path / "bad"))
+    with pytest.raises(ConfigError, match="class_weights"):
+        train(bad)
 
 
 def test_resume_without_checkpoint_and_cancel(tmp_path: Path, dataset: Path):
