@@ -120,6 +120,25 @@ def test_class_balance_is_computed_from_the_training_labels_and_recorded(tmp_pat
         train(bad)
 
 
+def test_training_sequence_keeps_every_decoded_frame_within_cache_mb(dataset: Path):
+    from csknet_studio.core.train import open_training_sequence
+
+    def epoch_misses(s) -> int:
+        before = s._cache.misses
+        for i in range(len(s)):
+            s[i]
+        return s._cache.misses - before
+
+    seq = open_training_sequence(dataset, cache_mb=64)
+    assert epoch_misses(seq) <= len(seq)
+    assert epoch_misses(seq) == 0 and epoch_misses(seq) == 0  # later epochs decode nothing
+    tiny = open_training_sequence(dataset, cache_mb=0)  # no room: decoded on every visit
+    epoch_misses(tiny)
+    assert epoch_misses(tiny) == len(tiny)
+    with pytest.raises(ConfigError, match="cache_mb"):
+        TrainConfig.from_dict({"data": {"path": "x", "cache_mb": -1}})
+
+
 def test_resume_without_checkpoint_and_cancel(tmp_path: Path, dataset: Path):
     cfg = _cfg(tmp_path, dataset)
     with pytest.raises(ConfigError, match="detected as 'folders'"):
