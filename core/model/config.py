@@ -47,6 +47,10 @@ class CSKNetConfig:
     output_stride: int = 16
     decoder_channels: int = 128
     skip_channels: int = 48
+    # > 0: a second decoder skip from the stem (stride 2) with this many channels, refining the
+    # stride-4 output before the classifier; thin classes (guardrail, bike, curbs) are a pixel or
+    # two wide at 480x640 and cannot be placed from stride-4 features alone. 0 = DeepLabV3+ as is.
+    fine_skip_channels: int = 0
     aspp_rates: tuple[int, ...] = (6, 12, 18)
     exchange_stages: tuple[int, ...] = (2, 3, 4)
     exchange_threshold: float = 2e-2
@@ -72,6 +76,8 @@ class CSKNetConfig:
             raise ConfigError(f"num_classes must be >= 1, got {self.num_classes}")
         if int(self.base_width) < 1 or int(self.decoder_channels) < 1 or int(self.skip_channels) < 1:
             raise ConfigError("base_width, decoder_channels and skip_channels must be >= 1")
+        if int(self.fine_skip_channels) < 0:
+            raise ConfigError(f"fine_skip_channels must be >= 0, got {self.fine_skip_channels}")
         if self.output_stride not in OUTPUT_STRIDES:
             raise ConfigError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride}")
         if any(r < 1 for r in self.aspp_rates):

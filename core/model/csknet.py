@@ -49,7 +49,7 @@ class CSKNet(nn.Module):
         ch = self.encoder.out_channels
         self.decoder = TwoStreamDecoder(
             ch[0], ch[3], config.num_classes, config.decoder_channels, config.skip_channels,
-            scaled_rates(config.aspp_rates, config.output_stride),
+            scaled_rates(config.aspp_rates, config.output_stride), config.base_width, config.fine_skip_channels,
         )
         # CEN ensemble: softmax(alpha)-weighted sum of detached branch logits (trains alpha only).
         self.fusion_alpha = nn.Parameter(torch.ones(2))
@@ -105,8 +105,11 @@ class CSKNet(nn.Module):
         probe = Probe(introspect=introspect, wanted=wanted) if (introspect or wanted) else None
         xs = [t for t in (eo, ir) if t is not None]
         mods = tuple(m for m, t in (("eo", eo), ("ir", ir)) if t is not None)
-        stages = self.encoder(xs, mods, probe)
-        logits_q = self.decoder([s[0] for s in stages], [s[3] for s in stages], mods)
+        if self.config.fine_skip_channels:
+            stems, stages = self.encoder(xs, mods, probe, with_stem=True)
+        else:
+            stems, stages = None, self.encoder(xs, mods, probe)
+        logits_q = self.decoder([s[0] for s in stages], [s[3] for s in stages], mods, stems)
         size = xs[0].shape[-2:]
         branch = {
             m: F.interpolate(lg, size=size, mode="bilinear", align_corners=False)

@@ -1,5 +1,7 @@
 """DeepLabV3+-lite decoder: ASPP (1x1 + depthwise-separable dilated 3x3s + image pooling) on the
-last stage, a 1x1-reduced skip from layer1, one separable 3x3 fuse conv, a 1x1 classifier.
+last stage, a 1x1-reduced skip from layer1, one separable 3x3 fuse conv, a 1x1 classifier; with
+`fine` > 0 a second, stride-2 skip from the stem and another separable fuse conv (at half the
+channels) before the classifier, for classes only a pixel or two wide.
 
 Separable convs keep the head cheap at 480x640 on a CPU (the full DeepLabV3+ head with dense 3x3s
 would cost more than a ResNet-18 trunk). The pooling branch has no BN so batch-1 fine-tuning works.
@@ -36,7 +38,8 @@ def scaled_rates(rates: tuple[int, ...], output_stride: int) -> tuple[int, ...]:
 class _DecoderLayers(nn.Module):
     """The conv layers both decoders share (names and shapes)."""
 
-    def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...]):
+    def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...],
+                 stem_ch: int = 0, fine: int = 0):
         super().__init__()
         self.aspp = nn.ModuleList([nn.Conv2d(high_ch, channels, 1, bias=False)])
         self.aspp.extend(SepConv(high_ch, channels, r) for r in rates)
@@ -44,19 +47,28 @@ class _DecoderLayers(nn.Module):
         self.project = nn.Conv2d(channels * (len(rates) + 2), channels, 1, bias=False)
         self.skip = nn.Conv2d(low_ch, skip, 1, bias=False)
         self.fuse = SepConv(channels + skip, channels)
-        self.classifier = nn.Conv2d(channels, num_classes, 1)
+        self.fine = fine
+        self.fine_channels = max(1, channels // 2) if fine else channels
+        if fine:
+            self.fine_skip = nn.Conv2d(stem_ch, fine, 1, bias=False)
+            self.fine_fuse = SepConv(channels + fine, self.fine_channels)
+        self.classifier = nn.Conv2d(self.fine_channels, num_classes, 1)
 
 
 class PlainDecoder(_DecoderLayers):
-    def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...]):
-        super().__init__(low_ch, high_ch, num_classes, channels, skip, rates)
+    def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...],
+                 stem_ch: int = 0, fine: int = 0):
+        super().__init__(low_ch, high_ch, num_classes, channels, skip, rates, stem_ch, fine)
         self.aspp_bn = nn.ModuleList(nn.BatchNorm2d(channels) for _ in self.aspp)
         self.project_bn = nn.BatchNorm2d(channels)
         self.skip_bn = nn.BatchNorm2d(skip)
         self.fuse_bn = nn.BatchNorm2d(channels)
+        if fine:
+            self.fine_skip_bn = nn.BatchNorm2d(fine)
+            self.fine_fuse_bn = nn.BatchNorm2d(self.fine_channels)
 
-    def forward(self, low: Tensor, high: Tensor) -> Tensor:
-        """Logits at the resolution of `low` (1/4 of the input)."""
+    def forward(self, low: Tensor, high: Tensor, stem: Tensor | None = None) -> Tensor:
+        """Logits at the resolution of `low` (1/4 of the input), or of `stem` (1/2) with the fine skip."""
         branches = [torch.relu(bn(conv(high))) for conv, bn in zip(self.aspp, self.aspp_bn, strict=True)]
         pooled = torch.relu(self.aspp_pool(F.adaptive_avg_pool2d(high, 1)))
         branches.append(pooled.expand(-1, -1, high.shape[-2], high.shape[-1]))
@@ -64,20 +76,29 @@ class PlainDecoder(_DecoderLayers):
         x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=False)
         s = torch.relu(self.skip_bn(self.skip(low)))
         x = torch.relu(self.fuse_bn(self.fuse(torch.cat([x, s], 1))))
+        if self.fine:
+            x = F.interpolate(x, size=stem.shape[-2:], mode="bilinear", align_corners=False)
+            f = torch.relu(self.fine_skip_bn(self.fine_skip(stem)))
+            x = torch.relu(self.fine_fuse_bn(self.fine_fuse(torch.cat([x, f], 1))))
         return self.classifier(x)
 
 
 class TwoStreamDecoder(_DecoderLayers):
     """Same layers, applied to each stream with shared weights; BN private per modality."""
 
-    def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...]):
-        super().__init__(low_ch, high_ch, num_classes, channels, skip, rates)
+    def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...],
+                 stem_ch: int = 0, fine: int = 0):
+        super().__init__(low_ch, high_ch, num_classes, channels, skip, rates, stem_ch, fine)
         self.aspp_bn = nn.ModuleList(ParallelBN(channels, MODALITIES) for _ in self.aspp)
         self.project_bn = ParallelBN(channels)
         self.skip_bn = ParallelBN(skip)
         self.fuse_bn = ParallelBN(channels)
+        if fine:
+            self.fine_skip_bn = ParallelBN(fine)
+            self.fine_fuse_bn = ParallelBN(self.fine_channels)
 
-    def forward(self, lows: list[Tensor], highs: list[Tensor], mods: tuple[str, ...]) -> list[Tensor]:
+    def forward(self, lows: list[Tensor], highs: list[Tensor], mods: tuple[str, ...],
+                stems: list[Tensor] | None = None) -> list[Tensor]:
         branches = [
             [torch.relu(y) for y in bn(each(conv, highs), mods)]
             for conv, bn in zip(self.aspp, self.aspp_bn, strict=True)
@@ -89,4 +110,10 @@ class TwoStreamDecoder(_DecoderLayers):
         ss = [torch.relu(y) for y in self.skip_bn(each(self.skip, lows), mods)]
         xs = [torch.cat([x, s], 1) for x, s in zip(xs, ss, strict=True)]
         xs = [torch.relu(y) for y in self.fuse_bn(each(self.fuse, xs), mods)]
+        if self.fine:
+            xs = [F.interpolate(x, size=st.shape[-2:], mode="bilinear", align_corners=False)
+                  for x, st in zip(xs, stems, strict=True)]
+            fs = [torch.relu(y) for y in self.fine_skip_bn(each(self.fine_skip, stems), mods)]
+            xs = [torch.cat([x, f], 1) for x, f in zip(xs, fs, strict=True)]
+            xs = [torch.relu(y) for y in self.fine_fuse_bn(each(self.fine_fuse, xs), mods)]
         return each(self.classifier, xs)

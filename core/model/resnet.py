@@ -109,10 +109,12 @@ class ResNet(nn.Module):
             self.add_module(f"layer{i + 1}", nn.Sequential(*mods))
         self.out_channels = tuple(base_width * 2**i * cls.expansion for i in range(4))
 
-    def forward(self, x: Tensor) -> list[Tensor]:
-        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+    def forward(self, x: Tensor, with_stem: bool = False) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """[layer1..layer4]; with_stem: (stem output at stride 2, [layer1..layer4])."""
+        stem = torch.relu(self.bn1(self.conv1(x)))
+        x = self.maxpool(stem)
         feats = []
         for i in range(1, 5):
             x = getattr(self, f"layer{i}")(x)
             feats.append(x)
-        return feats
+        return (stem, feats) if with_stem else feats

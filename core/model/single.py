@@ -34,14 +34,18 @@ class SingleStreamSegNet(nn.Module):
         ch = self.encoder.out_channels
         self.decoder = PlainDecoder(
             ch[0], ch[3], config.num_classes, config.decoder_channels, config.skip_channels,
-            scaled_rates(config.aspp_rates, config.output_stride),
+            scaled_rates(config.aspp_rates, config.output_stride), config.base_width, config.fine_skip_channels,
         )
 
     def forward(self, x: Tensor) -> SingleStreamOutput:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ModelInputError(f"expected (B,{self.in_channels},H,W), got {tuple(x.shape)}")
-        feats = self.encoder(x)
-        logits = F.interpolate(self.decoder(feats[0], feats[3]), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if self.config.fine_skip_channels:
+            stem, feats = self.encoder(x, with_stem=True)
+        else:
+            stem, feats = None, self.encoder(x)
+        logits = F.interpolate(self.decoder(feats[0], feats[3], stem), size=x.shape[-2:], mode="bilinear",
+                               align_corners=False)
         return SingleStreamOutput(logits, feats)
 
 

@@ -226,9 +226,12 @@ class TwoStreamEncoder(nn.Module):
             w = w.sum(1, keepdim=True)
         return F.conv2d(x, w, None, 2, 3)
 
-    def forward(self, xs: list[Tensor], mods: tuple[str, ...], probe: Probe | None = None) -> list[list[Tensor]]:
-        """Returns, per stream, the four stage outputs [layer1..layer4] (after GSU where it ran)."""
-        ys = [self.maxpool(y) for y in relu_each(self.bn1([self.stem(x) for x in xs], mods))]
+    def forward(self, xs: list[Tensor], mods: tuple[str, ...], probe: Probe | None = None,
+                with_stem: bool = False) -> list[list[Tensor]] | tuple[list[Tensor], list[list[Tensor]]]:
+        """Returns, per stream, the four stage outputs [layer1..layer4] (after GSU where it ran);
+        with_stem: (per-stream stem outputs at stride 2, those stage outputs)."""
+        stems = relu_each(self.bn1([self.stem(x) for x in xs], mods))
+        ys = [self.maxpool(y) for y in stems]
         stages: list[list[Tensor]] = [[] for _ in xs]
         both = len(xs) == 2
         for s in range(1, 5):
@@ -245,4 +248,4 @@ class TwoStreamEncoder(nn.Module):
                     probe.features[f"{key}/{m}"] = y.detach()
             for i, y in enumerate(ys):
                 stages[i].append(y)
-        return stages
+        return (stems, stages) if with_stem else stages

@@ -113,9 +113,10 @@ def test_convs_are_shared_and_batchnorms_private() -> None:
     assert not torch.allclose(model2.encoder.bn1.eo.running_var, model2.encoder.bn1.ir.running_var)
 
 
+@pytest.mark.parametrize("fine", [0, 4])
 @pytest.mark.parametrize("modality", ["ir", "eo"])
-def test_single_modality_equals_plain_single_stream_network(modality: str) -> None:
-    model = create_model("csknet-tiny", num_classes=4).eval()
+def test_single_modality_equals_plain_single_stream_network(modality: str, fine: int) -> None:
+    model = create_model("csknet-tiny", num_classes=4, fine_skip_channels=fine).eval()
     _randomise_bn(model)
     with torch.no_grad():  # GSU and exchange active, so the full model's branches differ from single runs
         for gsu in model.encoder.gsu.values():
@@ -135,6 +136,27 @@ def test_single_modality_equals_plain_single_stream_network(modality: str) -> No
     torch.testing.assert_close(out.logits, ref, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out.branch_logits[modality], ref, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(both, ref, atol=1e-3)  # the comparison is not vacuous
+
+
+def test_fine_skip_decodes_at_stride_two_from_the_stem() -> None:
+    plain = create_model("csknet-tiny", num_classes=3)
+    fine = create_model("csknet-tiny", num_classes=3, fine_skip_channels=4)
+    assert plain.decoder.classifier.in_channels == plain.config.decoder_channels
+    assert fine.decoder.fine_skip.in_channels == fine.config.base_width  # the stem's channels
+    assert fine.decoder.classifier.in_channels == fine.config.decoder_channels // 2
+    assert {"decoder.fine_skip_bn.eo.weight", "decoder.fine_fuse_bn.ir.running_var"} <= set(fine.state_dict())
+    seen = {}
+    fine.decoder.fine_fuse.register_forward_hook(lambda m, i, o: seen.update(hw=o.shape[-2:]))
+    eo, ir = _inputs()
+    out = fine.eval()(eo, ir)
+    assert tuple(seen["hw"]) == (eo.shape[-2] // 2, eo.shape[-1] // 2)
+    assert out.logits.shape[-2:] == eo.shape[-2:]
+    # the stride-2 features reach the logits: a change in the stem skip changes the output
+    with torch.no_grad():
+        fine.decoder.fine_skip.weight.mul_(3.0)
+    assert not torch.allclose(fine(eo, ir).logits, out.logits)
+    with pytest.raises(ConfigError):
+        create_model("csknet-tiny", fine_skip_channels=-1)
 
 
 def test_ir_only_costs_the_same_as_the_single_stream_network() -> None:
