@@ -10,11 +10,10 @@ segmentation network of the same backbone costs. Targets: IR-only / baseline <= 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import time
 
 import torch
+from _timing import interleaved_times, machine_line
 
 from csknet_studio.core.model import MODEL_REGISTRY, SingleStreamSegNet, create_model
 
@@ -43,22 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         "csknet both": lambda: model(eo, ir),
         "csknet both, introspect": lambda: model(eo, ir, introspect=True),
     }
-    times: dict[str, list[float]] = {k: [] for k in cases}
     with torch.inference_mode():
-        for _ in range(args.warmup):
-            for fn in cases.values():
-                fn()
-        # Interleave the cases round by round so load drift on a shared machine hits all alike.
-        for _ in range(args.repeats):
-            for name, fn in cases.items():
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+        times = interleaved_times(cases, args.warmup, args.repeats)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     base = med["baseline (plain single-stream)"]
     print(f"model {args.model} ({model.config.backbone}, OS{model.config.output_stride}), input {h}x{w}, batch 1, "
           f"eval, inference_mode, threads {args.threads}, warmup {args.warmup}, repeats {args.repeats}")
-    print(f"machine: {platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip())
+    print(machine_line())
     print(f"{'case':34s} {'median ms':>10s} {'min ms':>9s} {'/ baseline':>11s}")
     for k, v in med.items():
         print(f"{k:34s} {v:10.1f} {min(times[k]) * 1e3:9.1f} {v / base:11.3f}")

@@ -11,7 +11,6 @@ reading a PNG frame triple from disk vs taking it from the training frame cache 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _timing import interleaved_times, machine_line
 
 from csknet_studio.core.model import create_model
 
@@ -78,20 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     steps = {"fp32 (baseline)": _step_fn(False, args.batch, *args.size),
              "bf16 autocast": _step_fn(True, args.batch, *args.size)}
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for fn in steps.values():
-        for _ in range(args.warmup):
-            fn()
-    for _ in range(args.repeats):  # interleaved, so load drift hits both alike
-        for name, fn in steps.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+    times = interleaved_times(steps, args.warmup, args.repeats)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     base = med["fp32 (baseline)"]
     print(f"csknet-r18s training step, batch {args.batch} of {args.size[0]}x{args.size[1]}, both modalities, "
           f"threads {args.threads}, repeats {args.repeats}")
-    print(f"machine: {platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip())
+    print(machine_line())
     for k, v in med.items():
         print(f"{k:18s} {v:8.1f} ms/step  {v / base:6.3f}x")
     print(f"RATIO bf16/fp32 = {med['bf16 autocast'] / base:.3f}")

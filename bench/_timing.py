@@ -1,0 +1,28 @@
+"""Shared by the bench scripts: interleaved timing of several cases and the machine line."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def interleaved_times(cases: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each case. The cases run round by round (not one after the other), so
+    load drift on a shared machine hits all of them alike and their ratios stay comparable."""
+    for _ in range(warmup):
+        for fn in cases.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def machine_line() -> str:
+    return f"machine: {platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip()
