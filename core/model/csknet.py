@@ -105,10 +105,7 @@ class CSKNet(nn.Module):
         probe = Probe(introspect=introspect, wanted=wanted) if (introspect or wanted) else None
         xs = [t for t in (eo, ir) if t is not None]
         mods = tuple(m for m, t in (("eo", eo), ("ir", ir)) if t is not None)
-        if self.config.fine_skip_channels:
-            stems, stages = self.encoder(xs, mods, probe, with_stem=True)
-        else:
-            stems, stages = None, self.encoder(xs, mods, probe)
+        stems, stages = self.encoder(xs, mods, probe, with_stem=True)  # the decoder uses stems with a fine skip
         logits_q = self.decoder([s[0] for s in stages], [s[3] for s in stages], mods, stems)
         size = xs[0].shape[-2:]
         branch = {

@@ -40,10 +40,7 @@ class SingleStreamSegNet(nn.Module):
     def forward(self, x: Tensor) -> SingleStreamOutput:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ModelInputError(f"expected (B,{self.in_channels},H,W), got {tuple(x.shape)}")
-        if self.config.fine_skip_channels:
-            stem, feats = self.encoder(x, with_stem=True)
-        else:
-            stem, feats = None, self.encoder(x)
+        stem, feats = self.encoder(x, with_stem=True)  # the decoder uses the stem with a fine skip
         logits = F.interpolate(self.decoder(feats[0], feats[3], stem), size=x.shape[-2:], mode="bilinear",
                                align_corners=False)
         return SingleStreamOutput(logits, feats)
