@@ -53,6 +53,9 @@ class LossConfig:
     class_weights: tuple[float, ...] = ()
     class_balance: str = "none"
     class_balance_power: float = 0.5  # "inverse": w = p ** -power (1 = plain inverse frequency)
+    # Soft Dice added to every CE term (weight relative to that CE): an IoU-like objective in which
+    # a thin class counts as much as the road, and false positives cost as much as misses.
+    dice: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "distill_stages", tuple(int(s) for s in self.distill_stages))
@@ -64,7 +67,7 @@ class LossConfig:
             raise ConfigError(f"loss.class_balance_power must be in (0, 1], got {self.class_balance_power}")
         if self.class_balance not in CLASS_BALANCE:
             raise ConfigError(f"loss.class_balance must be one of {CLASS_BALANCE}, got {self.class_balance!r}")
-        for name in ("ce_eo", "ce_ir", "ce_fused", "l1", "contrastive", "kd"):
+        for name in ("ce_eo", "ce_ir", "ce_fused", "l1", "contrastive", "kd", "dice"):
             if not float(getattr(self, name)) >= 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
         if not self.tau > 0 or not self.kd_temperature > 0:
@@ -121,6 +124,34 @@ def segmentation_ce(logits: Tensor, labels: Tensor, ignore_index: int = 255,
         if w.numel() != logits.shape[1]:
             raise ConfigError(f"loss.class_weights has {w.numel()} values for {logits.shape[1]} classes")
     return F.cross_entropy(logits, labels, weight=w, ignore_index=ignore_index)
+
+
+def soft_dice_loss(logits: Tensor, labels: Tensor, ignore_index: int = 255, smooth: float = 1.0) -> Tensor:
+    """1 - mean over classes of the soft Dice 2|P.G| / (|P| + |G|), pooled over the batch.
+
+    Every class of the scheme counts equally (one absent from the labels and not predicted scores
+    ~1), so rare thin classes weigh as much as the background, yet unlike a class-weighted CE a
+    false positive costs as much as a miss. Ignored pixels take no part; 0 (with a graph) when no
+    pixel is labelled.
+    """
+    labels = labels.long()
+    keep = labels != ignore_index
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    k = logits.shape[1]
+    prob = logits.float().softmax(1) * keep.unsqueeze(1)
+    target = F.one_hot(torch.where(keep, labels, 0).clamp_(0, k - 1), k).permute(0, 3, 1, 2) * keep.unsqueeze(1)
+    inter = (prob * target).sum((0, 2, 3))
+    total = prob.sum((0, 2, 3)) + target.sum((0, 2, 3))
+    return 1.0 - ((2 * inter + smooth) / (total + smooth)).mean()
+
+
+def segmentation_loss(logits: Tensor, labels: Tensor, cfg: LossConfig) -> Tensor:
+    """The per-output segmentation term: CE (class-weighted when configured) + `cfg.dice` x Dice."""
+    loss = segmentation_ce(logits, labels, cfg.ignore_index, cfg.class_weights)
+    if cfg.dice > 0:
+        loss = loss + cfg.dice * soft_dice_loss(logits, labels, cfg.ignore_index)
+    return loss
 
 
 def l1_sparsity(gammas: list[tuple[Tensor, slice]]) -> Tensor:
@@ -225,9 +256,9 @@ def total_loss(
     weights = {"eo": cfg.ce_eo, "ir": cfg.ce_ir}
     for m, lg in out.branch_logits.items():
         if weights[m] > 0:
-            terms[f"ce_{m}"] = weights[m] * segmentation_ce(lg, labels, ig, cfg.class_weights)
+            terms[f"ce_{m}"] = weights[m] * segmentation_loss(lg, labels, cfg)
     if out.mode is Mode.BOTH and cfg.ce_fused > 0:
-        terms["ce_fused"] = cfg.ce_fused * segmentation_ce(out.logits, labels, ig, cfg.class_weights)
+        terms["ce_fused"] = cfg.ce_fused * segmentation_loss(out.logits, labels, cfg)
     if cfg.l1 > 0:
         terms["l1"] = cfg.l1 * l1_sparsity(model.exchange_gammas()).to(out.logits.device)
     if teacher_out is not None and "eo" in out.branch_logits:

@@ -34,7 +34,7 @@ from csknet_studio.core.losses import (
     ContrastiveDistiller,
     LossConfig,
     class_balance_weights,
-    segmentation_ce,
+    segmentation_loss,
     total_loss,
 )
 from csknet_studio.core.modes import Mode
@@ -339,14 +339,13 @@ class StudentStep(nn.Module):
 
 
 class TeacherStep(nn.Module):
-    def __init__(self, teacher: nn.Module, ignore_index: int, class_weights: tuple[float, ...] = ()):
+    def __init__(self, teacher: nn.Module, loss_cfg: LossConfig):
         super().__init__()
         self.teacher = teacher
-        self.ignore_index = ignore_index
-        self.class_weights = class_weights
+        self.loss_cfg = loss_cfg
 
     def forward(self, eo, labels) -> dict[str, torch.Tensor]:
-        loss = segmentation_ce(self.teacher(eo).logits, labels, self.ignore_index, self.class_weights)
+        loss = segmentation_loss(self.teacher(eo).logits, labels, self.loss_cfg)
         return {"ce_teacher": loss, "total": loss}
 
 
@@ -443,7 +442,7 @@ def _train_teacher(cfg: TrainConfig, loaders: _Loaders, model_cfg, device, progr
         from csknet_studio.core.model.pretrained import load_imagenet_weights
 
         load_imagenet_weights(teacher, cfg.resolve(cfg.model.pretrained))
-    step_mod: nn.Module = TeacherStep(teacher, cfg.loss.ignore_index, cfg.loss.class_weights)
+    step_mod: nn.Module = TeacherStep(teacher, cfg.loss)
     if is_distributed():
         step_mod = DDP(step_mod)
     opt = make_optimizer(teacher.parameters(), cfg.optim, cfg.teacher.lr or cfg.optim.lr)

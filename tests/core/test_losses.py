@@ -15,6 +15,8 @@ from csknet_studio.core.losses import (
     l1_sparsity,
     logit_kd,
     segmentation_ce,
+    segmentation_loss,
+    soft_dice_loss,
     total_loss,
 )
 from csknet_studio.core.model import create_model, create_teacher
@@ -167,3 +169,48 @@ def test_class_balance_weights() -> None:
                 {"class_balance": "sqrt"}, {"class_balance_power": 0}, {"class_balance_power": 2}):
         with pytest.raises(ConfigError):
             LossConfig.from_dict(bad)
+
+
+def test_soft_dice_scores_overlap_counts_every_class_and_skips_ignored_pixels() -> None:
+    labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    labels[:, 3, 2:6] = 2  # a thin rare class
+    labels[:, :2] = 1
+    perfect = F.one_hot(labels, 3).permute(0, 3, 1, 2).float() * 40
+    assert soft_dice_loss(perfect, labels).item() == pytest.approx(0.0, abs=1e-4)
+    # Missing the thin class entirely costs nearly 1/3 (one class of three; the smoothing term keeps
+    # a little), although it is 6 % of the pixels: what makes Dice pull on rare classes.
+    miss = perfect.clone()
+    miss[:, 0, 3, 2:6], miss[:, 2, 3, 2:6] = 40, 0
+    assert 0.28 < soft_dice_loss(miss, labels).item() < 1 / 3
+    # False positives cost too: predicting the thin class on a whole row of background.
+    fp = perfect.clone()
+    fp[:, 0, 5], fp[:, 2, 5] = 0, 40
+    assert soft_dice_loss(fp, labels).item() > 0.1
+    # Ignored pixels: garbage there changes nothing; all ignored gives 0 with a finite gradient.
+    ignored = labels.clone()
+    ignored[:, 6:] = 255
+    garbage = perfect.clone()
+    garbage[:, :, 6:] = torch.randn(2, 3, 2, 8) * 40
+    torch.testing.assert_close(soft_dice_loss(garbage, ignored), soft_dice_loss(perfect, ignored))
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    none = soft_dice_loss(x, torch.full((2, 8, 8), 255))
+    none.backward()
+    assert none.item() == 0.0 and torch.isfinite(x.grad).all()
+
+
+def test_dice_weight_adds_to_every_ce_term_and_round_trips() -> None:
+    logits = torch.randn(2, 3, 8, 8)
+    labels = torch.randint(0, 3, (2, 8, 8))
+    cfg = LossConfig(dice=0.5)
+    want = segmentation_ce(logits, labels) + 0.5 * soft_dice_loss(logits, labels)
+    torch.testing.assert_close(segmentation_loss(logits, labels, cfg), want)
+    torch.testing.assert_close(segmentation_loss(logits, labels, LossConfig()), segmentation_ce(logits, labels))
+    assert LossConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError):
+        LossConfig.from_dict({"dice": -1})
+    model = create_model("csknet-tiny", num_classes=3).eval()
+    out = model(torch.randn(1, 3, 32, 32), torch.randn(1, 1, 32, 32))
+    lab = torch.randint(0, 3, (1, 32, 32))
+    plain, dice = (total_loss(out, lab, model, LossConfig(l1=0, dice=d)) for d in (0.0, 1.0))
+    for name in ("ce_eo", "ce_ir", "ce_fused"):
+        assert dice[name] > plain[name]
