@@ -149,13 +149,16 @@ def _pad(a: np.ndarray, h: int, w: int, value) -> np.ndarray:
 
 def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig, mode: Mode, norm,
                 device: torch.device, rng: np.random.Generator, ignore: int):
-    from csknet_studio.core.model.preprocess import to_tensors
+    from csknet_studio.core.model.preprocess import to_tensors, whole_frame_ir
 
     eos, irs, labs = [], [], []
+    ir_norm = norm
     for i in picks:
         eo, ir, mask = samples[i]
         if ir is not None and ir.ndim == 3:
             ir = ir[..., 0]
+        if ir is not None:  # per-frame IR stretch from the whole frame, as at inference, then crop
+            ir, ir_norm = whole_frame_ir(ir, norm)
         if cfg.crop is not None:
             ch, cw = cfg.crop
             y0, x0 = _crop_box(mask, cfg.crop, rng, ignore)
@@ -174,7 +177,8 @@ def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig
         raise ConfigError("finetune: samples differ in size; set a crop")
     eo_np = np.stack([np.ascontiguousarray(e) for e in eos]) if mode.uses_eo else None
     ir_np = np.stack([np.ascontiguousarray(r) for r in irs]) if mode.uses_ir else None
-    eo_t, ir_t = to_tensors(eo_np, ir_np, norm, device)
+    eo_t, _ = to_tensors(eo_np, None, norm, device)
+    _, ir_t = to_tensors(None, ir_np, ir_norm, device)
     labels = torch.from_numpy(np.stack(labs).astype(np.int64)).to(device)
     return eo_t, ir_t, labels
 

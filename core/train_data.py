@@ -9,7 +9,7 @@ DataLoader workers or DDP ranks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from csknet_studio.core.errors import TrainingError
 from csknet_studio.core.frames import FramePair
-from csknet_studio.core.model.preprocess import InputNorm, to_tensors
+from csknet_studio.core.model.preprocess import InputNorm, ir_percentile_range, to_tensors, whole_frame_ir
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ class SegmentationDataset(Dataset):
         self.seed = int(seed)
         self.train = train
         self.epoch = 0
+        self._ir_range: dict[int, tuple[float, float]] = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Different augmentations each epoch, the same ones on a rerun with the same seed."""
@@ -139,8 +140,15 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         idx = self.indices[i]
         rng = np.random.default_rng([self.seed, self.epoch, idx])
-        eo, ir, label = augment_frame(self.frames[idx], self.augment, rng, self.train)
-        eo_t, ir_t = to_tensors(eo, ir, self.norm, "cpu")
+        frame, norm = self.frames[idx], self.norm
+        if norm.ir_scale == "percentile" and frame.ir is not None:
+            # the whole frame's IR range, as inference sees it, not the crop's (whole_frame_ir)
+            if idx not in self._ir_range:
+                self._ir_range[idx] = ir_percentile_range(frame.ir)
+            ir, norm = whole_frame_ir(frame.ir, norm, self._ir_range[idx])
+            frame = replace(frame, ir=ir)
+        eo, ir, label = augment_frame(frame, self.augment, rng, self.train)
+        eo_t, ir_t = to_tensors(eo, ir, norm, "cpu")
         return {
             "eo": eo_t[0],
             "ir": ir_t[0],

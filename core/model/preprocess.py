@@ -6,7 +6,7 @@ the exact preprocessing its weights were trained with (a GUI loading the file ca
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -111,10 +111,39 @@ def ir_to_tensor(ir: np.ndarray, norm: InputNorm, device: torch.device | str = "
         flat = t.flatten(1)
         lo = torch.quantile(flat, 0.01, dim=1).view(-1, 1, 1, 1)
         hi = torch.quantile(flat, 0.99, dim=1).view(-1, 1, 1, 1)
-        t = ((t - lo) / (hi - lo).clamp_min(1e-6)).clamp(0.0, 1.0)
+        t = _stretch(t, lo, hi)
     else:
         t = t / float(norm.ir_scale)
     return ((t - norm.ir_mean) / norm.ir_std).contiguous()
+
+
+def _stretch(t, lo, hi):
+    return ((t - lo) / (hi - lo).clamp_min(1e-6)).clamp(0.0, 1.0)
+
+
+def ir_percentile_range(ir: np.ndarray) -> tuple[float, float]:
+    """(1st, 99th) percentile of one IR frame: the range `ir_scale="percentile"` stretches to 0..1."""
+    flat = torch.from_numpy(np.asarray(ir, dtype=np.float32).reshape(-1))
+    lo, hi = torch.quantile(flat, torch.tensor([0.01, 0.99])).tolist()
+    return lo, hi
+
+
+def whole_frame_ir(ir: np.ndarray, norm: InputNorm,
+                   ir_range: tuple[float, float] | None = None) -> tuple[np.ndarray, InputNorm]:
+    """Apply the per-frame part of the IR normalisation before a crop; returns (ir, norm to finish with).
+
+    Inference stretches a whole frame by its own 1..99 % range. A training crop stretched by *its*
+    range (a patch of cold sky and a wall) would show a wall as hot as a car, so the network would
+    learn intensities it never meets at inference. With `ir_scale="percentile"` this returns the
+    frame stretched to float32 0..1 by the whole frame's range (`ir_range`, if the caller cached
+    it) and a norm with `ir_scale=1.0`; crops of it then reach the network as they would inside the
+    whole frame. Other norms have no per-frame part: (ir, norm) come back unchanged.
+    """
+    if norm.ir_scale != "percentile":
+        return ir, norm
+    lo, hi = ir_range if ir_range is not None else ir_percentile_range(ir)
+    t = _stretch(torch.from_numpy(np.asarray(ir, dtype=np.float32)), torch.tensor(lo), torch.tensor(hi))
+    return t.numpy(), replace(norm, ir_scale=1.0)
 
 
 def to_tensors(
