@@ -1,6 +1,9 @@
-"""Ablations of the default-model recipe at one shared, shorter budget (issue 7).
+"""Ablations of the default-model recipe, every row at one shared budget (issue 7).
 
-    nice -n 5 python scripts/default_model_ablations.py [--epochs 1] [--only ref,no_gsu]
+    python scripts/default_model_ablations.py --epochs 90 --threads 2 [--only no_gsu,ir_single]
+
+`--epochs 90` is the bundled model's full budget (docs/model.md, Ablations); fewer epochs give a
+quicker, shorter-budget table.
 
 Every row trains with configs/default_model.toml changed in exactly one way, for the same number of
 steps, from the same seed, and reuses the EO teacher the main run trained
