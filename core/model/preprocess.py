@@ -108,13 +108,17 @@ def ir_to_tensor(ir: np.ndarray, norm: InputNorm, device: torch.device | str = "
     if norm.ir_scale == "dtype":
         t = t / _dtype_max(ir)
     elif norm.ir_scale == "percentile":
-        flat = t.flatten(1)
-        lo = torch.quantile(flat, 0.01, dim=1).view(-1, 1, 1, 1)
-        hi = torch.quantile(flat, 0.99, dim=1).view(-1, 1, 1, 1)
-        t = _stretch(t, lo, hi)
+        lo, hi = _percentile_range(t.flatten(1))
+        t = _stretch(t, lo.view(-1, 1, 1, 1), hi.view(-1, 1, 1, 1))
     else:
         t = t / float(norm.ir_scale)
     return ((t - norm.ir_mean) / norm.ir_std).contiguous()
+
+
+def _percentile_range(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) 1st and (B,) 99th percentiles of (B, N) IR values: the range "percentile" maps to 0..1."""
+    lo, hi = torch.quantile(flat, torch.tensor([0.01, 0.99], dtype=flat.dtype, device=flat.device), dim=1)
+    return lo, hi
 
 
 def _stretch(t, lo, hi):
@@ -123,9 +127,8 @@ def _stretch(t, lo, hi):
 
 def ir_percentile_range(ir: np.ndarray) -> tuple[float, float]:
     """(1st, 99th) percentile of one IR frame: the range `ir_scale="percentile"` stretches to 0..1."""
-    flat = torch.from_numpy(np.asarray(ir, dtype=np.float32).reshape(-1))
-    lo, hi = torch.quantile(flat, torch.tensor([0.01, 0.99])).tolist()
-    return lo, hi
+    lo, hi = _percentile_range(torch.from_numpy(np.asarray(ir, dtype=np.float32).reshape(1, -1)))
+    return float(lo), float(hi)
 
 
 def whole_frame_ir(ir: np.ndarray, norm: InputNorm,
