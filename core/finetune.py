@@ -27,6 +27,7 @@ from torch import nn
 
 from csknet_studio.core.errors import CancelledError, ConfigError, TrainingError
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.model.preprocess import InputNorm, to_tensors, whole_frame_ir
 from csknet_studio.core.modes import Mode
 
 Sample = tuple[np.ndarray | None, np.ndarray | None, np.ndarray]
@@ -147,18 +148,26 @@ def _pad(a: np.ndarray, h: int, w: int, value) -> np.ndarray:
     return np.pad(a, pad, constant_values=value)
 
 
+def _whole_frame_samples(samples: list[Sample], norm: InputNorm) -> tuple[list[Sample], InputNorm]:
+    """Samples with the per-frame part of the IR normalisation applied to each whole frame, once,
+    before any crop (`whole_frame_ir`: a crop must see IR as inference sees it in the whole frame),
+    and the norm that finishes them. Unchanged when the norm has no per-frame part."""
+    out, finish = [], norm
+    for eo, ir, mask in samples:
+        if ir is not None:
+            ir, finish = whole_frame_ir(ir, norm)
+        out.append((eo, ir, mask))
+    return out, finish
+
+
 def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig, mode: Mode, norm,
                 device: torch.device, rng: np.random.Generator, ignore: int):
-    from csknet_studio.core.model.preprocess import to_tensors, whole_frame_ir
 
     eos, irs, labs = [], [], []
-    ir_norm = norm
     for i in picks:
         eo, ir, mask = samples[i]
         if ir is not None and ir.ndim == 3:
             ir = ir[..., 0]
-        if ir is not None:  # per-frame IR stretch from the whole frame, as at inference, then crop
-            ir, ir_norm = whole_frame_ir(ir, norm)
         if cfg.crop is not None:
             ch, cw = cfg.crop
             y0, x0 = _crop_box(mask, cfg.crop, rng, ignore)
@@ -177,8 +186,7 @@ def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig
         raise ConfigError("finetune: samples differ in size; set a crop")
     eo_np = np.stack([np.ascontiguousarray(e) for e in eos]) if mode.uses_eo else None
     ir_np = np.stack([np.ascontiguousarray(r) for r in irs]) if mode.uses_ir else None
-    eo_t, _ = to_tensors(eo_np, None, norm, device)
-    _, ir_t = to_tensors(None, ir_np, ir_norm, device)
+    eo_t, ir_t = to_tensors(eo_np, ir_np, norm, device)
     labels = torch.from_numpy(np.stack(labs).astype(np.int64)).to(device)
     return eo_t, ir_t, labels
 
@@ -187,7 +195,6 @@ def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig
 def _miou_on_samples(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device,
                      ignore: int, cancel: Callable[[], bool] | None = None) -> dict[str, float]:
     from csknet_studio.core.evaluate import SegMetrics, confusion_matrix
-    from csknet_studio.core.model.preprocess import to_tensors
 
     was = model.training
     model.eval()
@@ -283,12 +290,13 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     if cfg.freeze_bn:
         _set_bn_eval(work)
     losses: list[float] = []
+    batch_data, batch_norm = _whole_frame_samples(data, work.config.input_norm)
     for step in range(cfg.steps):
         if cancel is not None and cancel():
             raise CancelledError(f"fine-tuning cancelled after {step} of {cfg.steps} steps; weights unchanged")
         mode = modes[step % len(modes)]
         picks = rng.choice(len(data), size=cfg.batch, replace=len(data) < cfg.batch)
-        eo, ir, labels = _make_batch(data, picks, cfg, mode, work.config.input_norm, device, rng, ignore_index)
+        eo, ir, labels = _make_batch(batch_data, picks, cfg, mode, batch_norm, device, rng, ignore_index)
         out = net(eo, ir)
         loss = total_loss(out, labels, work, loss_cfg)["total"]
         bad = 0.0 if bool(torch.isfinite(loss.detach())) else 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from csknet_studio.core.finetune import FinetuneConfig, _make_batch
+from csknet_studio.core.finetune import FinetuneConfig, _make_batch, _whole_frame_samples
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.model.preprocess import InputNorm, ir_to_tensor, whole_frame_ir
 from csknet_studio.core.modes import Mode
@@ -60,6 +60,7 @@ def test_other_ir_norms_are_left_to_the_crop_and_finetune_crops_match_inference(
 
     whole = ir_to_tensor(frame.ir, PCT)[0, 0]
     cfg = FinetuneConfig(crop=(32, 32), flip=False)
-    _, ir_t, labels = _make_batch([(frame.eo, frame.ir, frame.label)], [0], cfg, Mode.IR, PCT,
-                                  torch.device("cpu"), np.random.default_rng(0), 255)
+    samples, finish = _whole_frame_samples([(frame.eo, frame.ir, frame.label)], PCT)
+    _, ir_t, labels = _make_batch(samples, [0], cfg, Mode.IR, finish, torch.device("cpu"),
+                                  np.random.default_rng(0), 255)
     assert _window_of(ir_t[0, 0], whole)  # the crop is a window of what inference sees
