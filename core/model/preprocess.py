@@ -136,8 +136,8 @@ def whole_frame_ir(ir: np.ndarray, norm: InputNorm,
     """Apply the per-frame part of the IR normalisation before a crop; returns (ir, norm to finish with).
 
     Inference stretches a whole frame by its own 1..99 % range. A training crop stretched by *its*
-    range (a patch of cold sky and a wall) would show a wall as hot as a car, so the network would
-    learn intensities it never meets at inference. With `ir_scale="percentile"` this returns the
+    range shows the same wall brighter or darker depending on what else the crop holds, so the
+    network would learn intensities it never meets at inference. With `ir_scale="percentile"` this returns the
     frame stretched to float32 0..1 by the whole frame's range (`ir_range`, if the caller cached
     it) and a norm with `ir_scale=1.0`; crops of it then reach the network as they would inside the
     whole frame. Other norms have no per-frame part: (ir, norm) come back unchanged.

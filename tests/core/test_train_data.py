@@ -49,6 +49,7 @@ def _window_of(crop: torch.Tensor, whole: torch.Tensor) -> bool:
     return any(torch.allclose(crop, whole[y:y + h, x:x + w])
                for y in range(whole.shape[0] - h + 1) for x in range(whole.shape[1] - w + 1))
 
+
 def test_other_ir_norms_are_left_to_the_crop_and_finetune_crops_match_inference() -> None:
     frame = _frame()
     dtype_norm = InputNorm()
