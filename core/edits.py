@@ -23,6 +23,7 @@ class Origin(StrEnum):
 
     EMPTY = "empty"  # nothing yet: all 255 (unlabelled)
     PREDICTED = "predicted"  # a model prediction, not checked by a person
+    PROPAGATED = "propagated"  # carried from a neighbouring frame by optical flow: to be reviewed
     CORRECTED = "corrected"  # edited or accepted by a person: this is what gets saved
 
 
@@ -193,6 +194,39 @@ class Edit:
         return 200 + self.old.nbytes + self.new.nbytes + (self.base.nbytes if self.base is not None else 0)
 
 
+@dataclass(frozen=True)
+class FrameState:
+    """One frame's propagated labels before and after a multi-frame step (None = it had none)."""
+
+    frame: int
+    old: Packed | None
+    new: Packed | None
+    origin_before: Origin
+    origin_after: Origin
+
+
+@dataclass(frozen=True)
+class MultiFrameEdit:
+    """One undoable step over many frames (a propagation): whole packed masks per frame.
+
+    Only the propagated layer changes; corrected frames are never part of one, so undo puts each
+    frame's earlier propagated mask back (or removes it) and the frame shows what it showed before.
+    """
+
+    kind: str
+    frames: tuple[FrameState, ...]
+
+    @property
+    def frame(self) -> int:
+        """The frame the GUI shows after undo / redo: the first one the step touched."""
+        return self.frames[0].frame
+
+    @property
+    def nbytes(self) -> int:
+        return 200 + sum(100 + (f.old.nbytes if f.old is not None else 0) + (f.new.nbytes if f.new is not None else 0)
+                         for f in self.frames)
+
+
 class History:
     """Linear undo/redo over all frames, bounded by a memory budget (oldest steps dropped first)."""
 
@@ -200,12 +234,12 @@ class History:
         if budget_bytes <= 0:
             raise ValueError("undo budget must be positive")
         self.budget_bytes = int(budget_bytes)
-        self._undo: deque[Edit] = deque()
-        self._redo: list[Edit] = []
+        self._undo: deque[Edit | MultiFrameEdit] = deque()
+        self._redo: list[Edit | MultiFrameEdit] = []
         self.nbytes = 0
         self.dropped_total = 0
 
-    def push(self, edit: Edit) -> int:
+    def push(self, edit: Edit | MultiFrameEdit) -> int:
         """Record a new step (clears redo); returns how many old steps were dropped for the budget."""
         for e in self._redo:
             self.nbytes -= e.nbytes
@@ -219,14 +253,14 @@ class History:
         self.dropped_total += dropped
         return dropped
 
-    def pop_undo(self) -> Edit | None:
+    def pop_undo(self) -> Edit | MultiFrameEdit | None:
         if not self._undo:
             return None
         e = self._undo.pop()
         self._redo.append(e)
         return e
 
-    def pop_redo(self) -> Edit | None:
+    def pop_redo(self) -> Edit | MultiFrameEdit | None:
         if not self._redo:
             return None
         e = self._redo.pop()

@@ -62,7 +62,7 @@ class SessionEvents:
     """Everything an `AnnotationSession` announces (arguments in brackets).
 
     labels_changed(frame: int, rect: Rect)  pixels of `frame` inside `rect` changed; repaint only that
-    origin_changed(frame: int)              the frame's Origin (empty / predicted / corrected) changed
+    origin_changed(frame: int)              the frame's Origin (empty / predicted / propagated / corrected) changed
     history_changed()                       can_undo / can_redo may have changed
     history_trimmed(dropped: int)           the oldest undo steps were dropped to stay in the budget
     saved(path: Path)                       the project was written to disk

@@ -3,6 +3,8 @@
     project.json       manifest: sequence source (relative), frame count + names digest, class
                        scheme, checkpoint (path + weights hash), alignment, corrected frames
     masks/000012.png   one lossless 8-bit PNG of class ids per corrected frame
+    propagated/000013.png  the same for each frame whose labels were propagated and not yet
+                       reviewed (origin "propagated" in the manifest: shown apart, never a correction)
 
 Every file goes through core/atomic.py, masks before the manifest and stale masks deleted after it,
 so a crash at any instant leaves a project whose manifest only names complete mask files.
@@ -92,6 +94,7 @@ class ProjectData:
     checkpoint: CheckpointRef | None = None
     alignment: dict[str, Any] | None = None
     corrected: dict[int, str] = field(default_factory=dict)  # frame index -> mask file (relative)
+    propagated: dict[int, str] = field(default_factory=dict)  # frame index -> propagated mask file
     frame_names: dict[int, str] = field(default_factory=dict)  # names of the corrected frames
     app_version: str = ""
     format_version: int = FORMAT_VERSION
@@ -115,6 +118,10 @@ class ProjectStore:
     def mask_name(index: int) -> str:
         return f"masks/{index:06d}.png"
 
+    @staticmethod
+    def propagated_name(index: int) -> str:
+        return f"propagated/{index:06d}.png"
+
     # --- reading ----------------------------------------------------------------------------------
     def load(self) -> ProjectData:
         path = self.manifest_path
@@ -136,11 +143,14 @@ class ProjectStore:
             seq = d["sequence"]
             ck = d.get("checkpoint")
             corrected: dict[int, str] = {}
+            propagated: dict[int, str] = {}
             names: dict[int, str] = {}
             for name, entry in d.get("frames", {}).items():
                 if entry.get("origin") == "corrected":
                     corrected[int(entry["index"])] = str(entry["mask"])
                     names[int(entry["index"])] = str(name)
+                elif entry.get("origin") == "propagated":
+                    propagated[int(entry["index"])] = str(entry["mask"])
             return ProjectData(
                 source=(self.root / seq["source"]) if seq.get("source") is not None else None,
                 layout=str(seq.get("layout", "")),
@@ -150,6 +160,7 @@ class ProjectStore:
                 checkpoint=CheckpointRef(str(ck["path"]), str(ck.get("hash", ""))) if ck else None,
                 alignment=d.get("alignment"),
                 corrected=corrected,
+                propagated=propagated,
                 frame_names=names,
                 app_version=str(d.get("app_version", "")),
                 format_version=version,
@@ -181,6 +192,17 @@ class ProjectStore:
     def remove_mask(self, index: int) -> None:
         (self.root / self.mask_name(index)).unlink(missing_ok=True)
 
+    def write_propagated(self, index: int, mask: np.ndarray) -> str:
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask, np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:  # pragma: no cover - cv2 only fails on bad arrays
+            raise ProjectError(f"could not encode the propagated mask of frame {index} as PNG")
+        rel = self.propagated_name(index)
+        atomic_write_bytes(self.root / rel, buf.tobytes())
+        return rel
+
+    def remove_propagated(self, index: int) -> None:
+        (self.root / self.propagated_name(index)).unlink(missing_ok=True)
+
     def write_manifest(self, data: ProjectData, all_names: list[str]) -> None:
         src = None
         if data.source is not None:
@@ -188,9 +210,9 @@ class ProjectStore:
         ck = None
         if data.checkpoint is not None:
             ck = {"path": data.checkpoint.path, "hash": data.checkpoint.weights_hash}
-        frames = {
-            all_names[i]: {"index": i, "origin": "corrected", "mask": rel} for i, rel in sorted(data.corrected.items())
-        }
+        entries = [(i, "corrected", rel) for i, rel in data.corrected.items()]
+        entries += [(i, "propagated", rel) for i, rel in data.propagated.items() if i not in data.corrected]
+        frames = {all_names[i]: {"index": i, "origin": origin, "mask": rel} for i, origin, rel in sorted(entries)}
         d = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

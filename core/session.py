@@ -4,6 +4,10 @@ Holds, per frame, a model prediction (zlib-packed: memory stays small) and/or a 
 records every edit as an undoable diff of the touched box, and autosaves each finished edit into the
 project folder beside the sequence (core/project.py) so a crash or a full disk loses nothing.
 Frames nobody touched cost nothing: masks are created on the first edit.
+
+A frame's labels come from, in order: a person's correction, labels propagated by optical flow
+(core/propagate.py; kept apart until a person edits or accepts them), the model's prediction, else
+all 255 (unlabelled).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from csknet_studio.core.project import (
     names_digest,
 )
 from csknet_studio.core.session_edits import EditingMixin, _Stroke
+from csknet_studio.core.session_propagated import PropagatedMixin
 
 DEFAULT_UNDO_BUDGET = 256 * 1024 * 1024
 
@@ -40,7 +45,7 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return v
 
 
-class AnnotationSession(EditingMixin):
+class AnnotationSession(EditingMixin, PropagatedMixin):
     """Labels, origins, undo/redo and autosave for one sequence (see docs/architecture.md, Data).
 
     `sequence` follows the Sequence protocol (len, names, [i] -> FramePair, source, scheme, layout).
@@ -81,6 +86,9 @@ class AnnotationSession(EditingMixin):
         self._on_disk: dict[int, str] = {}  # corrected frames whose mask is still only on disk
         self._pred: dict[int, Packed] = {}
         self._pred_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._prop: dict[int, Packed] = {}  # propagated labels (kept under a correction made on top)
+        self._prop_on_disk: dict[int, str] = {}  # propagated frames whose mask is still only on disk
+        self._prop_cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._shapes: dict[int, tuple[int, int]] = {}
         self._empties: dict[tuple[int, int], np.ndarray] = {}
         self._dirty_frames: set[int] = set()
@@ -110,11 +118,12 @@ class AnnotationSession(EditingMixin):
                     "if the sequence was moved, open it with relink=True (CLI: --relink)"
                 )
             self._meta_dirty = True
-        for i, rel in data.corrected.items():
+        for i, rel in (*data.corrected.items(), *data.propagated.items()):
             if not 0 <= i < self._n or not (root / rel).is_file():
                 raise ProjectError(f"project {root}: mask {rel} of frame {i} is missing or out of range")
         self.scheme, self.checkpoint, self.alignment = data.scheme, data.checkpoint, data.alignment
         self._on_disk = dict(data.corrected)
+        self._prop_on_disk = {i: rel for i, rel in data.propagated.items() if i not in data.corrected}
 
     # --- reading ------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -130,6 +139,8 @@ class AnnotationSession(EditingMixin):
         i = self._check(i)
         if i in self._corr or i in self._on_disk:
             return Origin.CORRECTED
+        if i in self._prop or i in self._prop_on_disk:
+            return Origin.PROPAGATED
         return Origin.PREDICTED if i in self._pred else Origin.EMPTY
 
     def origins(self) -> list[Origin]:
@@ -143,6 +154,8 @@ class AnnotationSession(EditingMixin):
         i = self._check(i)
         if i in self._corr:
             return self._corr[i].shape  # type: ignore[return-value]
+        if i in self._prop:
+            return self._prop[i].shape  # type: ignore[return-value]
         if i in self._pred:
             return self._pred[i].shape  # type: ignore[return-value]
         if i not in self._shapes:
@@ -171,11 +184,15 @@ class AnnotationSession(EditingMixin):
         return arr
 
     def labels(self, i: int) -> np.ndarray:
-        """Current (H, W) uint8 mask: the correction, else the prediction, else all 255. Read-only."""
+        """Current (H, W) uint8 mask: the correction, else the propagated labels, else the prediction,
+        else all 255. Read-only."""
         i = self._check(i)
         m = self._correction(i)
         if m is not None:
             return _readonly(m)
+        m = self.propagated(i)
+        if m is not None:
+            return m
         p = self.prediction(i)
         if p is not None:
             return p
@@ -199,7 +216,7 @@ class AnnotationSession(EditingMixin):
         self._pred_cache[i] = _readonly(arr)
         self._pred_cache.move_to_end(i)
         self._shapes[i] = arr.shape  # type: ignore[assignment]
-        if before is not Origin.CORRECTED:
+        if before in (Origin.PREDICTED, Origin.EMPTY):
             self.events.labels_changed.emit(i, Rect.full(arr.shape))
         if before is Origin.EMPTY:
             self.events.origin_changed.emit(i)
@@ -236,6 +253,7 @@ class AnnotationSession(EditingMixin):
             m[(m >= n) & (m != IGNORE_INDEX)] = IGNORE_INDEX
             self._dirty_frames.add(i)
             self.events.labels_changed.emit(i, Rect.full(m.shape))
+        self._drop_unknown_propagated_ids(n)  # unreviewed labels: no need to ask
         if scheme.class_names != self.scheme.class_names:
             self.clear_predictions()
         self._history.clear()
@@ -288,16 +306,22 @@ class AnnotationSession(EditingMixin):
             for i in frames:
                 if i in self._corr:
                     self._store.write_mask(i, self._corr[i])
+                elif i in self._prop:
+                    self._store.write_propagated(i, self._prop[i].unpack())
             corrected = {i: ProjectStore.mask_name(i) for i in self.corrected_frames()}
+            propagated = {i: ProjectStore.propagated_name(i) for i in self.propagated_frames()}
             data = ProjectData(
                 source=self.source, layout=str(getattr(self.sequence, "layout", "")), num_frames=self._n,
                 names_sha1=names_digest(self.names), scheme=self.scheme, checkpoint=self.checkpoint,
-                alignment=self.alignment, corrected=corrected, app_version=__version__,
+                alignment=self.alignment, corrected=corrected, propagated=propagated, app_version=__version__,
             )
             self._store.write_manifest(data, self.names)
             for i in frames:
-                if self.origin(i) is not Origin.CORRECTED:
+                origin = self.origin(i)
+                if origin is not Origin.CORRECTED:
                     self._store.remove_mask(i)
+                if origin is not Origin.PROPAGATED:
+                    self._store.remove_propagated(i)
         except OSError as exc:
             err = ProjectError(
                 f"could not save project {self.project_path}: {exc.strerror or exc}. Nothing is lost: "
@@ -318,9 +342,11 @@ class AnnotationSession(EditingMixin):
         everything there; later autosaves go to the new place. The old project is left as it was."""
         for i in list(self._on_disk):
             self._correction(i)  # read the masks that still live only in the old project
+        for i in list(self._prop_on_disk):
+            self._propagated_pack(i)
         self.project_path = Path(project_path)
         self._store = ProjectStore(self.project_path)
-        self._dirty_frames |= set(self._corr)
+        self._dirty_frames |= set(self._corr) | set(self._prop)
         self._meta_dirty = True
         return self.save()
 
@@ -347,6 +373,7 @@ class SessionSnapshot:
         self.source, self.checkpoint, self.project_path = s.source, s.checkpoint, s.project_path
         self._n = len(s)
         self._corr = {i: Packed.pack(s._correction(i)) for i in s.corrected_frames()}  # type: ignore[arg-type]
+        self._prop = {i: s._propagated_pack(i) for i in s.propagated_frames()}
         self._pred = dict(s._pred)
         self._shapes = dict(s._shapes)
 
@@ -354,21 +381,32 @@ class SessionSnapshot:
         return self._n
 
     def origin(self, i: int) -> Origin:
-        return Origin.CORRECTED if i in self._corr else Origin.PREDICTED if i in self._pred else Origin.EMPTY
+        if i in self._corr:
+            return Origin.CORRECTED
+        if i in self._prop:
+            return Origin.PROPAGATED
+        return Origin.PREDICTED if i in self._pred else Origin.EMPTY
 
     def corrected_frames(self) -> list[int]:
         return sorted(self._corr)
 
+    def propagated_frames(self) -> list[int]:
+        return sorted(self._prop)
+
     def frame_shape(self, i: int) -> tuple[int, int]:
-        packed = self._corr.get(i) or self._pred.get(i)
+        packed = self._corr.get(i) or self._prop.get(i) or self._pred.get(i)
         if packed is not None:
             return packed.shape  # type: ignore[return-value]
         if i not in self._shapes:
             self._shapes[i] = tuple(self.sequence[i].shape)  # type: ignore[assignment]
         return self._shapes[i]
 
+    def prediction(self, i: int) -> np.ndarray | None:
+        packed = self._pred.get(i)
+        return packed.unpack() if packed is not None else None
+
     def labels(self, i: int) -> np.ndarray:
-        packed = self._corr.get(i) or self._pred.get(i)
+        packed = self._corr.get(i) or self._prop.get(i) or self._pred.get(i)
         if packed is not None:
             return packed.unpack()
         return np.full(self.frame_shape(i), IGNORE_INDEX, np.uint8)

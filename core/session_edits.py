@@ -15,6 +15,7 @@ from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.edits import (
     EMPTY_RECT,
     Edit,
+    MultiFrameEdit,
     Origin,
     Packed,
     Point,
@@ -69,7 +70,7 @@ class EditingMixin:
                 new = block[sub.slices]
         if changed.empty and (before is Origin.CORRECTED or not force_origin):
             return EMPTY_RECT  # nothing changed: not an undo step
-        base = self._pred.get(frame) if before is not Origin.CORRECTED else None
+        base = self._base_pack(frame) if before is not Origin.CORRECTED else None
         old = Packed.pack(current[changed.slices])
         mask = self._ensure_corrected(frame)
         mask[changed.slices] = new
@@ -118,7 +119,12 @@ class EditingMixin:
         return self.paint_stroke(frame, points, IGNORE_INDEX, radius)
 
     def accept_prediction(self, frame: int) -> Rect:
-        """Make the prediction the frame's correction (marks it corrected even if no pixel changes)."""
+        """Make the prediction the frame's correction (marks it corrected even if no pixel changes).
+
+        On a propagated frame this accepts its propagated labels, which are what the reviewer sees
+        and checked; undoing the accept makes the frame propagated again."""
+        if self.origin(frame) is Origin.PROPAGATED:
+            return self._edit(frame, "accept_propagated", lambda cur: (Rect.full(cur.shape), cur), force_origin=True)
         pred = self.prediction(frame)
         if pred is None:
             raise ValueError(f"frame {frame} ({self.names[self._check(frame)]}) has no prediction to accept")
@@ -139,7 +145,7 @@ class EditingMixin:
         self._finish_stroke()
         frame, c = self._check(frame), self._check_class(class_id)
         before = self.origin(frame)
-        base = self._pred.get(frame) if before is not Origin.CORRECTED else None
+        base = self._base_pack(frame) if before is not Origin.CORRECTED else None
         self._stroke = _Stroke(frame, c, float(radius), point, self.labels(frame).copy(), before, base)
         return self._paint(point, point)
 
@@ -225,6 +231,8 @@ class EditingMixin:
         e = self._history.pop_undo()
         if e is None:
             return None
+        if isinstance(e, MultiFrameEdit):
+            return self._step_frames(e, undo=True)
         if e.origin_before is Origin.CORRECTED:
             self._ensure_corrected(e.frame)[e.rect.slices] = e.old.unpack()
             return self._after_step(e.frame, e.rect, False)
@@ -238,6 +246,8 @@ class EditingMixin:
         e = self._history.pop_redo()
         if e is None:
             return None
+        if isinstance(e, MultiFrameEdit):
+            return self._step_frames(e, undo=False)
         if e.origin_before is Origin.CORRECTED:
             self._ensure_corrected(e.frame)[e.rect.slices] = e.new.unpack()
             return self._after_step(e.frame, e.rect, False)
