@@ -1,7 +1,18 @@
 """Fine-tuning from the user's corrections: the GUI's "teach the model" button.
 
     result = finetune(model, samples, FinetuneConfig(steps=50), progress=cb, cancel=flag.is_set)
-    predictor.set_state_dict(result.state_dict)        # only when the user accepts
+    if result.improved:
+        predictor.set_state_dict(result.state_dict)        # only when the user accepts
+
+It only ever improves what it touches, judged on corrections it never trained on:
+- Part of the corrections is held out (`core.holdout`: whole frames when there are enough, regions
+  inside the frames when there are 1-3) and scored before training and every `eval_every` steps.
+- The best-scoring weights are kept, and training stops once `patience` scores in a row bring no
+  gain. `result.state_dict` is never worse on the held-out part than the start: when no step beat
+  the start, `improved` is False and `state_dict` holds the starting weights. The best weights
+  training reached are still in `trained_state_dict`, for a user who accepts them anyway.
+- By default only the decoders and heads learn (everything outside `model.encoder`), with
+  BatchNorm statistics frozen and a learning rate suited to a handful of frames.
 
 Guarantees the GUI relies on:
 - `model` is never touched: training runs on a deep copy; the caller decides whether to load
@@ -10,7 +21,8 @@ Guarantees the GUI relies on:
   weights are unchanged because they were never modified.
 - A non-finite loss or non-finite weights raise TrainingError and return no weights; so does a set
   of samples without a single labelled pixel.
-Works under torchrun too (each rank samples its own crops, DDP averages gradients).
+Works under torchrun too: each rank samples its own crops, DDP averages gradients, the held-out
+frames are scored in shards and the counts summed, so every rank keeps the same best state.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from torch import nn
 
 from csknet_studio.core.errors import CancelledError, ConfigError, TrainingError
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.holdout import HeldOut, Split, hold_out
 from csknet_studio.core.model.preprocess import InputNorm, to_tensors, whole_frame_ir
 from csknet_studio.core.modes import Mode
 
@@ -36,21 +49,31 @@ ProgressFn = Callable[[int, int, float], None]
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """steps: optimiser steps; modes: cycled step by step (train what the user will run);
-    crop: (H, W) crops centred near labelled pixels (corrections are often small), None = whole
-    frames (samples must then share a size); freeze_encoder: train decoder/head only;
-    freeze_bn: keep BatchNorm running statistics (a handful of samples would wreck them);
-    num_classes: switch to a new class scheme (new head, encoder kept; see `replace_head`);
-    l1: the exchange sparsity weight (0 keeps exchanged channels as they are).
+    """steps: optimiser steps at most (early stopping may end sooner); lr: AdamW learning rate;
+    modes: cycled step by step (train what the user will run); crop: (H, W) crops centred near
+    labelled pixels (corrections are often small), None = whole frames (samples must then share a
+    size); freeze_encoder: train decoders and heads only (a few frames cannot retrain the encoder
+    without forgetting); freeze_bn: keep BatchNorm running statistics (a handful of samples would
+    wreck them); num_classes: switch to a new class scheme (new head, encoder kept; see
+    `replace_head`); l1: the exchange sparsity weight (0 keeps exchanged channels as they are).
+
+    Validation: val_fraction of the corrections is held out (0: none; then the scores are on the
+    training corrections and say nothing about other frames); frame_split_min: from this many
+    corrected frames on, whole frames are held out, else regions inside each frame (region_grid x
+    region_grid cells over the labelled extent); eval_every: steps between held-out scores;
+    patience: scores in a row without a new best before stopping (0: never stop early); min_gain:
+    held-out mIoU gain (0-1) the best weights need over the start to count as improved.
+    evaluate=False skips every score (scripts that judge the weights themselves): the final
+    weights are returned unchecked and `improved` is False.
     """
 
     steps: int = 50
-    lr: float = 1e-3
+    lr: float = 3e-4
     batch: int = 2
     modes: tuple[str, ...] = ("both", "ir")
     crop: tuple[int, int] | None = (256, 256)
     flip: bool = True
-    freeze_encoder: bool = False
+    freeze_encoder: bool = True
     freeze_bn: bool = True
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
@@ -58,7 +81,13 @@ class FinetuneConfig:
     num_classes: int | None = None
     seed: int = 0
     device: str | None = None  # None = the model's device
-    evaluate: bool = True  # compute miou_before / miou_after on the samples
+    evaluate: bool = True
+    val_fraction: float = 0.25
+    frame_split_min: int = 4
+    region_grid: int = 4
+    eval_every: int = 5
+    patience: int = 4
+    min_gain: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch < 1:
@@ -77,24 +106,53 @@ class FinetuneConfig:
             if len(crop) != 2 or min(crop) < 16:
                 raise ConfigError(f"finetune: crop must be (H, W) >= 16, got {self.crop!r}")
             object.__setattr__(self, "crop", crop)
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"finetune: val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.eval_every < 1 or self.patience < 0 or self.region_grid < 2 or self.frame_split_min < 2:
+            raise ConfigError("finetune: eval_every >= 1, patience >= 0, region_grid >= 2, frame_split_min >= 2")
+        if not self.min_gain >= 0:
+            raise ConfigError(f"finetune: min_gain must be >= 0, got {self.min_gain}")
 
 
 @dataclass
 class FinetuneResult:
-    """New weights (CPU tensors) and how they did. miou_* are means over `config.modes` on the
-    samples' labelled pixels (NaN when evaluation was off)."""
+    """What a run produced. before / after: held-out mIoU (0-1, mean over `config.modes`) of the
+    starting weights and of the best weights training reached (NaN when evaluation was off).
+    improved: after beat before (by `min_gain`). state_dict (CPU tensors): the weights to use,
+    the best trained ones when improved, else the starting ones; trained_state_dict: the best
+    trained weights either way (what "accept anyway" takes). weights_hash: of state_dict."""
 
     state_dict: dict[str, torch.Tensor]
     losses: list[float]
-    miou_before: float
-    miou_after: float
+    before: float
+    after: float
+    improved: bool
+    held_out: HeldOut
     steps_done: int
     seconds: float
-    miou_before_per_mode: dict[str, float] = field(default_factory=dict)
-    miou_after_per_mode: dict[str, float] = field(default_factory=dict)
+    before_per_mode: dict[str, float] = field(default_factory=dict)
+    after_per_mode: dict[str, float] = field(default_factory=dict)
+    trained_state_dict: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    best_step: int = 0  # the step trained_state_dict comes from (0: none was scored)
+    validation: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out mIoU)
+    stopped_early: bool = False
     num_classes: int = 0
     model_config: dict = field(default_factory=dict)
     weights_hash: str = ""
+
+    @property
+    def gain(self) -> float:
+        """after - before (held-out mIoU, 0-1)."""
+        return self.after - self.before
+
+    def summary(self, labels: Sequence[str] | None = None) -> str:
+        """One line: the held-out figures and what they mean for the weights."""
+        where = self.held_out.describe(labels)
+        figures = f"before {100 * self.before:.1f} % / after {100 * self.after:.1f} %"
+        if self.improved:
+            return f"Held-out corrections ({where}): {figures}."
+        return (f"No gain on held-out corrections: {figures} ({where}); "
+                "the starting weights are kept unless you force the trained ones.")
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
@@ -192,14 +250,14 @@ def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig
 
 
 @torch.no_grad()
-def _miou_on_samples(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device,
-                     ignore: int, cancel: Callable[[], bool] | None = None) -> dict[str, float]:
-    from csknet_studio.core.evaluate import SegMetrics, confusion_matrix
+def _confusions(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device,
+                ignore: int, cancel: Callable[[], bool] | None = None) -> dict[str, np.ndarray]:
+    from csknet_studio.core.evaluate import confusion_matrix
 
     was = model.training
     model.eval()
     k = int(model.config.num_classes)
-    out: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     try:
         for mode in modes:
             conf = np.zeros((k, k), np.int64)
@@ -212,10 +270,22 @@ def _miou_on_samples(model: nn.Module, samples: list[Sample], modes: Sequence[Mo
                                         model.config.input_norm, device)
                 pred = model(eo_t, ir_t).logits.argmax(1)[0].cpu().numpy()
                 conf += confusion_matrix(pred, mask, k, ignore)
-            out[mode.value] = SegMetrics(conf).miou
+            out[mode.value] = conf
     finally:
         model.train(was)
     return out
+
+
+def _score(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device, ignore: int,
+           cancel: Callable[[], bool] | None) -> dict[str, float]:
+    """mIoU per mode on `samples`; under torchrun each rank scores its share and the counts are
+    summed, so every rank gets the same figures (and takes the same decisions from them)."""
+    from csknet_studio.core.distributed import all_reduce_sum, rank_and_world
+    from csknet_studio.core.evaluate import SegMetrics
+
+    rank, world = rank_and_world()
+    confs = _confusions(model, samples[rank::world], modes, device, ignore, cancel)
+    return {m: SegMetrics(np.asarray(all_reduce_sum(c), np.int64)).miou for m, c in confs.items()}
 
 
 def _mean(d: dict[str, float]) -> float:
@@ -229,10 +299,41 @@ def _set_bn_eval(model: nn.Module) -> None:
             m.eval()
 
 
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _check_finite(state: dict[str, torch.Tensor]) -> None:
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise TrainingError(f"fine-tuning produced non-finite weights ({', '.join(bad[:3])}); "
+                            "lower the learning rate — the model's weights are unchanged")
+
+
+def split_samples(samples: Sequence[Sample | FramePair], config: FinetuneConfig | None = None,
+                  ignore_index: int = 255) -> tuple[list[Sample], list[Sample], HeldOut]:
+    """The (train, held-out) samples `finetune` would use, and what was held out (for a preview)."""
+    cfg = config or FinetuneConfig()
+    data = [_as_sample(s) for s in samples]
+    split = _split(data, cfg, ignore_index)
+    return _part(data, split.train_masks), _part(data, split.val_masks), split.held_out
+
+
+def _split(data: list[Sample], cfg: FinetuneConfig, ignore: int) -> Split:
+    fraction = cfg.val_fraction if cfg.evaluate else 0.0
+    return hold_out([np.asarray(m) for _, _, m in data], fraction=fraction, frame_split_min=cfg.frame_split_min,
+                    grid=cfg.region_grid, seed=cfg.seed, ignore=ignore)
+
+
+def _part(data: list[Sample], masks: list[np.ndarray], ignore: int = 255) -> list[Sample]:
+    return [(eo, ir, m) for (eo, ir, _), m in zip(data, masks, strict=True) if (m != ignore).any()]
+
+
 def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: FinetuneConfig | None = None, *,
              progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
              ignore_index: int = 255) -> FinetuneResult:
-    """Train a copy of `model` on (eo, ir, mask) samples (mask: class ids, 255 = ignore).
+    """Train a copy of `model` on (eo, ir, mask) samples (mask: class ids, 255 = ignore), judged on
+    the held-out part of the masks (see the module docstring).
 
     Raises TrainingError (non-finite loss / weights, no labelled pixel, modality missing for a
     mode), CancelledError (cancel() returned True). `model` is never modified.
@@ -276,7 +377,16 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     if too_big and max(too_big) >= k:
         raise TrainingError(f"a mask holds class id {max(too_big)} but the model predicts {k} classes")
 
-    before = _miou_on_samples(work, data, modes, device, ignore_index, cancel) if cfg.evaluate else {}
+    split = _split(data, cfg, ignore_index)
+    train_data = _part(data, split.train_masks, ignore_index)
+    val_data = _part(data, split.val_masks, ignore_index)
+
+    def score() -> dict[str, float]:
+        return _score(work, val_data, modes, device, ignore_index, cancel) if cfg.evaluate else {}
+
+    start_state = _cpu_state(work)
+    before = score()
+    before_mean = _mean(before)
     if cfg.freeze_encoder:
         for p in work.encoder.parameters():
             p.requires_grad_(False)
@@ -290,12 +400,15 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     if cfg.freeze_bn:
         _set_bn_eval(work)
     losses: list[float] = []
-    batch_data, batch_norm = _whole_frame_samples(data, work.config.input_norm)
+    validation: list[tuple[int, float]] = []
+    best_score, best_state, best_step, best_per_mode = -math.inf, None, 0, {}
+    stale, stopped_early = 0, False
+    batch_data, batch_norm = _whole_frame_samples(train_data, work.config.input_norm)
     for step in range(cfg.steps):
         if cancel is not None and cancel():
             raise CancelledError(f"fine-tuning cancelled after {step} of {cfg.steps} steps; weights unchanged")
         mode = modes[step % len(modes)]
-        picks = rng.choice(len(data), size=cfg.batch, replace=len(data) < cfg.batch)
+        picks = rng.choice(len(batch_data), size=cfg.batch, replace=len(batch_data) < cfg.batch)
         eo, ir, labels = _make_batch(batch_data, picks, cfg, mode, batch_norm, device, rng, ignore_index)
         out = net(eo, ir)
         loss = total_loss(out, labels, work, loss_cfg)["total"]
@@ -314,23 +427,48 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
         losses.append(value)
         if progress is not None:
             progress(step + 1, cfg.steps, value)
-    broadcast_module_state(work)  # BN running statistics drift per rank; keep rank 0's everywhere
-    state = {k_: v.detach().cpu().clone() for k_, v in work.state_dict().items()}
-    bad_keys = [k_ for k_, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad_keys:
-        raise TrainingError(f"fine-tuning produced non-finite weights ({', '.join(bad_keys[:3])}); "
-                            "lower the learning rate — the model's weights are unchanged")
-    after = _miou_on_samples(work, data, modes, device, ignore_index, cancel) if cfg.evaluate else {}
+        if not cfg.evaluate or ((step + 1) % cfg.eval_every and step + 1 != cfg.steps):
+            continue
+        broadcast_module_state(work)  # BN running statistics drift per rank; score rank 0's everywhere
+        per_mode = score()
+        now = _mean(per_mode)
+        validation.append((step + 1, now))
+        to_beat = before_mean if best_state is None else max(best_score, before_mean)
+        if best_state is None or now > best_score:
+            best_score, best_state, best_step, best_per_mode = now, _cpu_state(work), step + 1, per_mode
+        stale = 0 if now > to_beat else stale + 1
+        if cfg.patience and stale >= cfg.patience and step + 1 < cfg.steps:
+            stopped_early = True
+            break
+    broadcast_module_state(work)
+    final_state = _cpu_state(work)
+    _check_finite(final_state)
+    if not cfg.evaluate:
+        trained, after, after_per_mode, improved, best_step = final_state, float("nan"), {}, False, len(losses)
+        chosen = final_state
+    elif best_state is None:  # no step ran
+        trained, after, after_per_mode, improved = start_state, before_mean, dict(before), False
+        chosen = start_state
+    else:
+        trained, after, after_per_mode = best_state, best_score, best_per_mode
+        improved = bool(math.isfinite(after) and math.isfinite(before_mean) and after > before_mean + cfg.min_gain)
+        chosen = trained if improved else start_state
     return FinetuneResult(
-        state_dict=state,
+        state_dict=chosen,
         losses=losses,
-        miou_before=_mean(before),
-        miou_after=_mean(after),
+        before=before_mean,
+        after=after,
+        improved=improved,
+        held_out=split.held_out,
         steps_done=len(losses),
         seconds=time.perf_counter() - t0,
-        miou_before_per_mode=before,
-        miou_after_per_mode=after,
+        before_per_mode=before,
+        after_per_mode=after_per_mode,
+        trained_state_dict=trained,
+        best_step=best_step,
+        validation=validation,
+        stopped_early=stopped_early,
         num_classes=k,
         model_config=work.config.to_dict(),
-        weights_hash=weights_hash(state),
+        weights_hash=weights_hash(chosen),
     )
