@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from csknet_studio.core import assist
 from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.edits import (
     EMPTY_RECT,
@@ -139,6 +140,41 @@ class EditingMixin:
         if prev.shape != self.frame_shape(frame):
             raise ValueError(f"frame {frame - 1} is {prev.shape}, frame {frame} is {self.frame_shape(frame)}")
         return self._edit(frame, "copy_previous", lambda cur: (Rect.full(cur.shape), prev))
+
+    # --- assisted selections (core/assist.py): each is one undo step ----------------------------------
+    def take_region(self, frame: int, seed: Point, class_id: int | None = None) -> Rect:
+        """Take the connected region of the predicted class under `seed` (x, y) into the corrected
+        labels: it keeps the predicted class, or gets `class_id` when one is given."""
+        pred = self.prediction(frame)
+        if pred is None:
+            raise ValueError(f"frame {frame} ({self.names[self._check(frame)]}) has no prediction to take a region from")
+        c = None if class_id is None else self._check_class(class_id)
+        return self._edit(frame, "take_region", lambda cur: assist.take_region(cur, pred, seed, c), force_origin=True)
+
+    def fill_superpixels(self, frame: int, segments: np.ndarray, points: Sequence[Point], radius: float,
+                         class_id: int, min_cover: float = assist.SNAP_MIN_COVER) -> Rect:
+        """Fill with `class_id` every superpixel of `segments` (an (H, W) id map) a brush stroke selects."""
+        c = self._check_class(class_id)
+        if tuple(np.shape(segments)) != tuple(self.frame_shape(frame)):
+            raise ValueError(f"superpixels {np.shape(segments)} do not match frame {frame} {self.frame_shape(frame)}")
+        return self._edit(frame, "snap_stroke", lambda cur: self._fill(
+            cur, *assist.snap_region(segments, points, radius, min_cover), c))
+
+    def grabcut_box(self, frame: int, corner0: Point, corner1: Point, class_id: int,
+                    eo: np.ndarray | None = None, ir: np.ndarray | None = None,
+                    levels: assist.Levels | None = None) -> Rect:
+        """Give `class_id` to the foreground GrabCut finds in the box between two corners (x, y), on
+        the EO + IR composite; the images are read from the sequence when not given."""
+        c = self._check_class(class_id)
+        if eo is None and ir is None:
+            pair = self.sequence[self._check(frame)]
+            eo, ir = pair.eo, pair.ir
+        box = assist.box_rect(self.frame_shape(frame), corner0, corner1)
+        image = assist.grabcut_composite(eo, ir, levels)
+        if image.shape[:2] != tuple(self.frame_shape(frame)):
+            raise ValueError(f"images {image.shape[:2]} do not match frame {frame} {self.frame_shape(frame)}")
+        region = assist.grabcut_region(image, box)
+        return self._edit(frame, "grabcut_box", lambda cur: self._fill(cur, *region, c))
 
     # --- live strokes: the GUI paints while the mouse moves; the whole stroke is one undo step ----------
     def begin_stroke(self, frame: int, class_id: int, radius: float, point: Point) -> Rect:
