@@ -120,7 +120,8 @@ class FinetuneResult:
     starting weights and of the best weights training reached (NaN when evaluation was off).
     improved: after beat before (by `min_gain`). state_dict (CPU tensors): the weights to use,
     the best trained ones when improved, else the starting ones; trained_state_dict: the best
-    trained weights either way (what "accept anyway" takes). weights_hash: of state_dict."""
+    trained weights either way (what "accept anyway" takes). weights_hash / trained_weights_hash:
+    of state_dict / trained_state_dict (what a session records once they are in use)."""
 
     state_dict: dict[str, torch.Tensor]
     losses: list[float]
@@ -139,6 +140,7 @@ class FinetuneResult:
     num_classes: int = 0
     model_config: dict = field(default_factory=dict)
     weights_hash: str = ""
+    trained_weights_hash: str = ""
 
     @property
     def gain(self) -> float:
@@ -471,4 +473,5 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
         num_classes=k,
         model_config=work.config.to_dict(),
         weights_hash=weights_hash(chosen),
+        trained_weights_hash=weights_hash(trained),
     )

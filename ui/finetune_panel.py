@@ -1,8 +1,13 @@
 """Fine-tuning panel: pick corrected frames, train in the background, then accept or reject.
 
 The panel owns no model maths: `core.finetune.finetune` trains a copy of the inference worker's
-model in `FinetuneWorker`'s thread. Accepting hands the new state_dict to the inference worker
-(new weights_version, cache invalidated, the shown frame recomputed); rejecting leaves the worker
+model in `FinetuneWorker`'s thread, holding part of the corrections out to judge the result. The
+panel shows the before/after figures on that held-out part only. When they did not improve it says
+so, and Reject becomes the default button; Accept stays possible ("Accept anyway").
+
+Accepting hands the new state_dict to the inference worker (new weights_version, cache
+invalidated, the shown frame recomputed) and records the new weights hash in the annotation
+session, so exports name the weights that made their predictions. Rejecting leaves the worker
 alone, and "Revert" brings back the weights that were in use before the last accept.
 """
 
@@ -19,6 +24,8 @@ from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core.errors import CSKNetError
 from csknet_studio.ui.finetune_worker import FinetuneWorker
+
+WARNING_STYLE = "color: #e8a33d; font-weight: bold;"
 
 SampleProvider = Callable[[list[int]], Any]
 """For the chosen frame indices: `finetune`'s samples, or a loader the fine-tuning thread calls."""
@@ -43,6 +50,9 @@ def samples_from_session(sequence, session, frames: list[int]) -> Callable[[], l
     return load
 
 
+_NO_FIGURES = "mIoU on held-out corrections: before – / after –"
+
+
 def _format_eta(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 0:
         return "–"
@@ -51,13 +61,21 @@ def _format_eta(seconds: float) -> str:
 
 
 class FinetunePanel(QtWidgets.QWidget):
-    """Signals: `weights_accepted(version)`, `weights_reverted(version)`, `error(message)`."""
+    """Signals: `weights_accepted(version)`, `weights_reverted(version)`, `error(message)`,
+    `checkpoint_saved(path, weights_hash)`.
+
+    session_getter / checkpoint_path_getter: the annotation session and the checkpoint file the
+    weights in use came from; the session records (path, weights hash) whenever the weights change.
+    """
 
     weights_accepted = QtCore.Signal(int)
     weights_reverted = QtCore.Signal(int)
+    checkpoint_saved = QtCore.Signal(str, str)
     error = QtCore.Signal(str)
 
     def __init__(self, inference_worker, samples: SampleProvider, *, scheme_getter: Callable[[], Any] | None = None,
+                 session_getter: Callable[[], Any] | None = None,
+                 checkpoint_path_getter: Callable[[], Any] | None = None,
                  defaults=None, num_threads: int | None = None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         from csknet_studio.core.finetune import FinetuneConfig
@@ -65,11 +83,15 @@ class FinetunePanel(QtWidgets.QWidget):
         self._infer = inference_worker
         self._samples = samples
         self._scheme_getter = scheme_getter or (lambda: getattr(inference_worker, "scheme", None))
+        self._session_getter = session_getter or (lambda: None)
+        self._checkpoint_path_getter = checkpoint_path_getter or (lambda: None)
         # steps and lr are on screen; crop, modes, batch, ... come from `defaults` (core's by default)
         self._defaults = defaults if defaults is not None else FinetuneConfig()
         self.worker = FinetuneWorker(self, num_threads=num_threads)
         self.result = None  # FinetuneResult awaiting accept / reject
         self._previous_state = None  # the worker's weights before the last accept (for Revert)
+        self._previous_hash = ""
+        self._frames: list[int] = []  # the frames of the run in progress / awaiting a decision
         self._losses: list[float] = []
         self._t0 = 0.0
         self._build()
@@ -77,7 +99,7 @@ class FinetunePanel(QtWidgets.QWidget):
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
-        self.worker.saved.connect(lambda p: self.status_label.setText(f"Checkpoint saved to {p}"))
+        self.worker.saved.connect(self._on_saved)
         self.worker.running_changed.connect(self._update_buttons)
         if hasattr(inference_worker, "weights_changed"):
             inference_worker.weights_changed.connect(self._on_weights_changed)
@@ -112,7 +134,15 @@ class FinetunePanel(QtWidgets.QWidget):
         self.progress_bar = QtWidgets.QProgressBar()
         self.progress_bar.setFormat("%v / %m steps")
         self.eta_label = QtWidgets.QLabel("ETA –")
-        self.miou_label = QtWidgets.QLabel("mIoU on the chosen frames: before – / after –")
+        self.miou_label = QtWidgets.QLabel(_NO_FIGURES)
+        self.miou_label.setToolTip("mIoU on corrections held out of training (whole frames, or regions inside "
+                                   "the frames when only a few are corrected)")
+        self.held_out_label = QtWidgets.QLabel("")
+        self.held_out_label.setWordWrap(True)
+        self.warning_label = QtWidgets.QLabel("")
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet(WARNING_STYLE)
+        self.warning_label.hide()
         self.status_label = QtWidgets.QLabel("")
         self.status_label.setWordWrap(True)
         self.loss_plot = pg.PlotWidget()
@@ -142,6 +172,8 @@ class FinetunePanel(QtWidgets.QWidget):
         lay.addLayout(prog_row)
         lay.addWidget(self.loss_plot, 2)
         lay.addWidget(self.miou_label)
+        lay.addWidget(self.held_out_label)
+        lay.addWidget(self.warning_label)
         lay.addLayout(decide_row)
         lay.addWidget(self.status_label)
         self.start_button.clicked.connect(self.start)
@@ -196,13 +228,15 @@ class FinetunePanel(QtWidgets.QWidget):
         except Exception as exc:  # unreadable frame etc.: say so, keep the panel usable
             self._report(f"Could not read the chosen frames: {exc}")
             return False
-        self.result = None
+        self._set_result(None)
+        self._frames = list(frames)
         self._losses = []
         self.loss_curve.setData([], [])
         self.progress_bar.setRange(0, self.steps_spin.value())
         self.progress_bar.setValue(0)
         self.eta_label.setText("ETA –")
-        self.miou_label.setText("mIoU on the chosen frames: before – / after –")
+        self.miou_label.setText(_NO_FIGURES)
+        self.held_out_label.setText("")
         self.status_label.setText(f"Fine-tuning on {len(frames)} frame(s)…")
         self._t0 = time.monotonic()
         self._base_version = self._infer.weights_version
@@ -225,14 +259,21 @@ class FinetunePanel(QtWidgets.QWidget):
         self.loss_curve.setData(np.arange(1, y.size + 1), y)
 
     def _on_finished(self, result) -> None:
-        self.result = result
         self.loss_curve.setData(np.arange(1, len(result.losses) + 1), np.asarray(result.losses, np.float64))
         self.progress_bar.setValue(self.progress_bar.maximum())
-        self.eta_label.setText(f"took {_format_eta(time.monotonic() - self._t0)}")
-        self.miou_label.setText(f"mIoU on the chosen frames: before {100 * result.miou_before:.1f} % / "
-                                f"after {100 * result.miou_after:.1f} %")
-        self.status_label.setText("Done. Accept the new weights or reject them.")
-        self._update_buttons()
+        took = f"took {_format_eta(time.monotonic() - self._t0)}"
+        if result.stopped_early:
+            took += f", stopped at step {result.steps_done}"
+        self.eta_label.setText(took)
+        before, after = 100 * result.before, 100 * result.after
+        self.miou_label.setText(f"mIoU on held-out corrections: before {before:.1f} % / after {after:.1f} %")
+        self.held_out_label.setText(f"Held out: {result.held_out.describe([str(i) for i in self._frames])}")
+        if result.improved:
+            self.status_label.setText(f"Done: {after - before:+.1f} points on the held-out corrections "
+                                      f"(best at step {result.best_step}). Accept the new weights or reject them.")
+        else:
+            self.status_label.setText("Done. Reject keeps the current weights.")
+        self._set_result(result)
 
     def _on_failed(self, message: str) -> None:
         self._report(f"Fine-tuning failed; the weights are unchanged.\n\n{message}")
@@ -248,20 +289,61 @@ class FinetunePanel(QtWidgets.QWidget):
         self._update_buttons()
 
     # --- decide -------------------------------------------------------------------------------
+    def _set_result(self, result) -> None:
+        """Hold `result` for a decision; without a gain on the held-out corrections, say so and make
+        Reject the default button (Enter rejects), Accept a plain "Accept anyway"."""
+        self.result = result
+        no_gain = result is not None and not result.improved and math.isfinite(result.before)
+        if no_gain:
+            self.warning_label.setText(
+                f"No gain on held-out corrections: {100 * result.after:.1f} % at best after training, "
+                f"{100 * result.before:.1f} % before. The current weights are better on corrections the "
+                "model did not train on; Reject keeps them.")
+        self.warning_label.setVisible(no_gain)
+        self.accept_button.setText("Accept anyway" if no_gain else "Accept new weights")
+        self.accept_button.setFlat(no_gain)
+        self.accept_button.setAutoDefault(not no_gain)
+        self.accept_button.setDefault(result is not None and not no_gain)
+        self.reject_button.setAutoDefault(no_gain)
+        self.reject_button.setDefault(no_gain)
+        self._update_buttons()
+        if result is not None:
+            (self.reject_button if no_gain else self.accept_button).setFocus()
+
     def accept_result(self) -> int | None:
-        """Hand the new weights to the inference worker; returns its new weights_version."""
+        """Hand the new weights to the inference worker; returns its new weights_version. Without a
+        held-out gain this takes the best weights training reached (the user accepts them anyway)."""
         if self.result is None:
             return None
+        from csknet_studio.core.checkpoint import weights_hash
+
+        result = self.result
+        state, digest = ((result.state_dict, result.weights_hash) if result.improved
+                         else (result.trained_state_dict, result.trained_weights_hash))
         model = self._infer.model
         # The worker's current weights, kept for Revert (a copy: the worker loads in place).
         self._previous_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self._previous_hash = weights_hash(self._previous_state)
         self._accepted_model = model
-        version = self._infer.set_state_dict(self.result.state_dict)
-        self.result = None
+        version = self._infer.set_state_dict(state)
+        self._record_weights(digest)
+        self._set_result(None)
         self.status_label.setText(f"New weights in use (version {version}); predictions are recomputed.")
-        self._update_buttons()
         self.weights_accepted.emit(version)
         return version
+
+    def _record_weights(self, digest: str, path=None) -> None:
+        """Tell the session which weights now make the predictions (the export records the hash).
+        Without any checkpoint file to name (an untrained model), Save checkpoint… records one."""
+        session = self._session_getter()
+        if session is None:
+            return
+        if path is None:
+            path = self._checkpoint_path_getter()
+        if path is None and getattr(session, "checkpoint", None) is not None:
+            path = session.checkpoint.path
+        if path is not None:
+            session.set_checkpoint(path, digest)
 
     def _on_weights_changed(self, _version: int) -> None:
         if self._infer.model is not self._accepted_model:  # another checkpoint: nothing to revert to
@@ -269,14 +351,14 @@ class FinetunePanel(QtWidgets.QWidget):
         self._update_buttons()
 
     def reject_result(self) -> None:
-        self.result = None
+        self._set_result(None)
         self.status_label.setText("Rejected; the previous weights stay.")
-        self._update_buttons()
 
     def revert(self) -> int | None:
         if self._previous_state is None:
             return None
         version = self._infer.set_state_dict(self._previous_state)
+        self._record_weights(self._previous_hash)
         self._previous_state = None
         self.status_label.setText(f"Previous weights restored (version {version}).")
         self._update_buttons()
@@ -288,6 +370,11 @@ class FinetunePanel(QtWidgets.QWidget):
                                                         "Checkpoints (*.pt)")
         if path:
             self.save_checkpoint(path)
+
+    def _on_saved(self, path: str, digest: str) -> None:
+        self.status_label.setText(f"Checkpoint saved to {path}")
+        self._record_weights(digest, path)
+        self.checkpoint_saved.emit(path, digest)
 
     def save_checkpoint(self, path: str) -> None:
         """Save the weights in use (in the worker thread; `saved` or `error` reports back)."""

@@ -16,10 +16,11 @@ __all__ = ["FinetuneWorker", "default_num_threads"]
 
 
 class FinetuneWorker(JobRunner):
-    """Fine-tuning and checkpoint saving. Extra signals: finished(FinetuneResult), saved(path)."""
+    """Fine-tuning and checkpoint saving. Extra signals: finished(FinetuneResult),
+    saved(path, weights_hash)."""
 
     finished = Signal(object)
-    saved = Signal(str)
+    saved = Signal(str, str)
 
     def __init__(self, parent=None, num_threads: int | None = None, nice: int = 10) -> None:
         # nice 10: when the cores are busy the scheduler serves the GUI and inference first
@@ -45,7 +46,6 @@ class FinetuneWorker(JobRunner):
             clone = copy.deepcopy(model).cpu()
             if state_dict is not None:
                 clone.load_state_dict(state_dict)
-            save_checkpoint(path, clone, **checkpoint_kwargs)
-            return path
+            return path, save_checkpoint(path, clone, **checkpoint_kwargs)
 
-        self.start(job, lambda p: self.saved.emit(str(p)))
+        self.start(job, lambda done: self.saved.emit(str(done[0]), str(done[1])))

@@ -79,11 +79,20 @@ class PanelHub(QtCore.QObject):
     def _make_finetune_panel(self):
         from csknet_studio.ui.finetune_panel import FinetunePanel
 
-        panel = FinetunePanel(self.win.worker, self._samples, scheme_getter=lambda: self.win.scheme)
+        panel = FinetunePanel(self.win.worker, self._samples, scheme_getter=lambda: self.win.scheme,
+                              session_getter=lambda: self.win.session,
+                              checkpoint_path_getter=lambda: self.win.checkpoint_path)
         panel.error.connect(lambda msg: self.win.show_error(msg, "Fine-tuning"))
         panel.weights_accepted.connect(
             lambda v: self.win.show_status(f"fine-tuned weights in use (version {v}); recomputing"))
+        panel.checkpoint_saved.connect(self._on_checkpoint_saved)
         return panel
+
+    def _on_checkpoint_saved(self, path: str, _weights_hash: str) -> None:
+        """The weights in use now live in `path`: later records name that file."""
+        from pathlib import Path
+
+        self.win.checkpoint_path = Path(path)
 
     def _samples(self, frames: list[int]):
         from csknet_studio.ui.finetune_panel import samples_from_session

@@ -1,10 +1,15 @@
+"""The fine-tuning panel: trains in the background, shows held-out figures, defaults to Reject
+when they did not improve, and records the weights in use in the annotation session."""
+
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from csknet_studio.core.checkpoint import load_checkpoint
+from csknet_studio.core.checkpoint import load_checkpoint, weights_hash
 from csknet_studio.core.classes import PST900
 from csknet_studio.core.data import ArraySequence
 from csknet_studio.core.finetune import FinetuneConfig
@@ -39,7 +44,8 @@ def rig(qtbot, tmp_path):
     worker = InferenceWorker(num_threads=1)
     with qtbot.waitSignal(worker.weights_changed):
         worker.set_model(model, PST900, torch.device("cpu"))
-    panel = FinetunePanel(worker, lambda idx: samples_from_session(seq, session, idx), defaults=FAST, num_threads=1)
+    panel = FinetunePanel(worker, lambda idx: samples_from_session(seq, session, idx), defaults=FAST, num_threads=1,
+                          session_getter=lambda: session, checkpoint_path_getter=lambda: tmp_path / "base.pt")
     qtbot.addWidget(panel)
     panel.set_frames(session.corrected_frames(), session.names)
     yield seq, session, model, worker, panel
@@ -60,6 +66,7 @@ def test_frames_are_listed_checked_and_unchecking_sticks(rig):
 def test_cancel_mid_run_leaves_weights_unchanged(qtbot, rig):
     _, _, model, worker, panel = rig
     before, version = _state(model), worker.weights_version
+    panel._defaults = dataclasses.replace(FAST, patience=0)  # no early stop before the cancel
     panel.steps_spin.setValue(100000)
     with qtbot.waitSignal(panel.worker.progress, timeout=30000):
         assert panel.start()
@@ -85,7 +92,8 @@ def test_run_to_completion_accept_recomputes_then_revert(qtbot, rig):
     res = panel.result
     assert len(res.losses) == 3 and np.isfinite(res.losses).all()
     assert panel.progress_bar.value() == 3 and list(panel.loss_curve.getData()[1]) == res.losses
-    assert f"{100 * res.miou_before:.1f}" in panel.miou_label.text()
+    assert f"before {100 * res.before:.1f} %" in panel.miou_label.text()
+    assert "held-out" in panel.miou_label.text() and "regions inside 2 corrected frame(s)" in panel.held_out_label.text()
     assert _same(before, _state(model))  # nothing changes until accepted
 
     with qtbot.waitSignal(worker.result_ready, timeout=30000) as sig:  # shown frame recomputed
@@ -93,7 +101,8 @@ def test_run_to_completion_accept_recomputes_then_revert(qtbot, rig):
     assert new_version == version + 1 == worker.weights_version
     assert sig.args[2].weights_version == new_version
     assert worker.cached(0, Mode.BOTH).weights_version == new_version
-    assert _same(res.state_dict, {k: v.cpu() for k, v in _state(model).items()})
+    accepted = res.state_dict if res.improved else res.trained_state_dict  # no gain: accepted anyway
+    assert _same(accepted, {k: v.cpu() for k, v in _state(model).items()})
     assert panel.revert_button.isEnabled() and not panel.accept_button.isEnabled()
 
     with qtbot.waitSignal(worker.weights_changed):
@@ -133,3 +142,53 @@ def test_opening_another_model_drops_the_revert_point(qtbot, rig):
     with qtbot.waitSignal(worker.weights_changed):
         worker.set_model(create_model("csknet-tiny", num_classes=PST900.num_classes), PST900, torch.device("cpu"))
     assert not panel.revert_button.isEnabled() and panel.revert() is None
+
+
+def _finish(qtbot, panel):
+    with qtbot.waitSignal(panel.worker.finished, timeout=60000):
+        assert panel.start()
+    return panel.result
+
+
+def test_no_gain_says_so_and_makes_reject_the_default(qtbot, rig):
+    _, session, model, worker, panel = rig
+    # a huge learning rate, and a gain no run can reach: the held-out figure cannot improve
+    panel._defaults = dataclasses.replace(FAST, steps=4, min_gain=1.0)
+    panel.lr_spin.setValue(1.0)
+    res = _finish(qtbot, panel)
+    assert not res.improved
+    assert panel.warning_label.isVisibleTo(panel)
+    assert panel.warning_label.text().startswith("No gain on held-out corrections: ")
+    assert panel.reject_button.isDefault() and not panel.accept_button.isDefault()
+    assert panel.accept_button.text() == "Accept anyway" and panel.accept_button.isEnabled()
+    assert res.weights_hash == weights_hash(model.state_dict())  # the safe weights are the start
+    # still possible: accepting anyway takes the trained weights and records their hash
+    with qtbot.waitSignal(worker.weights_changed):
+        panel.accept_result()
+    assert session.checkpoint.weights_hash == res.trained_weights_hash != res.weights_hash
+    qtbot.waitUntil(lambda: weights_hash(model.state_dict()) == res.trained_weights_hash, timeout=10000)
+    assert not panel.warning_label.isVisibleTo(panel) and panel.accept_button.text() == "Accept new weights"
+
+
+def test_accept_records_the_new_hash_in_the_session_and_revert_restores_it(qtbot, rig, tmp_path):
+    _, session, model, worker, panel = rig
+    start = weights_hash(model.state_dict())
+    session.set_checkpoint(tmp_path / "base.pt", start)
+    panel._defaults = dataclasses.replace(FAST, min_gain=0.0)
+    res = _finish(qtbot, panel)
+    if res.improved:
+        assert panel.accept_button.isDefault() and not panel.warning_label.isVisibleTo(panel)
+    with qtbot.waitSignal(worker.weights_changed):
+        panel.accept_result()
+    in_use = res.weights_hash if res.improved else res.trained_weights_hash
+    assert session.checkpoint.weights_hash == in_use != start
+    assert session.checkpoint.path == str((tmp_path / "base.pt").resolve())
+    qtbot.waitUntil(lambda: weights_hash(model.state_dict()) == in_use, timeout=10000)
+    with qtbot.waitSignal(worker.weights_changed):
+        panel.revert()
+    assert session.checkpoint.weights_hash == start
+    # saving names the file the weights in use now live in
+    with qtbot.waitSignal(panel.checkpoint_saved, timeout=30000) as sig:
+        panel.save_checkpoint(str(tmp_path / "ft.pt"))
+    assert sig.args == [str(tmp_path / "ft.pt"), load_checkpoint(tmp_path / "ft.pt").weights_hash]
+    assert session.checkpoint.path == str((tmp_path / "ft.pt").resolve())

@@ -45,7 +45,7 @@ def test_next_most_uncertain_skips_current_and_corrected(main_window, qtbot):
     qtbot.waitUntil(lambda: not hub.scan_action.isChecked(), timeout=30000)  # stops once all are scored
 
 
-def test_finetune_from_the_window_recomputes_the_shown_frame(main_window, qtbot):
+def test_finetune_from_the_window_recomputes_the_shown_frame(main_window, qtbot, tmp_path):
     win = main_window
     panel = win.panels.finetune
     win.session.fill_polygon(0, [(0, 0), (63, 0), (63, 47), (0, 47)], 2)
@@ -54,9 +54,17 @@ def test_finetune_from_the_window_recomputes_the_shown_frame(main_window, qtbot)
     with qtbot.waitSignal(panel.worker.finished, timeout=60000):
         assert panel.start()
     old = win.worker.weights_version
+    win.checkpoint_path = tmp_path / "base.pt"  # the file the weights in use came from
     with qtbot.waitSignal(win.prediction_ready, timeout=30000) as sig:
         panel.accept_button.click()
     assert sig.args[0].weights_version == old + 1 == win.current_prediction.weights_version
+    # the session, and through it the export, names the fine-tuned weights
+    from csknet_studio.core.checkpoint import weights_hash
+    from csknet_studio.core.export import export_hdf5, read_labels_hdf5
+
+    in_use = weights_hash(win.worker.model.state_dict())  # loaded: the new prediction came from them
+    assert win.session.checkpoint.weights_hash == in_use
+    assert read_labels_hdf5(export_hdf5(win.session, tmp_path / "l.h5")).checkpoint_hash == in_use
 
 
 def test_export_and_shortcut_sheet_open_without_blocking(main_window, qtbot):
