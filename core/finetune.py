@@ -28,6 +28,7 @@ frames are scored in shards and the counts summed, so every rank keeps the same 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -382,6 +383,11 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     split = _split(data, cfg, ignore_index)
     train_data = _part(data, split.train_masks, ignore_index)
     val_data = _part(data, split.val_masks, ignore_index)
+    if cfg.crop is not None:  # frames smaller than the crop: crop the frame, do not pad it to the crop
+        crop = (min(cfg.crop[0], min(m.shape[0] for _, _, m in train_data)),
+                min(cfg.crop[1], min(m.shape[1] for _, _, m in train_data)))
+        if crop != cfg.crop and min(crop) >= 16:
+            cfg = dataclasses.replace(cfg, crop=crop)
 
     def score() -> dict[str, float]:
         return _score(work, val_data, modes, device, ignore_index, cancel) if cfg.evaluate else {}

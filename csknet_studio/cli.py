@@ -1,7 +1,7 @@
 """The `csknet-studio` command line.
 
 `csknet-studio [SEQUENCE] [--checkpoint FILE] [--device ...]` opens the GUI; the sub-commands
-(`train`, `eval`, `infer`, `demo`, `export`) run headless. Each sub-command lives in its own
+(`train`, `eval`, `infer`, `demo`, `export`, `finetune`) run headless. Each sub-command lives in its own
 module under `csknet_studio.commands` exposing `add_arguments(parser)` and `run(args) -> int`,
 imported lazily so `csknet-studio demo` never loads Qt and the GUI never loads training code.
 """
@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, str] = {
     "infer": "Segment a sequence in batches and write label PNGs or HDF5.",
     "demo": "Write the procedural EO/IR demo sequence with ground truth.",
     "export": "Export a sequence's labels and corrections to HDF5 or PNG masks.",
+    "finetune": "Fine-tune a checkpoint on a project's corrections (or ground-truth labels), judged on "
+                "held-out corrections (DDP-aware).",
 }
 
 
