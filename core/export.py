@@ -4,6 +4,7 @@ HDF5 layout (axes `tyx`, one chunk per frame, gzip or lzf):
     /labels          (T, H, W) uint8 class ids, 255 = ignore; attrs axistags (ilastik JSON), axes
     /exported_data   soft link -> /labels (ilastik / Fiji open it with their defaults)
     /corrected       (T,) bool: a person corrected or accepted the frame
+    /frame_origin    (T,) utf-8 strings: where each frame's labels come from (FRAME_ORIGINS)
     /frame_names     (T,) utf-8 strings
     /probabilities   (T, C, H, W) float16            (optional)
     /eo (T, H, W, 3), /ir (T, H, W)                  (optional copies of the imagery)
@@ -11,6 +12,11 @@ HDF5 layout (axes `tyx`, one chunk per frame, gzip or lzf):
                      to the file), checkpoint_hash, mode, app_version, created (ISO 8601 UTC), format
 The file is written beside the target and renamed into place: a cancel or a failure leaves any
 earlier file as it was and no temporary file behind.
+
+What each frame exports: a corrected frame its correction; a propagated frame its propagated labels
+when `include_propagated`; any other frame the model's prediction when `include_predictions` (the
+session's, else `predict(i)`, e.g. a forward pass); else 255. PNG export writes `frames.json`
+beside the masks with the same per-frame origins.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ AXISTAGS = json.dumps({"axes": [
 ]})
 Progress = Callable[[int, int], None]
 ProbabilitySource = Callable[[int], np.ndarray] | np.ndarray | None
+LabelSource = Callable[[int], np.ndarray | None]
+FRAME_ORIGINS = ("corrected", "propagated", "predicted", "unlabelled")
+FRAMES_JSON = "frames.json"
 
 
 @dataclass(eq=False)
@@ -68,6 +77,7 @@ class LabelExport:
     probabilities: np.ndarray | None = None
     eo: np.ndarray | None = None
     ir: np.ndarray | None = None
+    frame_origin: list[str] | None = None
 
     @property
     def scheme(self) -> ClassScheme:
@@ -89,6 +99,41 @@ def _check_cancel(cancel: Callable[[], bool] | None, path: Path) -> None:
         raise CancelledError(f"export to {path} cancelled; any earlier {path.name} is unchanged")
 
 
+def frame_content(session: Any, i: int, include_predictions: bool = True, include_propagated: bool = True,
+                  predict: LabelSource | None = None) -> tuple[str, np.ndarray | None]:
+    """(origin, labels) frame i exports with; labels None means all 255 ("unlabelled")."""
+    origin = session.origin(i)
+    if origin is Origin.CORRECTED or (origin is Origin.PROPAGATED and include_propagated):
+        return origin.value, session.labels(i)
+    if include_predictions:
+        if origin is Origin.PREDICTED:
+            return "predicted", session.labels(i)
+        pred = session.prediction(i) if origin is Origin.PROPAGATED else None
+        if pred is None and predict is not None:
+            pred = predict(i)
+        if pred is not None:
+            return "predicted", np.asarray(pred, np.uint8)
+    return "unlabelled", None
+
+
+def count_origins(origins: list[str]) -> dict[str, int]:
+    """How many frames of each origin, in FRAME_ORIGINS order (all four keys present)."""
+    return {k: sum(1 for o in origins if o == k) for k in FRAME_ORIGINS}
+
+
+def read_frame_origins(path: str | os.PathLike) -> list[str]:
+    """Each frame's origin as an export recorded it: an HDF5 file's `frame_origin`, or a PNG
+    folder's frames.json (in frame order)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return list(json.loads((path / FRAMES_JSON).read_text(encoding="utf-8"))["frames"].values())
+        with h5py.File(path, "r") as f:
+            return [_text(v) for v in f["frame_origin"][()]]
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ExportError(f"{path} records no frame origins: {exc}") from exc
+
+
 def export_hdf5(
     session: Any,
     path: str | os.PathLike,
@@ -99,13 +144,18 @@ def export_hdf5(
     copy_images: bool = False,
     checkpoint_hash: str | None = None,
     mode: Mode | str = Mode.BOTH,
+    include_predictions: bool = True,
+    include_propagated: bool = True,
+    predict: LabelSource | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Path:
-    """Write the session's current labels (corrections, else predictions, else 255) to `path`.
+    """Write the session's labels to `path`: corrections, propagated labels and predictions as the
+    include_* options say (module docstring), else 255; `frame_origin` records which per frame.
 
     include_probabilities: None, a (T, C, H, W) array, or a callable frame -> (C, H, W); it is called
     before the frame's labels are read, so it may also `session.set_prediction` that frame.
+    predict: frame -> labels (or None) for frames the session holds no prediction of.
     Raises CancelledError (cancel() returned True) or ExportError (disk full, ...); either way an
     earlier file at `path` is left intact. Call from the thread that owns the session."""
     path = Path(path)
@@ -117,7 +167,8 @@ def export_hdf5(
     try:
         with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w", libver="latest") as f:
             _write(f, session, path, compression, compression_level, include_probabilities, copy_images,
-                   checkpoint_hash, Mode(mode), progress, cancel)
+                   checkpoint_hash, Mode(mode), progress, cancel,
+                   lambda i: frame_content(session, i, include_predictions, include_propagated, predict))
     except CSKNetError:
         raise
     except (OSError, RuntimeError, ValueError, TypeError) as exc:
@@ -127,7 +178,7 @@ def export_hdf5(
 
 def _write(f: h5py.File, session: Any, path: Path, compression: str, level: int, probs: ProbabilitySource,
            copy_images: bool, checkpoint_hash: str | None, mode: Mode, progress: Progress | None,
-           cancel: Callable[[], bool] | None) -> None:
+           cancel: Callable[[], bool] | None, content: Callable[[int], tuple[str, np.ndarray | None]]) -> None:
     n = len(session)
     h, w = session.frame_shape(0)
     scheme: ClassScheme = session.scheme
@@ -149,9 +200,13 @@ def _write(f: h5py.File, session: Any, path: Path, compression: str, level: int,
         extra["ir"] = f.create_dataset("ir", (n, h, w), fp0.ir.dtype, chunks=(1, h, w), **opts)
     prob_ds = None
     corrected = np.zeros(n, bool)
+    origins: list[str] = []
 
     def frame_labels(i: int) -> np.ndarray:
-        lab = session.labels(i)
+        origin, lab = content(i)
+        origins.append(origin)
+        if lab is None:
+            lab = np.full(session.frame_shape(i), scheme.ignore_index, np.uint8)
         if lab.shape != (h, w):
             raise ExportError(f"frame {i} ({session.names[i]}) is {lab.shape[1]}x{lab.shape[0]} but frame 0 is "
                               f"{w}x{h}; HDF5 export needs one frame size (export PNG masks instead)")
@@ -196,6 +251,8 @@ def _write(f: h5py.File, session: Any, path: Path, compression: str, level: int,
                 progress(i + 1, n)
         drain(0)
     f.create_dataset("corrected", data=corrected)
+    f.create_dataset("frame_origin", data=origins, dtype=h5py.string_dtype("utf-8"))
+    f["frame_origin"].attrs["values"] = np.array(FRAME_ORIGINS, dtype=h5py.string_dtype("utf-8"))
     f.create_dataset("frame_names", data=list(session.names), dtype=h5py.string_dtype("utf-8"))
     src = session.source if getattr(session, "source", None) is not None else None
     ck = checkpoint_hash
@@ -226,6 +283,7 @@ def read_labels_hdf5(path: str | os.PathLike) -> LabelExport:
                 raise ExportError(f"{path} is not a CSKNet Studio label export (no 'labels' / 'frame_names')")
             a = f.attrs
             opt = {k: (f[k][()] if k in f else None) for k in ("probabilities", "eo", "ir")}
+            origin = [_text(v) for v in f["frame_origin"][()]] if "frame_origin" in f else None
             return LabelExport(
                 path=path,
                 labels=f["labels"][()],
@@ -241,6 +299,7 @@ def read_labels_hdf5(path: str | os.PathLike) -> LabelExport:
                 mode=_text(a["mode"]),
                 app_version=_text(a["app_version"]),
                 created=_text(a["created"]),
+                frame_origin=origin,
                 **opt,
             )
     except CSKNetError:
@@ -254,15 +313,20 @@ def export_png(
     out_dir: str | os.PathLike,
     *,
     only_corrected: bool = False,
+    include_predictions: bool = True,
+    include_propagated: bool = True,
+    predict: LabelSource | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Path:
     """One indexed PNG per frame, `<out_dir>/<frame name>.png`: pixel = class id, palette = colours.
 
-    Also writes `classes.json` (the scheme). Each file is atomic; a cancel keeps the ones written."""
+    Also writes `classes.json` (the scheme) and `frames.json` (each written frame's origin). Each
+    file is atomic; a cancel keeps the ones written."""
     out = Path(out_dir)
     frames = session.corrected_frames() if only_corrected else list(range(len(session)))
     palette = session.scheme.palette_array()
+    written: dict[str, str] = {}
     try:
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "classes.json") as tmp:
@@ -270,9 +334,15 @@ def export_png(
         for k, i in enumerate(frames):
             _check_cancel(cancel, out)
             name = session.names[i].replace("/", "_").replace("\\", "_")
-            write_palette_png(out / f"{name}.png", np.ascontiguousarray(session.labels(i)), palette)
+            origin, lab = frame_content(session, i, include_predictions, include_propagated, predict)
+            if lab is None:
+                lab = np.full(session.frame_shape(i), session.scheme.ignore_index, np.uint8)
+            write_palette_png(out / f"{name}.png", np.ascontiguousarray(lab), palette)
+            written[name] = origin
             if progress is not None:
                 progress(k + 1, len(frames))
+        with atomic_path(out / FRAMES_JSON) as tmp:
+            tmp.write_text(json.dumps({"frames": written}, indent=1) + "\n", encoding="utf-8")
     except OSError as exc:
         raise ExportError(f"could not write PNG masks to {out}: {exc}") from exc
     return out

@@ -2,8 +2,10 @@
 
 For each step from frame s to the next frame t, DIS gives the backward flow t -> s (where each pixel
 of t was in s) and the forward flow s -> t. A pixel of t takes the label found at its position in s
-only where the two flows agree: |f_ts(x) + f_st(x + f_ts(x))| <= `max_error_px` (1 px by default).
-Pixels that fail (occluded, disoccluded, or where the flow is unreliable) and pixels carried as 255
+only where the two flows agree: |f_ts(x) + f_st(x + f_ts(x))| <= `max_error_px` (1 px by default),
+and where the image matches there (the 5x5 mean of |I_t(x) - I_s(x + f_ts(x))| is at most
+`max_intensity_diff` grey levels of the stretched 8-bit image: DIS smooths its flow across content that is new in t, so two smooth flows
+can agree over a region neither of them matched). Pixels that fail (occluded, disoccluded, or where the flow is unreliable) and pixels carried as 255
 take the model's prediction for t when there is one, else stay 255 (unlabelled). Each propagated
 frame is the source of the next, so the labels travel N frames in one pass.
 
@@ -41,12 +43,15 @@ class PropagationConfig:
     """How labels are carried: the consistency threshold, the flow's modality and DIS preset."""
 
     max_error_px: float = 1.0  # forward-backward disagreement above this: the pixel is not carried
+    max_intensity_diff: float = 20.0  # mean grey levels (0-255, shared stretch) the warp may miss by
     modality: str = "auto"  # "auto" (the more consistent of EO and IR per step), "eo" or "ir"
     preset: str = "medium"  # DIS preset: "ultrafast", "fast" or "medium"
 
     def __post_init__(self) -> None:
         if not self.max_error_px > 0:
             raise ValueError(f"max_error_px must be > 0, got {self.max_error_px}")
+        if not self.max_intensity_diff > 0:
+            raise ValueError(f"max_intensity_diff must be > 0, got {self.max_intensity_diff}")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.preset not in _PRESETS:
@@ -109,7 +114,10 @@ def flow_step(source: np.ndarray, target: np.ndarray, modality: str, config: Pro
     error = np.linalg.norm(backward + back_again, axis=-1)
     h, w = gt.shape
     inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-    return FlowStep(backward, inside & (error <= config.max_error_px), error.astype(np.float32), modality)
+    warped = cv2.remap(gs.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    miss = cv2.blur(np.abs(gt.astype(np.float32) - warped), (5, 5))  # local mean: one noisy pixel is not a miss
+    ok = inside & (error <= config.max_error_px) & (miss <= config.max_intensity_diff)
+    return FlowStep(backward, ok, error.astype(np.float32), modality)
 
 
 def best_flow(source: FramePair, target: FramePair, config: PropagationConfig) -> FlowStep | None:

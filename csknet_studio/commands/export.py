@@ -1,8 +1,10 @@
 """`csknet-studio export SEQUENCE`: a sequence's corrections (and predictions) to HDF5 or PNG masks.
 
 Reads the project beside the sequence (`<SEQUENCE>.csknet/`, or --project). Corrected frames export
-as corrected; the others as the model's prediction when a checkpoint is given (--checkpoint, or the
-one the project records when --probabilities asks for it), else as 255 (unlabelled).
+as corrected; propagated frames with their propagated labels (unless --no-propagated); the others as
+the model's prediction when a model is given (--checkpoint, or the one the project records when
+--include-predictions or --probabilities asks for it), else as 255 (unlabelled). The file records
+each frame's origin (`frame_origin`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also store (T, C, H, W) float16 class probabilities (runs the model)")
     p.add_argument("--copy-images", action="store_true", help="also copy the EO and IR frames into the file")
     p.add_argument("--checkpoint", type=Path, default=None,
-                   help="weights to predict frames nobody corrected (default for --probabilities: the project's)")
+                   help="weights to predict frames nobody corrected (implies --include-predictions; default "
+                        "for --include-predictions and --probabilities: the project's)")
+    p.add_argument("--include-predictions", action="store_true",
+                   help="label the frames nobody corrected with the model's predictions (needs a checkpoint)")
+    prop = p.add_mutually_exclusive_group()
+    prop.add_argument("--include-propagated", dest="include_propagated", action="store_true", default=True,
+                      help="export propagated frames with their propagated labels (the default)")
+    prop.add_argument("--no-propagated", dest="include_propagated", action="store_false",
+                      help="treat propagated frames like frames nobody labelled (prediction or 255)")
     p.add_argument("--mode", choices=[m.value for m in ALL_MODES], default="both",
                    help="modalities the model sees (recorded in the file)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (with --checkpoint)")
@@ -38,11 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _predictor(args: argparse.Namespace, session):
     """Load the checkpoint (explicit, else the project's when probabilities are wanted), or None."""
     ckpt = args.checkpoint
-    if ckpt is None and args.probabilities:
+    wants = "--probabilities" if args.probabilities else "--include-predictions" if args.include_predictions else ""
+    if ckpt is None and wants:
         if session.checkpoint is None:
             from csknet_studio.core.errors import ExportError
 
-            raise ExportError(f"--probabilities needs a model: pass --checkpoint (project {session.project_path} "
+            raise ExportError(f"{wants} needs a model: pass --checkpoint (project {session.project_path} "
                               "records none)")
         ckpt = Path(session.checkpoint.path)
     if ckpt is None:
@@ -67,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from csknet_studio.commands._common import tqdm_progress
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.edits import Origin
-    from csknet_studio.core.export import export_hdf5, export_png
+    from csknet_studio.core.export import count_origins, export_hdf5, export_png, read_frame_origins
     from csknet_studio.core.modes import Mode
     from csknet_studio.core.session import AnnotationSession
 
@@ -89,21 +100,24 @@ def run(args: argparse.Namespace) -> int:
 
         probs = predict if (predictor is not None and args.probabilities) else None
         if predictor is not None and probs is None:  # predictions only, before the export
+            kept = {Origin.CORRECTED, Origin.PROPAGATED} if args.include_propagated else {Origin.CORRECTED}
             for i in tqdm(range(len(session)), unit="frame", disable=args.quiet, desc="predict"):
-                if session.origin(i) is not Origin.CORRECTED:
+                if session.origin(i) not in kept:
                     predict(i)
+        include = {"include_predictions": predictor is not None, "include_propagated": args.include_propagated}
         try:
             if args.png is not None:
-                out = export_png(session, args.png, only_corrected=args.only_corrected, progress=progress)
+                out = export_png(session, args.png, only_corrected=args.only_corrected, progress=progress,
+                                 **include)
             else:
                 target = args.out or args.sequence.with_name(args.sequence.name + ".labels.h5")
                 out = export_hdf5(session, target, compression=args.compression, include_probabilities=probs,
                                   copy_images=args.copy_images, checkpoint_hash=weights_hash, mode=mode,
-                                  progress=progress)
+                                  progress=progress, **include)
         finally:
             bar.close()
-        n_corr = len(session.corrected_frames())
-        print(f"wrote {out} ({len(session)} frames, {n_corr} corrected)")
+        counts = count_origins(read_frame_origins(out))
+        print(f"wrote {out} ({sum(counts.values())} frames: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")")
         return 0
     finally:
         seq.close()

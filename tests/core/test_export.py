@@ -240,3 +240,46 @@ def test_a_snapshot_exports_the_labels_of_its_instant_from_another_thread(sessio
     r = read_labels_hdf5(result["path"])
     assert all(np.array_equal(r.labels[i], want[i]) for i in range(N))
     assert r.corrected.tolist() == [True, False, True, True, False] and r.checkpoint_hash == "cafe0123"
+
+
+def test_each_frame_exports_what_the_options_say_and_records_its_origin(session, tmp_path):
+    from csknet_studio.core.export import count_origins, read_frame_origins
+
+    session.apply_propagation({1: np.full((48, 64), 3, np.uint8), 4: np.full((48, 64), 8, np.uint8)})
+    r = read_labels_hdf5(export_hdf5(session, tmp_path / "all.h5"))
+    assert r.frame_origin == ["corrected", "propagated", "corrected", "corrected", "propagated"]
+    assert (r.labels[1] == 3).all() and (r.labels[4] == 8).all()
+    with h5py.File(tmp_path / "all.h5") as f:  # plain h5py sees the origins as strings
+        assert [v.decode() for v in f["frame_origin"][()]][1] == "propagated"
+
+    asked = []
+    out = export_hdf5(session, tmp_path / "pred.h5", include_propagated=False,
+                      predict=lambda i: asked.append(i) or np.full((48, 64), 5, np.uint8))
+    r = read_labels_hdf5(out)
+    assert asked == [4]  # frame 1 has the session's own prediction under its propagated labels
+    assert np.array_equal(r.labels[1], session.prediction(1)) and (r.labels[4] == 5).all()
+    assert count_origins(r.frame_origin) == {"corrected": 3, "propagated": 0, "predicted": 2, "unlabelled": 0}
+
+    r = read_labels_hdf5(export_hdf5(session, tmp_path / "none.h5", include_predictions=False,
+                                     include_propagated=False))
+    assert r.frame_origin[1] == r.frame_origin[4] == "unlabelled" and (r.labels[[1, 4]] == 255).all()
+
+    png = export_png(session, tmp_path / "png", include_propagated=False, include_predictions=False)
+    assert read_frame_origins(png) == ["corrected", "unlabelled", "corrected", "corrected", "unlabelled"]
+    ids, _ = decode_png_indices((png / f"{session.names[4]}.png").read_bytes())
+    assert (ids == 255).all()
+
+
+def test_cli_flags_for_propagated_frames_and_predictions(tmp_path, capsys):
+    root = _folder_sequence(tmp_path / "seq", n=3)
+    seq = open_sequence(root)
+    s = AnnotationSession(seq)
+    s.apply_propagation({1: np.full((48, 64), 2, np.uint8)})
+    seq.close()
+    assert main(["export", str(root), "--out", str(tmp_path / "a.h5"), "--quiet"]) == 0
+    assert "3 frames: 0 corrected, 1 propagated, 0 predicted, 2 unlabelled" in capsys.readouterr().out
+    assert read_labels_hdf5(tmp_path / "a.h5").frame_origin == ["unlabelled", "propagated", "unlabelled"]
+    assert main(["export", str(root), "--out", str(tmp_path / "b.h5"), "--no-propagated", "--quiet"]) == 0
+    assert (read_labels_hdf5(tmp_path / "b.h5").labels == 255).all()
+    assert main(["export", str(root), "--include-predictions", "--quiet"]) == 2
+    assert "--include-predictions needs a model" in capsys.readouterr().err
