@@ -181,7 +181,7 @@ def pst900_workflow(model: torch.nn.Module, data: Path, steps: int) -> dict:
     before = halves_metrics(new, f, k, right)
     before_left = halves_metrics(new, f, k, ~right)
     cfg = FinetuneConfig(steps=steps, lr=1e-3, batch=4, modes=("both", "ir", "eo"), crop=(192, 192),
-                         num_classes=k, seed=0, freeze_bn=True, evaluate=False)
+                         num_classes=k, seed=0, freeze_bn=True, freeze_encoder=False, evaluate=False)
     t0 = time.perf_counter()
     res = finetune(new, [(f.eo, f.ir, train_mask)], cfg)
     new.load_state_dict(res.state_dict)
