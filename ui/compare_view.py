@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtWidgets
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.modes import ALL_MODES, Mode
 from csknet_studio.core.uncertainty import Disagreement, disagreement
+from csknet_studio.ui.image_views import ImageViewBox
 
 # Disagreement LUT: 0 = agree (dark grey), 1 = disagree (bright magenta), so it reads in both themes.
 _DIFF_LUT = np.array([[40, 40, 40, 255], [255, 0, 200, 255]], dtype=np.uint8)
@@ -66,7 +67,8 @@ class CompareView(QtWidgets.QWidget):
         for col, item in enumerate((self.left_item, self.right_item, self.diff_item)):
             title = self.graphics.addLabel("", row=0, col=col)
             self._titles.append(title)
-            vb = self.graphics.addViewBox(row=1, col=col, lockAspect=True, invertY=True)
+            vb = ImageViewBox()  # only "Reset zoom" on right-click
+            self.graphics.addItem(vb, row=1, col=col)
             vb.addItem(item)
             if views:
                 vb.setXLink(views[0])

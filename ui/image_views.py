@@ -94,7 +94,6 @@ class LabelImageItem(pg.ImageItem):
         self.mask: np.ndarray | None = None
         self._buf: np.ndarray | None = None
         self._qimage: QtGui.QImage | None = None
-        self.drag_handler = None  # set by the tool controller: handler(event) -> bool
 
     def set_lut(self, lut: np.ndarray) -> None:
         self._lut = np.ascontiguousarray(lut, dtype=np.uint8)
@@ -141,20 +140,55 @@ class LabelImageItem(pg.ImageItem):
         return self._buf[..., [2, 1, 0, 3]].copy()
 
     def mouseDragEvent(self, ev) -> None:  # noqa: N802 (Qt name)
-        if self.drag_handler is not None and self.drag_handler(ev):
-            return
-        ev.ignore()
+        ev.ignore()  # tools are served by the view box, whether or not a mask is shown
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802
-        if self.drag_handler is not None and self.drag_handler(ev):
-            return
         ev.ignore()
 
 
-def _make_view(title: str) -> tuple[pg.GraphicsView, pg.ViewBox, QtWidgets.QLabel]:
+class ImageViewBox(pg.ViewBox):
+    """A ViewBox for images: the active tool sees mouse events before pan/zoom does, and the context
+    menu holds only "Reset zoom".
+
+    The tool handler hangs on the view box, not on the label image: a frame whose labels have not
+    arrived yet shows no mask (an ImageItem without an image has no area to hit), and a stroke made
+    then must still paint rather than fall through to panning. pyqtgraph's own menu (axes, mouse
+    mode, export) means nothing for a picture, so it is replaced."""
+
+    def __init__(self, on_reset=None) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.setDefaultPadding(0.0)
+        self.tool_handler = None  # set by a tool controller: handler(event) -> bool (True: consumed)
+        self.context_menu = QtWidgets.QMenu()
+        self.reset_action = self.context_menu.addAction("Reset zoom")
+        self.reset_action.triggered.connect(on_reset if on_reset is not None else self.view_all)
+
+    def view_all(self) -> None:
+        self.autoRange(padding=0.0)
+
+    def image_point(self, scene_pos: QtCore.QPointF) -> tuple[float, float]:
+        """(x, y) frame pixel coordinates of a scene position."""
+        p = self.mapSceneToView(scene_pos)
+        return float(p.x()), float(p.y())
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 (Qt name)
+        if axis is None and self.tool_handler is not None and self.tool_handler(ev):
+            return
+        super().mouseDragEvent(ev, axis)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802
+        if self.tool_handler is not None and self.tool_handler(ev):
+            return
+        if ev.button() == QtCore.Qt.MouseButton.RightButton:
+            ev.accept()
+            self.context_menu.popup(ev.screenPos().toPoint())
+            return
+        super().mouseClickEvent(ev)
+
+
+def _make_view(title: str, on_reset=None) -> tuple[pg.GraphicsView, ImageViewBox, QtWidgets.QLabel]:
     gv = pg.GraphicsView()
-    vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
-    vb.setDefaultPadding(0.0)
+    vb = ImageViewBox(on_reset)
     gv.setCentralItem(vb)
     label = QtWidgets.QLabel(title, gv)  # a child widget: costs nothing when the view repaints
     label.setStyleSheet("QLabel { background: rgba(0,0,0,140); color: #e6e6e6; padding: 1px 4px;"
@@ -181,9 +215,9 @@ class ImageViews(QtWidgets.QWidget):
         self._eo8: np.ndarray | None = None  # EO of the shown frame scaled to uint8 (fixed levels)
         self._ir8: np.ndarray | None = None  # IR likewise; the thermal palette is the item's LUT
 
-        self.eo_widget, self.eo_view, eo_t = _make_view("EO")
-        self.ir_widget, self.ir_view, ir_t = _make_view("IR")
-        self.overlay_widget, self.overlay_view, ov_t = _make_view("Overlay")
+        self.eo_widget, self.eo_view, eo_t = _make_view("EO", self.reset_zoom)
+        self.ir_widget, self.ir_view, ir_t = _make_view("IR", self.reset_zoom)
+        self.overlay_widget, self.overlay_view, ov_t = _make_view("Overlay", self.reset_zoom)
         self._titles = (eo_t, ir_t, ov_t)
         self.eo_item = FastImageItem(axisOrder="row-major")
         self.ir_item = FastImageItem(axisOrder="row-major")
@@ -239,7 +273,7 @@ class ImageViews(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ state
     @property
-    def views(self) -> tuple[pg.ViewBox, pg.ViewBox, pg.ViewBox]:
+    def views(self) -> tuple[ImageViewBox, ImageViewBox, ImageViewBox]:
         return (self.eo_view, self.ir_view, self.overlay_view)
 
     @property

@@ -12,6 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from csknet_studio.ui.image_views import ImageViewBox
+
 DIRECTIONS: tuple[str, ...] = ("ir->eo", "eo->ir")
 _DIR_STYLE = {"ir->eo": ("#ff7f0e", "t1", 0.18), "eo->ir": ("#1f9bff", "t", -0.18)}  # colour, symbol, y offset
 
@@ -37,7 +39,8 @@ class _HeatView(pg.GraphicsLayoutWidget):
 
     def __init__(self, cmap: str, levels: tuple[float, float] = (0.0, 1.0), label: str = "") -> None:
         super().__init__()
-        self.view = self.addViewBox(row=0, col=0, lockAspect=True, invertY=True)
+        self.view = ImageViewBox()  # only "Reset zoom" on right-click
+        self.addItem(self.view, row=0, col=0)
         self.background = _image_item()
         self.heat = _image_item()
         self.view.addItem(self.background)
@@ -154,7 +157,8 @@ class InternalsPanel(QtWidgets.QWidget):
         first: pg.ViewBox | None = None
         for col, key in enumerate(("before", "after")):
             self.feature_views.addLabel(key, row=0, col=col)
-            vb = self.feature_views.addViewBox(row=1, col=col, lockAspect=True, invertY=True)
+            vb = ImageViewBox()
+            self.feature_views.addItem(vb, row=1, col=col)
             item = _image_item()
             item.setColorMap(pg.colormap.get("CET-D1"))
             vb.addItem(item)

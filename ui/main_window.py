@@ -416,6 +416,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         else:
             self._close_session()
         self.panels.shutdown()  # F2: cancel fine-tuning / feature jobs before the worker goes
+        self.tools.shutdown()  # the snap brush's superpixel thread
         self.worker.shutdown()
         for box in list(self._error_boxes):
             box.close()

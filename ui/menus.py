@@ -121,7 +121,14 @@ def build_menus(win) -> None:
                                  ("brush", "Brush", "B", "Paint the picked class ([ and ] change the size)"),
                                  ("eraser", "Eraser", "E", "Erase to unlabelled"),
                                  ("fill", "Flood fill", "F", "Fill the connected region under the click"),
-                                 ("polygon", "Polygon", "G", "Click vertices; double-click or Enter fills, Esc cancels")):
+                                 ("polygon", "Polygon", "G", "Click vertices; double-click or Enter fills, Esc cancels"),
+                                 ("take", "Take region", "W",
+                                  "Click: take the model's region under the cursor with its predicted class; "
+                                  "Shift+click: with the picked class"),
+                                 ("snap", "Snap brush", "S",
+                                  "Paint whole superpixels of EO + IR: the stroke stops at edges either modality sees"),
+                                 ("box", "Box (GrabCut)", "R",
+                                  "Drag a box around an object: GrabCut on EO + IR gives its foreground the picked class")):
         act = _action(win, f"tool_{name}", text, lambda on, n=name: on and win.tools.set_tool(n), [key], tip,
                       _icon(win, None, name), checkable=True)
         tools.addAction(act)

@@ -1,9 +1,15 @@
-"""Painting tools on the overlay view: brush, eraser, flood fill, polygon, plus frame-level edits.
+"""Painting tools on the overlay view: brush, eraser, flood fill, polygon, the model-assisted take
+region / snap brush / box, plus frame-level edits.
 
 Every edit goes through the `AnnotationSession` (undo, autosave live there); the session announces
 the changed rectangle and the main window copies just that rectangle into the displayed mask and
 repaints it, so a stroke on a 480x640 frame costs a few small numpy slices per mouse move.
 Undo/redo never change the active tool.
+
+The mouse handler sits on the overlay's view box, not on the label image: a frame whose labels have
+not arrived yet shows no mask, and a stroke made then still paints (on all-unlabelled labels; the
+prediction arriving later never overwrites a corrected frame). The snap brush's superpixels are
+computed in `SuperpixelWorker`; a stroke released before they are ready waits for them.
 """
 
 from __future__ import annotations
@@ -12,10 +18,18 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtCore import QObject, Qt, Signal
 
+from csknet_studio.core.assist import SuperpixelCache
 from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.errors import CSKNetError
+from csknet_studio.ui.superpixel_worker import SuperpixelWorker
 
-TOOLS = ("pan", "brush", "eraser", "fill", "polygon")
+TOOLS = ("pan", "brush", "eraser", "fill", "polygon", "take", "snap", "box")
+_ROUND = ("brush", "eraser", "snap")  # tools that show the round brush cursor
+
+
+def _shift(ev) -> bool:
+    mods = ev.modifiers() if hasattr(ev, "modifiers") else Qt.KeyboardModifier.NoModifier
+    return bool(mods & Qt.KeyboardModifier.ShiftModifier)
 
 
 class ToolController(QObject):
@@ -30,8 +44,17 @@ class ToolController(QObject):
         self.class_id = 1
         self._polygon: list[tuple[float, float]] = []
         self._stroking = False
-        item = win.views.label_item
-        item.drag_handler = self._handle
+        self._snap_points: list[tuple[float, float]] = []
+        self._box_start: tuple[float, float] | None = None
+        self._waiting: list[tuple] = []  # snap strokes released before their superpixels were ready
+        self._asked: tuple | None = None  # superpixel request in flight
+        self.superpixels = SuperpixelCache()
+        self.superpixel_worker = SuperpixelWorker(self)
+        self.superpixel_worker.ready.connect(self._on_superpixels)
+        self.superpixel_worker.failed.connect(self._on_superpixels_failed)
+        win.views.overlay_view.tool_handler = self._handle
+        win.frame_changed.connect(lambda _i: self._want_superpixels())
+        win.sequence_opened.connect(self._on_sequence_opened)
         self._cursor = QtWidgets.QGraphicsEllipseItem()
         self._cursor.setPen(pg.mkPen((255, 255, 255, 200), width=0))
         self._cursor.setZValue(50)
@@ -41,6 +64,15 @@ class ToolController(QObject):
         self._poly_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 0), width=2), symbol="o", symbolSize=5)
         self._poly_item.setZValue(60)
         win.views.overlay_view.addItem(self._poly_item, ignoreBounds=True)
+        self._snap_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 255, 220), width=2))
+        self._snap_item.setZValue(60)
+        win.views.overlay_view.addItem(self._snap_item, ignoreBounds=True)
+        self._box_item = QtWidgets.QGraphicsRectItem()
+        self._box_item.setPen(pg.mkPen((255, 255, 0), width=2, style=Qt.PenStyle.DashLine))
+        self._box_item.setZValue(60)
+        self._box_item.setVisible(False)
+        self._box_item.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        win.views.overlay_view.addItem(self._box_item, ignoreBounds=True)
 
     # ------------------------------------------------------------------ settings
     def set_tool(self, name: str) -> None:
@@ -48,14 +80,15 @@ class ToolController(QObject):
             raise ValueError(f"unknown tool {name!r}")
         self.cancel()
         self.tool = name
-        self._cursor.setVisible(name in ("brush", "eraser"))
+        self._cursor.setVisible(name in _ROUND)
         act = self.win.actions_by_name.get(f"tool_{name}")
         if act is not None and not act.isChecked():
             act.setChecked(True)
         if name != "pan" and self.win.controls.source_name != "labels":
             self.win.controls.toggle_source()  # paint on what gets saved, not on the raw prediction
-        self.win.show_status(f"tool: {name}" + (f", radius {self.radius:.0f}" if name in ("brush", "eraser") else ""))
+        self.win.show_status(f"tool: {name}" + (f", radius {self.radius:.0f}" if name in _ROUND else ""))
         self.tool_changed.emit(name)
+        self._want_superpixels()
 
     def set_class(self, class_id: int) -> None:
         if 0 <= class_id < self.win.scheme.num_classes:
@@ -74,15 +107,16 @@ class ToolController(QObject):
 
     # ------------------------------------------------------------------ mouse
     def _handle(self, ev) -> bool:
-        """Mouse events on the label item; True when consumed (else the view pans/zooms)."""
+        """Mouse events on the overlay view; True when consumed (else the view pans/zooms)."""
         win = self.win
         if self.tool == "pan" or win.session is None or win.current_index < 0:
             return False
         if ev.button() != Qt.MouseButton.LeftButton:
             return False
-        p = ev.pos()
-        pt = (float(p.x()), float(p.y()))
+        pt = win.views.overlay_view.image_point(ev.scenePos())
         ev.accept()
+        if win.controls.source_name != "labels":
+            win.controls.toggle_source()  # show what the tool changes, not the raw prediction
         try:
             if hasattr(ev, "isStart"):  # drag
                 self._drag(ev, pt)
@@ -96,12 +130,18 @@ class ToolController(QObject):
         return IGNORE_INDEX if self.tool == "eraser" else self.class_id
 
     def _drag(self, ev, pt) -> None:
+        if self.tool == "snap":
+            self._drag_snap(ev, pt)
+            return
+        if self.tool == "box":
+            self._drag_box(ev, pt)
+            return
         s, i = self.win.session, self.win.current_index
         if self.tool not in ("brush", "eraser"):
             return
         if ev.isStart():
-            start = ev.buttonDownPos()
-            s.begin_stroke(i, self._stroke_class(), self.radius, (float(start.x()), float(start.y())))
+            start = self.win.views.overlay_view.image_point(ev.buttonDownScenePos())
+            s.begin_stroke(i, self._stroke_class(), self.radius, start)
             self._stroking = True
         if self._stroking:
             s.extend_stroke(pt)
@@ -116,12 +156,128 @@ class ToolController(QObject):
             s.paint_stroke(i, [pt], self._stroke_class(), self.radius)
         elif self.tool == "fill":
             s.flood_fill(i, pt, self.class_id)
+        elif self.tool == "take":
+            self.take_region(pt, assign=_shift(ev))
+        elif self.tool == "snap":
+            self._apply_snap(i, [pt], self.radius, self.class_id)
+        elif self.tool == "box":
+            self.win.show_status("drag a box around the object")
         elif self.tool == "polygon":
             if ev.double() and len(self._polygon) >= 3:
                 self.finish_polygon()
                 return
             self._polygon.append(pt)
             self._draw_polygon()
+
+    def _drag_snap(self, ev, pt) -> None:
+        if ev.isStart():
+            self._snap_points = [self.win.views.overlay_view.image_point(ev.buttonDownScenePos())]
+        if not self._snap_points:
+            return
+        self._snap_points.append(pt)
+        self._snap_item.setData([p[0] + 0.5 for p in self._snap_points], [p[1] + 0.5 for p in self._snap_points])
+        self.hover(int(pt[0]), int(pt[1]))
+        if ev.isFinish():
+            points, self._snap_points = self._snap_points, []
+            self._snap_item.setData([], [])
+            self._apply_snap(self.win.current_index, points, self.radius, self.class_id)
+
+    def _drag_box(self, ev, pt) -> None:
+        if ev.isStart():
+            self._box_start = self.win.views.overlay_view.image_point(ev.buttonDownScenePos())
+        if self._box_start is None:
+            return
+        (x0, y0), (x1, y1) = self._box_start, pt
+        self._box_item.setRect(QtCore.QRectF(min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)))
+        self._box_item.setVisible(True)
+        if ev.isFinish():
+            start, self._box_start = self._box_start, None
+            self._box_item.setVisible(False)
+            self.grabcut_box(start, pt)
+
+    # ------------------------------------------------------------------ assisted tools
+    def take_region(self, pt: tuple[float, float], assign: bool = False) -> None:
+        """Take the predicted region under `pt` into the labels; `assign`: give it the current class."""
+        s, i = self.win.session, self.win.current_index
+        if s.prediction(i) is None:
+            self.win.show_status("no prediction for this frame yet: take region needs the model's labels")
+            return
+        rect = s.take_region(i, pt, self.class_id if assign else None)
+        self.win.show_status("region taken" + (f" as class {self.class_id}" if assign else " with its predicted class")
+                             if not rect.empty else "the region is already in the labels")
+
+    def grabcut_box(self, corner0: tuple[float, float], corner1: tuple[float, float]) -> None:
+        """GrabCut in the box on the EO + IR composite; the foreground gets the current class."""
+        win = self.win
+        f = win.current_frame
+        if f is None or f.bad:
+            return
+        rect = win.session.grabcut_box(win.current_index, corner0, corner1, self.class_id, f.eo, f.ir,
+                                       win.views.levels)
+        win.show_status("no foreground found in the box" if rect.empty else f"box: foreground set to class {self.class_id}")
+
+    def _apply_snap(self, frame: int, points, radius: float, class_id: int) -> None:
+        seg = self.superpixels.get(frame)
+        if seg is None:
+            self._waiting.append((self.win.session, frame, list(points), float(radius), int(class_id)))
+            self.win.show_status(f"computing superpixels for frame {frame + 1}: the stroke is applied when they are ready")
+            self._want_superpixels()
+            return
+        self.win.session.fill_superpixels(frame, seg, points, radius, class_id)
+
+    def _want_superpixels(self) -> None:
+        """Ask for the superpixels a waiting stroke needs, else the shown frame's (snap tool only)."""
+        win = self.win
+        if win.session is None:
+            return
+        frame = next((w[1] for w in self._waiting if w[1] not in self.superpixels), None)
+        if frame is None:
+            if self.tool != "snap" or win.current_index < 0 or win.current_index in self.superpixels:
+                return
+            frame = win.current_index
+        tag = (id(win.session), frame)
+        if tag == self._asked:
+            return
+        pair = win.current_frame if frame == win.current_index else win.sequence[frame]
+        if pair is None or pair.bad:
+            return
+        self._asked = tag
+        self.superpixel_worker.request(tag, pair.eo, pair.ir, win.views.levels)
+
+    def _on_superpixels(self, tag, segments) -> None:
+        if tag == self._asked:
+            self._asked = None
+        session = self.win.session
+        if session is None or tag[0] != id(session):
+            return  # computed for a sequence that is no longer open
+        frame = tag[1]
+        self.superpixels.put(frame, segments)
+        ready = [w for w in self._waiting if w[0] is session and w[1] == frame]
+        self._waiting = [w for w in self._waiting if w not in ready]
+        for _s, f, points, radius, class_id in ready:
+            try:
+                session.fill_superpixels(f, segments, points, radius, class_id)
+            except (CSKNetError, ValueError) as exc:
+                self.win.show_error(str(exc))
+        if ready:
+            self.win.show_status(f"snap stroke applied on frame {frame + 1}")
+        self._want_superpixels()
+
+    def _on_superpixels_failed(self, tag, message: str) -> None:
+        if tag == self._asked:
+            self._asked = None
+        lost = [w for w in self._waiting if (id(w[0]), w[1]) == tag]
+        self._waiting = [w for w in self._waiting if w not in lost]
+        self.win.show_error(f"Could not compute superpixels for frame {tag[1] + 1}: {message}"
+                            + (f"\n{len(lost)} snap stroke(s) were not applied." if lost else ""))
+
+    def _on_sequence_opened(self, _seq) -> None:
+        self.superpixels.clear()
+        self._waiting.clear()
+        self._asked = None
+
+    def shutdown(self) -> None:
+        self.superpixel_worker.shutdown()
 
     def _draw_polygon(self) -> None:
         pts = self._polygon
@@ -143,10 +299,15 @@ class ToolController(QObject):
                 self.win.show_error(str(exc))
 
     def cancel(self) -> None:
-        """Abandon a polygon or a stroke in progress (Esc, frame change)."""
+        """Abandon a polygon, box or stroke in progress (Esc, frame change); released snap strokes
+        waiting for their superpixels are kept."""
         if self._polygon:
             self._polygon = []
             self._draw_polygon()
+        self._snap_points = []
+        self._snap_item.setData([], [])
+        self._box_start = None
+        self._box_item.setVisible(False)
         if self._stroking and self.win.session is not None:
             self.win.session.cancel_stroke()
         self._stroking = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from csknet_studio.core.session import Origin
@@ -122,3 +123,70 @@ def test_stroke_repaints_only_dirty_rectangles(main_window):
     lut = win.scheme.lut()
     np.testing.assert_array_equal(item.rgba()[6, 8, :3], lut[c, :3])
     assert item.rgba()[6, 8, 3] == 255
+
+
+def _click_at(win, p, button=QtCore.Qt.MouseButton.LeftButton):
+    """Press and release `button` on image pixel p of the overlay view (no move: a click)."""
+    gv, vb = win.views.overlay_widget, win.views.overlay_view
+    pos = gv.mapFromScene(vb.mapViewToScene(QtCore.QPointF(p[0] + 0.5, p[1] + 0.5)))
+    _send(gv.viewport(), QtCore.QEvent.Type.MouseButtonPress, pos, button, button)
+    _send(gv.viewport(), QtCore.QEvent.Type.MouseButtonRelease, pos, QtCore.Qt.MouseButton.NoButton, button)
+    QtWidgets.QApplication.processEvents()
+
+
+def test_stroke_before_the_prediction_arrives_is_kept(main_window, qtbot):
+    """A frame whose prediction is not there yet shows no mask; a stroke on it must paint, not pan,
+    and the prediction arriving afterwards must not replace the corrected labels."""
+    from csknet_studio.core.project import ProjectStore
+
+    win = main_window
+    s = win.session
+    win.views.reset_zoom()
+    QtWidgets.QApplication.processEvents()
+    win.actions_by_name["tool_brush"].trigger()
+    win.tools.set_class(4)
+    win.set_frame(3)  # never shown: the worker has just been asked, nothing can arrive until events run
+    assert win.current_prediction is None and s.origin(3) is Origin.EMPTY and win.displayed_mask is None
+    view_range = win.views.overlay_view.viewRange()
+    drag(win, [(10, 20), (14, 20), (20, 21), (30, 22), (40, 22)])
+    assert win.views.overlay_view.viewRange() == view_range, "the drag panned the views instead of painting"
+    lab = s.labels(3).copy()
+    assert s.origin(3) is Origin.CORRECTED
+    assert (lab[21, 16:36] == 4).all(), "the stroke was lost"
+    assert (lab[:10] == 255).all()  # painted on unlabelled labels: no prediction to start from
+    assert (s.project_path / ProjectStore.mask_name(3)).is_file() and not s.dirty  # autosaved
+    np.testing.assert_array_equal(win.displayed_mask, lab)
+    qtbot.waitUntil(lambda: win.current_prediction is not None, timeout=30000)
+    assert s.prediction(3) is not None
+    np.testing.assert_array_equal(s.labels(3), lab)  # the late prediction did not overwrite it
+    np.testing.assert_array_equal(win.displayed_mask, lab)
+    assert s.origin(3) is Origin.CORRECTED and win.timeline.strip.states[3] == "corrected"
+
+    win.set_frame(5)  # a single click (a dab) before the prediction is kept too
+    assert win.current_prediction is None and s.origin(5) is Origin.EMPTY
+    _click_at(win, (30, 30))
+    assert s.origin(5) is Origin.CORRECTED and s.labels(5)[30, 30] == 4
+
+
+def test_view_context_menu_offers_only_reset_zoom(main_window):
+    from csknet_studio.ui.image_views import ImageViewBox
+
+    win = main_window
+    for vb in win.views.views:
+        assert isinstance(vb, ImageViewBox) and vb.menu is None  # no pyqtgraph axis / mouse-mode menu
+        assert [a.text() for a in vb.context_menu.actions()] == ["Reset zoom"]
+    image_panes = [win.panels.compare.graphics, *win.panels.internals.findChildren(pg.GraphicsLayoutWidget)]
+    boxes = [it for w in image_panes for it in w.scene().items() if isinstance(it, pg.ViewBox)]
+    assert sum(isinstance(vb, ImageViewBox) for vb in boxes) >= 3  # compare, gate and feature views
+    assert not any(vb.menuEnabled() for vb in boxes)  # colour bars included
+    win.actions_by_name["tool_brush"].trigger()
+    before = win.displayed_mask.copy()
+    menu = win.views.overlay_view.context_menu
+    _click_at(win, (20, 20), QtCore.Qt.MouseButton.RightButton)
+    assert menu.isVisible(), "right-click did not open the view's menu"
+    menu.close()
+    np.testing.assert_array_equal(win.displayed_mask, before)  # a right-click never paints
+    win.views.overlay_view.setRange(QtCore.QRectF(0, 0, 10, 10), padding=0.0)
+    win.views.overlay_view.reset_action.trigger()
+    (x0, x1), _ = win.views.overlay_view.viewRange()
+    assert x1 - x0 >= 63
