@@ -1,4 +1,4 @@
-"""The frame list: every frame's name with its state (not seen / predicted / corrected / bad)."""
+"""The frame list: every frame's name with its state (not seen / predicted / propagated / corrected / bad)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ class FrameList(QtWidgets.QListWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setUniformItemSizes(True)
-        self.setToolTip("Frames and their state; click to open (green corrected, blue predicted, red bad)")
+        self.setToolTip("Frames and their state; click to open (green corrected, amber propagated, blue "
+                        "predicted, red bad)")
         self._icons = {}
         for state, color in STATE_COLORS.items():
             pix = QtGui.QPixmap(10, 10)

@@ -275,7 +275,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         if i in getattr(self._sequence, "bad_frames", ()):
             return "bad"
         o = self._session.origin(i).value if self._session is not None else "empty"
-        return {"corrected": "corrected", "predicted": "predicted"}.get(o, "new")
+        return {"corrected": "corrected", "predicted": "predicted", "propagated": "propagated"}.get(o, "new")
 
     def _set_state(self, i: int) -> None:
         st = self._state_of(i)

@@ -1,7 +1,7 @@
 """Timeline: play/pause, step buttons, a slider and a strip colouring each frame by its state.
 
-The strip shows at a glance which frames are corrected (green), predicted (blue), bad (red) or not
-seen yet (grey), like CVAT's job timeline. Frame changes go out as `frame_requested(int)`; the
+The strip shows at a glance which frames are corrected (green), propagated and waiting for review
+(amber), predicted (blue), bad (red) or not seen yet (grey), like CVAT's job timeline. Frame changes go out as `frame_requested(int)`; the
 main window decides what to show, so keys, the list and the slider share one path.
 """
 
@@ -13,10 +13,12 @@ from PySide6.QtCore import Signal
 STATE_COLORS: dict[str, QtGui.QColor] = {
     "new": QtGui.QColor(90, 90, 90),
     "predicted": QtGui.QColor(60, 130, 220),
+    "propagated": QtGui.QColor(235, 160, 40),
     "corrected": QtGui.QColor(70, 190, 90),
     "bad": QtGui.QColor(220, 60, 60),
 }
-STATE_TEXT = {"new": "not seen", "predicted": "predicted", "corrected": "corrected", "bad": "bad (unreadable)"}
+STATE_TEXT = {"new": "not seen", "predicted": "predicted", "propagated": "propagated (review it)",
+              "corrected": "corrected", "bad": "bad (unreadable)"}
 
 
 class StateStrip(QtWidgets.QWidget):
@@ -30,7 +32,8 @@ class StateStrip(QtWidgets.QWidget):
         self.current = -1
         self._cache: QtGui.QImage | None = None
         self.setFixedHeight(10)
-        self.setToolTip("Frame states: green corrected, blue predicted, red bad, grey not seen")
+        self.setToolTip("Frame states: green corrected, amber propagated (review), blue predicted, red bad, "
+                        "grey not seen")
 
     def invalidate(self) -> None:
         """States changed: rebuild the cached strip image on the next paint."""
@@ -43,7 +46,7 @@ class StateStrip(QtWidgets.QWidget):
         n = len(self.states)
         if n:
             p = QtGui.QPainter(img)
-            rank = {"new": 0, "predicted": 1, "corrected": 2, "bad": 3}
+            rank = {"new": 0, "predicted": 1, "corrected": 2, "propagated": 3, "bad": 4}
             for px in range(w):
                 a, b = px * n // w, max(px * n // w + 1, (px + 1) * n // w)
                 s = max(self.states[a:b], key=lambda s: rank.get(s, 0))
