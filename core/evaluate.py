@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from csknet_studio.core.errors import ModelInputError
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.model.single import SingleStreamSegNet
 from csknet_studio.core.modes import ALL_MODES, Mode
 
 ProgressFn = Callable[[int, int], None]
@@ -128,7 +130,14 @@ def predict_labels(model: torch.nn.Module, frames: Sequence[FramePair], mode: Mo
     eo = torch.cat(eos) if mode.uses_eo else None
     ir = torch.cat(irs) if mode.uses_ir else None
     with autocast(device, enabled=amp):
-        out = model(eo, ir)
+        if isinstance(model, SingleStreamSegNet):  # a plain network (the EO teacher) reads one modality
+            x = eo if model.in_channels == 3 else ir
+            if x is None:
+                raise ModelInputError(f"a single-stream {'EO' if model.in_channels == 3 else 'IR'} network "
+                                      f"cannot run in mode {mode.value}")
+            out = model(x)
+        else:
+            out = model(eo, ir)
     return out.logits.argmax(1)
 
 

@@ -32,7 +32,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -159,23 +159,16 @@ class FinetuneResult:
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
-    """A new CSK-Net for `num_classes` with every weight whose shape still fits copied from `model`
-    (encoder, decoder body); the classifier is freshly initialised. `model` is not modified."""
-    from csknet_studio.core.model import CSKNet
-
+    """A copy of `model` for `num_classes`: encoder, decoders and fusion kept, every classifier
+    freshly initialised (`CSKNet.replace_classifiers`). `model` is not modified."""
     if int(num_classes) < 1:
         raise ConfigError(f"replace_head: num_classes must be >= 1, got {num_classes}")
-    new = CSKNet(replace(model.config, num_classes=int(num_classes)))
-    own = new.state_dict()
-    src = model.state_dict()
-    keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-    new.load_state_dict(keep, strict=False)
-    new.reinitialised = sorted(k for k in own if k not in keep)  # type: ignore[attr-defined]
-    try:
-        device = next(model.parameters()).device
-    except StopIteration:  # pragma: no cover
-        device = torch.device("cpu")
-    return new.to(device).train(model.training)
+    new = copy.deepcopy(model)
+    before = {k: v.shape for k, v in new.state_dict().items()}
+    new.replace_classifiers(int(num_classes))
+    new.reinitialised = sorted(k for k, v in new.state_dict().items()  # type: ignore[attr-defined]
+                               if k not in before or before[k] != v.shape or "classifier" in k or k.startswith("heads."))
+    return new.train(model.training)
 
 
 def _as_sample(s) -> Sample:

@@ -627,6 +627,15 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
             from csknet_studio.core.model.teacher import freeze
 
             freeze(teacher)
+            if val_idx and state is None:  # the teacher's own score, beside the student's EO branch
+                t_res = evaluate(teacher, val_seq, [Mode.EO], device=dev, batch=cfg.val_batch,
+                                 num_classes=scheme.num_classes, ignore_index=scheme.ignore_index,
+                                 indices=val_idx, amp=cfg.optim.amp)
+                say(f"teacher: val mIoU (EO) {100 * t_res[Mode.EO].miou:.1f}")
+                if is_main():
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(out_dir / "teacher_metrics.json",
+                                      json.dumps(_metrics_dict(t_res, scheme), indent=2))
         distiller = ContrastiveDistiller.for_models(model, teacher, cfg.loss).to(dev) \
             if teacher is not None and cfg.loss.contrastive > 0 else None
 

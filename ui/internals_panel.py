@@ -1,7 +1,7 @@
 """Model internals: GSU gate maps, exchanged channels, channel feature maps and uncertainty.
 
-Shows what the fusion did on the frame on screen: where the Gated Spectral Unit trusted EO (gate
-near 1) or IR (near 0), which channels each exchange site swapped between the streams, a chosen
+Shows what the fusion did on the frame on screen: how much of the EO decoder's features, the IR
+decoder's and their sum the Gated Spectral Unit took at each pixel, which channels each exchange site swapped between the streams, a chosen
 channel before and after its exchange, and the per-pixel entropy that guides correction. It only
 displays numpy arrays from a `Prediction`; feature maps are computed in `FeatureWorker`'s thread.
 """
@@ -14,6 +14,15 @@ from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.ui.image_views import ImageViewBox
 
+# Gate-map keys of a prediction: the GSU after the decoders has one gate per input (Fo, Fi, Fo + Fi);
+# the older ensemble model has one two-input gate per encoder stage ("layer3", ...).
+GATE_ORDER = ("eo", "ir", "sum")
+GATE_LABELS = {"eo": "EO decoder", "ir": "IR decoder", "sum": "EO + IR sum"}
+GATE_MEANING = {
+    "eo": "how much of the EO decoder's features the fusion took, per pixel",
+    "ir": "how much of the IR decoder's features the fusion took, per pixel",
+    "sum": "how much of the EO + IR sum the fusion took, per pixel",
+}
 DIRECTIONS: tuple[str, ...] = ("ir->eo", "eo->ir")
 _DIR_STYLE = {"ir->eo": ("#ff7f0e", "t1", 0.18), "eo->ir": ("#1f9bff", "t", -0.18)}  # colour, symbol, y offset
 
@@ -106,7 +115,8 @@ class InternalsPanel(QtWidgets.QWidget):
     def _build_gates(self) -> QtWidgets.QWidget:
         page = QtWidgets.QWidget()
         self.stage_combo = QtWidgets.QComboBox()
-        self.stage_combo.setToolTip("Encoder stage whose Gated Spectral Unit is shown")
+        self.stage_combo.setToolTip("Which gate of the Gated Spectral Unit is shown: the share of the EO "
+                                    "decoder's features, the IR decoder's or their sum that the fusion took")
         self.blend_combo = QtWidgets.QComboBox()
         for text, key in (("No image", ""), ("Over EO", "eo"), ("Over IR", "ir")):
             self.blend_combo.addItem(text, key)
@@ -118,9 +128,9 @@ class InternalsPanel(QtWidgets.QWidget):
         self.opacity_slider.setToolTip("Gate map opacity over the image")
         self.gate_info = QtWidgets.QLabel()
         self.gate_info.setWordWrap(True)
-        self.gate_view = _HeatView("viridis", label="gate (1 = EO, 0 = IR)")
+        self.gate_view = _HeatView("viridis", label="gate (0 = not taken, 1 = taken whole)")
         bar = QtWidgets.QHBoxLayout()
-        bar.addWidget(QtWidgets.QLabel("Stage"))
+        bar.addWidget(QtWidgets.QLabel("Gate"))
         bar.addWidget(self.stage_combo)
         bar.addWidget(self.blend_combo)
         bar.addWidget(self.opacity_slider, 1)
@@ -223,13 +233,15 @@ class InternalsPanel(QtWidgets.QWidget):
         if pred is None:
             self._show_empty()
             return
-        stages = sorted(getattr(pred, "gate_maps", {}) or {})
-        current = self.stage_combo.currentText()
+        stages = list(getattr(pred, "gate_maps", {}) or {})
+        stages.sort(key=lambda k: (GATE_ORDER.index(k) if k in GATE_ORDER else len(GATE_ORDER), k))
+        current = self.stage_combo.currentData()
         with QtCore.QSignalBlocker(self.stage_combo):
             self.stage_combo.clear()
-            self.stage_combo.addItems(stages)
+            for key in stages:
+                self.stage_combo.addItem(GATE_LABELS.get(key, key), key)
             if current in stages:
-                self.stage_combo.setCurrentText(current)
+                self.stage_combo.setCurrentIndex(stages.index(current))
         self._draw_gate()
         self._draw_exchange()
         self._draw_entropy()
@@ -289,7 +301,7 @@ class InternalsPanel(QtWidgets.QWidget):
 
     def _draw_gate(self) -> None:
         gates = getattr(self._pred, "gate_maps", None) or {}
-        stage = self.stage_combo.currentText()
+        stage = self.stage_combo.currentData()
         if stage not in gates:
             self.gate_view.show_map(None, None, None, 1.0)
             mode = getattr(self._pred, "mode", None)
@@ -301,8 +313,9 @@ class InternalsPanel(QtWidgets.QWidget):
         key = self.blend_combo.currentData()
         bg = self._background(key) if key else None
         self.gate_view.show_map(gate, self._image_shape(), bg, self.opacity_slider.value() / 100)
-        self.gate_info.setText(f"{stage}: {gate.shape[1]}x{gate.shape[0]} gate, mean {float(gate.mean()):.2f} "
-                               f"(share of EO in the fused feature; IR gets the rest)")
+        what = GATE_MEANING.get(stage, "share of EO in the fused feature; IR gets the rest")
+        self.gate_info.setText(f"{GATE_LABELS.get(stage, stage)}: {gate.shape[1]}x{gate.shape[0]} gate, mean "
+                               f"{float(gate.mean()):.2f}, spatial std {float(gate.std()):.2f} ({what})")
 
     def _draw_exchange(self) -> None:
         exchanged = getattr(self._pred, "exchanged", None) or {}

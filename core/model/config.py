@@ -22,6 +22,16 @@ EXCHANGE_MODES = ("replace", "mix")
 EXCHANGE_DIRECTIONS = ("both", "ir->eo")
 GSU_INJECT = ("both", "ir", "eo")
 OUTPUT_STRIDES = (8, 16, 32)
+# "gsu_heads": the paper's figure (docs/model.md): an EO and an IR decoder, three heads (EO, IR,
+# Fusion) and the Gated Spectral Unit after the decoders feeding the Fusion head.
+# "logit_ensemble": one decoder for both streams, the GSU inside encoder stages (`gsu_stages`) and
+# the fused output a softmax-weighted average of the two branch logits (the model before the figure
+# was found; kept for the ablation and for older checkpoints).
+FUSIONS = ("gsu_heads", "logit_ensemble")
+DECODER_SHARING = ("shared", "private")
+BN_STATS = ("per_mode", "shared")
+# What a checkpoint written before these switches existed was built with.
+_LEGACY_DEFAULTS: dict[str, Any] = {"fusion": "logit_ensemble", "bn_stats": "shared", "exchange_penalised_only": False}
 
 
 def _int_tuple(v: Any, name: str) -> tuple[int, ...]:
@@ -35,8 +45,18 @@ def _int_tuple(v: Any, name: str) -> tuple[int, ...]:
 class CSKNetConfig:
     """Architecture of a CSK-Net student (and, via `teacher.py`, of its EO teacher).
 
+    fusion: "gsu_heads" (the paper's figure) or "logit_ensemble" (see FUSIONS).
+    decoder_sharing: with "gsu_heads", whether the EO and IR decoders share conv weights (each
+        keeping private BatchNorms, like the encoder) or are two separate decoders.
+    bn_stats: "per_mode" keeps each BatchNorm's running statistics twice, for a modality alone and
+        for a paired (EO + IR) forward; the exchange makes the two differ, and one shared set fits
+        neither (the learned scale and shift stay one per modality). "shared": one set.
     exchange_stages: ResNet stages (1..4) whose blocks host an exchange site.
-    gsu_stages: stages whose output goes through a Gated Spectral Unit when both streams run.
+    exchange_penalised_only: only the channels the L1 term drives (EO's first half, IR's second
+        half at each site) may be exchanged; the rest are the "no sparsity constraint" part of the
+        figure and stay the modality's own whatever their gamma.
+    gsu_stages: stages whose output goes through an in-encoder two-input GSU when both streams run
+        (the "logit_ensemble" model's fusion).
     output_stride: 8/16/32; deeper stages are dilated instead of strided (DeepLab style).
     aspp_rates: ASPP dilations at output stride 16 (scaled for 8 / 32).
     """
@@ -52,6 +72,10 @@ class CSKNetConfig:
     # two wide at 480x640 and cannot be placed from stride-4 features alone. 0 = DeepLabV3+ as is.
     fine_skip_channels: int = 0
     aspp_rates: tuple[int, ...] = (6, 12, 18)
+    fusion: str = "gsu_heads"
+    decoder_sharing: str = "shared"
+    bn_stats: str = "per_mode"
+    exchange_penalised_only: bool = True
     exchange_stages: tuple[int, ...] = (2, 3, 4)
     exchange_threshold: float = 2e-2
     exchange_mode: str = "replace"
@@ -59,7 +83,7 @@ class CSKNetConfig:
     # gsu_inject="eo" the IR stream then computes the same in both and IR-only mode, so its BN
     # running statistics fit IR-only inference (docs/model.md, "Default model").
     exchange_direction: str = "both"
-    gsu_stages: tuple[int, ...] = (3, 4)
+    gsu_stages: tuple[int, ...] = ()
     gsu_inject: str = "both"
     input_norm: InputNorm = field(default_factory=InputNorm)
 
@@ -92,6 +116,11 @@ class CSKNetConfig:
             raise ConfigError(f"exchange_mode must be one of {EXCHANGE_MODES}, got {self.exchange_mode!r}")
         if self.exchange_direction not in EXCHANGE_DIRECTIONS:
             raise ConfigError(f"exchange_direction must be one of {EXCHANGE_DIRECTIONS}, got {self.exchange_direction!r}")
+        for name, allowed in (("fusion", FUSIONS), ("decoder_sharing", DECODER_SHARING), ("bn_stats", BN_STATS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.fusion == "logit_ensemble" and self.decoder_sharing != "shared":
+            raise ConfigError("decoder_sharing = 'private' needs fusion = 'gsu_heads' (the ensemble has one decoder)")
         if self.gsu_inject not in GSU_INJECT:
             raise ConfigError(f"gsu_inject must be one of {GSU_INJECT}, got {self.gsu_inject!r}")
 
@@ -134,4 +163,5 @@ class CSKNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CSKNetConfig:
-        return dataclass_from_mapping(cls, d, "model config")
+        """From a checkpoint's JSON; keys it predates take the values that model was built with."""
+        return dataclass_from_mapping(cls, {**_LEGACY_DEFAULTS, **d}, "model config")

@@ -84,36 +84,51 @@ class PlainDecoder(_DecoderLayers):
 
 
 class TwoStreamDecoder(_DecoderLayers):
-    """Same layers, applied to each stream with shared weights; BN private per modality."""
+    """Same layers, applied to each stream with shared weights; BN private per modality.
+
+    modalities: the streams it serves (one, for a decoder of its own); paired_stats: BN running
+    statistics kept apart for paired forwards (`ModalBatchNorm`); classifier: False for a decoder
+    that hands its features to separate heads (`forward` then returns features, not logits).
+    """
 
     def __init__(self, low_ch: int, high_ch: int, num_classes: int, channels: int, skip: int, rates: tuple[int, ...],
-                 stem_ch: int = 0, fine: int = 0):
+                 stem_ch: int = 0, fine: int = 0, *, modalities: tuple[str, ...] = MODALITIES,
+                 paired_stats: bool = False, classifier: bool = True):
         super().__init__(low_ch, high_ch, num_classes, channels, skip, rates, stem_ch, fine)
-        self.aspp_bn = nn.ModuleList(ParallelBN(channels, MODALITIES) for _ in self.aspp)
-        self.project_bn = ParallelBN(channels)
-        self.skip_bn = ParallelBN(skip)
-        self.fuse_bn = ParallelBN(channels)
+        if not classifier:
+            del self.classifier
+        self.has_classifier = classifier
+
+        def pbn(c: int) -> ParallelBN:
+            return ParallelBN(c, modalities, paired_stats)
+
+        self.aspp_bn = nn.ModuleList(pbn(channels) for _ in self.aspp)
+        self.project_bn = pbn(channels)
+        self.skip_bn = pbn(skip)
+        self.fuse_bn = pbn(channels)
         if fine:
-            self.fine_skip_bn = ParallelBN(fine)
-            self.fine_fuse_bn = ParallelBN(self.fine_channels)
+            self.fine_skip_bn = pbn(fine)
+            self.fine_fuse_bn = pbn(self.fine_channels)
 
     def forward(self, lows: list[Tensor], highs: list[Tensor], mods: tuple[str, ...],
-                stems: list[Tensor] | None = None) -> list[Tensor]:
-        branches = [
-            [torch.relu(y) for y in bn(each(conv, highs), mods)]
-            for conv, bn in zip(self.aspp, self.aspp_bn, strict=True)
-        ]
+                stems: list[Tensor] | None = None, paired: bool | None = None) -> list[Tensor]:
+        """Per stream, logits (or features without a classifier) at the stride of `lows` (or `stems`)."""
+
+        def norm(bn: ParallelBN, ys: list[Tensor]) -> list[Tensor]:
+            return [torch.relu(y) for y in bn(ys, mods, paired)]
+
+        branches = [norm(bn, each(conv, highs)) for conv, bn in zip(self.aspp, self.aspp_bn, strict=True)]
         pooled = [torch.relu(self.aspp_pool(F.adaptive_avg_pool2d(h, 1))).expand(-1, -1, *h.shape[-2:]) for h in highs]
         cats = [torch.cat([b[i] for b in branches] + [pooled[i]], 1) for i in range(len(highs))]
-        xs = [torch.relu(y) for y in self.project_bn(each(self.project, cats), mods)]
+        xs = norm(self.project_bn, each(self.project, cats))
         xs = [F.interpolate(x, size=lo.shape[-2:], mode="bilinear", align_corners=False) for x, lo in zip(xs, lows, strict=True)]
-        ss = [torch.relu(y) for y in self.skip_bn(each(self.skip, lows), mods)]
+        ss = norm(self.skip_bn, each(self.skip, lows))
         xs = [torch.cat([x, s], 1) for x, s in zip(xs, ss, strict=True)]
-        xs = [torch.relu(y) for y in self.fuse_bn(each(self.fuse, xs), mods)]
+        xs = norm(self.fuse_bn, each(self.fuse, xs))
         if self.fine:
             xs = [F.interpolate(x, size=st.shape[-2:], mode="bilinear", align_corners=False)
                   for x, st in zip(xs, stems, strict=True)]
-            fs = [torch.relu(y) for y in self.fine_skip_bn(each(self.fine_skip, stems), mods)]
+            fs = norm(self.fine_skip_bn, each(self.fine_skip, stems))
             xs = [torch.cat([x, f], 1) for x, f in zip(xs, fs, strict=True)]
-            xs = [torch.relu(y) for y in self.fine_fuse_bn(each(self.fine_fuse, xs), mods)]
-        return each(self.classifier, xs)
+            xs = norm(self.fine_fuse_bn, each(self.fine_fuse, xs))
+        return each(self.classifier, xs) if self.has_classifier else xs

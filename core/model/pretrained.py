@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from csknet_studio.core.errors import CheckpointError, WeightsMismatchError
+from csknet_studio.core.model.streams import PAIRED_BUFFERS
 
 _PREFIXES = ("module.", "_orig_mod.")
 _IGNORED_PREFIXES = ("fc.",)
@@ -97,6 +98,11 @@ def load_imagenet_weights(model: nn.Module, source: str | Path | dict[str, Tenso
                 new[d] = val
         if any(d in seen_bad for d in dests):
             mismatched.append(f"{k} {tuple(v.shape)} vs model {tuple(target[dests[0]].shape)}")
+    # Paired-mode BN statistics start as the solo ones (an ImageNet ResNet has one set).
+    for k in target:
+        head, _, leaf = k.rpartition(".")
+        if leaf in PAIRED_BUFFERS and f"{head}.running_{leaf.split('_')[1]}" in new:
+            new[k] = new[f"{head}.running_{leaf.split('_')[1]}"]
     # Old torchvision files lack num_batches_tracked; it is a counter, not a weight.
     missing = [k for k in target if k not in new and k not in seen_bad and not k.endswith("num_batches_tracked")]
     if missing or unexpected or mismatched:

@@ -18,6 +18,7 @@ from csknet_studio.core.errors import ModelInputError
 from csknet_studio.core.model.config import CSKNetConfig
 from csknet_studio.core.model.decoder import PlainDecoder, scaled_rates
 from csknet_studio.core.model.resnet import ResNet
+from csknet_studio.core.model.streams import PAIRED_BUFFERS
 
 
 class SingleStreamOutput(NamedTuple):
@@ -47,15 +48,22 @@ class SingleStreamSegNet(nn.Module):
 
 
 def _plain_key(two_stream_key: str, modality: str) -> str | None:
-    """Map a CSKNet key to the plain network's key for `modality`, None when it has no counterpart."""
+    """Map a CSKNet key to the plain network's key for `modality`, None when it has no counterpart
+    (the other modality's BNs, decoder and head, the fusion, paired-mode BN statistics)."""
     parts = two_stream_key.split(".")
-    if "gsu" in parts[:2] or parts[0] == "fusion_alpha":
+    if "gsu" in parts[:2] or parts[0] == "fusion_alpha" or parts[-1] in PAIRED_BUFFERS:
         return None
+    if parts[0] == "heads":  # heads.<eo|ir|fusion>.<leaf>: the modality's head is the plain classifier
+        return f"decoder.classifier.{parts[-1]}" if parts[1] == modality else None
+    if parts[0] == "decoders":  # decoders.<modality>.<...>: a decoder of the modality's own
+        if parts[1] != modality:
+            return None
+        parts = ["decoder", *parts[2:]]
     if len(parts) >= 2 and parts[-2] in ("eo", "ir"):
         if parts[-2] != modality:
             return None
         return ".".join(parts[:-2] + parts[-1:])
-    return two_stream_key
+    return ".".join(parts)
 
 
 @torch.no_grad()

@@ -40,17 +40,48 @@ def relu_each(xs: list[Tensor]) -> list[Tensor]:
     return [torch.relu(x) for x in xs]
 
 
-class ParallelBN(nn.Module):
-    """One private `BatchNorm2d` per modality; stream i goes through the BN of `mods[i]`."""
+class ModalBatchNorm(nn.BatchNorm2d):
+    """A BatchNorm with a second set of running statistics for paired (EO + IR) forwards.
 
-    def __init__(self, channels: int, modalities: tuple[str, ...] = MODALITIES):
+    After an exchange site a stream carries the other's channels when both run and its own when it
+    runs alone, so its activations have two distributions; one set of running statistics averages
+    them and fits neither mode at inference. The learned scale and shift stay one per modality, and
+    a solo forward uses `running_mean`/`running_var` exactly as a plain BatchNorm does.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        self.register_buffer("paired_mean", torch.zeros(channels))
+        self.register_buffer("paired_var", torch.ones(channels))
+
+    def forward(self, x: Tensor, paired: bool = False) -> Tensor:
+        if not paired:
+            return super().forward(x)
+        return F.batch_norm(x, self.paired_mean, self.paired_var, self.weight, self.bias,
+                            self.training, self.momentum, self.eps)
+
+
+PAIRED_BUFFERS = ("paired_mean", "paired_var")
+
+
+class ParallelBN(nn.Module):
+    """One private BatchNorm per modality; stream i goes through the BN of `mods[i]`.
+
+    paired_stats: `ModalBatchNorm`s, whose running statistics follow whether both streams run
+    (`paired`, by default: more than one stream in `xs`)."""
+
+    def __init__(self, channels: int, modalities: tuple[str, ...] = MODALITIES, paired_stats: bool = False):
         super().__init__()
         self.modalities = modalities
+        self.paired_stats = paired_stats
         for m in modalities:
-            self.add_module(m, nn.BatchNorm2d(channels))
+            self.add_module(m, ModalBatchNorm(channels) if paired_stats else nn.BatchNorm2d(channels))
 
-    def forward(self, xs: list[Tensor], mods: tuple[str, ...]) -> list[Tensor]:
-        return [self._modules[m](x) for x, m in zip(xs, mods, strict=True)]
+    def forward(self, xs: list[Tensor], mods: tuple[str, ...], paired: bool | None = None) -> list[Tensor]:
+        if not self.paired_stats:
+            return [self._modules[m](x) for x, m in zip(xs, mods, strict=True)]
+        p = len(xs) > 1 if paired is None else paired
+        return [self._modules[m](x, p) for x, m in zip(xs, mods, strict=True)]
 
 
 class ExchangeBN(ParallelBN):
@@ -61,19 +92,38 @@ class ExchangeBN(ParallelBN):
     borrowed tensor, and the L1 term (see `exchange_gammas`) pushes designated gammas towards 0.
     """
 
-    def __init__(self, channels: int, site: str, threshold: float, mode: str, direction: str = "both"):
-        super().__init__(channels)
+    def __init__(self, channels: int, site: str, threshold: float, mode: str, direction: str = "both",
+                 penalised_only: bool = False, paired_stats: bool = False):
+        super().__init__(channels, paired_stats=paired_stats)
         self.site = site
         self.threshold = float(threshold)
         self.mode = mode
         self.direction = direction
+        self.penalised_only = penalised_only
+
+    def penalised(self, modality: str) -> slice | None:
+        """The channels of `modality` the L1 term drives towards 0: EO's first half, IR's second
+        half (CEN), so the two streams never both give up the same channel; None when that stream
+        never takes the other's channels (IR under one-way exchange)."""
+        c = self._modules[modality].weight.numel()
+        if modality == "ir":
+            return None if self.direction == "ir->eo" else slice(c // 2, c)
+        return slice(0, c // 2)
 
     def masks(self) -> dict[str, Tensor]:
         """Per modality, a bool (C,) mask of the channels it takes from the other stream
-        (direction "ir->eo": IR never takes any)."""
-        out = {m: self._modules[m].weight.detach().abs() < self.threshold for m in self.modalities}
-        if self.direction == "ir->eo" and "ir" in out:
-            out["ir"] = torch.zeros_like(out["ir"])
+        (direction "ir->eo": IR never takes any; `penalised_only`: never outside `penalised`)."""
+        out = {}
+        for m in self.modalities:
+            mask = self._modules[m].weight.detach().abs() < self.threshold
+            part = self.penalised(m)
+            if part is None:
+                mask = torch.zeros_like(mask)
+            elif self.penalised_only:
+                keep = torch.zeros_like(mask)
+                keep[part] = True
+                mask = mask & keep
+            out[m] = mask
         return out
 
     def forward(self, xs: list[Tensor], mods: tuple[str, ...], probe: Probe | None = None) -> list[Tensor]:
@@ -109,19 +159,21 @@ class ExchangeBN(ParallelBN):
 class SharedDownsample(nn.Module):
     """torchvision's `downsample` = Sequential(conv1x1, BN), here with a shared conv and private BNs."""
 
-    def __init__(self, cin: int, cout: int, stride: int):
+    def __init__(self, cin: int, cout: int, stride: int, paired_stats: bool = False):
         super().__init__()
         self.add_module("0", conv1x1(cin, cout, stride))
-        self.add_module("1", ParallelBN(cout))
+        self.add_module("1", ParallelBN(cout, paired_stats=paired_stats))
 
     def forward(self, xs: list[Tensor], mods: tuple[str, ...]) -> list[Tensor]:
         return self._modules["1"](each(self._modules["0"], xs), mods)
 
 
 def _norm(channels: int, site: str | None, cfg: CSKNetConfig) -> ParallelBN:
+    paired = cfg.bn_stats == "per_mode"
     if site is None:
-        return ParallelBN(channels)
-    return ExchangeBN(channels, site, cfg.exchange_threshold, cfg.exchange_mode, cfg.exchange_direction)
+        return ParallelBN(channels, paired_stats=paired)
+    return ExchangeBN(channels, site, cfg.exchange_threshold, cfg.exchange_mode, cfg.exchange_direction,
+                      cfg.exchange_penalised_only, paired)
 
 
 def _call_norm(bn: ParallelBN, xs: list[Tensor], mods: tuple[str, ...], probe: Probe | None) -> list[Tensor]:
@@ -141,8 +193,8 @@ class TwoStreamBasicBlock(nn.Module):
         self.conv1 = conv3x3(cin, width, stride, dilation)
         self.bn1 = _norm(width, site, cfg)
         self.conv2 = conv3x3(width, width, 1, dilation)
-        self.bn2 = ParallelBN(width)
-        self.downsample = SharedDownsample(cin, width, stride) if down else None
+        self.bn2 = _norm(width, None, cfg)
+        self.downsample = SharedDownsample(cin, width, stride, cfg.bn_stats == "per_mode") if down else None
 
     def forward(self, xs: list[Tensor], mods: tuple[str, ...], probe: Probe | None) -> list[Tensor]:
         idt = xs if self.downsample is None else self.downsample(xs, mods)
@@ -159,12 +211,12 @@ class TwoStreamBottleneck(nn.Module):
     def __init__(self, cin: int, width: int, stride: int, dilation: int, down: bool, site: str | None, cfg: CSKNetConfig):
         super().__init__()
         self.conv1 = conv1x1(cin, width)
-        self.bn1 = ParallelBN(width)
+        self.bn1 = _norm(width, None, cfg)
         self.conv2 = conv3x3(width, width, stride, dilation)
         self.bn2 = _norm(width, site, cfg)
         self.conv3 = conv1x1(width, width * 4)
-        self.bn3 = ParallelBN(width * 4)
-        self.downsample = SharedDownsample(cin, width * 4, stride) if down else None
+        self.bn3 = _norm(width * 4, None, cfg)
+        self.downsample = SharedDownsample(cin, width * 4, stride, cfg.bn_stats == "per_mode") if down else None
 
     def forward(self, xs: list[Tensor], mods: tuple[str, ...], probe: Probe | None) -> list[Tensor]:
         idt = xs if self.downsample is None else self.downsample(xs, mods)

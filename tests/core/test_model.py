@@ -88,11 +88,11 @@ def test_config_roundtrip_and_validation() -> None:
 def test_convs_are_shared_and_batchnorms_private() -> None:
     model = create_model("csknet-tiny")
     conv_names = [n for n, p in model.named_parameters() if p.ndim == 4]
-    assert conv_names and not any(".eo." in n or ".ir." in n for n in conv_names)
+    assert conv_names and not any(".eo." in n or ".ir." in n for n in conv_names if not n.startswith("heads."))
     # Every BatchNorm in the student is one of the two private copies of a ParallelBN.
     pbn = [m for m in model.modules() if isinstance(m, ParallelBN)]
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    assert n_bn == 2 * len(pbn)
+    assert n_bn == 2 * len(pbn) and all(m.modalities == ("eo", "ir") for m in pbn)
     for m in pbn:
         assert m.eo is not m.ir and m.eo.weight.data_ptr() != m.ir.weight.data_ptr()
     # One conv tensor serves both streams: a train-mode forward gives it gradient from each stream.
@@ -109,14 +109,22 @@ def test_convs_are_shared_and_batchnorms_private() -> None:
     model2 = create_model("csknet-tiny").train()
     model2(eo, ir * 5 + 3)
     bn = model2.encoder.layer1[0].bn1
-    assert not torch.allclose(bn.eo.running_mean, bn.ir.running_mean)
+    assert not torch.allclose(bn.eo.paired_mean, bn.ir.paired_mean)  # a paired forward: paired statistics
     assert not torch.allclose(model2.encoder.bn1.eo.running_var, model2.encoder.bn1.ir.running_var)
 
 
+VARIANTS = {
+    "gsu_heads": {},
+    "private_decoders": {"decoder_sharing": "private"},
+    "logit_ensemble": {"fusion": "logit_ensemble", "gsu_stages": (3, 4), "bn_stats": "shared"},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("fine", [0, 4])
 @pytest.mark.parametrize("modality", ["ir", "eo"])
-def test_single_modality_equals_plain_single_stream_network(modality: str, fine: int) -> None:
-    model = create_model("csknet-tiny", num_classes=4, fine_skip_channels=fine).eval()
+def test_single_modality_equals_plain_single_stream_network(modality: str, fine: int, variant: str) -> None:
+    model = create_model("csknet-tiny", num_classes=4, fine_skip_channels=fine, **VARIANTS[variant]).eval()
     _randomise_bn(model)
     with torch.no_grad():  # GSU and exchange active, so the full model's branches differ from single runs
         for gsu in model.encoder.gsu.values():
@@ -141,9 +149,9 @@ def test_single_modality_equals_plain_single_stream_network(modality: str, fine:
 def test_fine_skip_decodes_at_stride_two_from_the_stem() -> None:
     plain = create_model("csknet-tiny", num_classes=3)
     fine = create_model("csknet-tiny", num_classes=3, fine_skip_channels=4)
-    assert plain.decoder.classifier.in_channels == plain.config.decoder_channels
+    assert plain.heads["eo"].in_channels == plain.config.decoder_channels
     assert fine.decoder.fine_skip.in_channels == fine.config.base_width  # the stem's channels
-    assert fine.decoder.classifier.in_channels == fine.config.decoder_channels // 2
+    assert all(h.in_channels == fine.config.decoder_channels // 2 for h in fine.heads.values())
     assert {"decoder.fine_skip_bn.eo.weight", "decoder.fine_fuse_bn.ir.running_var"} <= set(fine.state_dict())
     seen = {}
     fine.decoder.fine_fuse.register_forward_hook(lambda m, i, o: seen.update(hw=o.shape[-2:]))
@@ -159,8 +167,9 @@ def test_fine_skip_decodes_at_stride_two_from_the_stem() -> None:
         create_model("csknet-tiny", fine_skip_channels=-1)
 
 
-def test_ir_only_costs_the_same_as_the_single_stream_network() -> None:
-    model = create_model("csknet-tiny").eval()
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_ir_only_costs_the_same_as_the_single_stream_network(variant: str) -> None:
+    model = create_model("csknet-tiny", **VARIANTS[variant]).eval()
     plain = extract_single_stream(model, "ir").eval()
     eo, ir = _inputs(1)
 
@@ -170,9 +179,10 @@ def test_ir_only_costs_the_same_as_the_single_stream_network() -> None:
         return fc.get_total_flops()
 
     f_ir, f_plain = flops(lambda: model(None, ir)), flops(lambda: plain(ir))
+    f_eo, f_plain_eo = flops(lambda: model(eo, None)), flops(lambda: extract_single_stream(model, "eo")(eo))
     f_both = flops(lambda: model(eo, ir))
-    assert f_ir == f_plain
-    assert 2 * f_plain < f_both < 2.5 * f_plain
+    assert f_ir == f_plain and f_eo == f_plain_eo
+    assert 2 * f_plain < f_both < 2.75 * f_plain  # two streams, plus the GSU and Fusion head at stride 4
 
 
 def test_ir_stream_stem_equals_replicating_ir_to_three_channels() -> None:
@@ -184,37 +194,69 @@ def test_ir_stream_stem_equals_replicating_ir_to_three_channels() -> None:
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_three_heads_and_the_fusion_head_reads_the_gsu() -> None:
+    model = create_model("csknet-tiny", num_classes=5).eval()
+    assert set(model.heads) == {"eo", "ir", "fusion"} and not hasattr(model, "fusion_alpha")
+    seen = {}
+    model.gsu.register_forward_hook(lambda m, i, o: seen.update(h=o[0]))
+    model.heads["fusion"].register_forward_hook(lambda m, i, o: seen.update(head_in=i[0]))
+    eo, ir = _inputs()
+    with torch.no_grad():
+        out = model(eo, ir)
+        assert seen["head_in"] is seen["h"]
+        for v in model.gsu.value:  # the fused output changes with the GSU, the EO / IR heads do not
+            v.weight.mul_(2.0)
+        again = model(eo, ir)
+    assert not torch.allclose(again.logits, out.logits)
+    for m in ("eo", "ir"):
+        torch.testing.assert_close(again.branch_logits[m], out.branch_logits[m])
+    assert out.logits.shape == out.branch_logits["eo"].shape == (2, 5, 64, 64)
+
+
 def test_gate_maps_shapes_and_range() -> None:
     model = create_model("csknet-tiny").eval()
+    with torch.no_grad():
+        model.gsu.gate.weight.normal_(0, 2.0)
+    eo, ir = _inputs(2, 64, 96)
+    with torch.no_grad():
+        out = model(eo, ir, introspect=True)
+        quiet = model(eo, ir)
+        ir_only = model(None, ir, introspect=True)
+    assert set(out.gate_maps) == {"eo", "ir", "sum"}
+    for g in out.gate_maps.values():
+        assert g.shape == (2, 64 // 4, 96 // 4)  # decoder resolution
+        assert g.min() >= 0 and g.max() <= 1 and float(g.std()) > 0  # content-dependent
+    assert quiet.gate_maps == {} and quiet.exchanged == {} and quiet.features == {}
+    assert ir_only.gate_maps == {} and ir_only.exchanged == {}
+    torch.testing.assert_close(out.logits, quiet.logits)
+    # Gates with known biases report exactly the channel mean of sigmoid(bias), per input.
+    with torch.no_grad():
+        gsu = model.gsu
+        gsu.gate.weight.zero_()
+        bias = torch.linspace(-3, 3, gsu.gate.bias.numel())
+        gsu.gate.bias.copy_(bias)
+        maps = model(eo, ir, introspect=True).gate_maps
+    for k, name in enumerate(("eo", "ir", "sum")):
+        want = float(torch.sigmoid(bias.view(3, -1)[k]).mean())
+        torch.testing.assert_close(maps[name], torch.full_like(maps[name], want))
+
+
+def test_in_encoder_gate_maps_of_the_ensemble_model() -> None:
+    model = create_model("csknet-tiny", **VARIANTS["logit_ensemble"]).eval()
     with torch.no_grad():
         for gsu in model.encoder.gsu.values():
             gsu.gate.weight.normal_(0, 2.0)
     eo, ir = _inputs(2, 64, 96)
     with torch.no_grad():
         out = model(eo, ir, introspect=True)
-        quiet = model(eo, ir)
-        ir_only = model(None, ir, introspect=True)
     assert set(out.gate_maps) == {"layer3", "layer4"}
     for stage, g in out.gate_maps.items():
-        s = int(stage[-1])
-        h, w = out.stage_features["eo"][s - 1].shape[-2:]
-        assert g.shape == (2, h, w)
-        assert g.min() >= 0 and g.max() <= 1
-    assert quiet.gate_maps == {} and quiet.exchanged == {} and quiet.features == {}
-    assert ir_only.gate_maps == {} and ir_only.exchanged == {}
-    torch.testing.assert_close(out.logits, quiet.logits)
-    # A gate with known bias reports exactly the channel mean of sigmoid(bias).
-    with torch.no_grad():
-        gsu = model.encoder.gsu["layer3"]
-        gsu.gate.weight.zero_()
-        bias = torch.linspace(-3, 3, gsu.gate.bias.numel())
-        gsu.gate.bias.copy_(bias)
-        g3 = model(eo, ir, introspect=True).gate_maps["layer3"]
-    torch.testing.assert_close(g3, torch.full_like(g3, float(torch.sigmoid(bias).mean())))
+        h, w = out.stage_features["eo"][int(stage[-1]) - 1].shape[-2:]
+        assert g.shape == (2, h, w) and g.min() >= 0 and g.max() <= 1
 
 
 def test_fused_logits_are_the_softmax_alpha_ensemble() -> None:
-    model = create_model("csknet-tiny").eval()
+    model = create_model("csknet-tiny", **VARIANTS["logit_ensemble"]).eval()
     with torch.no_grad():
         model.fusion_alpha.copy_(torch.tensor([0.3, -0.4]))
     eo, ir = _inputs()
@@ -222,6 +264,34 @@ def test_fused_logits_are_the_softmax_alpha_ensemble() -> None:
         out = model(eo, ir)
     w = torch.softmax(torch.tensor([0.3, -0.4]), 0)
     torch.testing.assert_close(out.logits, w[0] * out.branch_logits["eo"] + w[1] * out.branch_logits["ir"])
+
+
+def test_batchnorm_statistics_are_kept_per_mode() -> None:
+    """A paired forward moves only the paired statistics, a solo one only the solo ones; scale and
+    shift are one per modality for both."""
+    model = create_model("csknet-tiny").train()
+    eo, ir = _inputs()
+    bn = model.encoder.layer3[0].bn2.eo
+    solo, paired = bn.running_mean.clone(), bn.paired_mean.clone()
+    model(eo, ir)
+    assert torch.equal(bn.running_mean, solo) and not torch.equal(bn.paired_mean, paired)
+    paired = bn.paired_mean.clone()
+    model(eo, None)
+    assert not torch.equal(bn.running_mean, solo) and torch.equal(bn.paired_mean, paired)
+    assert "encoder.layer3.0.bn2.eo.paired_var" in model.state_dict()
+    shared = create_model("csknet-tiny", bn_stats="shared")
+    assert not any("paired_" in k for k in shared.state_dict())
+
+
+def test_a_checkpoint_config_without_the_new_switches_builds_the_model_it_was() -> None:
+    old = CSKNetConfig().to_dict()
+    for k in ("fusion", "decoder_sharing", "bn_stats", "exchange_penalised_only"):
+        old.pop(k)
+    cfg = CSKNetConfig.from_dict(old)
+    assert (cfg.fusion, cfg.bn_stats, cfg.exchange_penalised_only) == ("logit_ensemble", "shared", False)
+    assert CSKNetConfig.from_dict(CSKNetConfig().to_dict()) == CSKNetConfig()
+    with pytest.raises(ConfigError, match="private"):
+        CSKNetConfig(fusion="logit_ensemble", decoder_sharing="private")
 
 
 def test_requested_features_and_stage_features() -> None:

@@ -130,3 +130,24 @@ def test_one_way_fusion_leaves_the_ir_stream_as_in_ir_only_mode() -> None:
     two_way.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert not torch.allclose(two_way(eo, ir).branch_logits["ir"], two_way(None, ir).logits)
+
+
+@pytest.mark.parametrize("penalised_only", [True, False])
+def test_channels_without_the_sparsity_constraint_are_never_exchanged(penalised_only: bool) -> None:
+    """The figure's "no sparsity constraints" part (EO's second half, IR's first half) stays each
+    stream's own whatever its gamma; the CEN rule alone (penalised_only=False) would take them."""
+    model = create_model("csknet-tiny", exchange_penalised_only=penalised_only).eval()
+    eo, ir = _inputs()
+    with torch.no_grad():
+        for site in (m for m in model.modules() if isinstance(m, ExchangeBN)):
+            site.eo.weight.zero_()
+            site.ir.weight.zero_()
+        out = model(eo, ir, introspect=True)
+    for site in (m for m in model.modules() if isinstance(m, ExchangeBN)):
+        c = site.eo.weight.numel()
+        took = out.exchanged[site.site]
+        if penalised_only:
+            assert took["ir->eo"].tolist() == list(range(c // 2))
+            assert took["eo->ir"].tolist() == list(range(c // 2, c))
+        else:
+            assert took["ir->eo"].numel() == took["eo->ir"].numel() == c

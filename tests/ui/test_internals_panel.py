@@ -33,8 +33,9 @@ def test_gate_maps_exchange_plot_and_entropy_show_the_prediction(qtbot, setup):
     panel.set_frame(eo, ir, {"eo": (0, 255), "ir": (0, 255)})
     panel.set_prediction(pred)
 
-    stages = [panel.stage_combo.itemText(i) for i in range(panel.stage_combo.count())]
-    assert stages == sorted(pred.gate_maps) and stages
+    stages = [panel.stage_combo.itemData(i) for i in range(panel.stage_combo.count())]
+    assert stages == ["eo", "ir", "sum"] and set(stages) == set(pred.gate_maps)
+    assert panel.stage_combo.itemText(0) == "EO decoder"
     for i, stage in enumerate(stages):
         panel.stage_combo.setCurrentIndex(i)
         shown = panel.gate_view.heat.image
