@@ -1,7 +1,9 @@
 """File > Export labels: HDF5 (default) or PNG masks, with progress, cancel and a clear outcome.
 
 The dialog only collects options; `ExportWorker` runs `core.export` in its own thread. A cancel
-or a failure (disk full, no permission) leaves any earlier file as it was, and says so.
+or a failure (disk full, no permission) leaves any earlier file as it was, and says so. The final
+message counts the frames written of each origin (corrected / propagated / predicted / unlabelled),
+read back from what the file records.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from csknet_studio.core.errors import CSKNetError
 from csknet_studio.core.modes import Mode
 from csknet_studio.ui.export_worker import ExportOptions, ExportWorker
 
@@ -54,10 +57,24 @@ class ExportDialog(QtWidgets.QDialog):
         self.probs_check.setEnabled(getattr(inference_worker, "model", None) is not None)
         self.images_check = QtWidgets.QCheckBox("Copy the EO / IR images into the file")
         self.corrected_check = QtWidgets.QCheckBox("Only corrected frames")
+        has_model = getattr(inference_worker, "model", None) is not None
+        self.predictions_check = QtWidgets.QCheckBox(
+            "Model predictions for the frames nobody corrected" + (" (computes missing ones)" if has_model else ""))
+        self.predictions_check.setChecked(True)
+        self.predictions_check.setToolTip("Off: those frames are written as 255 (unlabelled). Without a model, "
+                                          "only the frames already segmented have a prediction.")
+        self.propagated_check = QtWidgets.QCheckBox("Propagated frames (not reviewed yet) with their labels")
+        self.propagated_check.setChecked(True)
+        self.propagated_check.setToolTip("Off: propagated frames are written like uncorrected ones")
+        self.counts: dict[str, int] = {}
 
         path_row = QtWidgets.QHBoxLayout()
         path_row.addWidget(self.path_edit, 1)
         path_row.addWidget(self.browse_button)
+        self.frames_box = QtWidgets.QGroupBox("Frames nobody corrected")
+        fl = QtWidgets.QVBoxLayout(self.frames_box)
+        fl.addWidget(self.predictions_check)
+        fl.addWidget(self.propagated_check)
         self.hdf5_box = QtWidgets.QGroupBox("HDF5 options")
         hl = QtWidgets.QFormLayout(self.hdf5_box)
         hl.addRow("Compression", self.compression_combo)
@@ -72,6 +89,7 @@ class ExportDialog(QtWidgets.QDialog):
         lay.addWidget(self.png_radio)
         lay.addWidget(QtWidgets.QLabel("Output"))
         lay.addLayout(path_row)
+        lay.addWidget(self.frames_box)
         lay.addWidget(self.hdf5_box)
         lay.addWidget(self.png_box)
         lay.addWidget(self.buttons)
@@ -97,7 +115,8 @@ class ExportDialog(QtWidgets.QDialog):
                              include_probabilities=self.probs_check.isChecked() and self.fmt == "hdf5",
                              copy_images=self.images_check.isChecked() and self.fmt == "hdf5",
                              only_corrected=self.corrected_check.isChecked() and self.fmt == "png",
-                             mode=self._mode)
+                             mode=self._mode, include_predictions=self.predictions_check.isChecked(),
+                             include_propagated=self.propagated_check.isChecked())
 
     def _on_format(self) -> None:
         png = self.fmt == "png"
@@ -159,9 +178,17 @@ class ExportDialog(QtWidgets.QDialog):
             self.progress_dialog.setValue(done)
 
     def _on_exported(self, path: str) -> None:
+        from csknet_studio.core.export import count_origins, read_frame_origins
+
         self._close_progress()
         what = "PNG masks written to the folder" if self.fmt == "png" else "Labels written to"
-        self._show_message(QtWidgets.QMessageBox.Icon.Information, f"{what}\n{path}")
+        try:
+            self.counts = count_origins(read_frame_origins(path))
+            tally = ", ".join(f"{v} {k}" for k, v in self.counts.items())
+            tally = f"\n\n{sum(self.counts.values())} frames: {tally}"
+        except CSKNetError:  # the file is written; only the tally is missing
+            self.counts, tally = {}, ""
+        self._show_message(QtWidgets.QMessageBox.Icon.Information, f"{what}\n{path}{tally}")
         self.exported.emit(path)
         self.accept()
 

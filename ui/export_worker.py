@@ -2,8 +2,9 @@
 
 The annotation session belongs to the GUI thread (painting and inference results change it), so
 the job sees it through `_SessionView`, whose every call is answered by the GUI thread between two
-events (`GuiCall`). The reader is thread-safe and is used directly. Probabilities come from the
-inference worker's cache when it holds the frame, else from one forward pass in the export thread.
+events (`GuiCall`). The reader is thread-safe and is used directly. Probabilities, and the
+predictions of frames the session holds none of, come from the inference worker's cache when it
+holds the frame, else from one forward pass in the export thread (shared by both).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class ExportOptions:
     copy_images: bool = False  # HDF5
     only_corrected: bool = False  # PNG
     mode: Mode = Mode.BOTH  # the modality mode the labels / probabilities come from
+    include_predictions: bool = True  # uncorrected frames: the model's labels (computed if missing), else 255
+    include_propagated: bool = True  # propagated frames: their propagated labels, else as uncorrected
 
 
 class _SessionView:
@@ -45,6 +48,9 @@ class _SessionView:
 
     def labels(self, i: int) -> np.ndarray:
         return self._call(lambda: np.array(self._s.labels(i), copy=True))
+
+    def prediction(self, i: int) -> np.ndarray | None:
+        return self._call(lambda: None if (p := self._s.prediction(i)) is None else np.array(p, copy=True))
 
     def origin(self, i: int):
         return self._call(lambda: self._s.origin(i))
@@ -71,38 +77,50 @@ class ExportWorker(JobRunner):
         view = _SessionView(session, self._call)
         path = Path(options.path)
 
+        has_model = inference_worker is not None and inference_worker.model is not None
+        if options.include_probabilities and options.fmt == "hdf5" and not has_model:
+            from csknet_studio.core.errors import ExportError
+
+            raise ExportError("probabilities need a model; open a checkpoint or export without them")
+        model = self._model_source(view, options.mode, inference_worker) if has_model else None
+        include = {"include_predictions": options.include_predictions,
+                   "include_propagated": options.include_propagated,
+                   "predict": (lambda i: model(i).labels) if model is not None else None}
+
         def job(progress, cancel):
             def report(done: int, total: int) -> None:
                 progress(done, total, 0.0)
 
             if options.fmt == "png":
                 return export.export_png(view, path, only_corrected=options.only_corrected,
-                                         progress=report, cancel=cancel)
-            probs = self._probability_source(view, options.mode, inference_worker) \
-                if options.include_probabilities else None
+                                         progress=report, cancel=cancel, **include)
+            probs = (lambda i: model(i).probs) if options.include_probabilities and model is not None else None
             return export.export_hdf5(view, path, compression=options.compression, include_probabilities=probs,
                                       copy_images=options.copy_images, mode=options.mode, progress=report,
-                                      cancel=cancel)
+                                      cancel=cancel, **include)
 
         self.start(job, lambda p: self.exported.emit(str(p)))
 
-    def _probability_source(self, view: _SessionView, mode: Mode, worker):
-        if worker is None or worker.model is None:
-            from csknet_studio.core.errors import ExportError
-
-            raise ExportError("probabilities need a model; open a checkpoint or export without them")
+    def _model_source(self, view: _SessionView, mode: Mode, worker):
+        """frame -> Prediction: the worker's cached one at the current weights, else a forward pass;
+        the last frame's is kept, so its probabilities and labels cost one pass."""
         from csknet_studio.core.infer import Predictor
 
         version = self._call(lambda: worker.weights_version)
         predictor: list[Predictor] = []
+        last: dict[int, object] = {}
 
-        def probs(i: int) -> np.ndarray:
+        def predict(i: int):
+            if i in last:
+                return last[i]
             hit = self._call(lambda: worker.cached(i, mode))
-            if hit is not None and hit.weights_version == version:
-                return hit.probs
-            if not predictor:  # shares the model: an eval forward only reads it
-                predictor.append(Predictor(worker.model, worker.device or "cpu", worker.scheme, amp=False))
-            fp = view.sequence[i]
-            return predictor[0].predict(fp.eo, fp.ir, mode).probs
+            if hit is None or hit.weights_version != version:
+                if not predictor:  # shares the model: an eval forward only reads it
+                    predictor.append(Predictor(worker.model, worker.device or "cpu", worker.scheme, amp=False))
+                fp = view.sequence[i]
+                hit = predictor[0].predict(fp.eo, fp.ir, mode)
+            last.clear()
+            last[i] = hit
+            return hit
 
-        return probs
+        return predict

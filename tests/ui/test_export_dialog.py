@@ -113,3 +113,42 @@ def test_probabilities_come_from_the_model(qtbot, session, tmp_path):
     np.testing.assert_array_equal(back.probabilities[2], worker.cached(2, Mode.BOTH).probs)
     np.testing.assert_allclose(back.probabilities.astype(np.float32).sum(1), 1.0, atol=1e-2)
     worker.shutdown()
+
+
+def test_predictions_fill_the_uncorrected_frames_and_the_message_counts_each_kind(qtbot, session, tmp_path):
+    import h5py
+
+    from csknet_studio.core.infer import Predictor
+
+    model = create_model("csknet-tiny", num_classes=PST900.num_classes)
+    worker = InferenceWorker(num_threads=1)
+    with qtbot.waitSignal(worker.weights_changed):
+        worker.set_model(model, PST900, torch.device("cpu"))
+    session.apply_propagation({2: np.full((H, W), 3, np.uint8)})
+    out = tmp_path / "pred.h5"
+    dlg = _dialog(qtbot, session, out, inference_worker=worker)
+    assert dlg.predictions_check.isChecked() and dlg.propagated_check.isChecked()
+    with qtbot.waitSignal(dlg.exported, timeout=60000):
+        dlg.start()
+    with h5py.File(out, "r") as f:  # what any HDF5 reader sees
+        labels = f["labels"][()]
+        origin = [v.decode() for v in f["frame_origin"][()]]
+    assert origin == ["predicted", "corrected", "propagated", "predicted"]
+    np.testing.assert_array_equal(labels[0], session.prediction(0))  # the session's own prediction
+    fp = session.sequence[3]  # never predicted before: one forward pass in the export thread
+    want = Predictor(model, "cpu", PST900, amp=False).predict(fp.eo, fp.ir, Mode.BOTH).labels
+    np.testing.assert_array_equal(labels[3], want)
+    assert (labels[2] == 3).all() and np.array_equal(labels[1], session.labels(1))
+    assert "4 frames: 1 corrected, 1 propagated, 2 predicted, 0 unlabelled" in dlg.message_box.text()
+    assert dlg.counts == {"corrected": 1, "propagated": 1, "predicted": 2, "unlabelled": 0}
+
+    dlg2 = _dialog(qtbot, session, tmp_path / "bare.h5", inference_worker=worker)
+    dlg2.predictions_check.setChecked(False)
+    dlg2.propagated_check.setChecked(False)
+    with qtbot.waitSignal(dlg2.exported, timeout=60000):
+        dlg2.start()
+    back = read_labels_hdf5(tmp_path / "bare.h5")
+    assert back.frame_origin == ["unlabelled", "corrected", "unlabelled", "unlabelled"]
+    assert (back.labels[[0, 2, 3]] == 255).all()
+    assert "1 corrected, 0 propagated, 0 predicted, 3 unlabelled" in dlg2.message_box.text()
+    worker.shutdown()
