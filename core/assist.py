@@ -31,11 +31,14 @@ SNAP_MIN_COVER = 0.25
 
 
 def _unit(a: np.ndarray, levels: tuple[float, float] | None = None) -> np.ndarray:
-    """float32 in [0, 1] between `levels` (the sequence's display levels); without them 8-bit
-    images use 0..255 and others the frame's 1st..99th percentiles."""
+    """float32 in [0, 1]. 8-bit images keep their 0..255 scale: stretching a nearly flat night EO to
+    its display levels would turn its noise into edges. Deeper images (16-bit thermal) are scaled
+    between `levels` (the sequence's display levels), else the frame's 1st..99th percentiles."""
     a = np.asarray(a)
-    if levels is None:
-        levels = (0.0, 255.0) if a.dtype == np.uint8 else tuple(float(v) for v in np.percentile(a, (1.0, 99.0)))
+    if a.dtype == np.uint8:
+        levels = (0.0, 255.0)
+    elif levels is None:
+        levels = tuple(float(v) for v in np.percentile(a, (1.0, 99.0)))
     lo, hi = float(levels[0]), float(levels[1])
     return np.clip((a.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
 
@@ -68,8 +71,8 @@ def superpixels(eo: np.ndarray | None, ir: np.ndarray | None, levels: Levels | N
                 area: int = SUPERPIXEL_AREA, compactness: float = SUPERPIXEL_COMPACTNESS) -> np.ndarray:
     """(H, W) int32 SLIC superpixel ids 0..n-1 over the stacked EO + IR channels.
 
-    `levels` ({"eo": (lo, hi), "ir": (lo, hi)}, the sequence's display levels) scale both modalities
-    the same way on every frame; a per-frame stretch would blow a flat image's noise up into edges."""
+    `levels` ({"eo": (lo, hi), "ir": (lo, hi)}, the sequence's display levels) scale 16-bit images
+    the same way on every frame."""
     from skimage.segmentation import slic
 
     stack = eo_ir_stack(eo, ir, levels)

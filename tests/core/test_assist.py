@@ -80,6 +80,15 @@ def test_snap_brush_stops_at_an_edge_only_ir_sees():
     assert rect.x1 > 40 and sel.any()
 
 
+def test_snap_brush_stops_at_a_16_bit_thermal_edge_scaled_by_the_display_levels():
+    eo = _flat_eo()
+    ir = np.where(np.arange(W) < 40, 29300, 30100).astype(np.uint16)[None].repeat(H, 0)  # kelvin x 100
+    ir = ir + np.random.default_rng(2).integers(0, 20, (H, W)).astype(np.uint16)
+    seg = superpixels(eo, ir, {"eo": (0.0, 255.0), "ir": (29000.0, 30500.0)})
+    rect, sel = snap_region(seg, [(30.0, 20.0), (35.0, 30.0)], 3)
+    assert rect.x1 == 40 and sel[:, -1].any()
+
+
 def test_snap_region_takes_what_the_centre_crosses_or_the_brush_mostly_covers():
     seg = np.zeros((20, 40), np.int32)
     seg[:, 20:] = 1
