@@ -24,10 +24,11 @@ GSU_INJECT = ("both", "ir", "eo")
 OUTPUT_STRIDES = (8, 16, 32)
 # "gsu_heads": the paper's figure (docs/model.md): an EO and an IR decoder, three heads (EO, IR,
 # Fusion) and the Gated Spectral Unit after the decoders feeding the Fusion head.
+# "sum_heads": the same without the GSU: the Fusion head reads Fo + Fi (the ablation of the GSU).
 # "logit_ensemble": one decoder for both streams, the GSU inside encoder stages (`gsu_stages`) and
 # the fused output a softmax-weighted average of the two branch logits (the model before the figure
 # was found; kept for the ablation and for older checkpoints).
-FUSIONS = ("gsu_heads", "logit_ensemble")
+FUSIONS = ("gsu_heads", "sum_heads", "logit_ensemble")
 DECODER_SHARING = ("shared", "private")
 BN_STATS = ("per_mode", "shared")
 # What a checkpoint written before these switches existed was built with.
@@ -45,8 +46,8 @@ def _int_tuple(v: Any, name: str) -> tuple[int, ...]:
 class CSKNetConfig:
     """Architecture of a CSK-Net student (and, via `teacher.py`, of its EO teacher).
 
-    fusion: "gsu_heads" (the paper's figure) or "logit_ensemble" (see FUSIONS).
-    decoder_sharing: with "gsu_heads", whether the EO and IR decoders share conv weights (each
+    fusion: "gsu_heads" (the paper's figure), "sum_heads" or "logit_ensemble" (see FUSIONS).
+    decoder_sharing: with "gsu_heads" / "sum_heads", whether the EO and IR decoders share conv weights (each
         keeping private BatchNorms, like the encoder) or are two separate decoders.
     bn_stats: "per_mode" keeps each BatchNorm's running statistics twice, for a modality alone and
         for a paired (EO + IR) forward; the exchange makes the two differ, and one shared set fits

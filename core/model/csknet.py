@@ -52,6 +52,7 @@ class CSKNet(nn.Module):
     With `fusion = "gsu_heads"` (the paper's figure): encoder -> an EO and an IR decoder -> EO and
     IR heads, and the Gated Spectral Unit over the two decoders' features -> the Fusion head. One
     modality alone runs the encoder, its decoder and its head: a single-stream DeepLab network.
+    `fusion = "sum_heads"` drops the GSU: the Fusion head reads Fo + Fi.
     With `fusion = "logit_ensemble"`: one decoder for both streams and the fused output a
     softmax(alpha)-weighted sum of the detached branch logits (CEN's ensemble; trains alpha only).
     """
@@ -77,7 +78,8 @@ class CSKNet(nn.Module):
             })
             feat = self.decoders["eo"].fine_channels
         self.heads = nn.ModuleDict({k: nn.Conv2d(feat, config.num_classes, 1) for k in HEADS})
-        self.gsu = GatedSpectralUnit(feat)
+        if config.fusion == "gsu_heads":
+            self.gsu = GatedSpectralUnit(feat)
 
     def replace_classifiers(self, num_classes: int) -> None:
         """New, freshly initialised classifiers for `num_classes` (every head; encoder, decoders and
@@ -166,7 +168,9 @@ class CSKNet(nn.Module):
         else:
             feats = self._decode(stages, stems, mods)
             branch = {m: full(self.heads[m](f)) for m, f in zip(mods, feats, strict=True)}
-            if mode is Mode.BOTH:
+            if mode is Mode.BOTH and self.config.fusion == "sum_heads":
+                logits = full(self.heads["fusion"](feats[0] + feats[1]))
+            elif mode is Mode.BOTH:
                 fused, gates = self.gsu(feats[0], feats[1])
                 logits = full(self.heads["fusion"](fused))
                 if probe is not None and probe.introspect:

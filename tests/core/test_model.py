@@ -116,6 +116,7 @@ def test_convs_are_shared_and_batchnorms_private() -> None:
 VARIANTS = {
     "gsu_heads": {},
     "private_decoders": {"decoder_sharing": "private"},
+    "sum_heads": {"fusion": "sum_heads"},
     "logit_ensemble": {"fusion": "logit_ensemble", "gsu_stages": (3, 4), "bn_stats": "shared"},
 }
 
@@ -239,6 +240,20 @@ def test_gate_maps_shapes_and_range() -> None:
     for k, name in enumerate(("eo", "ir", "sum")):
         want = float(torch.sigmoid(bias.view(3, -1)[k]).mean())
         torch.testing.assert_close(maps[name], torch.full_like(maps[name], want))
+
+
+def test_sum_fusion_head_reads_the_sum_of_the_decoders() -> None:
+    model = create_model("csknet-tiny", fusion="sum_heads").eval()
+    assert not hasattr(model, "gsu")
+    seen = {}
+    model.heads["fusion"].register_forward_hook(lambda m, i, o: seen.update(x=i[0]))
+    model.heads["eo"].register_forward_hook(lambda m, i, o: seen.update(eo=i[0]))
+    model.heads["ir"].register_forward_hook(lambda m, i, o: seen.update(ir=i[0]))
+    eo, ir = _inputs()
+    with torch.no_grad():
+        out = model(eo, ir, introspect=True)
+    torch.testing.assert_close(seen["x"], seen["eo"] + seen["ir"])
+    assert out.gate_maps == {}
 
 
 def test_in_encoder_gate_maps_of_the_ensemble_model() -> None:
