@@ -20,6 +20,7 @@ FIXED_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Mouse", "Left drag (Snap brush)", "Fill the EO + IR superpixels the stroke crosses with the picked class"),
     ("Mouse", "Left drag (Box)", "GrabCut inside the box: its foreground gets the picked class"),
     ("Mouse", "Wheel / right drag", "Zoom the views (they move together)"),
+    ("Mouse", "Right click", "View menu: reset zoom"),
     ("Mouse", "Click a legend entry", "Pick that class"),
     ("Mouse", "Click a point (Model internals > Exchange)", "Show that channel before / after exchange"),
 )
