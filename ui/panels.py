@@ -1,8 +1,9 @@
 """Docks the analysis panels into the main window and wires them to its signals.
 
 `install_panels(win)` is the only thing `MainWindow` calls: it adds the Model internals, Compare
-modes and Fine-tuning docks, File > Export labels (Ctrl+E), View > Next most uncertain frame (U),
-View > Score every frame, and Help > Keyboard shortcuts (F1). Every panel stays testable on its
+modes and Fine-tuning docks, File > Export labels (Ctrl+E), Edit > Propagate labels (Ctrl+P),
+View > Next most uncertain frame (U), View > Segment and score every frame (with its progress in the
+status bar), and Help > Keyboard shortcuts (F1). Every panel stays testable on its
 own; this module is the glue (signals in, requests to the worker out), no maths.
 """
 
@@ -15,6 +16,8 @@ from csknet_studio.core.uncertainty import UncertaintyTracker
 from csknet_studio.ui.compare_view import CompareView
 from csknet_studio.ui.feature_worker import FeatureWorker
 from csknet_studio.ui.internals_panel import InternalsPanel
+from csknet_studio.ui.progress_box import ProgressBox
+from csknet_studio.ui.segment_all import FrameScanner
 from csknet_studio.ui.shortcuts import install_shortcuts_sheet
 
 
@@ -26,9 +29,10 @@ class PanelHub(QtCore.QObject):
         self.win = win
         self.tracker = UncertaintyTracker()
         self.features = FeatureWorker(self)
-        self._scan_next = 0
-        self._scanning = False
-        self._scan_pending: int | None = None
+        self.scanner = FrameScanner(win, self.tracker)
+        self.scan_progress = ProgressBox("Segmenting")
+        self.scan_progress.hide()
+        win.status.addPermanentWidget(self.scan_progress)
 
         self.internals = InternalsPanel()
         self.compare = CompareView(win.scheme)
@@ -46,12 +50,20 @@ class PanelHub(QtCore.QObject):
         self.next_uncertain_action.setToolTip("Go to the uncorrected frame the model is least sure about (U)")
         self.next_uncertain_action.triggered.connect(self.next_uncertain)
         win.add_action("View", self.next_uncertain_action)
-        self.scan_action = QtGui.QAction("Score every frame (uncertainty)", win)
+        self.scan_action = QtGui.QAction("Segment and score every frame", win)
         self.scan_action.setCheckable(True)
-        self.scan_action.setToolTip("Predict every frame in the background so 'Next most uncertain' "
-                                    "can choose among all of them")
+        self.scan_action.setToolTip("Predict every frame in the background (progress, ETA and Cancel in the "
+                                    "status bar): export and propagation get the model's labels, and 'Next "
+                                    "most uncertain' chooses among all frames")
         self.scan_action.toggled.connect(self.set_scanning)
         win.add_action("View", self.scan_action)
+        self.propagate_action = QtGui.QAction("Propagate labels…", win)
+        self.propagate_action.setShortcut(QtGui.QKeySequence("Ctrl+P"))
+        self.propagate_action.setToolTip("Carry this frame's labels to the next or previous frames by optical "
+                                         "flow (Ctrl+P); one undo step")
+        self.propagate_action.triggered.connect(self.open_propagate)
+        win.add_action("Edit", self.propagate_action)
+        self.propagate_dialog = None
         self.export_action = QtGui.QAction("Export labels…", win)
         self.export_action.setShortcut(QtGui.QKeySequence("Ctrl+E"))
         self.export_action.setToolTip("Write the labels as HDF5 or PNG masks (Ctrl+E)")
@@ -73,6 +85,10 @@ class PanelHub(QtCore.QObject):
         self.internals.channel_selected.connect(self._on_channel_selected)
         self.features.ready.connect(self._on_channel_maps)
         self.features.failed.connect(lambda _tag, msg: self.internals.show_feature_error(msg))
+        self.scanner.running_changed.connect(self._on_scan_running)
+        self.scanner.progress.connect(self.scan_progress.set_progress)
+        self.scanner.finished.connect(self._on_scan_finished)
+        self.scan_progress.cancel_requested.connect(lambda: self.scan_action.setChecked(False))
         self.compare.modes_changed.connect(lambda _a, _b: self._fill_compare())
 
     # --- fine-tuning ----------------------------------------------------------------------------
@@ -122,10 +138,40 @@ class PanelHub(QtCore.QObject):
         self.export_dialog = ExportDialog(self.win.session, self.win.worker, mode=self.win.mode, parent=self.win)
         self.export_dialog.open()
 
+    # --- propagation --------------------------------------------------------------------------------
+    def open_propagate(self) -> None:
+        from csknet_studio.ui.propagate_dialog import PropagateDialog
+
+        win = self.win
+        if win.session is None or win.current_index < 0:
+            win.show_error("Open a sequence first: there are no labels to propagate.", "Propagate labels")
+            return
+        old = self.propagate_dialog
+        if old is not None:
+            if old.worker.running:
+                old.show()
+                old.raise_()
+                return
+            old.deleteLater()
+        dlg = PropagateDialog(win.session, win.current_index, parent=win)
+        dlg.propagated.connect(self._on_propagated)
+        dlg.failed.connect(lambda msg: win.show_error(msg, "Propagate labels"))
+        self.propagate_dialog = dlg
+        dlg.open()
+
+    def _on_propagated(self, frames: list) -> None:
+        if frames:
+            self.win.show_status(f"labels propagated to {len(frames)} frames ({frames[0] + 1}–{frames[-1] + 1}): "
+                                 "review them (amber in the timeline); Ctrl+Z takes them all back", 10000)
+        else:
+            self.win.show_status("nothing propagated (every frame in range is corrected)")
+
     # --- frames, predictions ------------------------------------------------------------------------
     def _on_sequence_opened(self, _seq) -> None:
         self.tracker.clear()
-        self._scan_next = 0
+        self.scan_action.setChecked(False)
+        if self.propagate_dialog is not None:
+            self.propagate_dialog.worker.shutdown()  # its result belongs to the previous sequence
         self.compare.set_scheme(self.win.scheme)
         self._refresh_corrected()
 
@@ -160,16 +206,12 @@ class PanelHub(QtCore.QObject):
         self.tracker.record(index, mode, pred.entropy, pred.weights_version)
         if index == self.win.current_index:
             self.compare.set_labels(mode, pred.labels)
-        if self._scanning and index == self._scan_pending:
-            self._scan_pending = None
-            QtCore.QTimer.singleShot(0, self._scan_step)
+        self.scanner.on_result(index, mode, pred)
 
     def _on_weights_changed(self, _version: int) -> None:
         self.compare.set_scheme(self.win.scheme)  # a new checkpoint may bring another scheme
         self.compare.clear()
-        self._scan_next = 0
-        if self._scanning:
-            QtCore.QTimer.singleShot(0, self._scan_step)
+        self.scanner.restart()
 
     def _corrected(self) -> set[int]:
         session = self.win.session
@@ -180,50 +222,32 @@ class PanelHub(QtCore.QObject):
         win = self.win
         target = self.tracker.next_most_uncertain(win.mode, exclude=self._corrected() | {win.current_index})
         if target is None:
-            win.show_status("No other predicted, uncorrected frame yet: browse or use View > Score every frame.")
+            win.show_status("No other predicted, uncorrected frame yet: browse or use View > Segment and score every frame.")
             return None
         win.set_frame(target)
         score = self.tracker.score(target, win.mode)
         win.show_status(f"frame {target}: mean entropy {score:.3f} (highest among scored frames)")
         return target
 
-    # --- background scoring of every frame ----------------------------------------------------------
+    # --- segmenting every frame in the background ---------------------------------------------------
     def set_scanning(self, on: bool) -> None:
-        self._scanning = bool(on)
         if on:
-            self._scan_step()
+            self.scanner.start()
+        else:
+            self.scanner.cancel()
 
     def _on_busy(self, busy: bool) -> None:
-        if not busy and self._scanning:
-            self._scan_pending = None  # a frame change may have dropped our background job
-            QtCore.QTimer.singleShot(0, self._scan_step)
+        if not busy:
+            self.scanner.on_idle()
 
-    def _scan_step(self) -> None:
-        """Queue the next unscored frame (one at a time, so the user's own requests go first)."""
-        win, seq = self.win, self.win.sequence
-        if not self._scanning or seq is None or self._scan_pending is not None or win.worker.busy:
-            return
-        n = len(seq)
-        while self._scan_next < n and self.tracker.score(self._scan_next, win.mode) is not None:
-            self._scan_next += 1
-        if self._scan_next >= n:
-            self.scan_action.setChecked(False)
-            win.show_status(f"all {n} frames scored; press U for the most uncertain one")
-            return
-        i = self._scan_next
-        self._scan_next += 1
-        try:
-            frame = seq[i]
-        except Exception:  # an unreadable frame is skipped, not fatal
-            QtCore.QTimer.singleShot(0, self._scan_step)
-            return
-        if frame.bad:
-            QtCore.QTimer.singleShot(0, self._scan_step)
-            return
-        self._scan_pending = i
-        hit = win.worker.request(i, frame, win.mode, background=True)
-        if hit is not None:
-            self._on_result(i, win.mode.value, hit)
+    def _on_scan_running(self, running: bool) -> None:
+        if running:
+            self.scan_progress.start(self.scanner.total, self.scanner.done_count())
+        self.scan_progress.setVisible(running)
+
+    def _on_scan_finished(self, n: int) -> None:
+        self.scan_action.setChecked(False)
+        self.win.show_status(f"all {n} frames segmented and scored; press U for the most uncertain one")
 
     # --- channel feature maps -------------------------------------------------------------------------
     def _on_channel_selected(self, site: str, direction: str, channel: int) -> None:
@@ -242,8 +266,10 @@ class PanelHub(QtCore.QObject):
         self.internals.set_feature_maps(maps.site, direction, maps.channel, maps.before, maps.after)
 
     def shutdown(self) -> None:
-        self._scanning = False
+        self.scanner.cancel()
         self.features.shutdown()
+        if self.propagate_dialog is not None:
+            self.propagate_dialog.worker.shutdown()
         if self.export_dialog is not None:
             self.export_dialog.worker.shutdown()  # a running export is cancelled; its file is not written
         if self.finetune is not None:

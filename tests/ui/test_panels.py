@@ -32,7 +32,7 @@ def test_panels_follow_the_shown_frame(main_window, qtbot):
 def test_next_most_uncertain_skips_current_and_corrected(main_window, qtbot):
     win = main_window
     hub = win.panels
-    hub.scan_action.setChecked(True)  # View > Score every frame
+    hub.scan_action.setChecked(True)  # View > Segment and score every frame
     n = len(win.sequence)
     qtbot.waitUntil(lambda: all(hub.tracker.score(i, Mode.BOTH) is not None for i in range(n)), timeout=60000)
     scores = {i: float(win.worker.cached(i, Mode.BOTH).entropy.mean()) for i in range(n)}
