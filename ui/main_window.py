@@ -286,7 +286,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     def set_frame(self, index: int) -> None:
         if self._sequence is None or not 0 <= index < len(self._sequence) or index == self._index:
             return
-        self.tools.cancel()
+        self.tools.finish_gesture()  # a stroke under way stays on its frame
         try:
             frame = self._sequence[index]
         except (CSKNetError, OSError, ValueError) as exc:

@@ -144,6 +144,8 @@ class ToolController(QObject):
             s.begin_stroke(i, self._stroke_class(), self.radius, start)
             self._stroking = True
         if self._stroking:
+            if not s.stroke_active:  # another edit ended it mid-drag: the rest goes on as a new step
+                s.begin_stroke(i, self._stroke_class(), self.radius, pt)
             s.extend_stroke(pt)
             self.hover(int(pt[0]), int(pt[1]))
         if ev.isFinish() and self._stroking:
@@ -297,6 +299,20 @@ class ToolController(QObject):
                 self.win.session.fill_polygon(self.win.current_index, pts, self.class_id)
             except (CSKNetError, ValueError) as exc:
                 self.win.show_error(str(exc))
+
+    def finish_gesture(self) -> None:
+        """End what the mouse is doing before the frame changes: a brush or snap stroke is kept on
+        its frame, a polygon or box in progress is dropped."""
+        if self._stroking and self.win.session is not None and self.win.session.stroke_active:
+            self.win.session.end_stroke()
+        self._stroking = False
+        points, self._snap_points = self._snap_points, []
+        if points and self.win.session is not None:
+            try:
+                self._apply_snap(self.win.current_index, points, self.radius, self.class_id)
+            except (CSKNetError, ValueError) as exc:
+                self.win.show_error(str(exc))
+        self.cancel()
 
     def cancel(self) -> None:
         """Abandon a polygon, box or stroke in progress (Esc, frame change); released snap strokes

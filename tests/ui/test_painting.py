@@ -190,3 +190,32 @@ def test_view_context_menu_offers_only_reset_zoom(main_window):
     win.views.overlay_view.reset_action.trigger()
     (x0, x1), _ = win.views.overlay_view.viewRange()
     assert x1 - x0 >= 63
+
+
+def test_stroke_under_way_survives_a_frame_change_and_an_edit_from_elsewhere(main_window):
+    win = main_window
+    s = win.session
+    win.views.reset_zoom()
+    QtWidgets.QApplication.processEvents()
+    win.actions_by_name["tool_brush"].trigger()
+    win.tools.set_class(4)
+    gv, vb = win.views.overlay_widget, win.views.overlay_view
+    vp = gv.viewport()
+
+    def at(p):
+        return gv.mapFromScene(vb.mapViewToScene(QtCore.QPointF(p[0] + 0.5, p[1] + 0.5)))
+
+    left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+    _send(vp, QtCore.QEvent.Type.MouseButtonPress, at((10, 20)), left)
+    _send(vp, QtCore.QEvent.Type.MouseMove, at((20, 20)), left, none)
+    s.flood_fill(1, (0, 0), 2)  # an edit on another frame ends the session's stroke mid-drag
+    _send(vp, QtCore.QEvent.Type.MouseMove, at((30, 20)), left, none)
+    assert (s.labels(0)[20, 12:28] == 4).all(), "the rest of the stroke was dropped"
+    frame1 = s.labels(1).copy()
+    win.next_frame()  # the frame changes while the button is still down
+    _send(vp, QtCore.QEvent.Type.MouseMove, at((40, 20)), left, none)
+    _send(vp, QtCore.QEvent.Type.MouseButtonRelease, at((40, 20)), none)
+    QtWidgets.QApplication.processEvents()
+    assert win.current_index == 1 and not s.stroke_active
+    assert (s.labels(0)[20, 12:30] == 4).all() and s.origin(0) is Origin.CORRECTED  # kept on frame 0
+    np.testing.assert_array_equal(s.labels(1), frame1)  # and nothing painted on the new frame
