@@ -99,7 +99,8 @@ def build_menus(win) -> None:
                         _icon(win, _SP.SP_ArrowForward, "redo")))
     e.addSeparator()
     e.addAction(_action(win, "accept", "Accept prediction", win.tools.accept_prediction, ["A"],
-                        "Keep the model's labels for this frame as its correction",
+                        "Keep the model's labels for this frame as its correction (on a propagated frame: its "
+                        "propagated labels)",
                         _icon(win, _SP.SP_DialogApplyButton)))
     e.addAction(_action(win, "copy_prev", "Copy labels from previous frame", win.tools.copy_previous, ["C"],
                         "Replace this frame's labels with the previous frame's"))
