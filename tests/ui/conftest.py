@@ -61,8 +61,10 @@ def labelling_tiny_model():
     torch.manual_seed(0)
     model = create_model("csknet-tiny")
     with torch.no_grad():
-        model.decoder.classifier.bias.zero_()
-        model.decoder.classifier.weight.mul_(20)
+        heads = getattr(model, "heads", None)  # EO / IR / fusion heads, or the one decoder classifier
+        for head in heads.values() if heads is not None else [model.decoder.classifier]:
+            head.bias.zero_()
+            head.weight.mul_(20)
     return model
 
 
