@@ -183,10 +183,10 @@ def grabcut_composite(eo: np.ndarray | None, ir: np.ndarray | None, levels: Leve
 
 
 def box_rect(shape: tuple[int, int], corner0: Point, corner1: Point) -> Rect:
-    """The pixel box between two corners (x, y) dragged in the view, clipped to the frame."""
+    """The pixels whose centres lie between two corners (x, y), clipped to the frame."""
     (xa, ya), (xb, yb) = corner0, corner1
-    r = Rect(int(np.floor(min(ya, yb))), int(np.floor(min(xa, xb))),
-             int(np.floor(max(ya, yb))) + 1, int(np.floor(max(xa, xb))) + 1)
+    r = Rect(int(np.ceil(min(ya, yb) - 1e-6)), int(np.ceil(min(xa, xb) - 1e-6)),
+             int(np.floor(max(ya, yb) + 1e-6)) + 1, int(np.floor(max(xa, xb) + 1e-6)) + 1)
     return r.clip(shape)
 
 

@@ -167,9 +167,10 @@ class ImageViewBox(pg.ViewBox):
         self.autoRange(padding=0.0)
 
     def image_point(self, scene_pos: QtCore.QPointF) -> tuple[float, float]:
-        """(x, y) frame pixel coordinates of a scene position."""
+        """(x, y) of a scene position in the session's frame coordinates, where pixel (i, j) has its
+        centre on (i, j); the view draws that pixel over [i, i+1), hence the half-pixel shift."""
         p = self.mapSceneToView(scene_pos)
-        return float(p.x()), float(p.y())
+        return float(p.x()) - 0.5, float(p.y()) - 0.5
 
     def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 (Qt name)
         if axis is None and self.tool_handler is not None and self.tool_handler(ev):

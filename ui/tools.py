@@ -147,7 +147,7 @@ class ToolController(QObject):
             if not s.stroke_active:  # another edit ended it mid-drag: the rest goes on as a new step
                 s.begin_stroke(i, self._stroke_class(), self.radius, pt)
             s.extend_stroke(pt)
-            self.hover(int(pt[0]), int(pt[1]))
+            self.hover(round(pt[0]), round(pt[1]))
         if ev.isFinish() and self._stroking:
             s.end_stroke()
             self._stroking = False
@@ -178,7 +178,7 @@ class ToolController(QObject):
             return
         self._snap_points.append(pt)
         self._snap_item.setData([p[0] + 0.5 for p in self._snap_points], [p[1] + 0.5 for p in self._snap_points])
-        self.hover(int(pt[0]), int(pt[1]))
+        self.hover(round(pt[0]), round(pt[1]))
         if ev.isFinish():
             points, self._snap_points = self._snap_points, []
             self._snap_item.setData([], [])
@@ -190,7 +190,7 @@ class ToolController(QObject):
         if self._box_start is None:
             return
         (x0, y0), (x1, y1) = self._box_start, pt
-        self._box_item.setRect(QtCore.QRectF(min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)))
+        self._box_item.setRect(QtCore.QRectF(min(x0, x1) + 0.5, min(y0, y1) + 0.5, abs(x1 - x0), abs(y1 - y0)))
         self._box_item.setVisible(True)
         if ev.isFinish():
             start, self._box_start = self._box_start, None
