@@ -4,7 +4,8 @@
            [--out docs/images/gates_exchange.png]
 
 Made from the real code path the GUI uses: `Predictor.predict(..., introspect=True)` returns the
-per-stage gate maps (weight on EO, 0 = all IR, 1 = all EO) and, per exchange site, the channel
+GSU's gate maps (the share of the EO decoder's features, the IR decoder's and their sum that the
+fusion took at each pixel, 0 = none, 1 = all) and, per exchange site, the channel
 indices that were replaced ("ir->eo": EO channels overwritten by IR's, "eo->ir": the reverse), and
 `core.introspect.channel_maps` one exchanged channel before/after. One day and one night frame of
 the held-out clip (seed 1000) are shown. numpy + cv2 only (no matplotlib in the app's environment).
@@ -26,6 +27,8 @@ from csknet_studio.core.introspect import channel_maps
 from csknet_studio.core.modes import Mode
 
 ROOT = Path(__file__).resolve().parents[1]
+GATE_ORDER = ("eo", "ir", "sum")
+GATE_LABELS = {"eo": "EO decoder", "ir": "IR decoder", "sum": "EO + IR"}
 CELL = (180, 240)
 BG = 28
 
@@ -98,9 +101,10 @@ def panel(pred: Predictor, model, scheme, seed: int, index: int) -> tuple[np.nda
                      ir_rgb).astype(np.uint8)
     cells = [_cell(frame.eo, f"EO ({cond}, held-out frame {index})"), _cell(ir_rgb, "IR"),
              _cell(ov, "prediction, EO + IR"), _cell(ov_ir, "prediction, IR only")]
-    for stage in sorted(p.gate_maps):
-        g = p.gate_maps[stage]
-        cells.append(_cell(_gate_rgb(g), f"GSU gate {stage} (mean {g.mean():.2f})"))
+    for key in GATE_ORDER:
+        if key in p.gate_maps:
+            g = p.gate_maps[key]
+            cells.append(_cell(_gate_rgb(g), f"GSU gate on {GATE_LABELS[key]} (mean {g.mean():.2f})"))
     # one exchanged channel, before and after, at the deepest site that exchanged anything
     sites = [s for s, d in p.exchanged.items() if len(d.get("ir->eo", []))]
     if sites:
@@ -119,9 +123,9 @@ def gate_legend(width: int) -> np.ndarray:
     bar = np.full((22, width, 3), BG, np.uint8)
     ramp = _gate_rgb(np.tile(np.linspace(0, 1, 200, dtype=np.float32), (10, 1)))
     bar[6:16, 260:460] = ramp
-    _text(bar, "GSU gate = weight on EO:", (3, 15), 0.38)
-    _text(bar, "0 (all IR)", (190, 15), 0.33)
-    _text(bar, "1 (all EO)", (466, 15), 0.33)
+    _text(bar, "GSU gate = share taken:", (3, 15), 0.38)
+    _text(bar, "0 (none)", (196, 15), 0.33)
+    _text(bar, "1 (all)", (466, 15), 0.33)
     return bar
 
 

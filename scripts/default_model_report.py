@@ -1,11 +1,13 @@
-"""Held-out evaluation of the default model, and bundling it into resources/ (issue 7).
+"""Held-out evaluation of the default model, and bundling it into resources/.
 
     python scripts/default_model_report.py [--checkpoint runs/default_model/best.pt] [--bundle]
                                             [--frames 24] [--size 480 640] [--json out.json]
 
 Renders the held-out demo clip (seed 1000, never seen in training or model selection), runs the
 model in every mode (both / IR only / EO only) and prints per-class IoU tables for day frames and for
-night + fog frames, as Markdown (pasted into docs/model.md). With --bundle the checkpoint is
+night + fog frames, as Markdown (pasted into docs/model.md), then the GSU's gate statistics: per
+gate, the mean and the spatial std by day and at night / in fog, and the mean over textured vs flat
+EO regions (top / bottom quarter of the EO gradient magnitude). With --bundle the checkpoint is
 re-written to resources/default_model.pt with these held-out metrics and the recipe facts (training
 time, data, commit) inside, so the GUI's model panel can show where its numbers come from.
 """
@@ -18,12 +20,14 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from csknet_studio.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from csknet_studio.core.demo import render_demo_frame
 from csknet_studio.core.evaluate import SegMetrics, evaluate
+from csknet_studio.core.infer import Predictor
 from csknet_studio.core.modes import ALL_MODES, Mode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +57,40 @@ def evaluate_groups(model: torch.nn.Module, frames, modes=ALL_MODES) -> dict[str
     }
     k = int(model.config.num_classes)
     return {g: evaluate(model, fs, modes, num_classes=k, batch=2, amp=False) for g, fs in groups.items() if fs}
+
+
+def gate_statistics(model: torch.nn.Module, frames) -> dict[str, dict[str, dict[str, float]]]:
+    """{gate: {"day" | "night+fog": {"mean", "spatial_std", "textured", "flat"}}} over the frames.
+
+    spatial_std is the std over the pixels of one frame's gate map, averaged over frames; textured
+    / flat are the gate's mean over the top / bottom quarter of the EO gradient magnitude (EO at
+    decoder resolution), pooled over frames."""
+    pred = Predictor(model, "cpu", amp=False)
+    acc: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for f, cond in frames:
+        group = "day" if cond == "day" else "night+fog"
+        p = pred.predict(f.eo, f.ir, Mode.BOTH, introspect=True)
+        grey = cv2.cvtColor(np.ascontiguousarray(f.eo), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        for name, g in p.gate_maps.items():
+            small = cv2.resize(grey, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_AREA)
+            tex = np.hypot(cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1))
+            lo, hi = np.quantile(tex, (0.25, 0.75))
+            d = acc.setdefault(name, {}).setdefault(group, {"mean": [], "spatial_std": [], "textured": [], "flat": []})
+            d["mean"].append(float(g.mean()))
+            d["spatial_std"].append(float(g.std()))
+            d["textured"].append(float(g[tex >= hi].mean()))
+            d["flat"].append(float(g[tex <= lo].mean()))
+    return {n: {grp: {k: float(np.mean(v)) for k, v in d.items()} for grp, d in groups.items()}
+            for n, groups in acc.items()}
+
+
+def gate_table(stats: dict) -> str:
+    lines = ["| gate | frames | mean | spatial std | textured EO | flat EO |", "|---|---|---:|---:|---:|---:|"]
+    for name, groups in stats.items():
+        for grp, d in groups.items():
+            lines.append(f"| {name} | {grp} | {d['mean']:.3f} | {d['spatial_std']:.3f} | {d['textured']:.3f} "
+                         f"| {d['flat']:.3f} |")
+    return "\n".join(lines)
 
 
 def markdown_table(res: dict[Mode, SegMetrics], class_names) -> str:
@@ -98,6 +136,16 @@ def main(argv: list[str] | None = None) -> int:
               if g in ("day", "night+fog") else f"\n#### {g}")
         print(markdown_table(res, names))
     metrics_json = to_json(groups, names)
+    teacher = args.checkpoint.parent / "teacher_metrics.json"
+    if teacher.is_file():  # the EO teacher's own score on the validation frames, from the training run
+        eo = json.loads(teacher.read_text(encoding="utf-8")).get("eo", {})
+        print(f"\nEO teacher (validation frames): mIoU {100 * float(eo.get('miou', float('nan'))):.1f}")
+        metrics_json["teacher_val"] = eo
+    gates = gate_statistics(ck.model, frames)
+    if gates:
+        print("\n#### GSU gates (both modes)")
+        print(gate_table(gates))
+        metrics_json["gates"] = gates
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(metrics_json, indent=1) + "\n", encoding="utf-8")
