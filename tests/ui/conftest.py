@@ -61,8 +61,7 @@ def labelling_tiny_model():
     torch.manual_seed(0)
     model = create_model("csknet-tiny")
     with torch.no_grad():
-        heads = getattr(model, "heads", None)  # EO / IR / fusion heads, or the one decoder classifier
-        for head in heads.values() if heads is not None else [model.decoder.classifier]:
+        for head in model.heads.values():  # EO, IR and Fusion
             head.bias.zero_()
             head.weight.mul_(20)
     return model
