@@ -12,6 +12,8 @@ import numpy as np
 from PySide6 import QtCore
 from PySide6.QtCore import QObject, Signal, Slot
 
+from csknet_studio.ui.thread_exit import stop_with_app
+
 
 class _Engine(QObject):
     done = Signal(object, object)  # request tag, ChannelMaps
@@ -63,9 +65,7 @@ class FeatureWorker(QObject):
         self._engine.done.connect(self._relay_ready)  # @Slot receivers: see ui/job_thread.py
         self._engine.failed.connect(self._relay_failed)
         self._thread.start()
-        app = QtCore.QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
+        stop_with_app(self.shutdown)
 
     def request(self, model, eo: np.ndarray, ir: np.ndarray, site: str, direction: str, channel: int,
                 tag: object = None) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.modes import Mode
+from csknet_studio.ui.thread_exit import stop_with_app
 
 # When the cores are busy the scheduler serves the GUI thread first (stalls, not throughput, matter).
 WORKER_NICE = 4
@@ -236,9 +237,7 @@ class InferenceWorker(QObject):
         self._engine.failed.connect(self._on_failed)
         self._engine.idle.connect(self._on_idle)
         self._thread.start()
-        app = QtCore.QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
+        stop_with_app(self.shutdown)
         self.last_ms: float | None = None
 
     # ----------------------------------------------------------------- model and weights

@@ -20,6 +20,7 @@ from PySide6 import QtCore
 from PySide6.QtCore import QObject, Signal, Slot
 
 from csknet_studio.core.errors import CancelledError, CSKNetError
+from csknet_studio.ui.thread_exit import stop_with_app
 
 Job = Callable[[Callable[[int, int, float], None], Callable[[], bool]], Any]
 
@@ -102,9 +103,7 @@ class JobRunner(QObject):
         self._finished: tuple | None = None
         self.started_at: float | None = None
         self._gc_thresholds: tuple[int, int, int] | None = None
-        app = QtCore.QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
+        stop_with_app(self.shutdown)
 
     @property
     def running(self) -> bool:
