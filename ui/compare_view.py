@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.modes import ALL_MODES, Mode
@@ -73,8 +73,13 @@ class CompareView(QtWidgets.QWidget):
             if views:
                 vb.setXLink(views[0])
                 vb.setYLink(views[0])
+            vb.sigRangeChangedManually.connect(self._on_user_zoom)
             views.append(vb)
         self.views = views
+        self._user_zoomed = False
+        for vb in views:
+            vb.reset_action.triggered.disconnect()
+            vb.reset_action.triggered.connect(self.fit)
         self.diff_item.setLookupTable(_DIFF_LUT)
 
         layout = QtWidgets.QVBoxLayout(self)
@@ -120,7 +125,30 @@ class CompareView(QtWidgets.QWidget):
         self._labels[mode] = np.ascontiguousarray(labels, dtype=np.uint8)
         self._redraw()
 
+    def fit(self) -> None:
+        """Frame the whole image in every pane (they are linked).
+
+        The dock starts hidden, so a range set while it had no size is lost; fitting again when it
+        is shown or resized (until the user zooms) puts the images on screen at once."""
+        self._user_zoomed = False
+        if self._shape is not None:
+            h, w = self._shape[:2]
+            self.views[0].setRange(QtCore.QRectF(0, 0, w, h), padding=0.0)
+
+    def showEvent(self, ev: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(ev)
+        if not self._user_zoomed:
+            QtCore.QTimer.singleShot(0, self.fit)
+
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        if not self._user_zoomed:
+            QtCore.QTimer.singleShot(0, self.fit)
+
     # --- internals ----------------------------------------------------------------------------
+    def _on_user_zoom(self, *_args) -> None:
+        self._user_zoomed = True
+
     def _on_modes_changed(self) -> None:
         keep = {self.left_mode, self.right_mode}
         self._labels = {m: v for m, v in self._labels.items() if m in keep}
@@ -144,7 +172,7 @@ class CompareView(QtWidgets.QWidget):
         shape = next((v.shape for v in self._labels.values()), None)
         if shape is not None and shape != self._shape:  # new frame size: frame it (views are linked)
             self._shape = shape
-            self.views[0].autoRange(padding=0.0)
+            self.fit()
         a, b = self._labels.get(self.left_mode), self._labels.get(self.right_mode)
         if a is None or b is None or a.shape != b.shape:
             self._result = None

@@ -8,12 +8,6 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
-import pytest
-from PySide6 import QtCore, QtWidgets
-
-from csknet_studio.core.modes import Mode
-
 
 def test_window_dropped_without_close_exits_cleanly(tmp_path):
     """A window built from a script, never closed: the interpreter exits with 0, not an abort."""
@@ -38,3 +32,17 @@ def test_window_dropped_without_close_exits_cleanly(tmp_path):
     assert "built" in r.stdout, r.stderr
     assert r.returncode == 0, r.stderr
     assert "QThread: Destroyed" not in r.stderr
+
+
+def _covers_image(vb, w: int, h: int) -> bool:
+    """The view shows the whole frame and not much more (aspect kept)."""
+    (x0, x1), (y0, y1) = vb.viewRange()
+    return x0 <= 0.5 and y0 <= 0.5 and x1 >= w - 0.5 and y1 >= h - 0.5 and min(x1 - x0 - w, y1 - y0 - h) < 2
+
+
+def test_compare_modes_opens_with_the_images_fitted(main_window, qtbot):
+    win = main_window
+    compare = win.panels.compare
+    win.docks["Compare modes"].show()
+    qtbot.waitUntil(lambda: compare.result is not None, timeout=30000)
+    qtbot.waitUntil(lambda: all(_covers_image(vb, 64, 48) for vb in compare.views), timeout=3000)
