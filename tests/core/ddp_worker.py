@@ -38,6 +38,7 @@ def main() -> None:
     samples = [seq[i] for i in range(3)]
     ft = finetune(loaded.model, samples, FinetuneConfig(steps=3, batch=2, crop=(32, 32), lr=1e-3, evaluate=False,
                                                         freeze_bn=False))
+    judged = finetune(loaded.model, samples, FinetuneConfig(steps=4, batch=2, crop=(32, 32), lr=1e-3, eval_every=2))
     pred = Predictor(loaded.model, "cpu", loaded.scheme)
     inf = infer_sequence(pred, seq, "ir", out / "masks", batch=2)
     record = {
@@ -46,6 +47,8 @@ def main() -> None:
         "saved_hash": loaded.weights_hash,
         "finetune_hash": ft.weights_hash,
         "finetune_losses": ft.losses,
+        "judged": [judged.before, judged.after, judged.improved, judged.validation, judged.weights_hash,
+                   judged.trained_weights_hash],
         "history": result.history,
         "infer_frames": inf.frames,
         "world_env": os.environ.get("WORLD_SIZE"),

@@ -41,6 +41,8 @@ def test_two_ranks_end_with_identical_weights(tmp_path: Path):
     assert {"both", "ir", "eo"} <= set(r0["history"][-1]["val"])
     # fine-tuning under DDP: same weights on both ranks, losses averaged across ranks
     assert r0["finetune_hash"] == r1["finetune_hash"] and r0["finetune_losses"] == r1["finetune_losses"]
+    # judged on held-out corrections: every rank sees the same figures and keeps the same weights
+    assert r0["judged"] == r1["judged"]
     # batch inference: each rank segments its own half, all masks written once
     assert r0["infer_frames"] + r1["infer_frames"] == 10
     assert len(list((tmp_path / "masks").glob("f*.png"))) == 10
