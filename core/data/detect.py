@@ -25,6 +25,7 @@ from .folders import (
 )
 from .hdf5 import HDF5Sequence, LabelsOnlyError, LabelStack
 from .imaging import HDF5_EXTS, IMAGE_EXTS, VIDEO_EXTS, list_images, png_channels
+from .rosbag import RecordingSequence, is_recording
 from .video import VideoPairSequence
 
 EO_TOKENS = frozenset({"eo", "vi", "vis", "visible", "rgb", "color", "colour", "optical", "visual"})
@@ -42,6 +43,9 @@ LAYOUTS: dict[str, str] = {
                "(+ optional labels/)",
     "video": "a pair of videos (eo_video, ir_video), or a folder holding exactly eo.* and ir.* videos",
     "hdf5": "an HDF5 file with eo / ir datasets (our export with image copies included)",
+    "rosbag1": "a ROS 1 bag (.bag) with two image topics (Image / CompressedImage), paired by timestamp",
+    "rosbag2": "a ROS 2 bag folder (metadata.yaml + sqlite3 .db3 or .mcap storage) with two image topics",
+    "mcap": "a plain ROS 2 .mcap file with two image topics",
     "pair": "open_pair(eo_image, ir_image[, label_image]): one frame",
 }
 
@@ -66,7 +70,7 @@ def modality_of(name: str) -> str | None:
 def _looked_for() -> str:
     return ("MFNet (images/ of 4-channel RGB+T PNGs), CMX MFNet (RGB/ Modal/), PST900 (rgb/ thermal/ labels/), "
             "FMB (Visible/ Infrared/), paired folders (eo|vi|visible|rgb + ir|infrared|thermal, same file names), "
-            "eo.* + ir.* videos, HDF5 with eo/ir datasets")
+            "eo.* + ir.* videos, HDF5 with eo/ir datasets, ROS 1/ROS 2 bags and MCAP recordings")
 
 
 def _is_hdf5(p: Path) -> bool:
@@ -86,6 +90,8 @@ def open_sequence(
     split: str | None = None,
     raw_thermal: bool = False,
     allow_unmatched: bool = False,
+    eo_topic: str | None = None,
+    ir_topic: str | None = None,
     **cache_kw: Any,
 ) -> BaseSequence:
     """Open a paired EO/IR sequence, auto-detecting its layout (see LAYOUTS).
@@ -93,6 +99,7 @@ def open_sequence(
     path: a folder, an HDF5 file, an MFNet 4-channel PNG, or an (eo, ir) pair of videos, folders
     or images. split: a split list name (MFNet/CMX "test", ...) or split folder (PST900/FMB
     "train"/"test"). raw_thermal: PST900's 16-bit thermal_raw/ instead of 8-bit thermal/.
+    eo_topic, ir_topic: the image topics of a recording (a default is picked when there are two).
     cache_kw: cache_bytes, cache_frames, prefetch, workers (see BaseSequence).
     """
     if isinstance(path, tuple | list):
@@ -100,6 +107,8 @@ def open_sequence(
     p = Path(path).expanduser()
     if not p.exists():
         raise UnknownLayoutError(f"{p}: no such file or folder")
+    if is_recording(p):
+        return RecordingSequence(p, eo_topic=eo_topic, ir_topic=ir_topic, alignment=alignment, **cache_kw)
     if p.is_file():
         return _open_file(p, alignment, **cache_kw)
     seq = _open_dir(p, alignment, split=split, raw_thermal=raw_thermal, allow_unmatched=allow_unmatched,
