@@ -165,6 +165,9 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
                     expected_format: str = FORMAT_NAME) -> dict[str, Any]:
     """Load and validate the raw payload (no model is built). Raises CheckpointError subclasses."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; give the .pt file inside it "
+                              "(a training run writes best.pt and last.pt)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     with open(path, "rb") as fh:

@@ -99,3 +99,63 @@ def get_scheme(name: str) -> ClassScheme:
         return SCHEMES[name]
     except KeyError:
         raise KeyError(f"unknown class scheme {name!r}; known: {', '.join(SCHEMES)}") from None
+
+
+LABEL_PROBE_FRAMES = 8
+
+
+def resolve_data_scheme(declared: str | None, checkpoint_scheme: ClassScheme, detected: ClassScheme | None
+                        ) -> ClassScheme | None:
+    """The scheme the data's labels are taken to use: `declared` ("checkpoint", or a known scheme
+    name) when given, else what the reader detected (None: unknown)."""
+    if declared is None:
+        return detected
+    if declared == "checkpoint" or declared == checkpoint_scheme.name:
+        return checkpoint_scheme
+    from csknet_studio.core.errors import ConfigError
+
+    try:
+        return get_scheme(declared)
+    except KeyError:
+        raise ConfigError(f"--scheme {declared!r}: not a known class scheme; use 'checkpoint' or one of "
+                          f"{', '.join(SCHEMES)}") from None
+
+
+def check_scheme_fits(checkpoint_scheme: ClassScheme, sequence, *, declared: str | None = None,
+                      check_labels: bool = True, source: str = "checkpoint", hint: str = "") -> None:
+    """Refuse a checkpoint whose classes are not the data's, so no score or mask pairs the wrong
+    classes under the right names.
+
+    The data's scheme is `declared` (see `resolve_data_scheme`) or the one the reader detected;
+    when it is known its class names must equal the checkpoint's. With `check_labels`, the label
+    ids of a few evenly spaced frames must also lie within the checkpoint's classes (or be the
+    ignore index): a layout with no scheme of its own is caught by its ids. Raises
+    SchemeMismatchError; `hint` ends the message (how the caller overrides the check).
+    """
+    from csknet_studio.core.errors import SchemeMismatchError
+
+    data = resolve_data_scheme(declared, checkpoint_scheme, getattr(sequence, "scheme", None))
+    where = getattr(sequence, "source", "the sequence")
+    tail = f"; {hint}" if hint else ""
+    if data is not None and tuple(data.class_names) != tuple(checkpoint_scheme.class_names):
+        raise SchemeMismatchError(
+            f"{source} predicts scheme {checkpoint_scheme.name!r} ({checkpoint_scheme.num_classes} classes: "
+            f"{', '.join(checkpoint_scheme.class_names)}) but {where} uses {data.name!r} ({data.num_classes} "
+            f"classes: {', '.join(data.class_names)}){tail}"
+        )
+    if not check_labels or not getattr(sequence, "has_labels", False) or len(sequence) == 0:
+        return
+    k, ignore = checkpoint_scheme.num_classes, checkpoint_scheme.ignore_index
+    n = len(sequence)
+    for i in sorted({int(round(x)) for x in np.linspace(0, n - 1, min(n, LABEL_PROBE_FRAMES))}):
+        fp = sequence[i]
+        if fp.label is None:
+            continue
+        ids = np.unique(fp.label)
+        bad = ids[(ids >= k) & (ids != ignore)]
+        if bad.size:
+            raise SchemeMismatchError(
+                f"{where}: frame {i} ({fp.name}) has label id(s) {', '.join(map(str, bad[:5].tolist()))} but "
+                f"{source} predicts {k} classes (ids 0-{k - 1}, {ignore} = unlabelled, scheme "
+                f"{checkpoint_scheme.name!r}){tail}"
+            )

@@ -37,6 +37,10 @@ class FrameCountMismatchError(SequenceError):
     """Two streams (e.g. two videos, or eo/ir datasets) have different frame counts."""
 
 
+class AspectMismatchError(SequenceError):
+    """IR and EO frames differ in aspect ratio and no alignment says how IR lies on the EO grid."""
+
+
 class CorruptImageError(SequenceError):
     """One file could not be decoded; `.path` names it."""
 
@@ -64,6 +68,10 @@ class CorruptCheckpointError(CheckpointError):
 
 class CheckpointVersionError(CheckpointError):
     """The checkpoint was written in a format version this program cannot read."""
+
+
+class SchemeMismatchError(CheckpointError):
+    """A checkpoint's classes are not the classes of the data it is used on (message names both)."""
 
 
 class ConfigError(CSKNetError):

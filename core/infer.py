@@ -202,6 +202,13 @@ class InferResult:
     written: list[Path]
     seconds: float
     mode: Mode
+    # "frame i (name): why" for each unreadable frame that got no mask (HDF5: left at 255), so the
+    # caller can name them instead of a mask count that silently falls short
+    skipped: list[str] = field(default_factory=list)
+
+
+def _skip_note(i: int, f: FramePair) -> str:
+    return f"frame {i} ({f.name}): {f.error or 'unreadable'}"
 
 
 class PredictedLabels:
@@ -221,6 +228,7 @@ class PredictedLabels:
         self.source = getattr(sequence, "source", None)
         self.checkpoint_hash = checkpoint_hash
         self._cache: dict[int, np.ndarray] = {}
+        self.skipped: dict[int, str] = {}  # unreadable frames, written as 255
 
     def __len__(self) -> int:
         return len(self.sequence)
@@ -241,6 +249,7 @@ class PredictedLabels:
                 f = self.sequence[j]
                 if f.bad:
                     self._cache[j] = np.full(f.shape, 255, np.uint8)
+                    self.skipped[j] = _skip_note(j, f)
                     if j == i:
                         break
                     continue
@@ -264,7 +273,7 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
     `<out>/classes.json`. Under torchrun each rank takes a strided shard and writes its own frames'
     files (names are disjoint, so no file is written twice); rank 0 writes classes.json.
     fmt="hdf5": `out` is one HDF5 file in core/export.py's layout, written by rank 0 alone.
-    Bad (undecodable) frames are skipped (HDF5: left at 255). Each file is written atomically; a
+    Bad (undecodable) frames are skipped (HDF5: left at 255) and listed in `InferResult.skipped`. Each file is written atomically; a
     cancel raises CancelledError and keeps the files already written.
     """
     from csknet_studio.core.atomic import atomic_write_text
@@ -283,13 +292,18 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
             view = PredictedLabels(predictor, sequence, mode, batch, checkpoint_hash)
             export_hdf5(view, out, mode=mode, checkpoint_hash=checkpoint_hash, progress=progress, cancel=cancel)
             written.append(out)
+            skipped = [view.skipped[j] for j in sorted(view.skipped)]
+        else:
+            skipped = []
         barrier()
-        return InferResult(frames=len(sequence), written=written, seconds=time.perf_counter() - t0, mode=mode)
+        return InferResult(frames=len(sequence), written=written, seconds=time.perf_counter() - t0, mode=mode,
+                           skipped=skipped)
 
     rank, world = rank_and_world()
     mine = list(range(rank, len(sequence), world))
     names = list(getattr(sequence, "names", [])) or None
     written = []
+    skipped_png: list[str] = []
     done = 0
     buf: list[tuple[int, FramePair]] = []
 
@@ -319,6 +333,7 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
                                  f"to {out} are complete")
         f = sequence[i]
         if f.bad:
+            skipped_png.append(_skip_note(i, f))
             done += 1
             continue
         if buf and buf[0][1].shape != f.shape:
@@ -328,4 +343,5 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
             flush()
     flush()
     barrier()
-    return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode)
+    return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode,
+                       skipped=skipped_png)

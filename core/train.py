@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from csknet_studio.core.classes import ClassScheme, get_scheme
-from csknet_studio.core.dataclass_io import dataclass_from_mapping
+from csknet_studio.core.dataclass_io import check_field_types, dataclass_from_mapping
 from csknet_studio.core.errors import CancelledError, CheckpointError, ConfigError, TrainingError
 from csknet_studio.core.losses import (
     ContrastiveDistiller,
@@ -101,6 +101,11 @@ class ModelSection:
     name: str = "csknet-r18"
     overrides: dict = field(default_factory=dict)
     pretrained: str = ""
+
+    def __post_init__(self) -> None:
+        from csknet_studio.core.model.config import CSKNetConfig
+
+        check_field_types(CSKNetConfig, self.overrides, "[model]", "model.overrides.")
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,7 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown top-level key(s): {', '.join(unknown)}; allowed: "
                               f"{', '.join(sorted(top | set(sections)))}")
+        check_field_types(cls, d, "top level")
         if "val_modes" in d:
             d["val_modes"] = tuple(d["val_modes"])
         kwargs.update(d)
@@ -238,6 +244,13 @@ class TrainConfig:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: "
+                              f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         try:
@@ -426,7 +439,28 @@ def _check_finite(loss: torch.Tensor, where: str) -> None:
     if is_distributed():
         bad = float(all_reduce_sum(bad))
     if bad:
-        raise TrainingError(f"{where}: loss is not finite ({loss.item()!r}); lower optim.lr or check the data")
+        raise TrainingError(f"{where}: loss is not finite ({loss.item()!r}); lower optim.lr or check the data; "
+                            "no checkpoint was written from this state")
+
+
+def _check_finite_weights(tensors, where: str) -> None:
+    """Stop on a NaN / inf weight, so no checkpoint is ever written from it (a finite loss does not
+    prove the step that followed kept the weights finite)."""
+    from csknet_studio.core.distributed import all_reduce_sum, is_distributed
+
+    floats = [t.detach() for t in tensors if t.is_floating_point()]
+    bad = 0.0
+    if floats:
+        # one reduction instead of a sync per tensor: a NaN or inf anywhere makes the sum non-finite
+        total = torch.stack([t.float().sum() for t in floats]).sum()
+        if not bool(torch.isfinite(total)):
+            bad = float(sum(int((~torch.isfinite(t)).sum()) for t in floats))
+    if is_distributed():
+        bad = float(all_reduce_sum(bad))
+    if bad:
+        n = sum(t.numel() for t in floats)
+        raise TrainingError(f"{where}: {int(bad)} of {n} weights are not finite (NaN or inf); lower optim.lr "
+                            "or check the data; no checkpoint was written from this state")
 
 
 def _train_teacher(cfg: TrainConfig, loaders: _Loaders, model_cfg, device, progress, out_dir: Path):
@@ -463,11 +497,13 @@ def _train_teacher(cfg: TrainConfig, loaders: _Loaders, model_cfg, device, progr
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
+            _check_finite_weights(teacher.parameters(), f"teacher epoch {epoch + 1} step {i + 1}")
             sched.step()
             if progress is not None:
                 progress("teacher", epoch * steps_per_epoch + i + 1, total,
                          {"epoch": epoch + 1, "loss": float(loss.item())})
     broadcast_module_state(teacher)
+    _check_finite_weights(teacher.state_dict().values(), f"teacher after {cfg.teacher.epochs} epoch(s)")
     if is_main():
         save_teacher(out_dir / "teacher.pt", teacher)
     return teacher
@@ -595,7 +631,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
 
             load_imagenet_weights(model, cfg.resolve(cfg.model.pretrained))
         model.to(dev)
-        dataset = SegmentationDataset(train_seq, train_idx, model.config.input_norm, cfg.augment, seed=cfg.seed)
+        dataset = SegmentationDataset(train_seq, train_idx, model.config.input_norm, cfg.augment, seed=cfg.seed,
+                                      num_classes=scheme.num_classes, ignore_index=scheme.ignore_index)
         loaders = _Loaders(dataset, cfg.optim.batch, cfg.seed, cfg.optim.num_workers)
         steps_per_epoch = _steps(cfg, loaders)
 
@@ -708,6 +745,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
                     torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
                 scaler.step(opt)
                 scaler.update()
+                _check_finite_weights(params, f"epoch {epoch + 1} step {i + 1}")
                 sched.step()
                 running += float(loss.item())
                 count += 1
@@ -716,6 +754,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
                              {"epoch": epoch + 1, "loss": float(loss.item()), "lr": opt.param_groups[0]["lr"],
                               "mode": mode.value})
             broadcast_module_state(model)  # every rank validates / saves rank 0's BN statistics
+            _check_finite_weights(model.state_dict().values(), f"epoch {epoch + 1}")
             entry: dict[str, Any] = {"epoch": epoch + 1, "loss": all_reduce_mean(running / max(1, count)),
                                      "lr": opt.param_groups[0]["lr"]}
             improved = False

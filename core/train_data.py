@@ -120,8 +120,13 @@ class SegmentationDataset(Dataset):
     """
 
     def __init__(self, frames, indices: Sequence[int], norm: InputNorm, augment: AugmentConfig,
-                 *, seed: int = 0, train: bool = True):
+                 *, seed: int = 0, train: bool = True, num_classes: int | None = None, ignore_index: int = 255):
         self.frames = frames
+        # with num_classes, each frame's label ids are checked once (a stray id would otherwise stop
+        # training deep inside the loss with an index error that names no frame)
+        self.num_classes = num_classes
+        self.ignore_index = int(ignore_index)
+        self._ids_ok: set[int] = set()
         self.indices = list(indices)
         self.norm = norm
         self.augment = augment
@@ -141,6 +146,8 @@ class SegmentationDataset(Dataset):
         idx = self.indices[i]
         rng = np.random.default_rng([self.seed, self.epoch, idx])
         frame, norm = self.frames[idx], self.norm
+        if self.num_classes is not None and idx not in self._ids_ok:
+            self._check_ids(idx, frame)
         if norm.ir_scale == "percentile" and frame.ir is not None:
             # the whole frame's IR range, as inference sees it, not the crop's (whole_frame_ir)
             if idx not in self._ir_range:
@@ -155,6 +162,22 @@ class SegmentationDataset(Dataset):
             "label": torch.from_numpy(label.astype(np.int64)),
             "index": idx,
         }
+
+
+    def _check_ids(self, idx: int, frame) -> None:
+        from csknet_studio.core.errors import TrainingError
+
+        if frame.label is not None:
+            k = int(self.num_classes or 0)
+            ids = np.unique(frame.label)
+            bad = ids[(ids >= k) & (ids != self.ignore_index)]
+            if bad.size:
+                source = getattr(self.frames, "source", "training data")
+                raise TrainingError(
+                    f"{source}: frame {idx} ({frame.name}) has label id(s) {', '.join(map(str, bad[:5].tolist()))} "
+                    f"but the scheme has {k} classes (ids 0-{k - 1}, {self.ignore_index} = unlabelled); "
+                    "fix the labels or set data.scheme")
+        self._ids_ok.add(idx)
 
 
 def labelled_indices(frames) -> list[int]:

@@ -53,16 +53,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    from csknet_studio.core.errors import CSKNetError
+    from csknet_studio.core.errors import CancelledError, CSKNetError
 
+    if args.command != "gui":
+        _honour_sigint()
     try:
         return int(_command_module(args.command).run(args) or 0)
+    except CancelledError as exc:  # a job stopped on the user's request: the status a shell expects
+        print(f"csknet-studio {args.command}: interrupted: {exc}", file=sys.stderr)
+        return 130
     except CSKNetError as exc:  # errors a user can act on: one clear line, no traceback
         print(f"csknet-studio {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"csknet-studio {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _honour_sigint() -> None:
+    """Make SIGINT raise KeyboardInterrupt even when the parent ignored it.
+
+    A shell without job control starts `cmd &` with SIGINT ignored, and Python then never installs
+    its handler: `kill -INT` would be swallowed and a long export or training would run on and
+    replace its output. A headless job that writes files should stop when asked to.
+    """
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread (main() called from a worker): leave signals alone
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

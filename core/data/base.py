@@ -25,6 +25,7 @@ import numpy as np
 
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.errors import (
+    AspectMismatchError,
     CorruptImageError,
     CSKNetError,
     EmptySequenceError,
@@ -102,6 +103,24 @@ def align_ir(ir: np.ndarray, shape: tuple[int, int], alignment: Alignment | None
     src = ir if ir.dtype in (np.uint8, np.uint16, np.float32) else ir.astype(np.float32)
     return cv2.warpAffine(src, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+# Relative difference of width/height ratios below which IR is resized onto the EO grid as is
+# (rounding of odd sizes, a pixel of crop); beyond it a plain resize would stretch the scene.
+ASPECT_TOLERANCE = 0.02
+
+
+def check_aspect(ir_shape: tuple[int, ...], eo_shape: tuple[int, ...], where: str) -> None:
+    """Refuse to stretch IR of another aspect ratio onto the EO grid without an explicit alignment."""
+    (ih, iw), (eh, ew) = ir_shape[:2], eo_shape[:2]
+    if abs((iw / ih) / (ew / eh) - 1.0) <= ASPECT_TOLERANCE:
+        return
+    raise AspectMismatchError(
+        f"{where}: IR is {iw}x{ih} (aspect {iw / ih:.3f}) but EO is {ew}x{eh} (aspect {ew / eh:.3f}); "
+        "resizing IR to the EO grid would stretch it. Give the sequence an explicit alignment "
+        "(open_sequence(path, alignment=Alignment(...)) with a homography or dx/dy/scale; Alignment() "
+        "accepts the plain resize), or crop the IR frames to the EO aspect ratio"
+    )
 
 
 # ------------------------------------------------------------------------------------ display
@@ -382,6 +401,10 @@ class BaseSequence(_Seq):
                     self._mark_label_error(i, str(exc))
                     raw = RawFrame(raw.eo, raw.ir, None)
             fp = self._assemble(name, raw)
+        except AspectMismatchError as exc:
+            if self._ref is None:  # no frame read yet: the whole sequence needs an alignment, say so at open
+                raise
+            return self._bad(i, str(exc))
         except CSKNetError as exc:
             return self._bad(i, str(exc))
         except (OSError, cv2.error, MemoryError) as exc:
@@ -396,6 +419,8 @@ class BaseSequence(_Seq):
             raise CorruptImageError(f"{self.source}: frame {name} has neither EO nor IR")
         shape = eo.shape[:2] if eo is not None else ir.shape[:2]  # type: ignore[union-attr]
         if ir is not None and (ir.shape[:2] != shape or (self._alignment and not self._alignment.is_identity)):
+            if self._alignment is None and eo is not None:
+                check_aspect(ir.shape, shape, f"{self.source}: frame {name}")
             ir = align_ir(ir, shape, self._alignment)
         if label is not None and label.shape[:2] != shape:
             label = fit_to_grid(label, shape, nearest=True)

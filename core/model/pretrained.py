@@ -47,12 +47,19 @@ def strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Load a state_dict file safely (`weights_only=True`: a picked file never runs code)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a weights file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such weights file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise CheckpointError(f"{path}: not a readable torch state_dict ({type(exc).__name__}: {exc})") from exc
+        text = str(exc)
+        if "weights_only" in text or "weights only" in text.lower():  # torch's advice would be to run its code
+            raise CheckpointError(f"{path}: holds Python objects other than tensors, so it is not loaded "
+                                  "(loading it could run code); save a plain state_dict of tensors") from None
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        raise CheckpointError(f"{path}: not a readable torch state_dict ({type(exc).__name__}: {first})") from None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

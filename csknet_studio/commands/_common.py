@@ -20,6 +20,16 @@ def tqdm_progress(bar: Any) -> Callable[[int, int], None]:
     return progress
 
 
+SCHEME_HINT = ("pass --scheme checkpoint if the data's labels really are the checkpoint's classes "
+               "(or --scheme NAME to name the data's scheme)")
+
+
+def add_scheme_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheme", default=None, metavar="NAME",
+                   help="the class scheme of the data: 'checkpoint' (the checkpoint's), or mfnet, pst900, fmb; "
+                        "default: the one detected from the layout. A checkpoint of another scheme is refused")
+
+
 @dataclass
 class Job:
     device: Any  # torch.device for this rank
@@ -29,9 +39,14 @@ class Job:
 
 
 @contextlib.contextmanager
-def checkpoint_job(args: argparse.Namespace) -> Iterator[Job]:
-    """Device (+ process group under torchrun), checkpoint and sequence for eval / infer."""
+def checkpoint_job(args: argparse.Namespace, *, check_labels: bool = False) -> Iterator[Job]:
+    """Device (+ process group under torchrun), checkpoint and sequence for eval / infer.
+
+    The checkpoint's class scheme must be the data's (`--scheme` overrides what is detected);
+    `check_labels` also checks the label ids against it even when `--scheme` is given (eval scores
+    them)."""
     from csknet_studio.core.checkpoint import load_checkpoint
+    from csknet_studio.core.classes import check_scheme_fits
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.device import resolve_device
     from csknet_studio.core.distributed import init_from_env, rank_device, shutdown
@@ -42,6 +57,11 @@ def checkpoint_job(args: argparse.Namespace) -> Iterator[Job]:
         device = rank_device(device)
         loaded = load_checkpoint(args.checkpoint, map_location=device)
         seq = open_sequence(args.sequence, split=args.split) if args.split else open_sequence(args.sequence)
-        yield Job(device, int(os.environ.get("RANK", "0")) == 0, loaded, seq)
+        try:
+            check_scheme_fits(loaded.scheme, seq, declared=args.scheme, check_labels=check_labels or args.scheme is None,
+                              source=f"checkpoint {args.checkpoint}", hint=SCHEME_HINT)
+            yield Job(device, int(os.environ.get("RANK", "0")) == 0, loaded, seq)
+        finally:
+            seq.close()
     finally:
         shutdown(started)

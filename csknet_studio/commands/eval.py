@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from csknet_studio.commands._common import add_scheme_argument
 from csknet_studio.core.device import DEVICE_CHOICES
 
 
@@ -17,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=", ".join(DEVICE_CHOICES))
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_scheme_argument(p)
 
 
 def parse_modes(text: str):
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from csknet_studio.core.evaluate import evaluate, format_table
 
     modes = parse_modes(args.modes)
-    with checkpoint_job(args) as job:
+    with checkpoint_job(args, check_labels=True) as job:
         loaded, seq = job.loaded, job.sequence
         if not getattr(seq, "has_labels", True):
             raise SequenceError(f"{args.sequence} has no ground-truth labels to evaluate against")

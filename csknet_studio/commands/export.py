@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from csknet_studio.commands._common import add_scheme_argument
 from csknet_studio.core.modes import ALL_MODES
 
 
@@ -43,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only-corrected", action="store_true", help="PNG: write corrected frames only")
     p.add_argument("--relink", action="store_true", help="accept a project whose sequence was moved")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_scheme_argument(p)
 
 
 def _predictor(args: argparse.Namespace, session):
@@ -64,11 +66,19 @@ def _predictor(args: argparse.Namespace, session):
 
     device = resolve_device(args.device)
     loaded = load_checkpoint(ckpt, map_location=device)
-    if loaded.scheme.class_names != session.scheme.class_names:
-        from csknet_studio.core.errors import ExportError
+    from csknet_studio.commands._common import SCHEME_HINT
+    from csknet_studio.core.classes import check_scheme_fits
 
-        raise ExportError(f"checkpoint {ckpt} predicts scheme {loaded.scheme.name!r} but the project uses "
-                          f"{session.scheme.name!r}")
+    check_scheme_fits(loaded.scheme, session.sequence, declared=args.scheme, check_labels=args.scheme is None,
+                      source=f"checkpoint {ckpt}", hint=SCHEME_HINT)
+    if loaded.scheme.class_names != session.scheme.class_names:
+        if args.scheme is not None:  # told the data uses the checkpoint's classes: so does the file
+            session.set_scheme(loaded.scheme)
+        else:
+            from csknet_studio.core.errors import ExportError
+
+            raise ExportError(f"checkpoint {ckpt} predicts scheme {loaded.scheme.name!r} but the project uses "
+                              f"{session.scheme.name!r}; {SCHEME_HINT}")
     return Predictor(loaded.model, device, loaded.scheme), loaded.weights_hash
 
 

@@ -1,14 +1,17 @@
 """`csknet-studio infer SEQUENCE --checkpoint CKPT --mode both|ir|eo --out DIR [--batch N]`.
 
 Writes one indexed label PNG per frame (pixel = class id) into DIR, or one HDF5 file with
-`--format hdf5`. Under torchrun each rank segments its own shard of frames.
+`--format hdf5`. Under torchrun each rank segments its own shard of frames. Each unreadable frame
+is named on stderr; unless --skip-bad, they make the exit status 2 (the other masks are written).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from csknet_studio.commands._common import add_scheme_argument
 from csknet_studio.core.device import DEVICE_CHOICES
 from csknet_studio.core.modes import ALL_MODES
 
@@ -26,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=", ".join(DEVICE_CHOICES))
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="frames that cannot be read get no mask (HDF5: 255) and the exit status stays 0; "
+                        "without it they are named and the exit status is 2")
+    add_scheme_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,4 +56,11 @@ def run(args: argparse.Namespace) -> int:
             fps = result.frames / result.seconds if result.seconds > 0 else float("nan")
             print(f"{result.frames} frame(s) on this rank in {result.seconds:.1f} s ({fps:.1f} frames/s); "
                   f"labels in {args.out}")
+    for note in result.skipped:
+        print(f"csknet-studio infer: skipped unreadable {note}", file=sys.stderr)
+    if result.skipped and not args.skip_bad:
+        from csknet_studio.core.errors import SequenceError
+
+        raise SequenceError(f"{len(result.skipped)} unreadable frame(s) of {args.sequence} got no mask "
+                            f"(named above); fix them, or pass --skip-bad to accept the gaps")
     return 0
