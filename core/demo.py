@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -328,16 +327,11 @@ def is_complete_demo(path: str | os.PathLike, n_frames: int | None = None) -> bo
 
 
 def default_demo_dir() -> Path:
-    """Per-user cache folder of the default demo (seed 0, 120 frames, 480x640)."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        if sys.platform == "win32":
-            base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        elif sys.platform == "darwin":
-            base = str(Path.home() / "Library" / "Caches")
-        else:
-            base = str(Path.home() / ".cache")
-    return Path(base) / "csknet-studio" / f"demo-v{GENERATOR_VERSION}-seed0"
+    """Per-user cache folder of the default demo (seed 0, 120 frames, 480x640). Its project and
+    exports go to the data folder (core/user_dirs.py), so emptying the cache loses no work."""
+    from csknet_studio.core.user_dirs import user_cache_dir
+
+    return user_cache_dir() / f"demo-v{GENERATOR_VERSION}-seed0"
 
 
 def ensure_default_demo(progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None) -> Path:

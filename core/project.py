@@ -54,8 +54,12 @@ def default_project_path(source: str | os.PathLike) -> Path:
     When the sequence's folder is read-only (and holds no project yet), the project goes to
     `user_projects_dir()/<name>-<hash of the absolute path>.csknet`, so reopening finds it again.
     """
+    from csknet_studio.core.user_dirs import in_user_cache, kept_project_path
+
     source = Path(source)
     beside = source.with_name(source.name + PROJECT_SUFFIX)
+    if in_user_cache(source) and not beside.exists():  # a cleaner may empty the cache: keep work elsewhere
+        return kept_project_path(source, PROJECT_SUFFIX)
     if beside.exists() or _folder_is_writable(beside.parent):
         return beside
     key = hashlib.sha1(str(source.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:10]

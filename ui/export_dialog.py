@@ -19,10 +19,13 @@ from csknet_studio.ui.export_worker import ExportOptions, ExportWorker
 
 def default_export_path(session, fmt: str) -> Path:
     """`<sequence>_labels.h5` or `<sequence>_masks/` beside the sequence (home when in memory)."""
+    from csknet_studio.core.user_dirs import in_user_cache, kept_export_dir
+
     src = getattr(session, "source", None)
     base = Path(src) if src is not None and not str(src).startswith("<") else Path.home() / "labels"
     stem = base.stem if base.suffix else base.name
-    return base.parent / (f"{stem}_labels.h5" if fmt == "hdf5" else f"{stem}_masks")
+    folder = kept_export_dir() if in_user_cache(base) else base.parent  # the demo lives in the cache
+    return folder / (f"{stem}_labels.h5" if fmt == "hdf5" else f"{stem}_masks")
 
 
 class ExportDialog(QtWidgets.QDialog):

@@ -43,7 +43,7 @@ def samples_from_session(sequence, session, frames: list[int]) -> Callable[[], l
         for i, mask in masks:
             fp = sequence[i]
             if fp.bad:
-                raise CSKNetError(f"frame {i} ({fp.name}) is unreadable: {fp.error}")
+                raise CSKNetError(f"frame {i + 1} ({fp.name}) is unreadable: {fp.error}")
             out.append((fp.eo, fp.ir, mask))
         return out
 
@@ -192,7 +192,7 @@ class FinetunePanel(QtWidgets.QWidget):
             self.frame_list.clear()
             for i in sorted(corrected):
                 name = names[i] if names is not None and i < len(names) else ""
-                item = QtWidgets.QListWidgetItem(f"{i}  {name}".rstrip())
+                item = QtWidgets.QListWidgetItem(f"{i + 1}  {name}".rstrip())  # 1-based, as the Frames list
                 item.setData(QtCore.Qt.ItemDataRole.UserRole, int(i))
                 item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(QtCore.Qt.CheckState.Unchecked if i in unchecked

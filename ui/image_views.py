@@ -79,11 +79,24 @@ class FastImageItem(pg.ImageItem):
             self.qimage = q.convertToFormat(_PREMUL if q.hasAlphaChannel() else QtGui.QImage.Format.Format_RGB32)
 
 
+def label_edges(mask: np.ndarray) -> np.ndarray:
+    """Pixels whose 4-neighbour has another id: the class boundaries, one pixel each side."""
+    edge = np.zeros(mask.shape, bool)
+    d = mask[1:, :] != mask[:-1, :]
+    edge[1:, :] |= d
+    edge[:-1, :] |= d
+    d = mask[:, 1:] != mask[:, :-1]
+    edge[:, 1:] |= d
+    edge[:, :-1] |= d
+    return edge
+
+
 class LabelImageItem(pg.ImageItem):
     """A class-id mask shown through a categorical RGBA LUT, with dirty-rectangle repaints.
 
     The item owns a premultiplied ARGB32 buffer that a QImage wraps: a brush stroke recolours only
-    the touched rectangle of that buffer and asks Qt to repaint only that rectangle."""
+    the touched rectangle of that buffer and asks Qt to repaint only that rectangle. In contour mode
+    only the class boundaries are drawn, so the picture under the labels stays untouched."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -94,6 +107,26 @@ class LabelImageItem(pg.ImageItem):
         self.mask: np.ndarray | None = None
         self._buf: np.ndarray | None = None
         self._qimage: QtGui.QImage | None = None
+        self.contours = False
+
+    def set_contours(self, on: bool) -> None:
+        """Draw class boundaries only (True) or filled regions (False)."""
+        self.contours = bool(on)
+        if self.mask is not None:
+            self.repaint_rect(0, self.mask.shape[0], 0, self.mask.shape[1])
+
+    def _colour(self, y0: int, y1: int, x0: int, x1: int) -> None:
+        """Recolour rows y0:y1, cols x0:x1 of the buffer from the mask."""
+        m = self.mask
+        if (y0, x0, y1, x1) == (0, 0, *m.shape):
+            np.take(self._bgra32, m, out=self._buf32)
+        else:
+            self._buf32[y0:y1, x0:x1] = self._bgra32[m[y0:y1, x0:x1]]
+        if self.contours:  # a boundary depends on the pixels around it: look one pixel further
+            h, w = m.shape
+            a0, a1, b0, b1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
+            edge = label_edges(m[a0:a1, b0:b1])[y0 - a0:y1 - a0, x0 - b0:x1 - b0]
+            self._buf32[y0:y1, x0:x1][~edge] = 0
 
     def set_lut(self, lut: np.ndarray) -> None:
         self._lut = np.ascontiguousarray(lut, dtype=np.uint8)
@@ -102,7 +135,7 @@ class LabelImageItem(pg.ImageItem):
         self._bgra = np.ascontiguousarray(np.concatenate([rgb[:, ::-1], self._lut[:, 3:4]], axis=1))
         self._bgra32 = self._bgra.view(np.uint32)[:, 0]  # one 4-byte gather per pixel
         if self.mask is not None:
-            np.take(self._bgra32, self.mask, out=self._buf32)
+            self._colour(0, self.mask.shape[0], 0, self.mask.shape[1])
             self.update()
 
     def set_mask(self, mask: np.ndarray | None) -> None:
@@ -117,7 +150,7 @@ class LabelImageItem(pg.ImageItem):
             self._buf = np.zeros((h, w, 4), np.uint8)
             self._buf32 = self._buf.view(np.uint32)[..., 0]
             self._qimage = QtGui.QImage(self._buf.data, w, h, 4 * w, _PREMUL)
-        np.take(self._bgra32, self.mask, out=self._buf32)
+        self._colour(0, h, 0, w)
         self.setImage(self.mask, levels=None, autoLevels=False)
 
     def render(self) -> None:
@@ -129,10 +162,10 @@ class LabelImageItem(pg.ImageItem):
         """The mask changed in rows y0:y1, cols x0:x1: recolour and repaint that area only."""
         if self.mask is None:
             return
-        if (y0, x0, y1, x1) == (0, 0, *self.mask.shape):
-            np.take(self._bgra32, self.mask, out=self._buf32)
-        else:
-            self._buf32[y0:y1, x0:x1] = self._bgra32[self.mask[y0:y1, x0:x1]]
+        if self.contours:  # the boundary of the changed area moves with it: one pixel more each side
+            h, w = self.mask.shape
+            y0, y1, x0, x1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
+        self._colour(y0, y1, x0, x1)
         self.update(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def rgba(self) -> np.ndarray:
@@ -289,6 +322,9 @@ class ImageViews(QtWidgets.QWidget):
 
     def set_scheme_lut(self, lut: np.ndarray) -> None:
         self.label_item.set_lut(lut)
+
+    def set_contours(self, on: bool) -> None:
+        self.label_item.set_contours(on)
 
     def set_opacity(self, opacity: float) -> None:
         self.label_item.setOpacity(float(opacity))

@@ -22,14 +22,14 @@ from csknet_studio.core.modes import Mode
 from csknet_studio.ui.frame_list import FrameList
 from csknet_studio.ui.image_views import ImageViews
 from csknet_studio.ui.inference_worker import InferenceWorker
-from csknet_studio.ui.legend import ClassLegend
-from csknet_studio.ui.menus import build_menus
+from csknet_studio.ui.legend import UNLABELLED_RGB, ClassLegend
+from csknet_studio.ui.menus import build_menus, name_class_actions
 from csknet_studio.ui.panels import install_panels
 from csknet_studio.ui.status import StatusBar
 from csknet_studio.ui.timeline import Timeline
 from csknet_studio.ui.tools import ToolController
 from csknet_studio.ui.view_controls import ViewControls
-from csknet_studio.ui.window_files import WindowFilesMixin
+from csknet_studio.ui.window_files import WindowFilesMixin, describe_layout, project_sequence, without_path
 
 
 class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
@@ -59,6 +59,8 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self._save_error_shown = False
         self._scheme: ClassScheme = MFNET
         self._error_boxes: list[QtWidgets.QMessageBox] = []
+        self._hover: tuple[int, int] = (-1, -1)  # pixel under the cursor, for the read-out
+        self._failed_index = -1  # frame whose inference failed (playback must not wait for it)
         self.confirm_close = self._ask_save  # tests replace this to avoid a modal prompt
         self.checkpoint_path: Path | None = None
         self.frame_shown_at: float = 0.0  # perf_counter of the last frame change (latency bench)
@@ -92,14 +94,17 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.add_panel(self.frame_list, "Frames", Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.timeline.frame_requested.connect(self.set_frame)
+        self.timeline.ready = self._labels_on_screen
         self.frame_list.frame_requested.connect(self.set_frame)
         self.controls.opacity_changed.connect(self.views.set_opacity)
         self.controls.base_changed.connect(self.views.set_base)
         self.controls.palette_changed.connect(self.views.set_palette)
+        self.controls.contours_changed.connect(self.views.set_contours)
         self.controls.source_changed.connect(lambda _s: self._refresh_overlay())
         self.legend.class_picked.connect(self.tools.set_class)
         self.legend.visibility_changed.connect(self._on_visibility)
         self.views.hovered.connect(self._on_hover)
+        self.controls.bind_settings(self.settings)  # display settings as the user left them
         self.set_scheme(MFNET)
         install_panels(self)  # F2: internals, compare, fine-tuning, export, F1 sheet, U (sets self.panels)
         self.status.set_device("-")
@@ -189,6 +194,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     def set_scheme(self, scheme: ClassScheme) -> None:
         self._scheme = scheme
         self.legend.set_scheme(scheme)
+        name_class_actions(self, scheme)
         self._apply_lut()
         if self._session is not None and self._session.scheme != scheme:
             try:
@@ -198,6 +204,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
 
     def _apply_lut(self) -> None:
         lut = self._scheme.lut()
+        lut[self._scheme.ignore_index] = (*UNLABELLED_RGB, 255)
         for c in self._hidden:
             lut[c, 3] = 0
         self.views.set_scheme_lut(lut)
@@ -208,14 +215,16 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ sequences
     def open_sequence(self, path: str | Path) -> bool:
-        """Open a folder / video / HDF5 sequence; on error show it and keep the current one."""
+        """Open a folder / video / HDF5 sequence, or a `<seq>.csknet` project (its sequence with it);
+        on error show it and keep the current one."""
         from csknet_studio.core.data import open_sequence
 
         try:
-            seq = open_sequence(Path(path))
-            self.set_sequence(seq)
+            seq_path, project = project_sequence(Path(path))
+            seq = open_sequence(seq_path)
+            self.set_sequence(seq, project_path=project)
         except (CSKNetError, OSError, ValueError) as exc:
-            self.show_error(f"Could not open {path}:\n{exc}")
+            self.show_error(f"Could not open {path}:\n{without_path(str(exc), path)}")
             return False
         self._add_recent(str(path))
         return True
@@ -242,8 +251,11 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.setWindowTitle(f"CSKNet Studio — {getattr(seq, 'source', '')}")
         self._index = -1
         restored = len(session.corrected_frames())
+        opened = f"{describe_layout(seq)}, {n} frames"
         if restored:
-            self.show_status(f"restored {restored} corrected frames from {session.project_path}", 10000)
+            self.show_status(f"{opened}; restored {restored} corrected frames from {session.project_path}", 10000)
+        else:
+            self.show_status(opened, 10000)
         self.sequence_opened.emit(seq)
         self.set_frame(0)
         self._update_undo_actions()
@@ -290,7 +302,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         try:
             frame = self._sequence[index]
         except (CSKNetError, OSError, ValueError) as exc:
-            self.show_error(f"Could not read frame {index}: {exc}")
+            self.show_error(f"Could not read frame {index + 1}: {exc}")
             return
         self.frame_shown_at = time.perf_counter()
         self._index, self._frame, self._pred = index, frame, None
@@ -300,7 +312,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.status.set_frame(index, len(self._sequence), frame.name, self._mode.label)
         if frame.bad:
             self._set_state(index)
-            self.show_status(f"frame {frame.name} is unreadable: {frame.error}")
+            self.show_status(f"frame {index + 1} is unreadable: {frame.error}", 10000)
         self._refresh_overlay()
         self.frame_changed.emit(index)
         self._request()
@@ -350,7 +362,8 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.prediction_ready.emit(pred)
 
     def _on_failed(self, index: int, mode: str, message: str) -> None:
-        where = f"frame {index} ({mode})" if index >= 0 else "the model"
+        self._failed_index = index
+        where = f"frame {index + 1} ({mode})" if index >= 0 else "the model"
         self.show_error(f"Inference failed on {where}:\n{message}")
 
     # ------------------------------------------------------------------ labels
@@ -367,6 +380,13 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             src = None
         self._mask = None if src is None else np.array(src, dtype=np.uint8, copy=True)
         self.views.show_labels(self._mask)
+        self._update_readout()
+
+    def _labels_on_screen(self) -> bool:
+        """Playback may move on: this frame's labels are shown, or none can come."""
+        f = self._frame
+        return (f is None or f.bad or self._mask is not None or self.worker.model is None
+                or self._failed_index == self._index)
 
     def _on_labels_changed(self, frame: int, rect) -> None:
         if self._quiet_labels:
@@ -375,6 +395,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             ys, xs = rect.slices
             self._mask[ys, xs] = self._session.labels(frame)[ys, xs]
             self.views.label_item.repaint_rect(rect.y0, rect.y1, rect.x0, rect.x1)
+            self._update_readout()  # the pixel under the cursor may have changed class
         elif frame == self._index and self.controls.source_name == "labels":
             self._refresh_overlay()
         self.labels_changed.emit(frame)
@@ -390,8 +411,16 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
                 act.setEnabled(bool(ok))
 
     def _on_hover(self, x: int, y: int) -> None:
+        self._hover = (x, y)
+        self._update_readout()
+        if x >= 0 and self._frame is not None:
+            self.tools.hover(x, y)
+
+    def _update_readout(self) -> None:
+        """The status bar's class and pixel values at the cursor, for the frame and labels shown now."""
+        x, y = self._hover
         f = self._frame
-        if x < 0 or f is None:
+        if x < 0 or f is None or not (0 <= y < f.shape[0] and 0 <= x < f.shape[1]):
             self.status.clear_cursor()
             return
         cls = None
@@ -400,7 +429,6 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             cls = self._scheme.class_names[c] if c < self._scheme.num_classes else "unlabelled"
         self.status.set_cursor(x, y, cls, None if f.eo is None else f.eo[y, x],
                                None if f.ir is None else f.ir[y, x])
-        self.tools.hover(x, y)
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.tools.cancel()

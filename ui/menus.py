@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from csknet_studio.core.modes import Mode
+from csknet_studio.ui.legend import class_key
 
 _SP = QtWidgets.QStyle.StandardPixmap
 _ICON_DIR = Path(__file__).resolve().parents[1] / "resources" / "icons"
@@ -139,9 +140,10 @@ def build_menus(win) -> None:
     win.menus["Tools"].addSeparator()
     win.menus["Tools"].addAction(_action(win, "brush_smaller", "Smaller brush", lambda: win.tools.grow(-1), ["["]))
     win.menus["Tools"].addAction(_action(win, "brush_bigger", "Bigger brush", lambda: win.tools.grow(1), ["]"]))
-    for i in range(9):
-        _action(win, f"class_{i}", f"Pick class {i}", lambda _=False, c=i: win.tools.set_class(c),
-                [f"Shift+{i + 1}"], f"Paint with class {i}")
+    pick = win.menus["Tools"].addMenu("Pick class")
+    for i in range(10):  # Shift+id picks the class the legend lists with that id
+        pick.addAction(_action(win, f"class_{i}", f"Pick class {i}", lambda _=False, c=i: win.tools.set_class(c),
+                               [class_key(i)], f"Paint with class {i}"))
     _action(win, "finish_polygon", "Finish polygon", win.tools.finish_polygon, ["Return"])
     _action(win, "cancel_tool", "Cancel", win.tools.cancel, ["Escape"])
     tb.addSeparator()
@@ -154,6 +156,8 @@ def build_menus(win) -> None:
     v.addAction(_action(win, "next", "Next frame", win.next_frame, ["Right"]))
     v.addAction(_action(win, "prev", "Previous frame", win.prev_frame, ["Left"]))
     v.addAction(_action(win, "first", "First frame", lambda: win.set_frame(0), ["Home"]))
+    v.addAction(_action(win, "goto", "Go to frame…", win.timeline.focus_goto, ["Ctrl+G"],
+                        "Type a frame number in the box beside the timeline"))
     v.addAction(_action(win, "last", "Last frame", lambda: win.sequence and win.set_frame(len(win.sequence) - 1),
                         ["End"]))
     v.addSeparator()
@@ -179,6 +183,20 @@ def _set_theme(win, theme: str) -> None:
 
     apply_theme(QtWidgets.QApplication.instance(), theme)
     win.settings.setValue("theme", theme)
+
+
+def name_class_actions(win, scheme) -> None:
+    """Give the Shift+id actions the scheme's class names (the F1 sheet lists them by name)."""
+    for i in range(10):
+        act = win.actions_by_name.get(f"class_{i}")
+        if act is None:
+            continue
+        known = i < scheme.num_classes
+        name = scheme.class_names[i] if known else f"class {i}"
+        act.setText(f"Pick {i} {name}")
+        act.setToolTip(f"Paint with class {i} '{name}' ({class_key(i)})")
+        act.setEnabled(known)
+        act.setVisible(known)
 
 
 def fill_recent(win) -> None:

@@ -226,7 +226,7 @@ class PanelHub(QtCore.QObject):
             return None
         win.set_frame(target)
         score = self.tracker.score(target, win.mode)
-        win.show_status(f"frame {target}: mean entropy {score:.3f} (highest among scored frames)")
+        win.show_status(f"frame {target + 1}: mean entropy {score:.3f} (highest among scored frames)")
         return target
 
     # --- segmenting every frame in the background ---------------------------------------------------

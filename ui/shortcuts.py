@@ -56,7 +56,7 @@ def collect_shortcuts(root: QtWidgets.QWidget) -> list[ShortcutEntry]:
     fmt = QtGui.QKeySequence.SequenceFormat.NativeText
     for action in root.findChildren(QtGui.QAction):
         keys = [k.toString(fmt) for k in action.shortcuts() if not k.isEmpty()]
-        if not keys:
+        if not keys or not action.isVisible():  # hidden: e.g. a class id the scheme lacks
             continue
         desc = _clean(action.toolTip() if not action.text() else action.text())
         entry = ShortcutEntry(", ".join(keys), desc, _action_group(action))
@@ -69,7 +69,26 @@ def collect_shortcuts(root: QtWidgets.QWidget) -> list[ShortcutEntry]:
             continue  # an unnamed internal shortcut has nothing to tell the user
         entry = ShortcutEntry(sc.key().toString(fmt), desc, "General")
         entries.setdefault((entry.keys, entry.description), entry)
-    return sorted(entries.values(), key=lambda e: (e.group != "General", e.group, e.description))
+    return sort_by_group(list(entries.values()), menu_order(root))
+
+
+def menu_order(root: QtWidgets.QWidget) -> list[str]:
+    """Titles of the menu bar's menus, left to right (the order a user reads them in)."""
+    bar = root.menuBar() if isinstance(root, QtWidgets.QMainWindow) else None
+    if bar is None:
+        return []
+    return [_clean(a.text()) for a in bar.actions() if a.menu() is not None]
+
+
+def sort_by_group(entries: list[ShortcutEntry], order: list[str]) -> list[ShortcutEntry]:
+    """Groups in menu-bar order, then "General", then the rest (Mouse) by name; inside a group the
+    entries keep the order they were created in, which is the order of their menu."""
+    def rank(e: ShortcutEntry) -> tuple:
+        if e.group in order:
+            return (0, order.index(e.group), "")
+        return (1 if e.group == "General" else 2, 0, e.group)
+
+    return sorted(entries, key=rank)
 
 
 class ShortcutsDialog(QtWidgets.QDialog):
@@ -101,7 +120,8 @@ class ShortcutsDialog(QtWidgets.QDialog):
         self.refresh()
 
     def entries(self) -> list[ShortcutEntry]:
-        return collect_shortcuts(self._root) + [ShortcutEntry(k, d, g) for g, k, d in self._fixed]
+        fixed = [ShortcutEntry(k, d, g) for g, k, d in self._fixed]
+        return sort_by_group(collect_shortcuts(self._root) + fixed, menu_order(self._root))
 
     def refresh(self) -> None:
         """Re-read the window's shortcuts (called on every show)."""

@@ -7,6 +7,8 @@ main window decides what to show, so keys, the list and the slider share one pat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Signal
 
@@ -73,6 +75,26 @@ class StateStrip(QtWidgets.QWidget):
             self.clicked.emit(min(len(self.states) - 1, int(ev.position().x() * len(self.states) / self.width())))
 
 
+class JumpSlider(QtWidgets.QSlider):
+    """A slider whose groove, when clicked, jumps to the frame under the pointer (a plain QSlider
+    steps a page at a time, 10 frames), and the handle then follows the drag."""
+
+    def mousePressEvent(self, ev: QtGui.QMouseEvent) -> None:  # noqa: N802 (Qt name)
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton and self.maximum() > self.minimum():
+            opt = QtWidgets.QStyleOptionSlider()
+            self.initStyleOption(opt)
+            cc, st = QtWidgets.QStyle.ComplexControl.CC_Slider, self.style()
+            handle = st.subControlRect(cc, opt, QtWidgets.QStyle.SubControl.SC_SliderHandle, self)
+            pos = ev.position().toPoint()
+            if not handle.contains(pos):
+                groove = st.subControlRect(cc, opt, QtWidgets.QStyle.SubControl.SC_SliderGroove, self)
+                span = max(1, groove.width() - handle.width())
+                x = pos.x() - groove.x() - handle.width() // 2
+                self.setValue(QtWidgets.QStyle.sliderValueFromPosition(
+                    self.minimum(), self.maximum(), min(max(x, 0), span), span, opt.upsideDown))
+        super().mousePressEvent(ev)  # the handle is under the pointer now: a drag goes on from here
+
+
 class Timeline(QtWidgets.QWidget):
     """Slider + play/pause + steps. Playing advances one frame per tick of a QTimer."""
 
@@ -87,6 +109,9 @@ class Timeline(QtWidgets.QWidget):
         self._timer = QtCore.QTimer(self)
         self._timer.timeout.connect(self._tick)
         self.fps = 10.0
+        # Asked before each playback step: False holds the frame until its labels are on screen,
+        # so playing shows the predictions as they arrive instead of frames outrunning the model.
+        self.ready: Callable[[], bool] | None = None
 
         def button(icon, tip: str) -> QtWidgets.QToolButton:
             b = QtWidgets.QToolButton(self)
@@ -101,12 +126,18 @@ class Timeline(QtWidgets.QWidget):
         self.play_btn = button(sp.SP_MediaPlay, "Play / pause (Space)")
         self.next_btn = button(sp.SP_MediaSeekForward, "Next frame (Right)")
         self.last_btn = button(sp.SP_MediaSkipForward, "Last frame (End)")
-        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal, self)
+        self.slider = JumpSlider(QtCore.Qt.Orientation.Horizontal, self)
         self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.slider.setToolTip("Scrub through the sequence; inference follows the newest frame")
+        self.slider.setToolTip("Click to jump to a frame, drag to scrub; inference follows the newest frame")
+        self.goto = QtWidgets.QSpinBox(self)
+        self.goto.setKeyboardTracking(False)  # typing "33" goes to 33, not to 3 first
+        self.goto.setAccelerated(True)
+        self.goto.setToolTip("Go to frame (Ctrl+G): type its number and press Enter")
+        self.goto.valueChanged.connect(lambda v: self.frame_requested.emit(v - 1) if self._n else None)
+        self.goto.lineEdit().returnPressed.connect(self.goto.clearFocus)  # keys go back to the window
         self.strip = StateStrip(self)
-        self.label = QtWidgets.QLabel("- / -", self)
-        self.label.setMinimumWidth(110)
+        self.label = QtWidgets.QLabel("/ -", self)
+        self.label.setMinimumWidth(60)
         self.label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
 
         self.first_btn.clicked.connect(lambda: self.frame_requested.emit(0))
@@ -126,6 +157,7 @@ class Timeline(QtWidgets.QWidget):
         for b in (self.first_btn, self.prev_btn, self.play_btn, self.next_btn, self.last_btn):
             lay.addWidget(b)
         lay.addLayout(col, 1)
+        lay.addWidget(self.goto)
         lay.addWidget(self.label)
         self.set_count(0)
 
@@ -137,9 +169,13 @@ class Timeline(QtWidgets.QWidget):
         self.slider.setRange(0, max(0, n - 1))
         self.slider.setValue(0)
         self.slider.blockSignals(False)
+        with QtCore.QSignalBlocker(self.goto):
+            self.goto.setRange(min(1, n), max(1, n))
+            self.goto.setValue(min(1, n))
         self.strip.states = ["new"] * n
         self.strip.invalidate()
-        for w in (self.slider, self.play_btn, self.prev_btn, self.next_btn, self.first_btn, self.last_btn):
+        for w in (self.slider, self.goto, self.play_btn, self.prev_btn, self.next_btn, self.first_btn,
+                  self.last_btn):
             w.setEnabled(n > 0)
 
     def set_current(self, index: int, name: str = "") -> None:
@@ -149,7 +185,9 @@ class Timeline(QtWidgets.QWidget):
         self.slider.blockSignals(False)
         self.strip.current = index
         self.strip.update()
-        self.label.setText(f"{index + 1} / {self._n}" + (f"  {name}" if name else ""))
+        with QtCore.QSignalBlocker(self.goto):
+            self.goto.setValue(index + 1)
+        self.label.setText(f"/ {self._n}" + (f"  {name}" if name else ""))
         self.label.setToolTip(name)
 
     def set_state(self, index: int, state: str) -> None:
@@ -160,6 +198,11 @@ class Timeline(QtWidgets.QWidget):
     def set_states(self, states: list[str]) -> None:
         self.strip.states = list(states)
         self.strip.invalidate()
+
+    def focus_goto(self) -> None:
+        """Put the cursor in the go-to-frame box, its number selected, ready for typing."""
+        self.goto.setFocus(QtCore.Qt.FocusReason.ShortcutFocusReason)
+        self.goto.selectAll()
 
     def step(self, delta: int) -> None:
         if self._n:
@@ -184,6 +227,8 @@ class Timeline(QtWidgets.QWidget):
         self.play_btn.setIcon(self.style().standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MediaPlay))
 
     def _tick(self) -> None:
+        if self.ready is not None and not self.ready():
+            return  # try again at the next tick
         nxt = self.slider.value() + 1
         if nxt >= self._n:
             self.stop()

@@ -6,6 +6,8 @@ View state only: nothing here touches labels (napari keeps view state apart from
 
 from __future__ import annotations
 
+import contextlib
+
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtCore import Signal
 
@@ -17,6 +19,7 @@ class ViewControls(QtWidgets.QWidget):
     base_changed = Signal(str, float)  # base, blend weight of IR
     palette_changed = Signal(str)
     source_changed = Signal(str)  # "labels" | "prediction"
+    contours_changed = Signal(bool)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -45,10 +48,13 @@ class ViewControls(QtWidgets.QWidget):
         self.source.addItems(["Corrected labels", "Model prediction"])
         self.source.setToolTip("Overlay: the labels you keep (corrections, or the prediction where "
                                "a frame is untouched) or the raw prediction of the current mode (P)")
+        self.contours = QtWidgets.QCheckBox("Contours")
+        self.contours.setToolTip("Draw only the class boundaries, leaving the image under them visible")
+        self.contours.toggled.connect(self.contours_changed)
         lay = QtWidgets.QHBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
         for text, w in (("Opacity", self.opacity), ("Under labels", self.base), ("", self.blend),
-                        ("IR palette", self.palette), ("Overlay shows", self.source)):
+                        ("", self.contours), ("IR palette", self.palette), ("Overlay shows", self.source)):
             if text:
                 lay.addWidget(QtWidgets.QLabel(text))
             lay.addWidget(w)
@@ -59,6 +65,25 @@ class ViewControls(QtWidgets.QWidget):
         self.palette.currentTextChanged.connect(self.palette_changed)
         self.source.currentIndexChanged.connect(
             lambda i: self.source_changed.emit("prediction" if i == 1 else "labels"))
+
+    def bind_settings(self, settings: QtCore.QSettings) -> None:
+        """Restore underlay, blend, palette, opacity and contour mode from `settings`, and save each
+        change there, so a relaunch looks as the user left it."""
+        base = settings.value("view/base", self.base.currentText())
+        palette = settings.value("view/palette", self.palette.currentText())
+        if base in BASES:
+            self.base.setCurrentText(base)
+        if palette in PALETTES:
+            self.palette.setCurrentText(palette)
+        for key, slider in (("view/opacity", self.opacity), ("view/blend", self.blend)):
+            with contextlib.suppress(TypeError, ValueError):  # a hand-edited file: keep the default
+                slider.setValue(int(settings.value(key, slider.value())))
+        self.contours.setChecked(str(settings.value("view/contours", "false")).lower() == "true")
+        self.base.currentTextChanged.connect(lambda v: settings.setValue("view/base", v))
+        self.palette.currentTextChanged.connect(lambda v: settings.setValue("view/palette", v))
+        self.opacity.valueChanged.connect(lambda v: settings.setValue("view/opacity", v))
+        self.blend.valueChanged.connect(lambda v: settings.setValue("view/blend", v))
+        self.contours.toggled.connect(lambda on: settings.setValue("view/contours", "true" if on else "false"))
 
     def _emit_base(self, base: str) -> None:
         self.blend.setEnabled(base == "Blend")

@@ -15,6 +15,42 @@ from csknet_studio.core.errors import CSKNetError
 
 MAX_RECENT = 8
 
+LAYOUT_NAMES = {"mfnet": "MFNet", "mfnet-cmx": "MFNet (CMX folders)", "pst900": "PST900", "fmb": "FMB",
+                "msrs": "MSRS", "folders": "paired EO/IR folders", "pair": "one EO/IR image pair",
+                "video": "EO/IR video pair", "hdf5": "HDF5", "memory": "arrays in memory"}
+
+
+def describe_layout(seq) -> str:
+    """"MFNet layout" etc.: what the reader recognised, named as the README's table names it."""
+    layout = str(getattr(seq, "layout", "") or "unknown")
+    return f"{LAYOUT_NAMES.get(layout, layout)} layout"
+
+
+def without_path(message: str, path: str | Path) -> str:
+    """An error that starts with the path it is about, without that path (the caller names it)."""
+    p = Path(path)
+    for form in {str(path), str(p), str(p.expanduser()), str(p.expanduser().resolve())}:
+        if message.startswith(form + ": "):
+            return message[len(form) + 2:]
+    return message
+
+
+def project_sequence(path: Path) -> tuple[Path, Path | None]:
+    """(sequence to open, project to open it with): a `<seq>.csknet` folder names its sequence."""
+    from csknet_studio.core.project import PROJECT_SUFFIX, ProjectStore
+
+    if not (path.is_dir() and path.suffix == PROJECT_SUFFIX):
+        return path, None
+    store = ProjectStore(path)
+    if not store.exists():
+        return path, None  # a folder that merely ends in .csknet: try it as a sequence
+    source = store.load().source
+    if source is None:
+        raise CSKNetError(f"{path}: this project names no sequence on disk (it was made from arrays in memory)")
+    if not source.exists():
+        raise CSKNetError(f"{path}: its sequence {source.resolve()} is missing (moved or deleted?)")
+    return source.resolve(), path
+
 
 class WindowFilesMixin:
     def recent_files(self) -> list[str]:

@@ -22,6 +22,11 @@ IMAGE_EXTS: tuple[str, ...] = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg",
 VIDEO_EXTS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".ts")
 HDF5_EXTS: tuple[str, ...] = (".h5", ".hdf5", ".he5", ".hdf")
 
+# OpenCV prints its own warnings straight to the terminal ("[ WARN:0@1.883] ... PNG input buffer is
+# incomplete", once per decode attempt); every failure here becomes one CorruptImageError naming
+# the file instead, so its own logging is silenced.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 # cv2 would try to allocate whatever a (possibly forged) header claims; refuse absurd sizes early.
 MAX_PIXELS = 1 << 28
 

@@ -231,7 +231,7 @@ def test_no_two_actions_share_a_shortcut(main_window):
 
 def test_class_picking_by_key_and_legend(main_window):
     win = main_window
-    win.actions_by_name["class_3"].trigger()  # Shift+4
+    win.actions_by_name["class_3"].trigger()  # Shift+3
     assert win.tools.class_id == 3 and win.legend.list.currentRow() == 3
     win.legend.list.setCurrentRow(5)  # a click in the legend
     assert win.tools.class_id == 5

@@ -114,7 +114,7 @@ def test_stroke_repaints_only_dirty_rectangles(main_window):
     win.views.reset_zoom()
     QtWidgets.QApplication.processEvents()
     win.actions_by_name["tool_brush"].trigger()
-    c = (int(win.displayed_mask[6, 8]) + 1) % win.scheme.num_classes
+    c = int(win.displayed_mask[6, 8]) % (win.scheme.num_classes - 1) + 1  # not 0: background is hidden
     win.tools.set_class(c)
     drag(win, [(5, 5), (8, 6), (11, 7)])
     h, w = win.displayed_mask.shape
