@@ -400,6 +400,8 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     work.train()
     if cfg.freeze_bn:
         _set_bn_eval(work)
+    if cfg.freeze_encoder:
+        work.encoder.eval()  # a frozen encoder keeps its BatchNorm statistics too
     losses: list[float] = []
     validation: list[tuple[int, float]] = []
     best_score, best_state, best_step, best_per_mode = -math.inf, None, 0, {}
