@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "Print per-class IoU for each modality mode (both / IR only / EO only).",
     "infer": "Segment a sequence in batches and write label PNGs or HDF5.",
     "demo": "Write the procedural EO/IR demo sequence with ground truth.",
+    "info": "Say what a sequence or recording holds: layout, frames, sizes, bit depth, labels, bad frames, "
+            "topics and clocks.",
     "export": "Export a sequence's labels and corrections to HDF5 or PNG masks.",
     "finetune": "Fine-tune a checkpoint on a project's corrections (or ground-truth labels), judged on "
                 "held-out corrections (DDP-aware).",
