@@ -148,7 +148,8 @@ def run_app(args) -> int:
             seq = _default_sequence(win)
         except (CSKNetError, OSError) as exc:
             win.show_error(f"Could not prepare the demo sequence: {exc}")
-    if seq is not None and not win.open_sequence(seq) and shot:
+    topics = {k: v for k in ("eo_topic", "ir_topic") if (v := getattr(args, k, None))}
+    if seq is not None and not win.open_sequence(seq, topics or None) and shot:
         _save_shot(win, Path(shot))
         return 1
     rc = app.exec()

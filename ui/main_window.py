@@ -214,14 +214,17 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self._apply_lut()
 
     # ------------------------------------------------------------------ sequences
-    def open_sequence(self, path: str | Path) -> bool:
-        """Open a folder / video / HDF5 sequence, or a `<seq>.csknet` project (its sequence with it);
-        on error show it and keep the current one."""
+    def open_sequence(self, path: str | Path, topics: dict[str, str] | None = None) -> bool:
+        """Open a folder / video / HDF5 sequence, a recording (its `topics`, else the topic picker),
+        or a `<seq>.csknet` project (its sequence with it); on error show it and keep the current one."""
         from csknet_studio.core.data import open_sequence
 
         try:
             seq_path, project = project_sequence(Path(path))
-            seq = open_sequence(seq_path)
+            topic_kw = self.recording_topics(seq_path, topics)
+            if topic_kw is None:  # the topic picker was cancelled
+                return False
+            seq = open_sequence(seq_path, **topic_kw)
             self.set_sequence(seq, project_path=project)
         except (CSKNetError, OSError, ValueError) as exc:
             self.show_error(f"Could not open {path}:\n{without_path(str(exc), path)}")

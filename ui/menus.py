@@ -48,8 +48,11 @@ def _open_dialog(win, kind: str) -> None:
         path = QtWidgets.QFileDialog.getExistingDirectory(win, "Open sequence folder", start)
     else:
         filt = {"video": "Videos (*.mp4 *.avi *.mkv *.mov);;All files (*)",
-                "hdf5": "HDF5 (*.h5 *.hdf5);;All files (*)"}[kind]
+                "hdf5": "HDF5 (*.h5 *.hdf5);;All files (*)",
+                "recording": "Recordings (*.bag *.mcap *.db3 metadata.yaml);;All files (*)"}[kind]
         path, _ = QtWidgets.QFileDialog.getOpenFileName(win, f"Open {kind}", start, filt)
+        if path and Path(path).name == "metadata.yaml":  # a ROS 2 bag is the folder holding it
+            path = str(Path(path).parent)
     if path:
         win.open_sequence(path)
 
@@ -79,6 +82,8 @@ def build_menus(win) -> None:
                         "Open a video sequence"))
     f.addAction(_action(win, "open_hdf5", "Open HDF5…", lambda: _open_dialog(win, "hdf5"), [],
                         "Open an HDF5 sequence"))
+    f.addAction(_action(win, "open_recording", "Open recording…", lambda: _open_dialog(win, "recording"), [],
+                        "Open a ROS 1 / ROS 2 bag or an MCAP file and pick its EO and IR image topics"))
     win.recent_menu = f.addMenu("Open recent")
     f.addAction(_action(win, "open_checkpoint", "Open checkpoint…", lambda: _open_checkpoint(win), [],
                         "Load model weights (.pt)"))

@@ -68,6 +68,32 @@ class WindowFilesMixin:
 
         fill_recent(self)
 
+    def recording_topics(self, path: str | Path, topics: dict[str, str] | None = None) -> dict[str, str] | None:
+        """open_sequence keywords naming a recording's EO and IR topics: `topics` when both are
+        given, else what the user picks in the topic picker (last choice preselected); {} for a path
+        that is not a recording, None when the user cancelled."""
+        from csknet_studio.core.data.rosbag import is_recording, list_image_topics
+        from csknet_studio.ui.topic_dialog import choose_topics
+
+        if not is_recording(path):
+            return {}
+        topics = dict(topics or {})
+        if topics.get("eo_topic") and topics.get("ir_topic"):
+            return topics
+        key = "recording_topics/" + str(Path(path).resolve()).replace("/", "|")
+        last = self.settings.value(key) or []
+        eo = topics.get("eo_topic") or (last[0] if len(last) == 2 else None)
+        ir = topics.get("ir_topic") or (last[1] if len(last) == 2 else None)
+        found = list_image_topics(path)
+        if len(found) < 2:
+            return topics  # open_sequence says what is missing
+        names = {t.name for t in found}
+        picked = choose_topics(self, str(path), found, eo if eo in names else None, ir if ir in names else None)
+        if picked is None:
+            return None
+        self.settings.setValue(key, list(picked))
+        return {"eo_topic": picked[0], "ir_topic": picked[1]}
+
     def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802
         if ev.mimeData().hasUrls():
             ev.acceptProposedAction()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from ._topics import add_topic_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sequence", nargs="?", default=None,
-                        help="sequence folder, video or HDF5 file (default: the bundled demo sequence)")
+                        help="sequence folder, video, HDF5 file or recording (default: the bundled demo sequence)")
     parser.add_argument("--checkpoint", default=None, metavar="FILE",
                         help="model weights (.pt); default: the bundled checkpoint")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
@@ -17,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(works with QT_QPA_PLATFORM=offscreen or under xvfb-run)")
     parser.add_argument("--theme", default=None, choices=("dark", "light"),
                         help="colour theme (default: the last one used, else dark)")
+    add_topic_arguments(parser)  # a recording opened without them gets the topic picker
 
 
 def run(args: argparse.Namespace) -> int:
