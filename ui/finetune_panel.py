@@ -147,6 +147,7 @@ class FinetunePanel(QtWidgets.QWidget):
         self.status_label.setWordWrap(True)
         self.loss_plot = pg.PlotWidget()
         self.loss_plot.setLabel("left", "loss")
+        self.loss_plot.getAxis("left").enableAutoSIPrefix(False)  # "loss", never "loss (x0.001)"
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#ff7f0e", width=2))

@@ -23,12 +23,12 @@ from csknet_studio.ui.frame_list import FrameList
 from csknet_studio.ui.image_views import ImageViews
 from csknet_studio.ui.inference_worker import InferenceWorker
 from csknet_studio.ui.legend import UNLABELLED_RGB, ClassLegend
-from csknet_studio.ui.menus import build_menus, name_class_actions
+from csknet_studio.ui.menus import build_menus, finish_menus, name_class_actions
 from csknet_studio.ui.panels import install_panels
 from csknet_studio.ui.status import StatusBar
 from csknet_studio.ui.timeline import Timeline
 from csknet_studio.ui.tools import ToolController
-from csknet_studio.ui.view_controls import ViewControls
+from csknet_studio.ui.view_controls import ViewControls, fit_combos
 from csknet_studio.ui.window_files import WindowFilesMixin, describe_layout, project_sequence, without_path
 
 
@@ -107,7 +107,10 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.controls.bind_settings(self.settings)  # display settings as the user left them
         self.set_scheme(MFNET)
         install_panels(self)  # F2: internals, compare, fine-tuning, export, F1 sheet, U (sets self.panels)
+        finish_menus(self)
         self.status.set_device("-")
+        fit_combos(self)
+        self._update_undo_actions()  # nothing open yet: nothing to undo, save or accept
         self.resize(1500, 900)
         geo = self.settings.value("window/geometry")
         if geo is not None:
@@ -234,9 +237,9 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
 
     def set_sequence(self, seq, project_path: str | Path | None = None) -> None:
         """Show `seq` with its annotation session (restoring saved corrections)."""
-        from csknet_studio.core.session import AnnotationSession
+        from csknet_studio.ui.project_open import open_project_session, report_open
 
-        session = AnnotationSession(seq, project_path, scheme=self._scheme)
+        session = open_project_session(self, seq, project_path, self._scheme)
         self._close_session()
         self._sequence, self._session = seq, session
         session.events.labels_changed.connect(self._on_labels_changed)
@@ -251,7 +254,8 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.timeline.set_count(n)
         self.timeline.set_states(states)
         self.frame_list.set_frames(list(seq.names), states)
-        self.setWindowTitle(f"CSKNet Studio — {getattr(seq, 'source', '')}")
+        read_only = " (read-only)" if session.read_only else ""
+        self.setWindowTitle(f"CSKNet Studio — {getattr(seq, 'source', '')}{read_only}")
         self._index = -1
         restored = len(session.corrected_frames())
         opened = f"{describe_layout(seq)}, {n} frames"
@@ -259,9 +263,18 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             self.show_status(f"{opened}; restored {restored} corrected frames from {session.project_path}", 10000)
         else:
             self.show_status(opened, 10000)
+        report_open(self, session)
+        session.events.problems_found.connect(self._on_problems_found)
         self.sequence_opened.emit(seq)
         self.set_frame(0)
         self._update_undo_actions()
+
+    def _on_problems_found(self, problems) -> None:
+        """A mask file found unusable when its frame was first shown (dropped, or ids set to 255)."""
+        self.show_status("; ".join(str(p) for p in problems), 15000)
+        for p in problems:
+            if p.frame is not None:
+                self._set_state(p.frame)
 
     def _on_save_failed(self, err) -> None:
         """Autosave failed (read-only folder, full disk): one dialog, then status-bar reminders."""
@@ -285,6 +298,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         if self._sequence is not None and hasattr(self._sequence, "close"):
             self._sequence.close()
         self._session = self._sequence = None
+        self._update_undo_actions()
 
     def _state_of(self, i: int) -> str:
         if i in getattr(self._sequence, "bad_frames", ()):
@@ -408,7 +422,8 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
 
     def _update_undo_actions(self) -> None:
         s = self._session
-        for name, ok in (("undo", s is not None and s.can_undo), ("redo", s is not None and s.can_redo)):
+        for name, ok in (("undo", s is not None and s.can_undo), ("redo", s is not None and s.can_redo),
+                         ("save", s is not None), ("accept", s is not None), ("copy_prev", s is not None)):
             act = self.actions_by_name.get(name)
             if act is not None:
                 act.setEnabled(bool(ok))

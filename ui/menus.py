@@ -190,6 +190,39 @@ def _set_theme(win, theme: str) -> None:
     win.settings.setValue("theme", theme)
 
 
+def finish_menus(win) -> None:
+    """Once every panel has added its actions: Quit goes last in File, and Help gets About."""
+    f, quit_act = win.menus["File"], win.actions_by_name["quit"]
+    f.removeAction(quit_act)
+    f.addSeparator()
+    f.addAction(quit_act)
+    h = win.menus["Help"]
+    h.addSeparator()
+    h.addAction(_action(win, "about", "About CSKNet Studio", lambda: show_about(win), [],
+                        "Version, model and licences"))
+
+
+def show_about(win) -> QtWidgets.QMessageBox:
+    """A non-modal About box (modal boxes would stall the event loop and the tests)."""
+    import PySide6
+
+    from csknet_studio import __version__
+
+    text = (f"<b>CSKNet Studio</b> {__version__}<br><br>"
+            "Labelling and analysis of paired visible (EO) and thermal (IR) image sequences with "
+            "CSK-Net, a two-stream segmentation network (arXiv 2312.02240).<br><br>"
+            f"PySide6 {PySide6.__version__}, Qt {QtCore.qVersion()}")
+    box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Information, "About CSKNet Studio", text,
+                                QtWidgets.QMessageBox.StandardButton.Ok, win)
+    box.setTextFormat(QtCore.Qt.TextFormat.RichText)
+    box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+    boxes = win._error_boxes  # closed with the window, like its error boxes
+    boxes.append(box)
+    box.finished.connect(lambda _r, b=box: boxes.remove(b) if b in boxes else None)
+    box.open()
+    return box
+
+
 def name_class_actions(win, scheme) -> None:
     """Give the Shift+id actions the scheme's class names (the F1 sheet lists them by name)."""
     for i in range(10):

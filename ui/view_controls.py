@@ -51,14 +51,21 @@ class ViewControls(QtWidgets.QWidget):
         self.contours = QtWidgets.QCheckBox("Contours")
         self.contours.setToolTip("Draw only the class boundaries, leaving the image under them visible")
         self.contours.toggled.connect(self.contours_changed)
+        # A tool bar, not a row layout: when the window is narrow the controls that do not fit move
+        # behind its extension button instead of holding the window wide.
+        self.bar = QtWidgets.QToolBar(self)
+        self.bar.setMovable(False)
+        self.bar.setFloatable(False)
         lay = QtWidgets.QHBoxLayout(self)
-        lay.setContentsMargins(4, 2, 4, 2)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.bar)
         for text, w in (("Opacity", self.opacity), ("Under labels", self.base), ("", self.blend),
                         ("", self.contours), ("IR palette", self.palette), ("Overlay shows", self.source)):
             if text:
-                lay.addWidget(QtWidgets.QLabel(text))
-            lay.addWidget(w)
-        lay.addStretch(1)
+                label = QtWidgets.QLabel(f" {text} ")
+                label.setToolTip(w.toolTip())
+                self.bar.addWidget(label)
+            self.bar.addWidget(w)
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
         self.base.currentTextChanged.connect(self._emit_base)
         self.blend.valueChanged.connect(lambda _v: self._emit_base(self.base.currentText()))
@@ -85,6 +92,9 @@ class ViewControls(QtWidgets.QWidget):
         self.blend.valueChanged.connect(lambda v: settings.setValue("view/blend", v))
         self.contours.toggled.connect(lambda on: settings.setValue("view/contours", "true" if on else "false"))
 
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        return self.bar.minimumSizeHint()
+
     def _emit_base(self, base: str) -> None:
         self.blend.setEnabled(base == "Blend")
         self.base_changed.emit(base, self.blend.value() / 100.0)
@@ -95,3 +105,14 @@ class ViewControls(QtWidgets.QWidget):
 
     def toggle_source(self) -> None:
         self.source.setCurrentIndex(1 - self.source.currentIndex())
+
+
+def fit_combos(root: QtWidgets.QWidget) -> None:
+    """Every combo box under `root` as wide as its longest entry, popup included, so no entry is
+    clipped ("Checker", "Corrected labels") whatever the theme's padding."""
+    for combo in root.findChildren(QtWidgets.QComboBox):
+        combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
+        view = combo.view()
+        fm = view.fontMetrics()
+        widest = max((fm.horizontalAdvance(combo.itemText(i)) for i in range(combo.count())), default=0)
+        view.setMinimumWidth(widest + 40)  # item padding and a scroll bar

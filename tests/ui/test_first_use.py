@@ -284,3 +284,45 @@ def test_display_settings_come_back_after_a_relaunch(bare_window, qsettings):
     finally:
         win2.close()
         win2.deleteLater()
+
+
+# --- layout -------------------------------------------------------------------------------------
+def test_window_can_be_made_1024_px_wide(main_window, qtbot):
+    win = main_window
+    assert win.minimumSizeHint().width() <= 1024, win.minimumSizeHint()
+    win.resize(1024, 700)
+    qtbot.waitUntil(lambda: win.width() <= 1024, timeout=3000)
+
+
+def test_combo_boxes_fit_their_longest_entry(main_window):
+    for combo in (main_window.controls.base, main_window.controls.source):
+        fm = combo.fontMetrics()
+        widest = max(fm.horizontalAdvance(combo.itemText(i)) for i in range(combo.count()))
+        assert combo.sizeAdjustPolicy() == QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents
+        assert combo.sizeHint().width() > widest
+        assert combo.view().minimumWidth() > widest
+
+
+def test_edit_actions_wait_for_a_sequence(bare_window, tiny_sequence, tmp_path):
+    acts = bare_window.actions_by_name
+    names = ("undo", "redo", "save", "accept", "copy_prev")
+    assert not any(acts[n].isEnabled() for n in names)
+    bare_window.set_sequence(tiny_sequence, project_path=tmp_path / "p")
+    assert all(acts[n].isEnabled() for n in ("save", "accept", "copy_prev"))
+    assert not acts["undo"].isEnabled()
+
+
+def test_loss_axis_has_no_si_prefix(main_window):
+    axis = main_window.panels.finetune.loss_plot.getAxis("left")
+    assert not axis.autoSIPrefix
+
+
+def test_quit_is_last_in_file_and_help_has_about(main_window, qtbot):
+    win = main_window
+    file_actions = [a for a in win.menus["File"].actions() if not a.isSeparator()]
+    assert file_actions[-1] is win.actions_by_name["quit"]
+    assert win.panels.export_action in file_actions
+    win.actions_by_name["about"].trigger()
+    boxes = [w for w in QtWidgets.QApplication.topLevelWidgets()
+             if isinstance(w, QtWidgets.QMessageBox) and w.isVisible()]
+    assert any("CSKNet Studio" in b.text() for b in boxes)
