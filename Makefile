@@ -17,6 +17,8 @@ QT_DEBS := libgl1 libegl1 libfontconfig1 libglib2.0-0 libdbus-1-3 libxkbcommon0 
 	libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
 	libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 \
 	libxcb-xkb1 xvfb xauth
+# h5dump (HDF5 1.10), for the test that our HDF5 exports open in HDF5 1.x readers.
+TEST_DEBS := hdf5-tools
 
 .PHONY: run test lint bench model demo screenshot clean sysdeps install dev
 
@@ -47,12 +49,12 @@ $(DEV_STAMP): $(STAMP)
 	$(PIP) install --no-build-isolation -e ".[dev]"
 	touch $@
 
-# Qt's runtime libraries (offscreen + a real X window). Installed only when missing and we are root.
+# Qt's runtime libraries (offscreen + a real X window) and h5dump. Installed only when missing and we are root.
 $(SYS_STAMP): | $(VENV)/bin/python
-	@missing=""; for p in $(QT_DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(QT_DEBS) $(TEST_DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Qt runtime libraries:$$missing"; \
+		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "warning: missing Debian packages (run as root to install):$$missing"; fi
 	touch $@

@@ -6,12 +6,15 @@ HDF5 layout (axes `tyx`, one chunk per frame, gzip or lzf):
     /corrected       (T,) bool: a person corrected or accepted the frame
     /frame_origin    (T,) utf-8 strings: where each frame's labels come from (FRAME_ORIGINS)
     /frame_names     (T,) utf-8 strings
+    /timestamps_ns   (T,) int64 EO stamps, and /ir_timestamps_ns the IR ones (recordings only)
     /probabilities   (T, C, H, W) float16            (optional)
     /eo (T, H, W, 3), /ir (T, H, W)                  (optional copies of the imagery)
     file attrs       class_names, palette (N, 3) uint8, ignore_index, axes, scheme, source (relative
                      to the file), checkpoint_hash, mode, app_version, created (ISO 8601 UTC), format
-The file is written beside the target and renamed into place: a cancel or a failure leaves any
-earlier file as it was and no temporary file behind.
+The file is written beside the target by a child process (core/export_process.py) and renamed into
+place: a cancel, a failure or a crash of the HDF5 library leaves any earlier file as it was and no
+temporary file behind; one left by a killed export is removed by the next export to that path.
+The format is bounded to HDF5 1.10 (`export_process.LIBVER`), so HDF5 1.10 / 1.12 / 1.14 readers open it too.
 
 What each frame exports: a corrected frame its correction; a propagated frame its propagated labels
 when `include_propagated`; any other frame the model's prediction when `include_predictions` (the
@@ -21,11 +24,14 @@ beside the masks with the same per-frame origins.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
+import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,7 @@ from csknet_studio.core.atomic import atomic_path
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.errors import CancelledError, CSKNetError, ExportError
+from csknet_studio.core.export_process import WriterFailed, WriterProcess
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.palette_png import write_palette_png
 from csknet_studio.core.project import utc_now
@@ -156,118 +163,187 @@ def export_hdf5(
     include_probabilities: None, a (T, C, H, W) array, or a callable frame -> (C, H, W); it is called
     before the frame's labels are read, so it may also `session.set_prediction` that frame.
     predict: frame -> labels (or None) for frames the session holds no prediction of.
-    Raises CancelledError (cancel() returned True) or ExportError (disk full, ...); either way an
-    earlier file at `path` is left intact. Call from the thread that owns the session."""
+    The file is written by a child process (core/export_process.py), so an HDF5 crash costs the
+    export only. Raises CancelledError (cancel() returned True) or ExportError (disk full, too little
+    free space, the writer crashed, ...); either way an earlier file at `path` is left intact and
+    the temporary file is removed. Call from the thread that owns the session."""
     path = Path(path)
     if compression not in ("gzip", "lzf"):
         raise ValueError(f"compression must be 'gzip' or 'lzf', got {compression!r}")
     n = len(session)
     if n == 0:
         raise ExportError(f"cannot export {path}: the sequence has no frames")
+    writer: WriterProcess | None = None
+    tmp: Path | None = None
     try:
-        with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w", libver="latest") as f:
-            _write(f, session, path, compression, compression_level, include_probabilities, copy_images,
-                   checkpoint_hash, Mode(mode), progress, cancel,
-                   lambda i: frame_content(session, i, include_predictions, include_propagated, predict))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path)
+        tmp = _new_temp(path)
+        h, w = session.frame_shape(0)
+        spec = {"n": n, "h": h, "w": w, "compression": compression, "level": int(compression_level),
+                "label_attrs": {"axistags": AXISTAGS, "axes": "tyx", "ignore_index": session.scheme.ignore_index}}
+        # A recording's pairs keep their camera stamps: (T,) int64 datasets beside the labels.
+        seq = getattr(session, "sequence", None)
+        spec["frame_arrays"] = {k: np.asarray(v, np.int64) for k in ("timestamps_ns", "ir_timestamps_ns")
+                                if (v := getattr(seq, k, None)) is not None and len(v) == n}
+
+        def on_cancel() -> None:
+            _check_cancel(lambda: True, path)
+
+        writer = WriterProcess(tmp, spec, progress, cancel, on_cancel)
+        meta = _send_frames(writer, session, path, (h, w), include_probabilities, copy_images, cancel,
+                            lambda i: frame_content(session, i, include_predictions, include_propagated, predict))
+        _check_cancel(cancel, path)
+        writer.finish(*meta, _attrs(session, path, checkpoint_hash, Mode(mode)), list(FRAME_ORIGINS))
+        _check_cancel(cancel, path)
+        os.replace(tmp, path)
     except CSKNetError:
         raise
+    except WriterFailed as exc:
+        what = ("; the app and your corrections are unaffected" if exc.crashed else "")
+        raise ExportError(f"could not export labels to {path}: {exc.text}{what}; any earlier file is left "
+                          "intact") from None
     except (OSError, RuntimeError, ValueError, TypeError) as exc:
         raise ExportError(f"could not export labels to {path}: {exc}; any earlier file is left intact") from exc
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     return path
 
 
-def _write(f: h5py.File, session: Any, path: Path, compression: str, level: int, probs: ProbabilitySource,
-           copy_images: bool, checkpoint_hash: str | None, mode: Mode, progress: Progress | None,
-           cancel: Callable[[], bool] | None, content: Callable[[int], tuple[str, np.ndarray | None]]) -> None:
+TEMP_SUFFIX = ".h5.tmp"
+STALE_AFTER_S = 24 * 3600  # a temp file without a readable writer pid is stale after a day
+
+
+def _new_temp(path: Path) -> Path:
+    """`.<name>.<pid>.<random>.h5.tmp` beside `path`: the pid says whether its writer still runs."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists and belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete temp files an earlier export to `path` left behind when its process was killed: ours
+    by name (`.<name>.<pid>.*.h5.tmp`), whose process is gone (or, without a pid, a day old)."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed: list[Path] = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for p in entries:
+        name = p.name
+        if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
+            continue
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        try:
+            stale = (not _pid_alive(int(pid_text))) if pid_text.isdigit() and int(pid_text) != os.getpid() \
+                else (not pid_text.isdigit() and now - p.stat().st_mtime > STALE_AFTER_S)
+            if stale:
+                p.unlink()
+                removed.append(p)
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def _check_space(path: Path, arrays: list[np.ndarray], n: int) -> None:
+    """Refuse an export that cannot fit: frame 0 compressed (zlib level 1) times the frame count."""
+    per_frame = sum(len(zlib.compress(np.ascontiguousarray(a).tobytes(), 1)) for a in arrays)
+    need = per_frame * n + (64 << 10)  # + metadata
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return
+    if free < need:
+        raise ExportError(f"not enough free space to export {path}: it needs about {_mb(need)} and "
+                          f"{path.parent} has {_mb(free)} free; free some space or choose another disk "
+                          "(any earlier file is left intact)")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _send_frames(writer: WriterProcess, session: Any, path: Path, shape: tuple[int, int],
+                 probs: ProbabilitySource, copy_images: bool, cancel: Callable[[], bool] | None,
+                 content: Callable[[int], tuple[str, np.ndarray | None]]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Compute every frame's content here and hand it to the writer; (corrected, origins, names)."""
     n = len(session)
-    h, w = session.frame_shape(0)
+    h, w = shape
     scheme: ClassScheme = session.scheme
-    opts: dict[str, Any] = {"compression": compression}
-    if compression == "gzip":
-        opts["compression_opts"] = int(level)
-    labels = f.create_dataset("labels", (n, h, w), np.uint8, chunks=(1, h, w), **opts)
-    labels.attrs["axistags"] = AXISTAGS
-    labels.attrs["axes"] = "tyx"
-    labels.attrs["ignore_index"] = scheme.ignore_index
-    for dim, key in zip(labels.dims, "tyx", strict=True):
-        dim.label = key
-    f["exported_data"] = h5py.SoftLink("/labels")
-    extra: dict[str, h5py.Dataset] = {}
-    fp0 = session.sequence[0] if copy_images else None
-    if fp0 is not None and fp0.eo is not None:
-        extra["eo"] = f.create_dataset("eo", (n, h, w, 3), fp0.eo.dtype, chunks=(1, h, w, 3), **opts)
-    if fp0 is not None and fp0.ir is not None:
-        extra["ir"] = f.create_dataset("ir", (n, h, w), fp0.ir.dtype, chunks=(1, h, w), **opts)
-    prob_ds = None
     corrected = np.zeros(n, bool)
     origins: list[str] = []
-
-    def frame_labels(i: int) -> np.ndarray:
+    keys: tuple[str, ...] = ()
+    if copy_images:
+        fp0 = session.sequence[0]
+        keys = tuple(k for k in ("eo", "ir") if getattr(fp0, k) is not None)
+    sample: dict[str, np.ndarray] = {}
+    prob_shape: tuple[int, ...] | None = None
+    for i in range(n):
+        _check_cancel(cancel, path)
+        p = None
+        if probs is not None:
+            p = np.asarray(probs(i) if callable(probs) else probs[i], dtype=np.float16)
+            if p.ndim != 3 or p.shape[1:] != (h, w) or (prob_shape is not None and p.shape != prob_shape):
+                raise ExportError(f"probabilities of frame {i} have shape {p.shape}, expected (C, {h}, {w})")
+            prob_shape = p.shape
         origin, lab = content(i)
         origins.append(origin)
         if lab is None:
             lab = np.full(session.frame_shape(i), scheme.ignore_index, np.uint8)
+        lab = np.ascontiguousarray(lab, dtype=np.uint8)
         if lab.shape != (h, w):
             raise ExportError(f"frame {i} ({session.names[i]}) is {lab.shape[1]}x{lab.shape[0]} but frame 0 is "
                               f"{w}x{h}; HDF5 export needs one frame size (export PNG masks instead)")
-        return lab
+        corrected[i] = session.origin(i) is Origin.CORRECTED
+        images: dict[str, np.ndarray] = {}
+        if keys:
+            fp = session.sequence[i]
+            for key in keys:
+                img = getattr(fp, key)
+                want = sample.get(key)
+                if img is None or img.shape[:2] != (h, w) or (want is not None and
+                                                              (img.shape, img.dtype) != (want.shape, want.dtype)):
+                    raise ExportError(f"{key} image of frame {i} ({session.names[i]}) does not match frame 0")
+                images[key] = np.ascontiguousarray(img)
+                sample.setdefault(key, images[key])
+        if i == 0:
+            _check_space(path, [lab, *([p] if p is not None else []), *images.values()], n)
+        writer.frame(i, lab, p, images)
+    return corrected, origins, list(session.names)
 
-    # gzip chunks are deflated on a second thread (zlib releases the GIL) and written raw, in order;
-    # the bytes are exactly what HDF5's deflate filter would store.
-    direct = compression == "gzip"
-    with ThreadPoolExecutor(max_workers=2 if direct else 1) as pool:
-        pending: list[Any] = []
 
-        def drain(keep: int) -> None:
-            while len(pending) > keep:
-                j, fut = pending.pop(0)
-                labels.id.write_direct_chunk((j, 0, 0), fut.result())
-
-        for i in range(n):
-            _check_cancel(cancel, path)
-            if probs is not None:
-                p = np.asarray(probs(i) if callable(probs) else probs[i], dtype=np.float16)
-                if p.ndim != 3 or p.shape[1:] != (h, w):
-                    raise ExportError(f"probabilities of frame {i} have shape {p.shape}, expected (C, {h}, {w})")
-                if prob_ds is None:
-                    prob_ds = f.create_dataset("probabilities", (n, *p.shape), np.float16, chunks=(1, *p.shape), **opts)
-                    prob_ds.attrs["axes"] = "tcyx"
-                prob_ds[i] = p
-            lab = frame_labels(i)
-            corrected[i] = session.origin(i) is Origin.CORRECTED
-            if direct:
-                pending.append((i, pool.submit(zlib.compress, np.ascontiguousarray(lab).tobytes(), int(level))))
-                drain(3)
-            else:
-                labels[i] = lab
-            if extra:
-                fp = session.sequence[i]
-                for key, ds in extra.items():
-                    img = getattr(fp, key)
-                    if img is None or img.shape != ds.shape[1:]:
-                        raise ExportError(f"{key} image of frame {i} ({session.names[i]}) does not match frame 0")
-                    ds[i] = img
-            if progress is not None:
-                progress(i + 1, n)
-        drain(0)
-    f.create_dataset("corrected", data=corrected)
-    f.create_dataset("frame_origin", data=origins, dtype=h5py.string_dtype("utf-8"))
-    f["frame_origin"].attrs["values"] = np.array(FRAME_ORIGINS, dtype=h5py.string_dtype("utf-8"))
-    f.create_dataset("frame_names", data=list(session.names), dtype=h5py.string_dtype("utf-8"))
+def _attrs(session: Any, path: Path, checkpoint_hash: str | None, mode: Mode) -> dict[str, Any]:
+    scheme: ClassScheme = session.scheme
     src = session.source if getattr(session, "source", None) is not None else None
     ck = checkpoint_hash
     if ck is None and getattr(session, "checkpoint", None) is not None:
         ck = session.checkpoint.weights_hash
-    attrs = {
+    return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "class_names": np.array(scheme.class_names, dtype=h5py.string_dtype("utf-8")),
+        "class_names": list(scheme.class_names),
         "palette": scheme.palette_array(), "ignore_index": scheme.ignore_index, "scheme": scheme.name,
         "axes": "tyx", "source": _relative(src, path.parent), "checkpoint_hash": ck or "",
         "mode": mode.value, "app_version": __version__, "created": utc_now(),
     }
-    for k, v in attrs.items():
-        f.attrs[k] = v
-    _check_cancel(cancel, path)
 
 
 def _text(v: Any) -> str:

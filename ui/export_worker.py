@@ -5,6 +5,9 @@ the job sees it through `_SessionView`, whose every call is answered by the GUI 
 events (`GuiCall`). The reader is thread-safe and is used directly. Probabilities, and the
 predictions of frames the session holds none of, come from the inference worker's cache when it
 holds the frame, else from one forward pass in the export thread (shared by both).
+
+Unsaved corrections are written to the project first, and core/export.py writes the HDF5 file in a
+child process: an export that crashes costs that export, never the corrections.
 """
 
 from __future__ import annotations
@@ -62,6 +65,20 @@ class _SessionView:
         return self._call(lambda: list(self._s.corrected_frames()))
 
 
+def flush_corrections(session) -> None:
+    """Write unsaved corrections to the project before an export starts, so nothing the export does
+    can cost them. A failed save (disk full, ...) is announced as an autosave failure would be, and
+    the corrections stay in memory; the export still runs (it may target another disk)."""
+    from csknet_studio.core.errors import ProjectError
+
+    if getattr(session, "project_path", None) is None or not getattr(session, "dirty", False):
+        return
+    try:
+        session.save()
+    except ProjectError as err:
+        session.events.save_failed.emit(err)
+
+
 class ExportWorker(JobRunner):
     """`start_export(session, options, inference_worker)`; `exported(path)` on success."""
 
@@ -74,6 +91,7 @@ class ExportWorker(JobRunner):
     def start_export(self, session, options: ExportOptions, inference_worker=None) -> None:
         from csknet_studio.core import export
 
+        flush_corrections(session)
         view = _SessionView(session, self._call)
         path = Path(options.path)
 

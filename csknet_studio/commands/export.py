@@ -10,6 +10,10 @@ each frame's origin (`frame_origin`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from csknet_studio.commands._common import add_scheme_argument
@@ -82,19 +86,44 @@ def _predictor(args: argparse.Namespace, session):
     return Predictor(loaded.model, device, loaded.scheme), loaded.weights_hash
 
 
+@contextlib.contextmanager
+def _cancel_on_signals() -> Iterator[threading.Event]:
+    """SIGINT (Ctrl+C) and SIGTERM set the yielded event, which the export polls as its cancel: it
+    stops at the next frame, removes its temporary file and leaves any earlier file as it was. A
+    second Ctrl+C interrupts at once (the export still cleans up on the way out)."""
+    cancelled = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signals belong to the main thread
+        yield cancelled
+        return
+
+    def on_signal(signum: int, _frame) -> None:
+        if cancelled.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        cancelled.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield cancelled
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from csknet_studio.commands._common import tqdm_progress
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.edits import Origin
+    from csknet_studio.core.errors import CancelledError
     from csknet_studio.core.export import count_origins, export_hdf5, export_png, read_frame_origins
     from csknet_studio.core.modes import Mode
     from csknet_studio.core.session import AnnotationSession
 
     mode = Mode(args.mode)
     seq = open_sequence(args.sequence)
-    try:
+    with _cancel_on_signals() as cancelled, contextlib.ExitStack() as closing:
+        closing.callback(seq.close)
         session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink)
         predictor, weights_hash = _predictor(args, session)
         bar = tqdm(total=len(session), unit="frame", disable=args.quiet, desc="export")
@@ -112,9 +141,12 @@ def run(args: argparse.Namespace) -> int:
         if predictor is not None and probs is None:  # predictions only, before the export
             kept = {Origin.CORRECTED, Origin.PROPAGATED} if args.include_propagated else {Origin.CORRECTED}
             for i in tqdm(range(len(session)), unit="frame", disable=args.quiet, desc="predict"):
+                if cancelled.is_set():
+                    raise CancelledError(f"export of {args.sequence} cancelled before writing; nothing changed")
                 if session.origin(i) not in kept:
                     predict(i)
-        include = {"include_predictions": predictor is not None, "include_propagated": args.include_propagated}
+        include = {"include_predictions": predictor is not None, "include_propagated": args.include_propagated,
+                   "cancel": cancelled.is_set}
         try:
             if args.png is not None:
                 out = export_png(session, args.png, only_corrected=args.only_corrected, progress=progress,
@@ -129,5 +161,3 @@ def run(args: argparse.Namespace) -> int:
         counts = count_origins(read_frame_origins(out))
         print(f"wrote {out} ({sum(counts.values())} frames: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")")
         return 0
-    finally:
-        seq.close()

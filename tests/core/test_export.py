@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import json
+import sys
+import textwrap
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ import pytest
 
 from csknet_studio import __version__
 from csknet_studio.cli import main
+from csknet_studio.core import export_process
 from csknet_studio.core.classes import MFNET
 from csknet_studio.core.data import open_sequence
 from csknet_studio.core.edits import Origin
@@ -112,14 +114,19 @@ def test_cancel_keeps_the_earlier_file_and_leaves_no_temp(session, tmp_path):
 def test_failure_raises_export_error_and_keeps_the_earlier_file(session, tmp_path, monkeypatch):
     out = export_hdf5(session, tmp_path / "y" / "labels.h5")
     before = _dir_state(out.parent)
-    real = h5py.Group.create_dataset
-
-    def disk_full(self, name, *a, **k):
-        if name == "corrected":  # late in the write, after every frame
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, name, *a, **k)
-
-    monkeypatch.setattr(h5py.Group, "create_dataset", disk_full)
+    # The writer runs in a child process: it gets an h5py whose late create_dataset hits a full disk.
+    child = textwrap.dedent("""
+        import errno, h5py
+        real = h5py.Group.create_dataset
+        def disk_full(self, name, *a, **k):
+            if name == "corrected":  # late in the write, after every frame
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(self, name, *a, **k)
+        h5py.Group.create_dataset = disk_full
+        from csknet_studio.core.export_process import main
+        raise SystemExit(main())
+    """)
+    monkeypatch.setattr(export_process, "writer_command", lambda: [sys.executable, "-c", child])
     with pytest.raises(ExportError, match="No space left"):
         export_hdf5(session, out)
     assert _dir_state(out.parent) == before

@@ -152,3 +152,33 @@ def test_predictions_fill_the_uncorrected_frames_and_the_message_counts_each_kin
     assert (back.labels[[0, 2, 3]] == 255).all()
     assert "1 corrected, 0 propagated, 0 predicted, 3 unlabelled" in dlg2.message_box.text()
     worker.shutdown()
+
+
+def test_a_crashing_writer_is_reported_after_the_corrections_were_saved(qtbot, session, tmp_path, monkeypatch):
+    """The HDF5 library crashing (here: the writer process segfaults) costs the export only: the
+    corrections were flushed to the project first, the dialog names the signal, and the next
+    export works."""
+    import sys
+    import textwrap
+
+    from csknet_studio.core import export_process
+
+    assert session.dirty
+    crash = textwrap.dedent("""
+        import os, resource, signal
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.kill(os.getpid(), signal.SIGSEGV)
+    """)
+    monkeypatch.setattr(export_process, "writer_command", lambda: [sys.executable, "-c", crash])
+    out = tmp_path / "out.h5"
+    dlg = _dialog(qtbot, session, out)
+    with qtbot.waitSignal(dlg.failed, timeout=30000) as sig:
+        dlg.start()
+    assert "the export process crashed (signal 11: Segmentation fault)" in sig.args[0]
+    assert "Export failed" in dlg.message_box.text() and "signal 11" in dlg.message_box.text()
+    assert not session.dirty and any((tmp_path / "seq.csknet").iterdir())  # saved before the export
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    with qtbot.waitSignal(dlg.exported, timeout=30000):
+        assert dlg.start()
+    assert np.array_equal(read_labels_hdf5(out).labels[1], session.labels(1))
