@@ -28,6 +28,10 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+# Sub-commands that open a sequence, so may be given a recording and its EO / IR topics.
+TOPIC_COMMANDS = ("eval", "infer", "export", "finetune")
+
+
 def _command_module(name: str):
     return importlib.import_module(f"csknet_studio.commands.{name}")
 
@@ -45,6 +49,10 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         name = argv[0]
         p = sub.add_parser(name, help=SUBCOMMANDS[name], description=SUBCOMMANDS[name])
         _command_module(name).add_arguments(p)
+        if name in TOPIC_COMMANDS:
+            from csknet_studio.commands._topics import add_topic_arguments
+
+            add_topic_arguments(p)
     else:
         parser.set_defaults(command="gui")
         _command_module("gui").add_arguments(parser)

@@ -45,6 +45,7 @@ def checkpoint_job(args: argparse.Namespace, *, check_labels: bool = False) -> I
     The checkpoint's class scheme must be the data's (`--scheme` overrides what is detected);
     `check_labels` also checks the label ids against it even when `--scheme` is given (eval scores
     them)."""
+    from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.core.checkpoint import load_checkpoint
     from csknet_studio.core.classes import check_scheme_fits
     from csknet_studio.core.data import open_sequence
@@ -56,7 +57,8 @@ def checkpoint_job(args: argparse.Namespace, *, check_labels: bool = False) -> I
     try:
         device = rank_device(device)
         loaded = load_checkpoint(args.checkpoint, map_location=device)
-        seq = open_sequence(args.sequence, split=args.split) if args.split else open_sequence(args.sequence)
+        kw = {"split": args.split} if args.split else {}
+        seq = open_sequence(args.sequence, **kw, **topic_kwargs(args))
         try:
             check_scheme_fits(loaded.scheme, seq, declared=args.scheme, check_labels=check_labels or args.scheme is None,
                               source=f"checkpoint {args.checkpoint}", hint=SCHEME_HINT)

@@ -115,13 +115,14 @@ def run(args: argparse.Namespace) -> int:
     from csknet_studio.commands._common import tqdm_progress
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.edits import Origin
+    from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.core.errors import CancelledError
     from csknet_studio.core.export import count_origins, export_hdf5, export_png, read_frame_origins
     from csknet_studio.core.modes import Mode
     from csknet_studio.core.session import AnnotationSession
 
     mode = Mode(args.mode)
-    seq = open_sequence(args.sequence)
+    seq = open_sequence(args.sequence, **topic_kwargs(args))
     with _cancel_on_signals() as cancelled, contextlib.ExitStack() as closing:
         closing.callback(seq.close)
         session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink)

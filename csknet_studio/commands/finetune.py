@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     from csknet_studio.commands.eval import parse_modes
     from csknet_studio.core.checkpoint import load_checkpoint, save_checkpoint
+    from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.device import resolve_device
     from csknet_studio.core.distributed import barrier, init_from_env, rank_device, shutdown
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         device = rank_device(device)
         main_rank = int(os.environ.get("RANK", "0")) == 0
         loaded = load_checkpoint(args.checkpoint, map_location=device)
-        seq = open_sequence(args.sequence)
+        seq = open_sequence(args.sequence, **topic_kwargs(args))
         try:
             frames, samples, source = _corrections(args, seq, loaded.scheme)
         finally:
