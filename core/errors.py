@@ -97,3 +97,15 @@ class ProjectError(CSKNetError):
 
 class ExportError(CSKNetError):
     """An export failed (disk full, permission, ...); any earlier file is left intact."""
+
+
+class ProjectLockedError(ProjectError):
+    """Another running copy of the app holds the project's lock; `.holder` says which (a LockHolder).
+
+    `.checkable` is False when the holder runs on another machine, so whether it is still alive is
+    unknown: opening with take_over_lock=True (CLI: --take-over-lock) is then allowed."""
+
+    def __init__(self, message: str, holder: object = None, checkable: bool = True):
+        super().__init__(message)
+        self.holder = holder
+        self.checkable = checkable

@@ -69,6 +69,8 @@ class SessionEvents:
     save_failed(error: ProjectError)        an autosave failed (disk full, ...); nothing in memory lost
     dirty_changed(dirty: bool)              whether the project has unsaved changes
     scheme_changed(scheme: ClassScheme)     the class scheme of the project changed
+    problems_found(problems: list)          mask files found unusable when first read (ProjectProblem
+                                            list; the frame was dropped or its ids set to 255)
     """
 
     def __init__(self) -> None:
@@ -80,6 +82,7 @@ class SessionEvents:
         self.save_failed = Signal("save_failed")
         self.dirty_changed = Signal("dirty_changed")
         self.scheme_changed = Signal("scheme_changed")
+        self.problems_found = Signal("problems_found")
 
     def all(self) -> list[Signal]:
         return [v for v in vars(self).values() if isinstance(v, Signal)]

@@ -19,20 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from csknet_studio import __version__
 from csknet_studio.core.classes import IGNORE_INDEX, MFNET, ClassScheme
 from csknet_studio.core.edits import EMPTY_RECT, History, Origin, Packed, Rect
 from csknet_studio.core.errors import ProjectError
 from csknet_studio.core.events import SessionEvents
-from csknet_studio.core.project import (
-    CheckpointRef,
-    ProjectData,
-    ProjectStore,
-    default_project_path,
-    names_digest,
-)
+from csknet_studio.core.project import CheckpointRef, ProjectProblem, ProjectStore, default_project_path
+from csknet_studio.core.project_lock import LockHolder, ProjectLock
 from csknet_studio.core.session_edits import EditingMixin, _Stroke
 from csknet_studio.core.session_propagated import PropagatedMixin
+from csknet_studio.core.session_store import ProjectIOMixin
 
 DEFAULT_UNDO_BUDGET = 256 * 1024 * 1024
 
@@ -45,13 +40,18 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return v
 
 
-class AnnotationSession(EditingMixin, PropagatedMixin):
+class AnnotationSession(EditingMixin, PropagatedMixin, ProjectIOMixin):
     """Labels, origins, undo/redo and autosave for one sequence (see docs/architecture.md, Data).
 
     `sequence` follows the Sequence protocol (len, names, [i] -> FramePair, source, scheme, layout).
     The project defaults to `<source>.csknet/`; an existing one is restored (ProjectError when it was
     made for another sequence). Masks returned by `labels()` are read-only views: copy to keep one.
     Points are (x, y) = (column, row) frame pixels; every edit returns the Rect of changed pixels.
+
+    A writable session holds the project's lock until `close()`: a project another running copy of
+    the app holds raises ProjectLockedError, unless `read_only` (nothing is ever written) or
+    `take_over_lock` (only for a holder on another machine, whose life cannot be checked). What
+    loading repaired or could not use is listed in `problems` (core/session_store.py).
     """
 
     def __init__(
@@ -63,6 +63,8 @@ class AnnotationSession(EditingMixin, PropagatedMixin):
         autosave: bool = True,
         undo_budget_bytes: int = DEFAULT_UNDO_BUDGET,
         relink: bool = False,
+        read_only: bool = False,
+        take_over_lock: bool = False,
     ) -> None:
         self.sequence = sequence
         self.events = SessionEvents()
@@ -82,6 +84,12 @@ class AnnotationSession(EditingMixin, PropagatedMixin):
         self.checkpoint: CheckpointRef | None = None
         self.alignment: dict[str, Any] | None = None
         self.last_save_error: ProjectError | None = None
+        self.read_only = bool(read_only)
+        self.problems: list[ProjectProblem] = []  # what loading repaired or could not use, and how
+        self.lock_taken_over: LockHolder | None = None  # a dead process's lock this session replaced
+        self.removed_temps: list[Path] = []  # temporary files of a killed save, cleared on open
+        self._lock: ProjectLock | None = None
+        self._journal_lines = 0
         self._corr: dict[int, np.ndarray] = {}
         self._on_disk: dict[int, str] = {}  # corrected frames whose mask is still only on disk
         self._pred: dict[int, Packed] = {}
@@ -96,34 +104,19 @@ class AnnotationSession(EditingMixin, PropagatedMixin):
         self._dirty = False
         self._history = History(undo_budget_bytes)
         self._stroke: _Stroke | None = None
-        if self._store is not None and self._store.exists():
-            self._restore(self._store.load(), relink)
+        if self._store is not None and not self.read_only:
+            self._take_lock(take_over_lock)  # before reading: nobody else writes while we load
+        try:
+            if self._store is not None and self._store.exists():
+                self._restore(self._store.load(), relink)
+        except BaseException:
+            self.release_lock()
+            raise
 
     @classmethod
     def open(cls, sequence: Any, project_path: str | os.PathLike | None = None, **kw: Any) -> AnnotationSession:
         """Open `sequence` with its project (restoring every saved correction)."""
         return cls(sequence, project_path, **kw)
-
-    def _restore(self, data: ProjectData, relink: bool) -> None:
-        root = self.project_path
-        if data.num_frames != self._n or data.names_sha1 != names_digest(self.names):
-            raise ProjectError(
-                f"project {root} belongs to another sequence: it was made for {data.num_frames} frames of "
-                f"{data.source}, but {self.source} has {self._n} frames with other names"
-            )
-        if data.source is not None and self.source is not None and data.source.resolve() != self.source.resolve():
-            if not relink:
-                raise ProjectError(
-                    f"project {root} was made for sequence {data.source.resolve()}, not {self.source.resolve()}; "
-                    "if the sequence was moved, open it with relink=True (CLI: --relink)"
-                )
-            self._meta_dirty = True
-        for i, rel in (*data.corrected.items(), *data.propagated.items()):
-            if not 0 <= i < self._n or not (root / rel).is_file():
-                raise ProjectError(f"project {root}: mask {rel} of frame {i} is missing or out of range")
-        self.scheme, self.checkpoint, self.alignment = data.scheme, data.checkpoint, data.alignment
-        self._on_disk = dict(data.corrected)
-        self._prop_on_disk = {i: rel for i, rel in data.propagated.items() if i not in data.corrected}
 
     # --- reading ------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -164,8 +157,9 @@ class AnnotationSession(EditingMixin, PropagatedMixin):
 
     def _correction(self, i: int) -> np.ndarray | None:
         if i in self._on_disk:
-            assert self._store is not None
-            self._corr[i] = self._store.read_mask(self._on_disk.pop(i))
+            mask = self._read_project_mask(i, self._on_disk.pop(i), "corrected")
+            if mask is not None:
+                self._corr[i] = mask
         return self._corr.get(i)
 
     def prediction(self, i: int) -> np.ndarray | None:
@@ -269,92 +263,32 @@ class AnnotationSession(EditingMixin, PropagatedMixin):
         self._meta_dirty = True
         self._autosave()
 
+    @property
+    def alignment(self) -> dict[str, Any] | None:
+        """Where IR lies on the EO grid, as the project stores it (`Alignment.to_dict()` or
+        `Registration.to_dict()`); None: IR is only resized."""
+        return getattr(self, "_alignment", None)
+
+    @alignment.setter
+    def alignment(self, value: dict[str, Any] | None) -> None:
+        """The sequence resamples IR on every read, so handing it the alignment here (set, or
+        restored from the project) puts display, inference, fine-tuning and export on one grid."""
+        old = self.alignment
+        self._alignment = dict(value) if value is not None else None
+        if (value is None and old is None) or not hasattr(self.sequence, "alignment"):
+            return
+        from csknet_studio.core.data.base import Alignment
+
+        try:
+            self.sequence.alignment = Alignment.from_dict(value) if value else None
+        except (ValueError, TypeError, KeyError) as exc:
+            self._alignment = old
+            raise ProjectError(f"bad EO/IR alignment {value!r}: {exc}") from None
+
     def set_alignment(self, alignment: dict[str, Any] | None) -> None:
         self.alignment = dict(alignment) if alignment is not None else None
         self._meta_dirty = True
         self._autosave()
-
-    # --- saving -----------------------------------------------------------------------------------------
-    @property
-    def dirty(self) -> bool:
-        """True while something is not yet written to the project."""
-        return self._dirty
-
-    def _set_dirty(self, value: bool) -> None:
-        if value != self._dirty:
-            self._dirty = value
-            self.events.dirty_changed.emit(value)
-
-    def _autosave(self) -> None:
-        self._set_dirty(True)
-        if self._store is None or not self.autosave:
-            return
-        try:
-            self.save()
-        except ProjectError as err:
-            self.events.save_failed.emit(err)
-
-    def save(self) -> Path:
-        """Write dirty masks, then the manifest, then delete masks of frames no longer corrected.
-
-        On failure (e.g. disk full) raises ProjectError and keeps everything in memory, still dirty,
-        so the next save writes it all."""
-        if self._store is None or self.project_path is None:
-            raise ProjectError("this session has no project path (the sequence has no source on disk)")
-        frames = sorted(self._dirty_frames)
-        try:
-            for i in frames:
-                if i in self._corr:
-                    self._store.write_mask(i, self._corr[i])
-                elif i in self._prop:
-                    self._store.write_propagated(i, self._prop[i].unpack())
-            corrected = {i: ProjectStore.mask_name(i) for i in self.corrected_frames()}
-            propagated = {i: ProjectStore.propagated_name(i) for i in self.propagated_frames()}
-            data = ProjectData(
-                source=self.source, layout=str(getattr(self.sequence, "layout", "")), num_frames=self._n,
-                names_sha1=names_digest(self.names), scheme=self.scheme, checkpoint=self.checkpoint,
-                alignment=self.alignment, corrected=corrected, propagated=propagated, app_version=__version__,
-            )
-            self._store.write_manifest(data, self.names)
-            for i in frames:
-                origin = self.origin(i)
-                if origin is not Origin.CORRECTED:
-                    self._store.remove_mask(i)
-                if origin is not Origin.PROPAGATED:
-                    self._store.remove_propagated(i)
-        except OSError as exc:
-            err = ProjectError(
-                f"could not save project {self.project_path}: {exc.strerror or exc}. Nothing is lost: "
-                "the corrections stay in memory and are written on the next edit or save"
-            )
-            self.last_save_error = err
-            self._set_dirty(True)
-            raise err from exc
-        self._dirty_frames.clear()
-        self._meta_dirty = False
-        self.last_save_error = None
-        self._set_dirty(False)
-        self.events.saved.emit(self.project_path)
-        return self.project_path
-
-    def save_as(self, project_path: str | os.PathLike) -> Path:
-        """Move the project to a new folder (e.g. the sequence's own folder is read-only) and save
-        everything there; later autosaves go to the new place. The old project is left as it was."""
-        for i in list(self._on_disk):
-            self._correction(i)  # read the masks that still live only in the old project
-        for i in list(self._prop_on_disk):
-            self._propagated_pack(i)
-        self.project_path = Path(project_path)
-        self._store = ProjectStore(self.project_path)
-        self._dirty_frames |= set(self._corr) | set(self._prop)
-        self._meta_dirty = True
-        return self.save()
-
-    def close(self) -> None:
-        """Finish any stroke and save what is unsaved (raises ProjectError if that fails)."""
-        self._finish_stroke()
-        if self._dirty and self._store is not None:
-            self.save()
 
     def snapshot(self) -> SessionSnapshot:
         """A frozen, packed copy of the labels for a background export while editing goes on."""

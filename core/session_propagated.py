@@ -31,8 +31,9 @@ class PropagatedMixin:
 
     def _propagated_pack(self, i: int) -> Packed | None:
         if i in self._prop_on_disk:
-            assert self._store is not None
-            self._prop[i] = Packed.pack(self._store.read_mask(self._prop_on_disk.pop(i)))
+            mask = self._read_project_mask(i, self._prop_on_disk.pop(i), "propagated")
+            if mask is not None:
+                self._prop[i] = Packed.pack(mask)
         return self._prop.get(i)
 
     def propagated(self, i: int) -> np.ndarray | None:

@@ -106,6 +106,12 @@ class WindowFilesMixin:
 
     def _ask_save(self) -> bool:
         """Unsaved corrections (autosave failed or is off): save, discard or cancel the close."""
+        if self._session is not None and self._session.read_only:
+            btn = QtWidgets.QMessageBox.question(
+                self, "Read-only project", "This project is open read-only, so the corrections made here "
+                "cannot be saved to it. Close and discard them?",
+                QtWidgets.QMessageBox.StandardButton.Discard | QtWidgets.QMessageBox.StandardButton.Cancel)
+            return btn == QtWidgets.QMessageBox.StandardButton.Discard
         btn = QtWidgets.QMessageBox.question(
             self, "Unsaved corrections", "Some corrections are not saved yet. Save them before closing?",
             QtWidgets.QMessageBox.StandardButton.Save | QtWidgets.QMessageBox.StandardButton.Discard

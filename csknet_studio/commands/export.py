@@ -110,6 +110,8 @@ def _cancel_on_signals() -> Iterator[threading.Event]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from tqdm import tqdm
 
     from csknet_studio.commands._common import tqdm_progress
@@ -125,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
     seq = open_sequence(args.sequence, **topic_kwargs(args))
     with _cancel_on_signals() as cancelled, contextlib.ExitStack() as closing:
         closing.callback(seq.close)
-        session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink)
+        session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink, read_only=True)
+        for note in session.open_notes():  # repairs, or another copy writing the project
+            print(f"warning: {note}", file=sys.stderr)
         predictor, weights_hash = _predictor(args, session)
         bar = tqdm(total=len(session), unit="frame", disable=args.quiet, desc="export")
         progress = tqdm_progress(bar)

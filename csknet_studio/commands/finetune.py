@@ -101,7 +101,9 @@ def _corrections(args: argparse.Namespace, seq, scheme) -> tuple[list[int], list
         return frames, samples, f"ground-truth labels of {len(frames)} frame(s)"
     from csknet_studio.core.session import AnnotationSession
 
-    session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink)  # read only, never saved
+    session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink, read_only=True)
+    for note in session.open_notes():  # repairs, or another copy writing the project
+        print(f"warning: {note}", file=sys.stderr)
     frames = session.corrected_frames()
     if not frames:
         raise ProjectError(f"no corrections in {session.project_path}: correct some frames in the GUI first, "

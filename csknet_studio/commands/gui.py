@@ -1,4 +1,4 @@
-"""`csknet-studio [SEQUENCE] [--checkpoint FILE] [--device ...] [--screenshot PNG] [--theme ...]`."""
+"""`csknet-studio [SEQUENCE] [--checkpoint FILE] [--device ...] [--screenshot PNG] [--theme ...] [--read-only]`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--theme", default=None, choices=("dark", "light"),
                         help="colour theme (default: the last one used, else dark)")
     add_topic_arguments(parser)  # a recording opened without them gets the topic picker
+    parser.add_argument("--read-only", action="store_true",
+                        help="open the sequence's project without writing to it (e.g. while another copy "
+                             "of the app has it open)")
+    parser.add_argument("--take-over-lock", action="store_true",
+                        help="take over the project's lock when its holder runs on another machine and "
+                             "cannot be checked (a copy still running on this machine must be closed)")
 
 
 def run(args: argparse.Namespace) -> int:

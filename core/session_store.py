@@ -1,0 +1,344 @@
+"""The disk half of AnnotationSession: the project lock, loading with repairs, autosave and save.
+
+Opening takes the project's lock (core/project_lock.py) unless the session is read-only, so two
+copies of the app never write one project. Loading repairs what it can and reports the rest in
+`session.problems`: a missing, corrupt or wrongly sized mask costs its frame, not the project (the
+file is moved to `damaged/`); a mask file the index does not know is adopted when valid; class ids
+outside the scheme become 255 (unlabelled) when the mask is first read. A read-only session applies
+these repairs in memory only and never writes a byte.
+
+Autosave writes the edited frames' masks and appends one journal line per frame; `save()` and
+`close()` also rewrite the manifest (see core/project.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from csknet_studio import __version__
+from csknet_studio.core.classes import IGNORE_INDEX
+from csknet_studio.core.edits import Origin
+from csknet_studio.core.errors import ProjectError
+from csknet_studio.core.project import (
+    JOURNAL_COMPACT_AT,
+    ProjectData,
+    ProjectProblem,
+    ProjectStore,
+    names_digest,
+    utc_now,
+)
+from csknet_studio.core.project_lock import ProjectLock, acquire, read_holder
+
+
+class ProjectIOMixin:
+    """Lock, restore, autosave and save of AnnotationSession; relies on its state (_store, _corr, ...)."""
+
+    # --- the lock -------------------------------------------------------------------------------------
+    def _take_lock(self, take_over: bool) -> None:
+        """Lock the project folder; a folder we cannot write is not an error yet (the first save
+        reports it, as it always did for a read-only folder)."""
+        assert self.project_path is not None
+        try:
+            lock = acquire(self.project_path, take_over=take_over, since=utc_now(), app_version=__version__)
+        except OSError:
+            return
+        self._set_lock(lock)
+
+    def _set_lock(self, lock: ProjectLock) -> None:
+        self._lock = lock
+        weakref.finalize(self, lock.release)  # a session dropped without close() frees its share
+        if lock.taken_over is not None:
+            self.lock_taken_over = lock.taken_over
+            self.problems.append(ProjectProblem(None, "lock", f"held by {lock.taken_over.describe()}, which is "
+                                                "no longer running", "taken over"))
+        assert self._store is not None
+        self.removed_temps = self._store.remove_stale_temps()
+
+    def release_lock(self) -> None:
+        """Let another copy of the app write the project (close() does this)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    @property
+    def locked(self) -> bool:
+        """True while this session holds the project's lock."""
+        return self._lock is not None and self._lock.held
+
+    def open_notes(self) -> list[str]:
+        """One line per thing a command-line user should hear about the opened project: each repair,
+        and that another copy of the app is writing it (a read-only reader sees its saved state)."""
+        notes = [f"project {self.project_path}: {p}" for p in self.problems]
+        if self.read_only and self.project_path is not None:
+            holder = read_holder(self.project_path)
+            if holder is not None and holder.pid != os.getpid() and holder.alive() is not False:
+                notes.append(f"project {self.project_path} is open in another copy of CSKNet Studio "
+                             f"({holder.describe()}): reading what it has saved so far")
+        return notes
+
+    # --- restoring, with repairs ------------------------------------------------------------------------
+    def _restore(self, data: ProjectData, relink: bool) -> None:
+        root = self.project_path
+        if data.num_frames != self._n or data.names_sha1 != names_digest(self.names):
+            raise ProjectError(
+                f"project {root} belongs to another sequence: it was made for {data.num_frames} frames of "
+                f"{data.source}, but {self.source} has {self._n} frames with other names"
+            )
+        if data.source is not None and self.source is not None and data.source.resolve() != self.source.resolve():
+            if not relink:
+                raise ProjectError(
+                    f"project {root} was made for sequence {data.source.resolve()}, not {self.source.resolve()}; "
+                    "if the sequence was moved, open it with relink=True (CLI: --relink)"
+                )
+            self._meta_dirty = True
+        self.scheme, self.checkpoint, self.alignment = data.scheme, data.checkpoint, data.alignment
+        self.problems.extend(data.problems)
+        reported = len(self.problems)
+        found: dict[str, dict[int, str]] = {"corrected": {}, "propagated": {}}
+        for kind, entries in (("corrected", data.corrected), ("propagated", data.propagated)):
+            for i, rel in entries.items():
+                if not 0 <= i < self._n:
+                    self.problems.append(ProjectProblem(i, rel, f"frame {i} is out of range (the sequence has "
+                                                        f"{self._n} frames)", "ignored"))
+                elif (reason := self._mask_file_problem(i, rel)) is not None:
+                    self._drop_file(i, rel, reason, f"dropped: the frame is no longer {kind}")
+                else:
+                    found[kind][i] = rel
+        self._adopt_orphans(found, {*data.corrected.values(), *data.propagated.values()})
+        self._on_disk = dict(found["corrected"])
+        self._prop_on_disk = {i: rel for i, rel in found["propagated"].items() if i not in found["corrected"]}
+        if self.locked and self.autosave and (data.journal_lines or len(self.problems) > reported):
+            with contextlib.suppress(OSError):  # fold journal and repairs into the manifest; else the next save
+                self._write_manifest()
+
+    def _adopt_orphans(self, found: dict[str, dict[int, str]], known: set[str]) -> None:
+        """Mask files on disk the index does not name: an interrupted save, or another copy of the app
+        that wrote without a lock. Valid corrections are taken in (a person's work is never thrown
+        away); propagated ones are removed, since taking in part of an interrupted propagation would
+        leave a state nobody made (propagate again)."""
+        assert self._store is not None
+        for i, rel in sorted(self._store.mask_files("masks").items()):
+            if rel in known or i in found["corrected"]:
+                continue
+            if not 0 <= i < self._n:
+                self.problems.append(ProjectProblem(i, rel, "not in the project index, and the frame is out "
+                                                    "of range", "left as it is"))
+            elif (reason := self._mask_file_problem(i, rel)) is not None:
+                self.problems.append(ProjectProblem(i, rel, f"not in the project index, and {reason}",
+                                                    "left as it is"))
+            else:
+                found["corrected"][i] = rel
+                self.problems.append(ProjectProblem(i, rel, "the mask was not in the project index (an "
+                                                    "interrupted save, or another copy of the app)",
+                                                    "adopted: the frame is corrected"))
+        for i, rel in sorted(self._store.mask_files("propagated").items()):
+            if rel in known or not self.locked:
+                continue
+            with contextlib.suppress(OSError):
+                (self._store.root / rel).unlink()
+                if i not in found["corrected"]:  # (under a correction it is simply out of date)
+                    self.problems.append(ProjectProblem(i, rel, "propagated labels not in the project index "
+                                                        "(an interrupted save)", "removed: propagate again"))
+
+    def _mask_file_problem(self, i: int, rel: str) -> str | None:
+        """What is wrong with frame i's mask file judged from its header, or None."""
+        assert self._store is not None
+        try:
+            h, w = self._store.mask_size(rel)
+        except ProjectError as exc:
+            return str(exc)
+        want = self._expected_shape(i, (h, w))
+        if want is not None and (h, w) != tuple(want):
+            return f"the mask is {w}x{h} pixels but the frame is {want[1]}x{want[0]}"
+        return None
+
+    def _expected_shape(self, i: int, seen: tuple[int, int]) -> tuple[int, int] | None:
+        """Frame i's size, decoding the frame only when the sequence's usual size differs from `seen`
+        (so a project of thousands of masks opens without reading thousands of images)."""
+        if i in self._shapes:
+            return self._shapes[i]
+        ref = getattr(self.sequence, "frame_shape", None)
+        if isinstance(ref, tuple) and tuple(ref) == seen:
+            return seen
+        read = getattr(self.sequence, "read", None)
+        try:
+            fp = read(i, prefetch=False) if read is not None else self.sequence[i]
+        except Exception:  # noqa: BLE001 - an unreadable frame cannot say its size; keep the mask
+            return None
+        if getattr(fp, "bad", False):
+            return None
+        self._shapes[i] = tuple(fp.shape)  # type: ignore[assignment]
+        return self._shapes[i]
+
+    def _drop_file(self, i: int, rel: str, reason: str, action: str) -> ProjectProblem:
+        """Record that frame i's mask is unusable; a writable session moves the file to damaged/."""
+        assert self._store is not None
+        if self.locked and "missing" not in reason and (moved := self._store.move_to_damaged(rel)):
+            action += f" (the file is kept as {moved})"
+        problem = ProjectProblem(i, rel, reason, action)
+        self.problems.append(problem)
+        return problem
+
+    def _read_project_mask(self, i: int, rel: str, kind: str) -> np.ndarray | None:
+        """Decode frame i's mask; corrupt data drops the frame (reported), ids outside the scheme
+        become 255 (reported). The repaired state is written by the next save."""
+        assert self._store is not None
+        try:
+            mask = self._store.read_mask(rel)
+        except ProjectError:
+            problem = self._drop_file(i, rel, "the PNG data is corrupt", f"dropped: the frame is no longer {kind}")
+            self._dirty_frames.add(i)
+            self._set_dirty(True)
+            self.events.problems_found.emit([problem])
+            self.events.origin_changed.emit(i)
+            return None
+        n = self.scheme.num_classes
+        bad = (mask >= n) & (mask != IGNORE_INDEX)
+        if bad.any():
+            ids = ", ".join(str(v) for v in np.unique(mask[bad])[:8])
+            problem = ProjectProblem(i, rel, f"class ids {ids} are not in scheme {self.scheme.name} (0..{n - 1} "
+                                     "and 255)", f"{int(bad.sum())} pixels set to 255 (unlabelled)")
+            mask[bad] = IGNORE_INDEX
+            self.problems.append(problem)
+            self._dirty_frames.add(i)
+            self._set_dirty(True)
+            self.events.problems_found.emit([problem])
+        return mask
+
+    # --- saving -----------------------------------------------------------------------------------------
+    @property
+    def dirty(self) -> bool:
+        """True while something is not yet written to the project."""
+        return self._dirty
+
+    def _set_dirty(self, value: bool) -> None:
+        if value != self._dirty:
+            self._dirty = value
+            self.events.dirty_changed.emit(value)
+
+    def _autosave(self) -> None:
+        self._set_dirty(True)
+        if self._store is None or not self.autosave or self.read_only:
+            return
+        try:
+            self._write(compact=False)
+        except ProjectError as err:
+            self.events.save_failed.emit(err)
+
+    def save(self) -> Path:
+        """Write dirty masks, then the whole manifest (emptying the journal).
+
+        On failure (e.g. disk full) raises ProjectError and keeps everything in memory, still dirty,
+        so the next save writes it all."""
+        return self._write(compact=True)
+
+    def _writable_store(self) -> ProjectStore:
+        if self._store is None or self.project_path is None:
+            raise ProjectError("this session has no project path (the sequence has no source on disk)")
+        if self.read_only:
+            raise ProjectError(f"project {self.project_path} is open read-only: nothing is written "
+                               "(save it elsewhere with Save as, or reopen it when the other copy is closed)")
+        if not self.locked:
+            try:
+                self._set_lock(acquire(self.project_path, since=utc_now(), app_version=__version__))
+            except OSError as exc:
+                raise ProjectError(f"could not save project {self.project_path}: {exc.strerror or exc}. Nothing "
+                                   "is lost: the corrections stay in memory and are written on the next edit "
+                                   "or save") from exc
+        return self._store
+
+    def _write(self, compact: bool) -> Path:
+        """Masks of the dirty frames, then one journal append (or the manifest when `compact`)."""
+        try:
+            store = self._writable_store()
+        except ProjectError as err:
+            self.last_save_error = err
+            self._set_dirty(True)
+            raise
+        frames = sorted(self._dirty_frames)
+        try:
+            origins = {i: self.origin(i) for i in frames}
+            for i in frames:
+                if i in self._corr:
+                    store.write_mask(i, self._corr[i])
+                elif origins[i] is Origin.PROPAGATED and i in self._prop:
+                    store.write_propagated(i, self._prop[i].unpack())
+            for i, origin in origins.items():  # files go before the lines that drop them
+                if origin is not Origin.CORRECTED:
+                    store.remove_mask(i)
+                if origin not in (Origin.CORRECTED, Origin.PROPAGATED):
+                    store.remove_propagated(i)
+            if compact or not store.exists():
+                self._write_manifest()
+            else:
+                records: list[dict] = [{"meta": store.header(self._project_data())}] if self._meta_dirty else []
+                records += [{"f": i, "o": o.value if o in (Origin.CORRECTED, Origin.PROPAGATED) else None}
+                            for i, o in origins.items()]
+                self._journal_lines += store.append_journal(records)
+                if self._journal_lines >= JOURNAL_COMPACT_AT:
+                    self._write_manifest()
+            for i, origin in origins.items():
+                if origin is Origin.CORRECTED:
+                    store.remove_propagated(i)
+        except OSError as exc:
+            err = ProjectError(
+                f"could not save project {self.project_path}: {exc.strerror or exc}. Nothing is lost: "
+                "the corrections stay in memory and are written on the next edit or save"
+            )
+            self.last_save_error = err
+            self._set_dirty(True)
+            raise err from exc
+        self._dirty_frames.clear()
+        self._meta_dirty = False
+        self.last_save_error = None
+        self._set_dirty(False)
+        self.events.saved.emit(self.project_path)
+        assert self.project_path is not None
+        return self.project_path
+
+    def _project_data(self) -> ProjectData:
+        corrected = {i: self._on_disk.get(i, ProjectStore.mask_name(i)) for i in self.corrected_frames()}
+        propagated = {i: self._prop_on_disk.get(i, ProjectStore.propagated_name(i)) for i in self.propagated_frames()}
+        return ProjectData(
+            source=self.source, layout=str(getattr(self.sequence, "layout", "")), num_frames=self._n,
+            names_sha1=names_digest(self.names), scheme=self.scheme, checkpoint=self.checkpoint,
+            alignment=self.alignment, corrected=corrected, propagated=propagated, app_version=__version__,
+        )
+
+    def _write_manifest(self) -> None:
+        assert self._store is not None
+        self._store.write_manifest(self._project_data(), self.names)
+        self._journal_lines = 0
+
+    def save_as(self, project_path: str | os.PathLike) -> Path:
+        """Move the project to a new folder (e.g. the sequence's own folder is read-only, or the
+        project is open read-only) and save everything there; later autosaves go to the new place.
+        The old project is left as it was."""
+        for i in list(self._on_disk):
+            self._correction(i)  # read the masks that still live only in the old project
+        for i in list(self._prop_on_disk):
+            self._propagated_pack(i)
+        new = Path(project_path)
+        lock = acquire(new, since=utc_now(), app_version=__version__)  # ProjectLockedError if taken
+        self.release_lock()
+        self.project_path, self._store, self.read_only = new, ProjectStore(new), False
+        self._set_lock(lock)
+        self._journal_lines = 0
+        self._dirty_frames |= set(self._corr) | set(self._prop)
+        self._meta_dirty = True
+        return self.save()
+
+    def close(self) -> None:
+        """Finish any stroke, save what is unsaved (raises ProjectError if that fails) and release
+        the lock, so another copy of the app may open the project."""
+        self._finish_stroke()
+        try:
+            if self._store is not None and not self.read_only and (self._dirty or self._journal_lines):
+                self._write(compact=True)
+        finally:
+            self.release_lock()

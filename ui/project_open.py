@@ -1,0 +1,82 @@
+"""Opening a sequence's project in the GUI: what to do when another copy holds it, and the report
+of what loading repaired.
+
+A project another running copy of the app holds is never written by this one: the user picks
+*Open read-only* (look, export; nothing is saved), *Retry* (once the other copy is closed: its
+lock is then free, or stale and taken over), or, only when the holder runs on another machine and
+cannot be checked, *Take over*.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtWidgets
+
+from csknet_studio.core.errors import ProjectLockedError
+
+MAX_LISTED = 15
+
+
+def ask_locked_dialog(parent: QtWidgets.QWidget | None, err: ProjectLockedError) -> str:
+    """'read_only', 'retry', 'take_over' or 'cancel'."""
+    box = QtWidgets.QMessageBox(parent)
+    box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
+    box.setWindowTitle("Project in use")
+    box.setText("This project is open in another copy of CSKNet Studio.")
+    box.setInformativeText(f"{err}\n\nTwo copies writing one project would lose corrections, so this "
+                           "one can only read it until the other is closed.")
+    read_only = box.addButton("Open read-only", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+    retry = box.addButton("Retry", QtWidgets.QMessageBox.ButtonRole.ActionRole)
+    retry.setToolTip("After closing the other copy (or when it has crashed)")
+    take = None
+    if not err.checkable:
+        take = box.addButton("Take over", QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
+        take.setToolTip("Only if the copy on the other machine is no longer running")
+    box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(read_only)
+    box.exec()
+    clicked = box.clickedButton()
+    if clicked is read_only:
+        return "read_only"
+    if clicked is retry:
+        return "retry"
+    if take is not None and clicked is take:
+        return "take_over"
+    return "cancel"
+
+
+def open_project_session(win, seq, project_path, scheme):
+    """An AnnotationSession on `seq`, asking `win.ask_locked(err)` (tests replace it) when the
+    project is held elsewhere. `win.project_flags` ({"read_only", "take_over_lock"}, from the
+    command line) skip the question. Cancel re-raises the ProjectLockedError."""
+    from csknet_studio.core.session import AnnotationSession
+
+    flags = dict(getattr(win, "project_flags", None) or {})
+    read_only, take_over = bool(flags.get("read_only")), bool(flags.get("take_over_lock"))
+    ask = getattr(win, "ask_locked", None) or (lambda err: ask_locked_dialog(win, err))
+    while True:
+        try:
+            return AnnotationSession(seq, project_path, scheme=scheme, read_only=read_only, take_over_lock=take_over)
+        except ProjectLockedError as err:
+            choice = ask(err)
+            if choice == "read_only":
+                read_only = True
+            elif choice == "take_over" and not err.checkable:
+                take_over = True
+            elif choice != "retry":
+                raise
+
+
+def problems_text(problems) -> str:
+    lines = [f"• {p}" for p in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        lines.append(f"… and {len(problems) - MAX_LISTED} more")
+    return "\n".join(lines)
+
+
+def report_open(win, session) -> None:
+    """Tell what loading repaired (a dialog) and that a read-only project saves nothing."""
+    serious = [p for p in session.problems if p.action != "taken over"]
+    if serious:
+        win.show_error(f"Project {session.project_path} was opened with repairs:\n{problems_text(serious)}")
+    if session.read_only:
+        win.show_status(f"{session.project_path} is open read-only: corrections made here are not saved", 15000)
