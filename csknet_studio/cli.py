@@ -1,7 +1,7 @@
 """The `csknet-studio` command line.
 
 `csknet-studio [SEQUENCE] [--checkpoint FILE] [--device ...]` opens the GUI; the sub-commands
-(`train`, `eval`, `infer`, `demo`, `export`, `finetune`) run headless. Each sub-command lives in its own
+(`train`, `eval`, `infer`, `demo`, `export`, `finetune`, `align`) run headless. Each sub-command lives in its own
 module under `csknet_studio.commands` exposing `add_arguments(parser)` and `run(args) -> int`,
 imported lazily so `csknet-studio demo` never loads Qt and the GUI never loads training code.
 """
@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, str] = {
     "export": "Export a sequence's labels and corrections to HDF5 or PNG masks.",
     "finetune": "Fine-tune a checkpoint on a project's corrections (or ground-truth labels), judged on "
                 "held-out corrections (DDP-aware).",
+    "align": "Estimate the EO/IR homography (ECC on edge maps, or clicked point pairs) and store it in the "
+             "project.",
 }
 
 
