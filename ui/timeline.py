@@ -137,7 +137,7 @@ class Timeline(QtWidgets.QWidget):
         self.goto.lineEdit().returnPressed.connect(self.goto.clearFocus)  # keys go back to the window
         self.strip = StateStrip(self)
         self.label = QtWidgets.QLabel("/ -", self)
-        self.label.setMinimumWidth(60)
+        self.label.setMinimumWidth(40)
         self.label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
 
         self.first_btn.clicked.connect(lambda: self.frame_requested.emit(0))
@@ -187,8 +187,9 @@ class Timeline(QtWidgets.QWidget):
         self.strip.update()
         with QtCore.QSignalBlocker(self.goto):
             self.goto.setValue(index + 1)
-        self.label.setText(f"/ {self._n}" + (f"  {name}" if name else ""))
-        self.label.setToolTip(name)
+        # The name goes to the tooltip (and the Frames list), leaving the slider room in a narrow window.
+        self.label.setText(f"/ {self._n}")
+        self.label.setToolTip(f"frame {index + 1} of {self._n}" + (f": {name}" if name else ""))
 
     def set_state(self, index: int, state: str) -> None:
         if 0 <= index < len(self.strip.states) and self.strip.states[index] != state:

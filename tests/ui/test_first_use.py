@@ -111,6 +111,7 @@ def test_clicking_the_timeline_groove_jumps_to_that_frame(bare_window, qtbot, tm
     ir = np.zeros((120, 16, 16), np.uint8)
     win.set_sequence(ArraySequence(eo, ir), project_path=tmp_path / "p")
     slider = win.timeline.slider
+    win.resize(1600, 700)
     qtbot.waitUntil(lambda: slider.width() > 200)
     opt = QtWidgets.QStyleOptionSlider()
     slider.initStyleOption(opt)
