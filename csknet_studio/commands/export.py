@@ -115,9 +115,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from csknet_studio.commands._common import tqdm_progress
+    from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.edits import Origin
-    from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.core.errors import CancelledError
     from csknet_studio.core.export import count_origins, export_hdf5, export_png, read_frame_origins
     from csknet_studio.core.modes import Mode

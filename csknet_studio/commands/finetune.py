@@ -124,9 +124,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.commands.eval import parse_modes
     from csknet_studio.core.checkpoint import load_checkpoint, save_checkpoint
-    from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.device import resolve_device
     from csknet_studio.core.distributed import barrier, init_from_env, rank_device, shutdown
