@@ -291,3 +291,28 @@ def load_points(d: Any) -> tuple[np.ndarray, np.ndarray]:
 def points_to_json(ir_pts: np.ndarray, eo_pts: np.ndarray) -> dict[str, list[list[float]]]:
     return {"ir": np.asarray(ir_pts, dtype=float).reshape(-1, 2).tolist(),
             "eo": np.asarray(eo_pts, dtype=float).reshape(-1, 2).tolist()}
+
+
+def apply_project_alignment(sequence: Any, project_path: Any = None) -> dict[str, Any] | None:
+    """Give `sequence` the alignment its project stores (beside it, or at `project_path`), for
+    readers that open a sequence without a session (training, batch inference, evaluation).
+    Returns the stored dict, or None when there is no project or it stores none."""
+    from csknet_studio.core.errors import ProjectError
+    from csknet_studio.core.project import ProjectStore, default_project_path
+
+    src = getattr(sequence, "source", None)
+    if project_path is None and (src is None or str(src).startswith("<")):
+        return None
+    store = ProjectStore(project_path if project_path is not None else default_project_path(src))
+    if not store.exists():
+        return None
+    try:
+        d = store.load().alignment
+    except ProjectError:
+        return None  # a project that cannot be read says nothing about the alignment
+    if d and hasattr(sequence, "alignment"):
+        try:
+            sequence.alignment = Alignment.from_dict(d)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ProjectError(f"project {store.root}: bad EO/IR alignment {d!r}: {exc}") from None
+    return d or None

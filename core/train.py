@@ -376,9 +376,12 @@ def open_training_sequence(path: Path, split: str = "", cache_mb: int | None = N
     shuffled order, so prefetching the next frames would only burn CPU); `cache_mb` sets the decoded
     frame cache by size alone (None: the reader's default budget)."""
     from csknet_studio.core.data import open_sequence
+    from csknet_studio.core.registration import apply_project_alignment
 
     cache = {} if cache_mb is None else {"cache_bytes": cache_mb * 1024 * 1024, "cache_frames": 1 << 30}
-    return open_sequence(path, split=split or None, prefetch=0, **cache)
+    seq = open_sequence(path, split=split or None, prefetch=0, **cache)
+    apply_project_alignment(seq)  # a registered sequence trains on the IR its project aligned
+    return seq
 
 
 def resolve_scheme(spec: str | Mapping, sequence) -> ClassScheme:

@@ -60,6 +60,9 @@ def checkpoint_job(args: argparse.Namespace, *, check_labels: bool = False) -> I
         kw = {"split": args.split} if args.split else {}
         seq = open_sequence(args.sequence, **kw, **topic_kwargs(args))
         try:
+            from csknet_studio.core.registration import apply_project_alignment
+
+            apply_project_alignment(seq)  # the EO/IR homography `align` or the GUI stored
             check_scheme_fits(loaded.scheme, seq, declared=args.scheme, check_labels=check_labels or args.scheme is None,
                               source=f"checkpoint {args.checkpoint}", hint=SCHEME_HINT)
             yield Job(device, int(os.environ.get("RANK", "0")) == 0, loaded, seq)

@@ -205,3 +205,25 @@ def test_align_cli_json(tmp_path, capsys):
     manifest = json.loads(next((tmp_path / "seq.csknet").glob("*.json")).read_text())
     assert manifest["alignment"]["method"] == "ecc"
     assert main(["align", str(tmp_path / "seq"), "--manual", str(tmp_path / "missing.json")]) == 2
+
+
+def test_readers_without_a_session_take_the_project_alignment(tmp_path):
+    """Training, batch inference and evaluation open the sequence alone: the project's homography
+    still reaches their IR."""
+    from csknet_studio.core.data import open_sequence
+    from csknet_studio.core.train import open_training_sequence
+    from tests.core.engine_helpers import make_frames, write_generic_dataset
+
+    root = write_generic_dataset(tmp_path / "data", make_frames(2, size=64))
+    seq = open_sequence(root)
+    assert reg.apply_project_alignment(seq) is None and seq.alignment is None
+    h = _similarity((64, 64), 1.05, 2.0, 3.0, 1.0)
+    s = AnnotationSession(seq)
+    s.set_alignment(reg.Registration(h, "manual", (64, 64), (64, 64)).to_dict())
+    s.close()
+    seq.close()
+    train_seq = open_training_sequence(root)
+    assert train_seq.alignment is not None and np.allclose(train_seq.alignment.homography, h)
+    raw = train_seq.raw_pair(1)[1]
+    assert np.array_equal(train_seq[1].ir, reg.warp_ir(raw, h, (64, 64)))
+    train_seq.close()
