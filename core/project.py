@@ -290,24 +290,21 @@ class ProjectStore:
             return 0
 
     # --- writing (OSError propagates: the session turns it into a ProjectError and keeps its state) --
-    def write_mask(self, index: int, mask: np.ndarray) -> str:
+    def _write_png(self, rel: str, mask: np.ndarray, what: str) -> str:
         ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask, np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:  # pragma: no cover - cv2 only fails on bad arrays
-            raise ProjectError(f"could not encode the mask of frame {index} as PNG")
-        rel = self.mask_name(index)
+            raise ProjectError(f"could not encode the {what} as PNG")
         atomic_write_bytes(self.root / rel, buf.tobytes())
         return rel
+
+    def write_mask(self, index: int, mask: np.ndarray) -> str:
+        return self._write_png(self.mask_name(index), mask, f"mask of frame {index}")
 
     def remove_mask(self, index: int) -> None:
         (self.root / self.mask_name(index)).unlink(missing_ok=True)
 
     def write_propagated(self, index: int, mask: np.ndarray) -> str:
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask, np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if not ok:  # pragma: no cover - cv2 only fails on bad arrays
-            raise ProjectError(f"could not encode the propagated mask of frame {index} as PNG")
-        rel = self.propagated_name(index)
-        atomic_write_bytes(self.root / rel, buf.tobytes())
-        return rel
+        return self._write_png(self.propagated_name(index), mask, f"propagated mask of frame {index}")
 
     def remove_propagated(self, index: int) -> None:
         (self.root / self.propagated_name(index)).unlink(missing_ok=True)

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.session import AnnotationSession
+from tests.core.kill_child import REPO, run_and_kill
 from tests.core.seqdata import make_sequence
 
-REPO = Path(__file__).resolve().parents[2]
 N_FRAMES, SIZE = 6, (96, 128)
 
 # The k-th edit, shared by the child (which autosaves) and the parent (which replays in memory).
@@ -49,25 +42,7 @@ for k in range(100000):
 @pytest.mark.parametrize("kill_after", [15, 40])
 def test_sigkill_mid_session_loses_no_saved_correction(tmp_path, kill_after):
     seq_dir = tmp_path / "seq"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(seq_dir)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    last = -1
-    try:
-        deadline = time.monotonic() + 60
-        while last < kill_after:
-            line = proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"child exited early: {proc.stderr.read()}")
-            last = int(line)
-            assert time.monotonic() < deadline, "child too slow"
-        time.sleep(0.003 * (kill_after % 7))  # land somewhere inside a later edit's save
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(10)
-        proc.stdout.close()
-        proc.stderr.close()
+    last = run_and_kill(CHILD, seq_dir, kill_after, 0.003 * (kill_after % 7))  # inside a later step's save
 
     restored = AnnotationSession(make_sequence(seq_dir, n=N_FRAMES, size=SIZE))
     got = [(restored.origin(i), restored.labels(i).tobytes()) for i in range(N_FRAMES)]

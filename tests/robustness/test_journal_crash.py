@@ -3,20 +3,13 @@ acknowledged edit, and the next open folds the journal into the manifest."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
 from csknet_studio.core.project import JOURNAL
 from csknet_studio.core.session import AnnotationSession
+from tests.core.kill_child import REPO, run_and_kill
 from tests.core.seqdata import make_sequence
 
-REPO = Path(__file__).resolve().parents[2]
 N_FRAMES, SIZE = 8, (96, 128)
 
 # The k-th step, shared by the child (which autosaves) and the parent (which replays in memory).
@@ -54,25 +47,7 @@ def _state(s: AnnotationSession) -> list:
 @pytest.mark.parametrize("kill_after", [9, 26, 61])
 def test_sigkill_during_journalled_autosave_loses_no_acknowledged_edit(tmp_path, kill_after):
     seq_dir = tmp_path / "seq"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(seq_dir)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    last = -1
-    try:
-        deadline = time.monotonic() + 60
-        while last < kill_after:
-            line = proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"child exited early: {proc.stderr.read()}")
-            last = int(line)
-            assert time.monotonic() < deadline, "child too slow"
-        time.sleep(0.002 * (kill_after % 5))  # land somewhere inside a later step's save
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(10)
-        proc.stdout.close()
-        proc.stderr.close()
+    last = run_and_kill(CHILD, seq_dir, kill_after, 0.002 * (kill_after % 5))  # inside a later step's save
 
     project = tmp_path / "seq.csknet"
     assert (project / JOURNAL).stat().st_size > 0  # the child never compacted: replay is exercised
