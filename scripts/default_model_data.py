@@ -1,4 +1,4 @@
-"""Render the training and validation sets of the bundled default model (issue 7 recipe).
+"""Render the training and validation sets of the bundled default model (`configs/default_model.toml`).
 
     python scripts/default_model_data.py [--out build/default_model]
 

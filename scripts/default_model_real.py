@@ -1,4 +1,4 @@
-"""The default model on real EO/IR pairs, and the PST900 new-class-scheme workflow (issue 7).
+"""The default model on real EO/IR pairs, and the PST900 new-class-scheme workflow.
 
     python scripts/default_model_real.py [--checkpoint resources/default_model.pt]
            [--data ../shared/data/rgbt_real] [--sheet docs/images/real_contact_sheet.jpg]

@@ -1,6 +1,6 @@
 """The main window: wires sequence, session, worker and views; owns no model maths.
 
-State F2's panels read (see docs/architecture.md, UI): `sequence`, `session`, `worker`, `scheme`,
+State the panels read (see docs/architecture.md, UI): `sequence`, `session`, `worker`, `scheme`,
 `current_index`, `mode`, `current_frame`, `current_prediction`, and the signals `frame_changed`,
 `mode_changed`, `prediction_ready`, `labels_changed`, `sequence_opened`, `error_shown`.
 Menus, toolbars and shortcuts are built in `ui/menus.py`; painting lives in `ui/tools.py`.
@@ -334,6 +334,13 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.frame_changed.emit(index)
         self._request()
 
+    def reload_frame(self) -> None:
+        """Read the shown frame again and re-request its prediction (the sequence changed under
+        it, e.g. a new EO/IR alignment)."""
+        index, self._index = self._index, -1
+        if index >= 0:
+            self.set_frame(index)
+
     def next_frame(self) -> None:
         self.timeline.step(1)
 
@@ -461,7 +468,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             self._session.autosave = False  # the user chose to discard
         else:
             self._close_session()
-        self.panels.shutdown()  # F2: cancel fine-tuning / feature jobs before the worker goes
+        self.panels.shutdown()  # cancel fine-tuning / feature jobs before the worker goes
         self.tools.shutdown()  # the snap brush's superpixel thread
         self.worker.shutdown()
         for box in list(self._error_boxes):

@@ -17,6 +17,7 @@ from csknet_studio.ui.compare_view import CompareView
 from csknet_studio.ui.feature_worker import FeatureWorker
 from csknet_studio.ui.internals_panel import InternalsPanel
 from csknet_studio.ui.progress_box import ProgressBox
+from csknet_studio.ui.registration_dialog import install_registration
 from csknet_studio.ui.segment_all import FrameScanner
 from csknet_studio.ui.shortcuts import install_shortcuts_sheet
 
@@ -70,6 +71,7 @@ class PanelHub(QtCore.QObject):
         self.export_action.triggered.connect(self.open_export)
         win.add_action("File", self.export_action)
         self.shortcuts_action = install_shortcuts_sheet(win)
+        self.register_action = install_registration(win)
         win.menus["Help"].addAction(self.shortcuts_action)
         self.export_dialog = None
 
@@ -277,7 +279,7 @@ class PanelHub(QtCore.QObject):
 
 
 def install_panels(win) -> PanelHub:
-    """Add F2's panels and actions to `win` (a `MainWindow`); returns the hub (kept as `win.panels`)."""
+    """Add the panels and their actions to `win` (a `MainWindow`); returns the hub (kept as `win.panels`)."""
     hub = PanelHub(win)
     win.panels = hub
     return hub

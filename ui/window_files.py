@@ -134,7 +134,7 @@ class WindowFilesMixin:
         return True
 
     def restore_state(self) -> None:
-        """Restore dock layout after every panel is added (F2's panels included)."""
+        """Restore dock layout after every panel is added (the panels' docks included)."""
         st = self.settings.value("window/state")
         if st is not None:
             self.restoreState(st)

@@ -1,4 +1,4 @@
-"""The bundled default model (resources/default_model.pt, issue 7): it loads, runs in every mode, and
+"""The bundled default model (resources/default_model.pt): it loads, runs in every mode, and
 is actually trained (a floor mIoU on held-out demo frames, far below the figures in docs/model.md, so
 the test is stable yet fails for a broken, truncated or untrained checkpoint)."""
 

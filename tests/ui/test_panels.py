@@ -1,4 +1,4 @@
-"""F2's panels inside the real main window: docks, U navigation, compare, fine-tune, export, F1."""
+"""The panels inside the real main window: docks, U navigation, compare, fine-tune, export, F1."""
 
 from __future__ import annotations
 
