@@ -2,8 +2,8 @@
 
 A 5 ms QTimer ticks in the GUI thread; a stall is how much later than 5 ms each tick comes. The
 same measurement runs first with nothing going on (the plain baseline, same process), then in each
-phase. Phases are functions in `PHASES` (name -> run(ctx)); add one to measure more (the fine-tuning phases add the
-fine-tuning phase). Targets on the 2-core reference machine: p99 stall <= 20 ms, max <= 50 ms.
+phase. Phases are functions in `PHASES` (name -> run(ctx)); add one to measure more (fine-tuning is
+one). Targets on the 2-core reference machine: p99 stall <= 20 ms, max <= 50 ms.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_latency.py [--seconds 8] [--model csknet-r18]
 """

@@ -106,7 +106,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.views.hovered.connect(self._on_hover)
         self.controls.bind_settings(self.settings)  # display settings as the user left them
         self.set_scheme(MFNET)
-        install_panels(self)  # F2: internals, compare, fine-tuning, export, F1 sheet, U (sets self.panels)
+        install_panels(self)  # internals, compare, fine-tuning, export, F1 sheet, U (sets self.panels)
         finish_menus(self)
         self.status.set_device("-")
         fit_combos(self)
