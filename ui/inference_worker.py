@@ -303,6 +303,10 @@ class InferenceWorker(QObject):
         return self._version
 
     # ----------------------------------------------------------------- requests
+    def clear_cache(self) -> None:
+        """Forget every result (the inputs changed under the same weights: a new EO/IR alignment)."""
+        self._cache.clear()
+
     def cached(self, index: int, mode: Mode | str):
         item = self._cache.get((index, Mode(mode), self._version))
         if item is None or (self._introspect and not item[1]):
