@@ -136,9 +136,10 @@ def run_app(args) -> int:
     win.project_flags = {"read_only": bool(getattr(args, "read_only", False)),
                          "take_over_lock": bool(getattr(args, "take_over_lock", False))}
     shot = getattr(args, "screenshot", None)
+    frame = getattr(args, "frame", None)
     result = {"rc": 0}
     if shot:
-        _arm_screenshot(app, win, Path(shot), result)
+        _arm_screenshot(app, win, Path(shot), result, None if frame is None else frame - 1)
     win.restore_state()
     win.show()
     if load_model_into(win, getattr(args, "checkpoint", None)) == "error" and shot:
@@ -154,6 +155,13 @@ def run_app(args) -> int:
     if seq is not None and not win.open_sequence(seq, topics or None) and shot:
         _save_shot(win, Path(shot))
         return 1
+    if frame is not None and win.sequence is not None:
+        if frame > len(win.sequence):
+            print(f"csknet-studio: --frame {frame}: the sequence has {len(win.sequence)} frames", file=sys.stderr)
+            win.confirm_close = lambda: True
+            win.close()
+            return 2
+        win.set_frame(frame - 1)
     rc = app.exec()
     return result["rc"] or rc
 
@@ -167,14 +175,16 @@ def _save_shot(win, path: Path) -> bool:
     return ok
 
 
-def _arm_screenshot(app, win, path: Path, result: dict) -> None:
-    """Save the window once the first prediction is on screen, then quit."""
+def _arm_screenshot(app, win, path: Path, result: dict, frame: int | None = None) -> None:
+    """Save the window once the first prediction is on screen (of frame index `frame` when given),
+    then quit."""
 
     def shoot() -> None:
         QtWidgets.QApplication.processEvents()
         if not _save_shot(win, path):
             result["rc"] = 1
-        print(f"screenshot written to {path}" if not result["rc"] else f"could not write {path}")
+        shown = f" (frame {win.current_index + 1})" if win.current_index >= 0 else ""
+        print(f"screenshot written to {path}{shown}" if not result["rc"] else f"could not write {path}")
         win.confirm_close = lambda: True
         win.close()
         app.quit()
@@ -185,6 +195,8 @@ def _arm_screenshot(app, win, path: Path, result: dict) -> None:
         shoot()
 
     def on_ready(_pred) -> None:
+        if frame is not None and win.current_index != frame:
+            return
         win.prediction_ready.disconnect(on_ready)
         QtCore.QTimer.singleShot(300, shoot)
 

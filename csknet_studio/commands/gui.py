@@ -1,4 +1,5 @@
-"""`csknet-studio [SEQUENCE] [--checkpoint FILE] [--device ...] [--screenshot PNG] [--theme ...] [--read-only]`."""
+"""`csknet-studio [SEQUENCE] [--frame N] [--checkpoint FILE] [--device ...] [--screenshot PNG] [--theme ...]
+[--read-only]`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ import argparse
 from ._topics import add_topic_arguments
 
 
+def _frame_number(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"a frame number is 1 or more, got {text!r}")
+    return n
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sequence", nargs="?", default=None,
                         help="sequence folder, video, HDF5 file or recording (default: the bundled demo sequence)")
+    parser.add_argument("--frame", type=_frame_number, default=None, metavar="N",
+                        help="open on frame N (1-based, as in the window; default: the first frame)")
     parser.add_argument("--checkpoint", default=None, metavar="FILE",
                         help="model weights (.pt); default: the bundled checkpoint")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
