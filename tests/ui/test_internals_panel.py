@@ -102,3 +102,19 @@ def test_ir_only_prediction_explains_why_there_are_no_gates(qtbot, setup):
     assert "both streams" in panel.gate_info.text()
     assert panel.exchange_points("ir->eo").shape == (0, 2)
     np.testing.assert_array_equal(panel.entropy_view.heat.image, pred.entropy)
+
+
+def test_the_ensemble_models_stage_gates_keep_their_meaning(qtbot):
+    """An older checkpoint's in-encoder gates are weights on EO, not the GSU's per-input shares."""
+    model = create_model("csknet-tiny", fusion="logit_ensemble", gsu_stages=(3, 4), bn_stats="shared").eval()
+    rng = np.random.default_rng(2)
+    eo = rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    ir = rng.integers(0, 255, (40, 56), dtype=np.uint8)
+    pred = Predictor(model, "cpu").predict(eo, ir, Mode.BOTH, introspect=True)
+    panel = InternalsPanel()
+    qtbot.addWidget(panel)
+    panel.set_frame(eo, ir, {"eo": (0, 255), "ir": (0, 255)})
+    panel.set_prediction(pred)
+    assert [panel.stage_combo.itemData(i) for i in range(panel.stage_combo.count())] == ["layer3", "layer4"]
+    assert "1 = EO" in panel.gate_view.colorbar.axis.labelText
+    assert "share of EO in the fused feature" in panel.gate_info.text()
