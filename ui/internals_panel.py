@@ -310,8 +310,8 @@ class InternalsPanel(QtWidgets.QWidget):
                                    "No gate maps in this prediction.")
             return
         gate = gates[stage]
-        self.gate_view.colorbar.axis.setLabel("gate (0 = not taken, 1 = taken whole)" if stage in GATE_ORDER
-                                              else "gate (1 = EO, 0 = IR)")  # the ensemble model's stage gates
+        meaning = "gate (0 = not taken, 1 = taken whole)" if stage in GATE_ORDER else "gate (1 = EO, 0 = IR)"
+        self.gate_view.colorbar.getAxis("left").setLabel(meaning)  # the ensemble model's stage gates: weight on EO
         key = self.blend_combo.currentData()
         bg = self._background(key) if key else None
         self.gate_view.show_map(gate, self._image_shape(), bg, self.opacity_slider.value() / 100)

@@ -116,5 +116,5 @@ def test_the_ensemble_models_stage_gates_keep_their_meaning(qtbot):
     panel.set_frame(eo, ir, {"eo": (0, 255), "ir": (0, 255)})
     panel.set_prediction(pred)
     assert [panel.stage_combo.itemData(i) for i in range(panel.stage_combo.count())] == ["layer3", "layer4"]
-    assert "1 = EO" in panel.gate_view.colorbar.axis.labelText
+    assert "1 = EO" in panel.gate_view.colorbar.getAxis("left").labelText
     assert "share of EO in the fused feature" in panel.gate_info.text()
