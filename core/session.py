@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from csknet_studio.core.classes import IGNORE_INDEX, MFNET, ClassScheme
-from csknet_studio.core.edits import EMPTY_RECT, History, Origin, Packed, Rect
+from csknet_studio.core.edits import EMPTY_RECT, History, Origin, Packed, Rect, cached_unpack, readonly
 from csknet_studio.core.errors import ProjectError
 from csknet_studio.core.events import SessionEvents
 from csknet_studio.core.project import CheckpointRef, ProjectProblem, ProjectStore, default_project_path
@@ -32,12 +32,6 @@ from csknet_studio.core.session_store import ProjectIOMixin
 DEFAULT_UNDO_BUDGET = 256 * 1024 * 1024
 
 __all__ = ["AnnotationSession", "Origin", "Rect", "EMPTY_RECT", "CheckpointRef", "DEFAULT_UNDO_BUDGET"]
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    v = a.view()
-    v.flags.writeable = False
-    return v
 
 
 class AnnotationSession(EditingMixin, PropagatedMixin, ProjectIOMixin):
@@ -165,17 +159,7 @@ class AnnotationSession(EditingMixin, PropagatedMixin, ProjectIOMixin):
     def prediction(self, i: int) -> np.ndarray | None:
         """The model's labels for frame i (read-only), or None."""
         i = self._check(i)
-        if i in self._pred_cache:
-            self._pred_cache.move_to_end(i)
-            return self._pred_cache[i]
-        packed = self._pred.get(i)
-        if packed is None:
-            return None
-        arr = _readonly(packed.unpack())
-        self._pred_cache[i] = arr
-        while len(self._pred_cache) > 8:
-            self._pred_cache.popitem(last=False)
-        return arr
+        return cached_unpack(self._pred_cache, i, lambda: self._pred.get(i))
 
     def labels(self, i: int) -> np.ndarray:
         """Current (H, W) uint8 mask: the correction, else the propagated labels, else the prediction,
@@ -183,7 +167,7 @@ class AnnotationSession(EditingMixin, PropagatedMixin, ProjectIOMixin):
         i = self._check(i)
         m = self._correction(i)
         if m is not None:
-            return _readonly(m)
+            return readonly(m)
         m = self.propagated(i)
         if m is not None:
             return m
@@ -192,7 +176,7 @@ class AnnotationSession(EditingMixin, PropagatedMixin, ProjectIOMixin):
             return p
         shape = self.frame_shape(i)
         if shape not in self._empties:
-            self._empties[shape] = _readonly(np.full(shape, IGNORE_INDEX, np.uint8))
+            self._empties[shape] = readonly(np.full(shape, IGNORE_INDEX, np.uint8))
         return self._empties[shape]
 
     # --- predictions (not edits: not undoable, never saved as corrections) ---------------------------
@@ -207,7 +191,7 @@ class AnnotationSession(EditingMixin, PropagatedMixin, ProjectIOMixin):
         before = self.origin(i)
         arr = arr.astype(np.uint8, copy=True)
         self._pred[i] = Packed.pack(arr)
-        self._pred_cache[i] = _readonly(arr)
+        self._pred_cache[i] = readonly(arr)
         self._pred_cache.move_to_end(i)
         self._shapes[i] = arr.shape  # type: ignore[assignment]
         if before in (Origin.PREDICTED, Origin.EMPTY):

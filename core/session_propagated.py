@@ -13,13 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from csknet_studio.core.classes import IGNORE_INDEX
-from csknet_studio.core.edits import FrameState, MultiFrameEdit, Origin, Packed, Rect
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    v = a.view()
-    v.flags.writeable = False
-    return v
+from csknet_studio.core.edits import FrameState, MultiFrameEdit, Origin, Packed, Rect, cached_unpack
 
 
 class PropagatedMixin:
@@ -40,17 +34,7 @@ class PropagatedMixin:
         """Frame i's propagated labels (read-only), or None. A correction made on top hides them
         from `labels()` but keeps them here, so undoing that correction shows them again."""
         i = self._check(i)
-        if i in self._prop_cache:
-            self._prop_cache.move_to_end(i)
-            return self._prop_cache[i]
-        packed = self._propagated_pack(i)
-        if packed is None:
-            return None
-        arr = _readonly(packed.unpack())
-        self._prop_cache[i] = arr
-        while len(self._prop_cache) > 8:
-            self._prop_cache.popitem(last=False)
-        return arr
+        return cached_unpack(self._prop_cache, i, lambda: self._propagated_pack(i))
 
     def _base_pack(self, i: int) -> Packed | None:
         """What a first correction of frame i starts from: its propagated labels, else its prediction."""
