@@ -28,6 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,11 +40,13 @@ from csknet_studio.core.classes import MFNET
 from csknet_studio.core.demo_scene import FPS, render_scene, static_world
 from csknet_studio.core.errors import CancelledError, ConfigError, ExportError
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.radiometry import ZERO_CELSIUS_K, LinearScale
 
 GENERATOR_VERSION = 2  # bump whenever the pixels change, so cached default demos regenerate
 DEFAULT_SIZE = (480, 640)
 DEFAULT_FRAMES = 120
 IR_SCALE = 0.01  # kelvin per IR count
+IR_CELSIUS = LinearScale(IR_SCALE, -ZERO_CELSIUS_K, "demo centikelvin")  # what demo.json's `ir` block says
 META_NAME = "demo.json"
 
 ProgressFn = Callable[[int, int], None]
@@ -154,20 +157,57 @@ def _finish(cv, glare: np.ndarray, cond: str, seed: int, index: int) -> tuple[np
     return eo8, temp.astype(np.uint16)
 
 
+@dataclass(frozen=True)
+class ThermalVariety:
+    """Scene temperatures a clip draws at random, for training data: the demo's street has one
+    thermal look (cool walls and road, warm people), real scenes do not. A sunny road or facade can
+    be as warm as a person, a clear sky is far colder than an overcast one. Drawn per clip from the
+    seed, so a clip stays consistent over its frames."""
+
+    sky_offset_k: float     # added to the sky
+    surface_amp_k: float    # amplitude of the smooth warming of background surfaces (day; a third at night)
+    surface_tilt_k: float   # bottom-to-top gradient over background surfaces (sun on the road)
+
+    @staticmethod
+    def draw(seed: int) -> ThermalVariety:
+        rng = np.random.default_rng([int(seed), 81])
+        return ThermalVariety(float(rng.uniform(-12.0, 8.0)), float(rng.uniform(0.0, 10.0)),
+                              float(rng.uniform(-4.0, 8.0)))
+
+    def apply(self, cv, cond: str, seed: int) -> None:
+        """Change the canvas temperatures in place (the canvas is the frame's own copy)."""
+        h, w = cv.label.shape
+        sky = ~np.isfinite(cv.depth)
+        surface = (cv.label == 0) & ~sky
+        rng = np.random.default_rng([int(seed), 82])
+        field = cv2.resize(rng.uniform(0.0, 1.0, (6, 8)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+        rows = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
+        sun = 1.0 if cond == "day" else 0.35
+        warm = sun * (self.surface_amp_k * field + self.surface_tilt_k * rows)
+        temp = cv.temp.copy()
+        temp[surface] += warm[surface]
+        temp[sky] += self.sky_offset_k
+        cv.temp = temp
+
+
 def render_demo_frame(
-    seed: int, index: int, size: tuple[int, int] = DEFAULT_SIZE, n_frames: int = DEFAULT_FRAMES
+    seed: int, index: int, size: tuple[int, int] = DEFAULT_SIZE, n_frames: int = DEFAULT_FRAMES,
+    *, thermal_variety: bool = False,
 ) -> tuple[FramePair, str]:
     """Render frame `index` of the demo: (FramePair(eo RGB uint8, ir uint16 centikelvin, label uint8), condition).
 
     Deterministic for (seed, index, size, n_frames); n_frames only sets where the night and fog
-    segments fall."""
+    segments fall. `thermal_variety` draws the clip's scene temperatures at random
+    (`ThermalVariety`; training data only, the app's demo keeps its one look)."""
     h, w = _check(seed, n_frames, size)
     if not 0 <= int(index) < int(n_frames):
         raise ConfigError(f"demo frame index {index} out of range [0, {n_frames})")
     cond = demo_conditions(seed, n_frames)[int(index)]
     cv, glare = render_scene(int(seed), int(index) / FPS, h, w, cond)
+    if thermal_variety:
+        ThermalVariety.draw(int(seed)).apply(cv, cond, int(seed))
     eo, ir = _finish(cv, glare, cond, int(seed), int(index))
-    return FramePair(name=f"{int(index):06d}", eo=eo, ir=ir, label=cv.label.copy()), cond
+    return FramePair(name=f"{int(index):06d}", eo=eo, ir=ir, label=cv.label.copy(), radiometry=IR_CELSIUS), cond
 
 
 def _png(img: np.ndarray, what: str) -> bytes:

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from csknet_studio.core.errors import TrainingError
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.model.preprocess import InputNorm, ir_percentile_range, to_tensors, whole_frame_ir
+from csknet_studio.core.sim2real import CameraRandomisation, randomise_pair
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,15 @@ class AugmentConfig:
     """crop: (H, W) of training crops, or None for full frames (all frames must then share a size).
 
     scale: random rescale range before cropping; flip: horizontal flip probability;
-    photometric: strength of EO brightness / contrast / saturation jitter (0 disables).
+    photometric: strength of EO brightness / contrast / saturation jitter (0 disables);
+    sim2real: strength of the random camera drawn per sample (`core.sim2real`; 0 disables).
     """
 
     crop: tuple[int, int] | None = (480, 640)
     scale: tuple[float, float] = (0.5, 2.0)
     flip: float = 0.5
     photometric: float = 0.2
+    sim2real: float = 0.0
 
     def __post_init__(self) -> None:
         from csknet_studio.core.errors import ConfigError
@@ -50,6 +53,7 @@ class AugmentConfig:
             raise ConfigError(f"augment.flip must be a probability in [0, 1], got {self.flip!r}")
         if not 0.0 <= float(self.photometric) <= 1.0:
             raise ConfigError(f"augment.photometric must be in [0, 1], got {self.photometric!r}")
+        CameraRandomisation(strength=float(self.sim2real))  # validates the range
 
 
 def _resize(arr: np.ndarray, size_hw: tuple[int, int], nearest: bool) -> np.ndarray:
@@ -79,7 +83,7 @@ def _photometric(eo: np.ndarray, rng: np.random.Generator, strength: float) -> n
 
 def augment_frame(frame: FramePair, cfg: AugmentConfig, rng: np.random.Generator,
                   train: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(eo, ir, label) numpy arrays after scale / crop / flip / EO photometric jitter."""
+    """(eo, ir, label) numpy arrays after scale / crop / flip / EO photometric jitter / random camera."""
     eo, ir, label = frame.eo, frame.ir, frame.label
     if eo is None or ir is None or label is None:
         missing = [n for n, a in (("EO", eo), ("IR", ir), ("label", label)) if a is None]
@@ -109,6 +113,8 @@ def augment_frame(frame: FramePair, cfg: AugmentConfig, rng: np.random.Generator
         eo, ir, label = eo[:, ::-1], ir[:, ::-1], label[:, ::-1]
     if train and cfg.photometric > 0:
         eo = _photometric(eo, rng, cfg.photometric)
+    if train and cfg.sim2real > 0:
+        eo, ir = randomise_pair(eo, ir, rng, CameraRandomisation(strength=float(cfg.sim2real)))
     return np.ascontiguousarray(eo), np.ascontiguousarray(ir), np.ascontiguousarray(label)
 
 
