@@ -129,10 +129,12 @@ def count_origins(origins: list[str]) -> dict[str, int]:
 
 
 def read_frame_origins(path: str | os.PathLike) -> list[str]:
-    """Each frame's origin as an export recorded it: an HDF5 file's `frame_origin`, or a PNG
-    folder's frames.json (in frame order)."""
+    """Each frame's origin as an export recorded it: an HDF5 file's `frame_origin`, a PNG or CVAT
+    folder's frames.json, or a COCO file's `info.frame_origin` (in frame order)."""
     path = Path(path)
     try:
+        if path.suffix.lower() == ".json":
+            return list(json.loads(path.read_text(encoding="utf-8"))["info"]["frame_origin"].values())
         if path.is_dir():
             return list(json.loads((path / FRAMES_JSON).read_text(encoding="utf-8"))["frames"].values())
         with h5py.File(path, "r") as f:

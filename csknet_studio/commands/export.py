@@ -1,10 +1,11 @@
-"""`csknet-studio export SEQUENCE`: a sequence's corrections (and predictions) to HDF5 or PNG masks.
+"""`csknet-studio export SEQUENCE`: a sequence's corrections (and predictions) to HDF5, PNG masks, COCO
+JSON or a CVAT segmentation-mask folder (--format).
 
 Reads the project beside the sequence (`<SEQUENCE>.csknet/`, or --project). Corrected frames export
 as corrected; propagated frames with their propagated labels (unless --no-propagated); the others as
 the model's prediction when a model is given (--checkpoint, or the one the project records when
 --include-predictions or --probabilities asks for it), else as 255 (unlabelled). The file records
-each frame's origin (`frame_origin`).
+each frame's origin (`frame_origin`; PNG and CVAT: frames.json; COCO: info.frame_origin).
 """
 
 from __future__ import annotations
@@ -19,19 +20,29 @@ from pathlib import Path
 from csknet_studio.commands._common import add_scheme_argument
 from csknet_studio.core.modes import ALL_MODES
 
+FORMATS = ("hdf5", "png", "coco", "cvat")
+# Where each format goes by default: beside the sequence, named after it.
+DEFAULT_SUFFIX = {"hdf5": ".labels.h5", "png": ".masks", "coco": ".coco.json", "cvat": ".cvat"}
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sequence", type=Path, help="the sequence (folder, video pair or HDF5 file)")
     p.add_argument("--project", type=Path, default=None, help="project folder (default: <SEQUENCE>.csknet)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="hdf5 (the default: one file), png (indexed PNG masks, as --png DIR), coco (one COCO "
+                        "JSON file, RLE masks) or cvat (CVAT / Pascal VOC segmentation-mask folder)")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--out", type=Path, default=None, metavar="FILE.h5",
-                     help="HDF5 file to write (default: <SEQUENCE>.labels.h5)")
+    out.add_argument("--out", type=Path, default=None, metavar="PATH",
+                     help="file or folder to write (default: <SEQUENCE>.labels.h5, .masks, .coco.json or .cvat)")
     out.add_argument("--png", type=Path, default=None, metavar="DIR",
                      help="write indexed PNG masks (pixel = class id, palette = colours) into DIR instead")
     p.add_argument("--compression", choices=["gzip", "lzf"], default="gzip", help="HDF5 compression")
     p.add_argument("--probabilities", action="store_true",
                    help="also store (T, C, H, W) float16 class probabilities (runs the model)")
-    p.add_argument("--copy-images", action="store_true", help="also copy the EO and IR frames into the file")
+    p.add_argument("--copy-images", action="store_true",
+                   help="also copy the EO and IR frames (HDF5: into the file; COCO: PNGs in images/ beside it)")
+    p.add_argument("--coco-per-class", action="store_true",
+                   help="COCO: one annotation per class and frame instead of one per connected object")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="weights to predict frames nobody corrected (implies --include-predictions; default "
                         "for --include-predictions and --probabilities: the project's)")
@@ -109,6 +120,35 @@ def _cancel_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def _format(args: argparse.Namespace) -> str:
+    """The format asked for; ExportError for options that belong to another one."""
+    from csknet_studio.core.errors import ExportError
+
+    fmt = args.format or ("png" if args.png is not None else "hdf5")
+    if args.png is not None and fmt != "png":
+        raise ExportError(f"--png DIR writes PNG masks; with --format {fmt} give the target with --out")
+    if args.probabilities and fmt in ("coco", "cvat"):
+        raise ExportError(f"--probabilities are stored by the HDF5 export only, not by --format {fmt}")
+    return fmt
+
+
+def _export(fmt: str, args: argparse.Namespace, session, probs, weights_hash, mode, progress, include):
+    from csknet_studio.core.export import export_hdf5, export_png
+    from csknet_studio.core.export_formats import export_coco, export_cvat
+
+    target = args.png or args.out or args.sequence.with_name(args.sequence.name + DEFAULT_SUFFIX[fmt])
+    if fmt == "png":
+        return export_png(session, target, only_corrected=args.only_corrected, progress=progress, **include)
+    if fmt == "coco":
+        return export_coco(session, target, per_class=args.coco_per_class, copy_images=args.copy_images,
+                           progress=progress, **include)
+    if fmt == "cvat":
+        return export_cvat(session, target, progress=progress, **include)
+    return export_hdf5(session, target, compression=args.compression, include_probabilities=probs,
+                       copy_images=args.copy_images, checkpoint_hash=weights_hash, mode=mode, progress=progress,
+                       **include)
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -119,11 +159,12 @@ def run(args: argparse.Namespace) -> int:
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.edits import Origin
     from csknet_studio.core.errors import CancelledError
-    from csknet_studio.core.export import count_origins, export_hdf5, export_png, read_frame_origins
+    from csknet_studio.core.export import count_origins, read_frame_origins
     from csknet_studio.core.modes import Mode
     from csknet_studio.core.session import AnnotationSession
 
     mode = Mode(args.mode)
+    fmt = _format(args)
     seq = open_sequence(args.sequence, **topic_kwargs(args))
     with _cancel_on_signals() as cancelled, contextlib.ExitStack() as closing:
         closing.callback(seq.close)
@@ -153,14 +194,7 @@ def run(args: argparse.Namespace) -> int:
         include = {"include_predictions": predictor is not None, "include_propagated": args.include_propagated,
                    "cancel": cancelled.is_set}
         try:
-            if args.png is not None:
-                out = export_png(session, args.png, only_corrected=args.only_corrected, progress=progress,
-                                 **include)
-            else:
-                target = args.out or args.sequence.with_name(args.sequence.name + ".labels.h5")
-                out = export_hdf5(session, target, compression=args.compression, include_probabilities=probs,
-                                  copy_images=args.copy_images, checkpoint_hash=weights_hash, mode=mode,
-                                  progress=progress, **include)
+            out = _export(fmt, args, session, probs, weights_hash, mode, progress, include)
         finally:
             bar.close()
         counts = count_origins(read_frame_origins(out))
