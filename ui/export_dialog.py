@@ -1,4 +1,5 @@
-"""File > Export labels: HDF5 (default) or PNG masks, with progress, cancel and a clear outcome.
+"""File > Export labels: HDF5 (default), PNG masks, COCO JSON or CVAT segmentation masks, with
+progress, cancel and a clear outcome.
 
 The dialog only collects options; `ExportWorker` runs `core.export` in its own thread. A cancel
 or a failure (disk full, no permission) leaves any earlier file as it was, and says so. The final
@@ -16,16 +17,20 @@ from csknet_studio.core.errors import CSKNetError
 from csknet_studio.core.modes import Mode
 from csknet_studio.ui.export_worker import ExportOptions, ExportWorker
 
+_DEFAULT_NAME = {"hdf5": "{}_labels.h5", "png": "{}_masks", "coco": "{}_coco.json", "cvat": "{}_cvat"}
+_WRITTEN = {"hdf5": "Labels written to", "png": "PNG masks written to the folder",
+            "coco": "COCO labels written to", "cvat": "CVAT segmentation masks written to the folder"}
+
 
 def default_export_path(session, fmt: str) -> Path:
-    """`<sequence>_labels.h5` or `<sequence>_masks/` beside the sequence (home when in memory)."""
+    """`<sequence>_labels.h5`, `_masks/`, `_coco.json` or `_cvat/` beside the sequence (home when in memory)."""
     from csknet_studio.core.user_dirs import in_user_cache, kept_export_dir
 
     src = getattr(session, "source", None)
     base = Path(src) if src is not None and not str(src).startswith("<") else Path.home() / "labels"
     stem = base.stem if base.suffix else base.name
     folder = kept_export_dir() if in_user_cache(base) else base.parent  # the demo lives in the cache
-    return folder / (f"{stem}_labels.h5" if fmt == "hdf5" else f"{stem}_masks")
+    return folder / _DEFAULT_NAME[fmt].format(stem)
 
 
 class ExportDialog(QtWidgets.QDialog):
@@ -50,7 +55,14 @@ class ExportDialog(QtWidgets.QDialog):
 
         self.hdf5_radio = QtWidgets.QRadioButton("HDF5 file (labels, class names, colours; one file)")
         self.png_radio = QtWidgets.QRadioButton("PNG masks (one indexed PNG per frame, pixel = class id)")
+        self.coco_radio = QtWidgets.QRadioButton("COCO JSON (RLE masks, one annotation per object)")
+        self.coco_radio.setToolTip("Opens in detectron2, mmdetection, pycocotools, CVAT and Label Studio")
+        self.cvat_radio = QtWidgets.QRadioButton("CVAT / Pascal VOC segmentation masks (colour PNGs, labelmap.txt)")
+        self.cvat_radio.setToolTip("CVAT imports the folder as 'Segmentation mask 1.1'")
+        self.format_radios = {"hdf5": self.hdf5_radio, "png": self.png_radio, "coco": self.coco_radio,
+                              "cvat": self.cvat_radio}
         self.hdf5_radio.setChecked(True)
+        self._shown_fmt = "hdf5"
         self.path_edit = QtWidgets.QLineEdit(str(default_export_path(session, "hdf5")))
         self.browse_button = QtWidgets.QPushButton("Browse…")
         self.compression_combo = QtWidgets.QComboBox()
@@ -60,6 +72,10 @@ class ExportDialog(QtWidgets.QDialog):
         self.probs_check.setEnabled(getattr(inference_worker, "model", None) is not None)
         self.images_check = QtWidgets.QCheckBox("Copy the EO / IR images into the file")
         self.corrected_check = QtWidgets.QCheckBox("Only corrected frames")
+        self.coco_class_check = QtWidgets.QCheckBox("One annotation per class and frame (not per object)")
+        self.coco_images_check = QtWidgets.QCheckBox("Write the EO / IR images as PNGs beside the file (images/)")
+        self.cvat_objects_check = QtWidgets.QCheckBox("Object masks too (SegmentationObject/)")
+        self.cvat_objects_check.setChecked(True)
         has_model = getattr(inference_worker, "model", None) is not None
         self.predictions_check = QtWidgets.QCheckBox(
             "Model predictions for the frames nobody corrected" + (" (computes missing ones)" if has_model else ""))
@@ -85,19 +101,28 @@ class ExportDialog(QtWidgets.QDialog):
         hl.addRow(self.images_check)
         self.png_box = QtWidgets.QGroupBox("PNG options")
         QtWidgets.QVBoxLayout(self.png_box).addWidget(self.corrected_check)
+        self.coco_box = QtWidgets.QGroupBox("COCO options")
+        cl = QtWidgets.QVBoxLayout(self.coco_box)
+        cl.addWidget(self.coco_class_check)
+        cl.addWidget(self.coco_images_check)
+        self.cvat_box = QtWidgets.QGroupBox("CVAT options")
+        QtWidgets.QVBoxLayout(self.cvat_box).addWidget(self.cvat_objects_check)
+        self.format_boxes = {"hdf5": self.hdf5_box, "png": self.png_box, "coco": self.coco_box,
+                             "cvat": self.cvat_box}
         self.buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Cancel)
         self.export_button = self.buttons.addButton("Export", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
         lay = QtWidgets.QVBoxLayout(self)
-        lay.addWidget(self.hdf5_radio)
-        lay.addWidget(self.png_radio)
+        for radio in self.format_radios.values():
+            lay.addWidget(radio)
         lay.addWidget(QtWidgets.QLabel("Output"))
         lay.addLayout(path_row)
         lay.addWidget(self.frames_box)
-        lay.addWidget(self.hdf5_box)
-        lay.addWidget(self.png_box)
+        for box in self.format_boxes.values():
+            lay.addWidget(box)
         lay.addWidget(self.buttons)
 
-        self.png_radio.toggled.connect(self._on_format)
+        for radio in self.format_radios.values():
+            radio.toggled.connect(self._on_format)
         self.browse_button.clicked.connect(self._browse)
         self.buttons.accepted.connect(self.start)
         self.buttons.rejected.connect(self.reject)
@@ -110,33 +135,39 @@ class ExportDialog(QtWidgets.QDialog):
     # --- options ------------------------------------------------------------------------------
     @property
     def fmt(self) -> str:
-        return "png" if self.png_radio.isChecked() else "hdf5"
+        return next((f for f, radio in self.format_radios.items() if radio.isChecked()), "hdf5")
 
     def options(self) -> ExportOptions:
-        return ExportOptions(fmt=self.fmt, path=self.path_edit.text().strip(),
+        fmt = self.fmt
+        copy = self.images_check if fmt == "hdf5" else self.coco_images_check
+        return ExportOptions(fmt=fmt, path=self.path_edit.text().strip(),
                              compression=self.compression_combo.currentText(),
-                             include_probabilities=self.probs_check.isChecked() and self.fmt == "hdf5",
-                             copy_images=self.images_check.isChecked() and self.fmt == "hdf5",
-                             only_corrected=self.corrected_check.isChecked() and self.fmt == "png",
+                             include_probabilities=self.probs_check.isChecked() and fmt == "hdf5",
+                             copy_images=copy.isChecked() and fmt in ("hdf5", "coco"),
+                             only_corrected=self.corrected_check.isChecked() and fmt == "png",
                              mode=self._mode, include_predictions=self.predictions_check.isChecked(),
-                             include_propagated=self.propagated_check.isChecked())
+                             include_propagated=self.propagated_check.isChecked(),
+                             coco_per_class=self.coco_class_check.isChecked() and fmt == "coco",
+                             cvat_objects=self.cvat_objects_check.isChecked())
 
     def _on_format(self) -> None:
-        png = self.fmt == "png"
-        self.hdf5_box.setVisible(not png)
-        self.png_box.setVisible(png)
-        current = Path(self.path_edit.text())
-        if current == default_export_path(self._session, "png" if not png else "hdf5"):
-            self.path_edit.setText(str(default_export_path(self._session, self.fmt)))
+        """Show the chosen format's options; a default path follows the format, a typed one stays."""
+        fmt = self.fmt
+        for f, box in self.format_boxes.items():
+            box.setVisible(f == fmt)
+        if Path(self.path_edit.text()) == default_export_path(self._session, self._shown_fmt):
+            self.path_edit.setText(str(default_export_path(self._session, fmt)))
+        self._shown_fmt = fmt
 
     def _browse(self) -> None:
         start = self.path_edit.text()
-        if self.fmt == "png":
-            path = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder for the PNG masks", start)
+        if self.fmt in ("png", "cvat"):
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, f"Folder for the {self.fmt.upper()} masks", start)
         else:
-            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export labels", start, "HDF5 (*.h5 *.hdf5)")
+            pattern, suffix = ("HDF5 (*.h5 *.hdf5)", ".h5") if self.fmt == "hdf5" else ("COCO JSON (*.json)", ".json")
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export labels", start, pattern)
             if path and not Path(path).suffix:
-                path += ".h5"
+                path += suffix
         if path:
             self.path_edit.setText(path)
 
@@ -184,7 +215,7 @@ class ExportDialog(QtWidgets.QDialog):
         from csknet_studio.core.export import count_origins, read_frame_origins
 
         self._close_progress()
-        what = "PNG masks written to the folder" if self.fmt == "png" else "Labels written to"
+        what = _WRITTEN[self.fmt]
         try:
             self.counts = count_origins(read_frame_origins(path))
             tally = ", ".join(f"{v} {k}" for k, v in self.counts.items())

@@ -24,12 +24,14 @@ from csknet_studio.ui.job_thread import GuiCall, JobRunner
 
 @dataclass(frozen=True)
 class ExportOptions:
-    fmt: str = "hdf5"  # "hdf5" | "png"
+    fmt: str = "hdf5"  # "hdf5" | "png" | "coco" | "cvat"
     path: str = ""
     compression: str = "gzip"  # HDF5: "gzip" | "lzf"
     include_probabilities: bool = False  # HDF5
-    copy_images: bool = False  # HDF5
+    copy_images: bool = False  # HDF5 (into the file), COCO (PNGs beside it)
     only_corrected: bool = False  # PNG
+    coco_per_class: bool = False  # COCO: one annotation per class and frame, not per object
+    cvat_objects: bool = True  # CVAT: SegmentationObject/ too
     mode: Mode = Mode.BOTH  # the modality mode the labels / probabilities come from
     include_predictions: bool = True  # uncorrected frames: the model's labels (computed if missing), else 255
     include_propagated: bool = True  # propagated frames: their propagated labels, else as uncorrected
@@ -89,7 +91,7 @@ class ExportWorker(JobRunner):
         self._call = GuiCall(self)
 
     def start_export(self, session, options: ExportOptions, inference_worker=None) -> None:
-        from csknet_studio.core import export
+        from csknet_studio.core import export, export_formats
 
         flush_corrections(session)
         view = _SessionView(session, self._call)
@@ -112,6 +114,13 @@ class ExportWorker(JobRunner):
             if options.fmt == "png":
                 return export.export_png(view, path, only_corrected=options.only_corrected,
                                          progress=report, cancel=cancel, **include)
+            if options.fmt == "coco":
+                return export_formats.export_coco(view, path, per_class=options.coco_per_class,
+                                                  copy_images=options.copy_images, progress=report,
+                                                  cancel=cancel, **include)
+            if options.fmt == "cvat":
+                return export_formats.export_cvat(view, path, with_objects=options.cvat_objects, progress=report,
+                                                  cancel=cancel, **include)
             probs = (lambda i: model(i).probs) if options.include_probabilities and model is not None else None
             return export.export_hdf5(view, path, compression=options.compression, include_probabilities=probs,
                                       copy_images=options.copy_images, mode=options.mode, progress=report,

@@ -182,3 +182,56 @@ def test_a_crashing_writer_is_reported_after_the_corrections_were_saved(qtbot, s
     with qtbot.waitSignal(dlg.exported, timeout=30000):
         assert dlg.start()
     assert np.array_equal(read_labels_hdf5(out).labels[1], session.labels(1))
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools' decode
+def test_coco_and_cvat_formats_from_the_dialog(qtbot, session, tmp_path):
+    """Each format choice shows its own options, moves a default path to its own default, and writes
+    what the other tool reads: pycocotools decodes the corrected frame's masks, labelmap.txt and the
+    colour PNG give back its class ids."""
+    import cv2
+    from pycocotools.coco import COCO
+
+    dlg = ExportDialog(session)
+    qtbot.addWidget(dlg)
+    dlg.coco_radio.setChecked(True)
+    assert dlg.fmt == "coco" and dlg.path_edit.text() == str(tmp_path / "seq_coco.json")
+    assert not dlg.coco_box.isHidden() and dlg.hdf5_box.isHidden() and dlg.cvat_box.isHidden()
+    dlg.predictions_check.setChecked(False)  # the corrected frame only
+    with qtbot.waitSignal(dlg.exported, timeout=30000):
+        assert dlg.start()
+    coco = COCO(str(tmp_path / "seq_coco.json"))
+    assert [img["frame_name"] for img in coco.imgs.values()] == [session.names[1]]
+    anns = coco.loadAnns(coco.getAnnIds())
+    for c in range(1, PST900.num_classes):
+        got = np.zeros((H, W), bool)
+        for a in anns:
+            if a["category_id"] == c:
+                got |= coco.annToMask(a).astype(bool)
+        np.testing.assert_array_equal(got, session.labels(1) == c)
+    assert "COCO labels written to" in dlg.message_box.text() and "1 corrected" in dlg.message_box.text()
+
+    dlg = ExportDialog(session)
+    qtbot.addWidget(dlg)
+    dlg.cvat_radio.setChecked(True)
+    assert dlg.path_edit.text() == str(tmp_path / "seq_cvat") and not dlg.cvat_box.isHidden()
+    dlg.path_edit.setText(str(tmp_path / "mine"))
+    dlg.png_radio.setChecked(True)
+    assert dlg.path_edit.text() == str(tmp_path / "mine")  # a path the user typed stays
+    dlg.cvat_radio.setChecked(True)
+    dlg.cvat_objects_check.setChecked(False)
+    with qtbot.waitSignal(dlg.exported, timeout=30000):
+        assert dlg.start()
+    out = tmp_path / "mine"
+    colours = {}
+    for line in (out / "labelmap.txt").read_text().splitlines()[1:]:
+        name, rgb, _parts, _actions = line.split(":")
+        colours[name] = tuple(int(v) for v in rgb.split(","))
+    assert list(colours)[: PST900.num_classes] == list(PST900.class_names)
+    rgb = cv2.imread(str(out / "SegmentationClass" / f"{session.names[1]}.png"))[..., ::-1]
+    ids = np.full((H, W), 255, np.uint8)
+    for c, name in enumerate(PST900.class_names):
+        ids[(rgb == colours[name]).all(-1)] = c
+    np.testing.assert_array_equal(ids, session.labels(1))
+    assert not (out / "SegmentationObject").exists()
+    assert "CVAT segmentation masks" in dlg.message_box.text()
