@@ -1,6 +1,6 @@
 """Masks in the formats other tools import: COCO JSON with RLE masks, and CVAT's "Segmentation mask 1.1".
 
-COCO (`export_coco`, one JSON file; detectron2, mmdetection, pycocotools, CVAT, Label Studio read it):
+COCO (`export_coco`, one JSON file in COCO's instance format, read back with pycocotools):
   - Instance style: every 8-connected component of every class other than background (id 0) is one
     annotation; `per_class=True` makes one annotation per class per frame instead (semantic style).
   - `segmentation` is compressed RLE (pycocotools), with `area`, `bbox` [x, y, w, h] and `iscrowd` 0
@@ -13,7 +13,7 @@ COCO (`export_coco`, one JSON file; detectron2, mmdetection, pycocotools, CVAT, 
     `ir_timestamp_ns` and `date_captured` (the EO stamp, UTC).
   - `info.frame_origin` holds every frame's origin, frames left out included.
 
-CVAT / Pascal VOC (`export_cvat`, a folder CVAT imports as "Segmentation mask 1.1", Datumaro as voc):
+CVAT / Pascal VOC (`export_cvat`, a folder in the layout of CVAT's "Segmentation mask 1.1"):
     labelmap.txt                         `# label:color_rgb:parts:actions`, one class a line, id order
     ImageSets/Segmentation/default.txt   the frames written, one name a line
     SegmentationClass/<frame>.png        RGB: each pixel its class colour

@@ -56,9 +56,9 @@ class ExportDialog(QtWidgets.QDialog):
         self.hdf5_radio = QtWidgets.QRadioButton("HDF5 file (labels, class names, colours; one file)")
         self.png_radio = QtWidgets.QRadioButton("PNG masks (one indexed PNG per frame, pixel = class id)")
         self.coco_radio = QtWidgets.QRadioButton("COCO JSON (RLE masks, one annotation per object)")
-        self.coco_radio.setToolTip("Opens in detectron2, mmdetection, pycocotools, CVAT and Label Studio")
+        self.coco_radio.setToolTip("COCO's instance format; the masks are RLE as pycocotools encodes them")
         self.cvat_radio = QtWidgets.QRadioButton("CVAT / Pascal VOC segmentation masks (colour PNGs, labelmap.txt)")
-        self.cvat_radio.setToolTip("CVAT imports the folder as 'Segmentation mask 1.1'")
+        self.cvat_radio.setToolTip("The folder layout of CVAT's 'Segmentation mask 1.1' (Pascal VOC)")
         self.format_radios = {"hdf5": self.hdf5_radio, "png": self.png_radio, "coco": self.coco_radio,
                               "cvat": self.cvat_radio}
         self.hdf5_radio.setChecked(True)
