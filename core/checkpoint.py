@@ -39,6 +39,7 @@ from csknet_studio.core.errors import (
     NotACheckpointError,
     WeightsMismatchError,
 )
+from csknet_studio.core.version import __version__
 
 FORMAT_NAME = "csknet-studio-checkpoint"
 FORMAT_VERSION = 1
@@ -134,7 +135,6 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, scheme: ClassSc
                     metrics: Mapping | None = None, train_config: Mapping | None = None,
                     extra: Mapping | None = None, training_state: Mapping | None = None) -> str:
     """Write a checkpoint atomically (old file intact on any failure). Returns its weights hash."""
-    from csknet_studio import __version__
     from csknet_studio.core.distributed import unwrap
 
     inner = unwrap(model)

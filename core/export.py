@@ -39,7 +39,6 @@ from typing import Any
 import h5py
 import numpy as np
 
-from csknet_studio import __version__
 from csknet_studio.core.atomic import atomic_path
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.edits import Origin
@@ -48,6 +47,7 @@ from csknet_studio.core.export_process import WriterFailed, WriterProcess
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.palette_png import write_palette_png
 from csknet_studio.core.project import utc_now
+from csknet_studio.core.version import __version__
 
 FORMAT = "csknet-studio-labels"
 FORMAT_VERSION = 1

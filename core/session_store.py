@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from csknet_studio import __version__
 from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.errors import ProjectError
@@ -33,6 +32,7 @@ from csknet_studio.core.project import (
     utc_now,
 )
 from csknet_studio.core.project_lock import ProjectLock, acquire, read_holder
+from csknet_studio.core.version import __version__
 
 
 class ProjectIOMixin:

@@ -1,10 +1,5 @@
 """CSKNet Studio: label and analyse paired EO/IR sequences with CSK-Net."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("csknet-studio")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+src"
+from csknet_studio.core.version import __version__
 
 __all__ = ["__version__"]
