@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from collections.abc import Sequence as _Seq
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from csknet_studio.core.errors import (
 from csknet_studio.core.frames import FramePair
 
 from .imaging import fit_to_grid, to_grey, to_label, to_rgb
+from .thermal import RadiometricMixin
 
 DEFAULT_CACHE_BYTES = 192 * 1024 * 1024
 DEFAULT_CACHE_FRAMES = 256
@@ -283,15 +284,17 @@ class SequenceInfo:
 
 @dataclass(frozen=True)
 class RawFrame:
-    """What a reader decoded for one frame, before resampling: RGB EO, single-channel IR, ids."""
+    """What a reader decoded for one frame, before resampling: RGB EO, single-channel IR, ids, and
+    the IR file's own conversion to °C (a FLIR R-JPEG's, a TIFF's metadata) when it states one."""
 
     eo: np.ndarray | None
     ir: np.ndarray | None
     label: np.ndarray | None = None
+    radiometry: Any = None
 
 
 # ------------------------------------------------------------------------------------ sequence
-class BaseSequence(_Seq):
+class BaseSequence(RadiometricMixin, _Seq):
     """Lazy sequence of FramePairs. Returned arrays are read-only (they live in a shared cache)."""
 
     def __init__(
@@ -456,10 +459,10 @@ class BaseSequence(_Seq):
             raw = self._read_raw(i)
             if self._label_provider is not None:
                 try:
-                    raw = RawFrame(raw.eo, raw.ir, self._label_provider(i))
+                    raw = replace(raw, label=self._label_provider(i))
                 except CSKNetError as exc:  # a broken label keeps the image pair
                     self._mark_label_error(i, str(exc))
-                    raw = RawFrame(raw.eo, raw.ir, None)
+                    raw = replace(raw, label=None)
             fp = self._assemble(name, raw)
         except AspectMismatchError as exc:
             if self._ref is None:  # no frame read yet: the whole sequence needs an alignment, say so at open
@@ -487,7 +490,8 @@ class BaseSequence(_Seq):
         for a in (eo, ir, label):
             if a is not None:
                 a.flags.writeable = False
-        return FramePair(name=name, eo=eo, ir=ir, label=label)
+        return FramePair(name=name, eo=eo, ir=ir, label=label,
+                         radiometry=None if ir is None else self._frame_radiometry(raw.radiometry))
 
     def _mark_bad(self, i: int, error: str) -> None:
         """Copy-on-write, so a reader on another thread iterating bad_frames never sees it change."""
@@ -694,6 +698,7 @@ class ArraySequence(BaseSequence):
 
     eo: (T, H, W, 3) array or list of (H, W, 3) RGB, or None; ir: (T, H, W) array or list, or None;
     labels: (T, H, W) uint8 or list (entries may be None), or None.
+    ir_scale: how the IR values read as °C (core/radiometry.py), when they do.
     """
 
     def __init__(
@@ -707,6 +712,7 @@ class ArraySequence(BaseSequence):
         alignment: Alignment | None = None,
         source: str | Path = "<memory>",
         layout: str = "memory",
+        ir_scale: Any = None,
     ):
         if eo is None and ir is None:
             raise EmptySequenceError(f"{source}: neither EO nor IR frames given")
@@ -720,6 +726,7 @@ class ArraySequence(BaseSequence):
         self._eo, self._ir, self._labels = eo, ir, labels
         super().__init__(layout=layout, source=Path(source), names=list(names or [f"{i:06d}" for i in range(n)]),
                          scheme=scheme, alignment=alignment, prefetch=0)
+        self._ir_scale = ir_scale  # a LinearScale / PlanckScale when the IR arrays are radiometric
         if n:
             self._probe()
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from csknet_studio.core.classes import FMB, MFNET, PST900, SCHEMES, ClassScheme
-from csknet_studio.core.errors import FrameCountMismatchError, UnknownLayoutError
+from csknet_studio.core.errors import FrameCountMismatchError, SequenceError, UnknownLayoutError
+from csknet_studio.core.radiometry import LinearScale, parse_ir_scale, scale_from_meta
 
 from .base import Alignment, BaseSequence
 from .folders import (
@@ -92,6 +93,7 @@ def open_sequence(
     allow_unmatched: bool = False,
     eo_topic: str | None = None,
     ir_topic: str | None = None,
+    ir_scale: LinearScale | str | None = None,
     **cache_kw: Any,
 ) -> BaseSequence:
     """Open a paired EO/IR sequence, auto-detecting its layout (see LAYOUTS).
@@ -100,20 +102,49 @@ def open_sequence(
     or images. split: a split list name (MFNet/CMX "test", ...) or split folder (PST900/FMB
     "train"/"test"). raw_thermal: PST900's 16-bit thermal_raw/ instead of 8-bit thermal/.
     eo_topic, ir_topic: the image topics of a recording (a default is picked when there are two).
+    ir_scale: how IR counts read as °C ("centikelvin", "GAIN,OFFSET" or a LinearScale); it wins over
+    what the files state. Without it: a FLIR R-JPEG's or a TIFF's own metadata, else the `ir` block
+    of a sidecar JSON beside the folders (the demo's demo.json), else the IR is not radiometric.
     cache_kw: cache_bytes, cache_frames, prefetch, workers (see BaseSequence).
     """
+    try:
+        user_scale = parse_ir_scale(ir_scale) if isinstance(ir_scale, str) else ir_scale
+    except ValueError as exc:
+        raise SequenceError(str(exc)) from None
     if isinstance(path, tuple | list):
-        return _open_two(path, alignment, split=split, allow_unmatched=allow_unmatched, **cache_kw)
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise UnknownLayoutError(f"{p}: no such file or folder")
-    if is_recording(p):
-        return RecordingSequence(p, eo_topic=eo_topic, ir_topic=ir_topic, alignment=alignment, **cache_kw)
-    if p.is_file():
-        return _open_file(p, alignment, **cache_kw)
-    seq = _open_dir(p, alignment, split=split, raw_thermal=raw_thermal, allow_unmatched=allow_unmatched,
-                    **cache_kw)
+        seq = _open_two(path, alignment, split=split, allow_unmatched=allow_unmatched, **cache_kw)
+    else:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise UnknownLayoutError(f"{p}: no such file or folder")
+        if is_recording(p):
+            seq = RecordingSequence(p, eo_topic=eo_topic, ir_topic=ir_topic, alignment=alignment, **cache_kw)
+        elif p.is_file():
+            seq = _open_file(p, alignment, **cache_kw)
+        else:
+            seq = _open_dir(p, alignment, split=split, raw_thermal=raw_thermal, allow_unmatched=allow_unmatched,
+                            **cache_kw)
+    if user_scale is not None:
+        seq.set_ir_scale(user_scale)
+    elif (root := sidecar_root(seq)) is not None:
+        try:
+            fallback = sidecar_ir_scale(root)
+        except BaseException:
+            seq.close()
+            raise
+        if fallback is not None:
+            seq.set_ir_scale(fallback, override=False)
     return seq
+
+
+def sidecar_root(seq: BaseSequence) -> Path | None:
+    """The folder a sidecar JSON of `seq` would sit in: its own folder, or above a split folder."""
+    src = Path(seq.source)
+    if not src.is_dir():
+        return None
+    if seq.split is not None and src.name.lower() == str(seq.split).lower():
+        return src.parent
+    return src
 
 
 def _open_two(pair: tuple | list, alignment: Alignment | None, *, split: str | None, allow_unmatched: bool,
@@ -303,6 +334,28 @@ def sidecar_scheme(root: Path) -> ClassScheme | None:
                 return ClassScheme.from_dict({"name": key or root.name, **meta})
         except (KeyError, TypeError, ValueError):
             continue
+    return None
+
+
+def sidecar_ir_scale(root: Path) -> LinearScale | None:
+    """The IR scale a sidecar JSON beside the folders states in its `ir` block ({"units": "centikelvin"},
+    see radiometry.scale_from_meta), e.g. the demo's demo.json; None when none does."""
+    for name in SIDECARS:
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or not isinstance(meta.get("ir"), dict):
+            continue
+        try:
+            scale = scale_from_meta(meta["ir"], name)
+        except ValueError as exc:
+            raise SequenceError(f"{path}: {exc}") from None
+        if scale is not None:
+            return scale
     return None
 
 

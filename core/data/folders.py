@@ -29,6 +29,7 @@ from .imaging import (
     to_label,
     to_rgb,
 )
+from .thermal import read_ir_file
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class FileSequence(BaseSequence):
 
     def _read_raw(self, i: int) -> RawFrame:
         f = self._frames[i]
+        radiometry = None
         if f.combined is not None:
             img = read_image(f.combined)
             if img.ndim != 3 or img.shape[2] != 4:
@@ -102,7 +104,9 @@ class FileSequence(BaseSequence):
             ir = to_grey(img[:, :, 3])
         else:
             eo = None if f.eo is None else to_rgb(read_image(f.eo))
-            ir = None if f.ir is None else to_grey(read_image(f.ir))
+            ir = None
+            if f.ir is not None:  # FLIR R-JPEGs and TIFFs may say how their counts read as °C
+                ir, radiometry = read_ir_file(f.ir)
         label = None
         if f.label is not None:
             # A broken label must not blank a good image pair: the frame opens without its label.
@@ -110,7 +114,7 @@ class FileSequence(BaseSequence):
                 label = to_label(read_image(f.label), self.scheme, f.label)
             except CorruptImageError as exc:
                 self._mark_label_error(i, str(exc))
-        return RawFrame(eo, ir, label)
+        return RawFrame(eo, ir, label, radiometry)
 
 
 # ------------------------------------------------------------------------------------ builders

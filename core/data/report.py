@@ -30,14 +30,21 @@ def sequence_report(seq: BaseSequence, *, scan: bool = True,
     first = seq.read(0, prefetch=False)
     ranges: dict[str, list[float]] = {}
 
+    def widen(key: str, lo: float, hi: float) -> None:
+        r = ranges.setdefault(key, [lo, hi])
+        r[0], r[1] = min(r[0], lo), max(r[1], hi)
+
     def account(fp: Any) -> None:
         for key in ("eo", "ir"):
             a = getattr(fp, key)
             if fp.bad or a is None or a.size == 0:
                 continue
             lo, hi = float(a.min()), float(a.max())
-            r = ranges.setdefault(key, [lo, hi])
-            r[0], r[1] = min(r[0], lo), max(r[1], hi)
+            widen(key, lo, hi)
+            if key == "ir" and fp.radiometry is not None:  # extremes of the counts are those of °C
+                c = fp.radiometry.celsius(np.array([lo, hi]))
+                if np.isfinite(c).all():
+                    widen("ir_celsius", round(float(c.min()), 3), round(float(c.max()), 3))
 
     account(first)
     if scan:
@@ -71,7 +78,12 @@ def sequence_report(seq: BaseSequence, *, scan: bool = True,
         # The bits the values use: 14-bit thermal in 16-bit words says 14.
         "ir_bits_used": (int(ranges["ir"][1]).bit_length() if "ir" in ranges and first.ir is not None
                          and first.ir.dtype.kind in "ui" else None),
-        "value_range": {k: v for k, v in ranges.items()},
+        "value_range": {k: v for k, v in ranges.items() if k != "ir_celsius"},
+        # IR counts that read as °C: the conversion (a linear scale or FLIR's Planck model) and the
+        # temperatures met.
+        "radiometric": first.radiometry is not None,
+        "ir_to_celsius": None if first.radiometry is None else first.radiometry.to_dict(),
+        "ir_celsius_range": ranges.get("ir_celsius"),
         "scanned": bool(scan),
         "labels": bool(seq.has_labels),
         "scheme": None if seq.scheme is None else seq.scheme.name,
@@ -102,6 +114,7 @@ def report_lines(r: dict[str, Any]) -> list[str]:
                    f"({r[f'{key}_bit_depth']}-bit){vals}")
     if r.get("ir_bits_used"):
         out[-1] += f", {r['ir_bits_used']} bits used"
+    out.append("  radiometric: " + _radiometric_line(r))
     labels = "none"
     if r["labels"]:
         labels = f"yes ({r['scheme'] or 'no scheme'})" + (f" from {r['label_file']}" if r["label_file"] else "")
@@ -130,3 +143,18 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         out.append("  clock offset (EO - IR, median over the pairs): "
                    + ("n/a" if off is None else f"{off / 1e6:+.3f} ms"))
     return out
+
+
+def _radiometric_line(r: dict[str, Any]) -> str:
+    conv = r.get("ir_to_celsius")
+    if not r.get("radiometric") or not conv:
+        return "no (IR values are not temperatures; --ir-scale GAIN,OFFSET or a unit such as centikelvin says " \
+               "how they read as °C)"
+    if conv["kind"] == "linear":
+        sign = "-" if conv["offset"] < 0 else "+"
+        how = f"°C = v × {conv['gain']:g} {sign} {abs(conv['offset']):g}"
+    else:
+        how = f"FLIR Planck (R1 {conv['r1']:g}, B {conv['b']:g}, emissivity {conv['emissivity']:g})"
+    rng = r.get("ir_celsius_range")
+    temps = f", {rng[0]:.2f}..{rng[1]:.2f} °C" if rng else ""
+    return f"yes, {how} ({conv['source']}){temps}"

@@ -1,7 +1,8 @@
-"""`csknet-studio info PATH [--eo-topic T --ir-topic T] [--split S] [--no-scan] [--json]`.
+"""`csknet-studio info PATH [--eo-topic T --ir-topic T] [--ir-scale GAIN,OFFSET|UNIT] [--split S] [--no-scan]
+[--json]`.
 
 Says what a sequence holds: the detected layout, frame count and sizes, dtypes and bit depths,
-labels and bad frames; for a recording also its image topics, the pairs, the unpaired and dropped
+whether the IR is radiometric (and how its values read as °C), labels and bad frames; for a recording also its image topics, the pairs, the unpaired and dropped
 frames and the offset between the two cameras' clocks. `--json` ends stdout with one JSON line.
 """
 
@@ -11,6 +12,7 @@ import argparse
 import json
 import sys
 
+from ._ir_scale import add_ir_scale_argument, ir_scale_kwargs
 from ._topics import add_topic_arguments, topic_kwargs
 
 
@@ -18,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sequence", help="a sequence folder, a video pair folder, an HDF5 file or a recording "
                                     "(.bag, ROS 2 bag folder, .mcap)")
     add_topic_arguments(p)
+    add_ir_scale_argument(p)
     p.add_argument("--split", default=None, help="split list or folder to read (MFNet test, PST900 train, ...)")
     p.add_argument("--no-scan", action="store_true",
                    help="do not decode every frame: faster, but bad frames are only those met while opening")
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.data.report import report_lines, sequence_report
 
-    kw = topic_kwargs(args)
+    kw = {**topic_kwargs(args), **ir_scale_kwargs(args)}
     if args.split:
         kw["split"] = args.split
     with open_sequence(args.sequence, prefetch=0, **kw) as seq:

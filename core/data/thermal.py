@@ -1,0 +1,212 @@
+"""Reading radiometric IR files: FLIR R-JPEGs (through flyr) and TIFFs (through tifffile).
+
+Both return the raw counts the model gets and the conversion to °C the file states (or None):
+- a FLIR R-JPEG's APP1 segments hold a FFF container; flyr finds it and parses its camera-info
+  record (Planck constants, emissivity, distances, temperatures); the raw-data record (16-bit
+  counts, plain or PNG) is decoded here with numpy / OpenCV, as flyr's per-pixel Python loop would
+  take a tenth of a second a frame;
+- a TIFF's ImageDescription may be a JSON block ({"units": "centikelvin"}, see
+  `radiometry.scale_from_meta`), and GDAL's metadata tag may carry a band scale / offset (with
+  a unit type of K for kelvin, else °C).
+Every other file decodes as before (OpenCV), without a conversion.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from csknet_studio.core.errors import CorruptImageError
+from csknet_studio.core.radiometry import (
+    ZERO_CELSIUS_K,
+    LinearScale,
+    PlanckScale,
+    Radiometry,
+    scale_from_meta,
+)
+
+from .imaging import MAX_PIXELS, decode_bytes, to_grey
+
+_FLIR_APP1 = b"\xff\xe1"
+_FLIR_MAGIC = b"FLIR\x00"
+RAW_DATA_RECORD = 1
+CAMERA_INFO_RECORD = 32
+GDAL_METADATA_TAG = 42112
+
+
+def is_flir_jpeg(data: bytes) -> bool:
+    """A JPEG whose APP1 segments carry FLIR's thermal container (a radiometric R-JPEG)."""
+    if data[:2] != b"\xff\xd8":
+        return False
+    head = data[: 1 << 16]
+    at = head.find(_FLIR_APP1)
+    while at >= 0:
+        if head[at + 4: at + 9] == _FLIR_MAGIC:
+            return True
+        at = head.find(_FLIR_APP1, at + 2)
+    return False
+
+
+def read_ir_file(path: Path) -> tuple[np.ndarray, Radiometry | None]:
+    """(H, W) IR counts of one file and the conversion to °C it carries, if any."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorruptImageError(f"{path}: file not found (moved or deleted since the sequence was opened?)",
+                                str(path)) from None
+    except OSError as exc:
+        raise CorruptImageError(f"{path}: cannot read ({exc.strerror or exc})", str(path)) from None
+    if is_flir_jpeg(data):
+        return read_flir(data, path)
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return read_tiff(data, path)
+    return to_grey(decode_bytes(data, path)), None
+
+
+# ------------------------------------------------------------------------------------------ FLIR
+def read_flir(data: bytes, path: Path | str = "<bytes>") -> tuple[np.ndarray, PlanckScale]:
+    """Raw uint16 counts and the Planck conversion of a FLIR R-JPEG's bytes."""
+    from flyr.records import extract_flir_app1, parse_flir_records
+    from flyr.thermal import parse_camera_info
+
+    try:
+        fff = extract_flir_app1(io.BytesIO(data))
+        records = parse_flir_records(fff)
+        if RAW_DATA_RECORD not in records or CAMERA_INFO_RECORD not in records:
+            raise ValueError("no raw-data or camera-info record")
+        meta = parse_camera_info(fff, records[CAMERA_INFO_RECORD])
+        raw = _flir_raw(fff.getvalue(), records[RAW_DATA_RECORD])
+        scale = PlanckScale.from_flir(meta, source=f"FLIR R-JPEG {Path(path).name}")
+    except CorruptImageError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, OSError, struct.error, cv2.error) as exc:
+        raise CorruptImageError(f"{path}: FLIR R-JPEG thermal data unreadable ({exc})", str(path)) from None
+    return raw, scale
+
+
+def _flir_raw(fff: bytes, record: tuple[int, int, int, int]) -> np.ndarray:
+    """The raw-data record: a 32-byte header (width, height at bytes 2..6), then 16-bit
+    little-endian counts, or a PNG whose 16-bit samples FLIR stored byte-swapped."""
+    _, _, offset, length = record
+    head = fff[offset: offset + 32]
+    if len(head) < 32:
+        raise ValueError("raw-data record is truncated")
+    w, h = int.from_bytes(head[2:4], "little"), int.from_bytes(head[4:6], "little")
+    if w <= 0 or h <= 0 or w * h > MAX_PIXELS:
+        raise ValueError(f"raw-data record claims {w}x{h} pixels")
+    # Record lengths count the header in some files and not in others: read enough for either.
+    body = fff[offset + 32: offset + 32 + max(length, 2 * w * h)]
+    if body[:4] == b"\x89PNG":
+        img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
+        if img is None or img.shape[:2] != (h, w) or img.dtype != np.uint16:
+            raise ValueError(f"raw-data PNG does not decode to {w}x{h} 16-bit counts")
+        return np.ascontiguousarray(img.byteswap())
+    if len(body) < 2 * w * h:
+        raise ValueError(f"raw-data record holds {len(body)} bytes, {w}x{h} counts need {2 * w * h}")
+    return np.frombuffer(body, "<u2", count=w * h).reshape(h, w).astype(np.uint16)
+
+
+# ------------------------------------------------------------------------------------------ TIFF
+def read_tiff(data: bytes, path: Path | str = "<bytes>") -> tuple[np.ndarray, LinearScale | None]:
+    """The first page of a TIFF and the linear scale its metadata states (else None)."""
+    import tifffile
+
+    desc = gdal = img = None
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tf:
+            page = tf.pages[0]
+            desc = page.description
+            tag = page.tags.get(GDAL_METADATA_TAG)
+            gdal = None if tag is None else str(tag.value)
+            img = page.asarray()
+    except (ValueError, TypeError, KeyError, IndexError, OSError, RuntimeError, tifffile.TiffFileError):
+        pass  # a codec tifffile lacks (JPEG-in-TIFF without imagecodecs): OpenCV decodes the pixels
+    bgr = img is None  # OpenCV decodes colour as BGR, tifffile as stored (RGB)
+    if img is None:
+        img = decode_bytes(data, path)
+    try:
+        scale = tiff_scale(desc, gdal, Path(path).name)
+    except ValueError as exc:
+        raise CorruptImageError(f"{path}: {exc}", str(path)) from None
+    if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[-1] not in (1, 3, 4):
+        img = np.moveaxis(img, 0, -1)  # planar samples
+    if img.ndim not in (2, 3) or img.size == 0:
+        raise CorruptImageError(f"{path}: unsupported TIFF image shape {img.shape}", str(path))
+    return to_grey(img, bgr=bgr), scale
+
+
+def tiff_scale(description: str | None, gdal: str | None, name: str) -> LinearScale | None:
+    """The scale an ImageDescription JSON block or GDAL's SCALE/OFFSET/UNITTYPE items state."""
+    if description and description.lstrip().startswith("{"):
+        try:
+            meta = json.loads(description)
+        except ValueError:
+            meta = None
+        scale = scale_from_meta(meta, f"{name} ImageDescription")
+        if scale is not None:
+            return scale
+    if gdal:
+        items = {m.group(1).upper(): m.group(2).strip()
+                 for m in re.finditer(r'<Item[^>]*\bname="([^"]+)"[^>]*>([^<]*)</Item>', gdal)}
+        roles = {m.group(1).lower(): m.group(2).strip()
+                 for m in re.finditer(r'<Item[^>]*\brole="([^"]+)"[^>]*>([^<]*)</Item>', gdal)}
+        gain, offset = roles.get("scale", items.get("SCALE")), roles.get("offset", items.get("OFFSET"))
+        if gain is not None or offset is not None:
+            unit = (roles.get("unittype") or items.get("UNITTYPE") or "").strip().lower()
+            base = -ZERO_CELSIUS_K if unit in ("k", "kelvin") else 0.0
+            try:
+                return LinearScale(float(gain or 1.0), float(offset or 0.0) + base, f"{name} GDAL metadata")
+            except ValueError:
+                return None
+    return None
+
+
+# ------------------------------------------------------------------------------------ sequences
+class RadiometricMixin:
+    """What a sequence says about temperature: `radiometric`, `radiometry`, `ir_celsius(i)`.
+
+    Each frame's conversion is, in this order: the scale set with `set_ir_scale(s)` (a user's
+    choice wins over any file), the one the frame's own file states (FLIR R-JPEG, TIFF metadata),
+    the sequence-wide fallback `set_ir_scale(s, override=False)` (a sidecar JSON such as the demo's
+    demo.json), else none."""
+
+    _ir_scale: Radiometry | None = None
+    _ir_scale_override: bool = True
+
+    def set_ir_scale(self, scale: Radiometry | None, *, override: bool = True) -> None:
+        """Change how IR counts read as °C; cached frames carry the old conversion, so they go."""
+        self._ir_scale, self._ir_scale_override = scale, bool(override)
+        self._epoch += 1  # type: ignore[attr-defined]
+        self._cache.clear()  # type: ignore[attr-defined]
+
+    def _frame_radiometry(self, own: Radiometry | None) -> Radiometry | None:
+        if self._ir_scale is not None and self._ir_scale_override:
+            return self._ir_scale
+        return own if own is not None else self._ir_scale
+
+    @property
+    def radiometry(self) -> Radiometry | None:
+        """The conversion of the first readable frame (frames of one sequence share their kind)."""
+        if self._ir_scale is not None and self._ir_scale_override:
+            return self._ir_scale
+        for i in range(min(len(self), 8)):  # type: ignore[arg-type]
+            fp = self.read(i, prefetch=False)  # type: ignore[attr-defined]
+            if not fp.bad:
+                return fp.radiometry
+        return None
+
+    @property
+    def radiometric(self) -> bool:
+        """True when IR counts read as °C (the status bar, the °C span and `ir_celsius` apply)."""
+        return self.radiometry is not None
+
+    def ir_celsius(self, i: int) -> np.ndarray | None:
+        """(H, W) float32 °C of frame i's IR on the EO grid, or None when it is not radiometric."""
+        return self.read(i, prefetch=False).ir_celsius()  # type: ignore[attr-defined]

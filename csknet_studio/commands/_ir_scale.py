@@ -1,0 +1,19 @@
+"""`--ir-scale`: how a sequence's IR counts read as °C, when its files do not say (or say wrongly)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = ("how IR values read as °C: GAIN,OFFSET (°C = value × GAIN + OFFSET, e.g. 0.01,-273.15) or a unit "
+        "(centikelvin, decikelvin, kelvin, celsius, ...); wins over what FLIR R-JPEGs, TIFF metadata or a "
+        "sidecar JSON state")
+
+
+def add_ir_scale_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ir-scale", default=None, metavar="GAIN,OFFSET|UNIT", help=HELP)
+
+
+def ir_scale_kwargs(args: argparse.Namespace) -> dict[str, str]:
+    """open_sequence keywords for the scale given on the command line."""
+    v = getattr(args, "ir_scale", None)
+    return {"ir_scale": v} if v else {}
