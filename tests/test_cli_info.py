@@ -26,6 +26,9 @@ def test_info_on_demo(tmp_path, capsys):
     assert r["labels"] is True and r["scheme"] == "mfnet"
     assert r["bad_frames"] == []
     assert "folders, 4 frames" in out
+    # the demo's IR is centikelvin, and its demo.json says so
+    assert r["radiometric"] is True and r["ir_to_celsius"]["gain"] == 0.01
+    assert "radiometric: yes, °C = v × 0.01 - 273.15 (demo.json)" in out
 
 
 def test_info_on_recording(tmp_path, capsys):

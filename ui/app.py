@@ -133,6 +133,7 @@ def run_app(args) -> int:
     if getattr(args, "theme", None) is None and settings.value("theme") in ("dark", "light"):
         apply_theme(app, settings.value("theme"))
     win = MainWindow(settings=settings, device=getattr(args, "device", "auto"))
+    win.ir_scale = getattr(args, "ir_scale", None)
     win.project_flags = {"read_only": bool(getattr(args, "read_only", False)),
                          "take_over_lock": bool(getattr(args, "take_over_lock", False))}
     shot = getattr(args, "screenshot", None)

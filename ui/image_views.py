@@ -9,59 +9,20 @@ repaints only the dirty rectangle.
 
 from __future__ import annotations
 
-import functools
-
-import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Signal
 
 from csknet_studio.core.frames import FramePair
+from csknet_studio.ui.colour_bar import ColourBar
+from csknet_studio.ui.display_maps import DEFAULT_SPAN, PALETTES, celsius_u8, thermal_lut, to_display_u8
+
+__all__ = ["BASES", "PALETTES", "ImageViews", "thermal_lut", "to_display_u8"]
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-PALETTES = ("grey", "inferno", "ironbow")
 BASES = ("EO", "IR", "Blend", "Checker")
-
-_IRONBOW = [(0.0, (0, 0, 0)), (0.15, (32, 0, 96)), (0.35, (145, 0, 160)), (0.55, (230, 60, 40)),
-            (0.75, (255, 150, 0)), (0.9, (255, 225, 60)), (1.0, (255, 255, 255))]
-
-
-@functools.lru_cache(maxsize=8)
-def thermal_lut(name: str) -> np.ndarray:
-    """(256, 3) uint8 LUT for the IR channel."""
-    x = np.linspace(0.0, 1.0, 256)
-    if name == "grey":
-        g = (x * 255).round().astype(np.uint8)
-        return np.stack([g, g, g], axis=1)
-    if name == "inferno":
-        return pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)
-    if name == "ironbow":
-        pos = [p for p, _ in _IRONBOW]
-        cols = np.array([c for _, c in _IRONBOW], dtype=float)
-        return np.stack([np.interp(x, pos, cols[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
-    raise ValueError(f"unknown thermal palette {name!r}; known: {', '.join(PALETTES)}")
-
-
-@functools.lru_cache(maxsize=8)
-def _levels_lut(lo: float, hi: float, size: int) -> np.ndarray:
-    """uint8 LUT mapping raw integer values 0..size-1 through fixed display levels."""
-    x = (np.arange(size, dtype=np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
-    return np.clip(x, 0, 255).astype(np.uint8)
-
-
-def to_display_u8(img: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
-    """Scale raw values into uint8 with fixed levels, once per frame (integer input: a cached LUT)."""
-    lo, hi = float(levels[0]), float(levels[1])
-    if img.dtype == np.uint8:
-        if (lo, hi) == (0.0, 255.0):
-            return img
-        return cv2.LUT(img, _levels_lut(lo, hi, 256))
-    if img.dtype == np.uint16:
-        return np.take(_levels_lut(lo, hi, 65536), img)
-    out = (img.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
-    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 _PREMUL = QtGui.QImage.Format.Format_ARGB32_Premultiplied
@@ -248,11 +209,15 @@ class ImageViews(QtWidgets.QWidget):
         self._shape: tuple[int, int] | None = None
         self._eo8: np.ndarray | None = None  # EO of the shown frame scaled to uint8 (fixed levels)
         self._ir8: np.ndarray | None = None  # IR likewise; the thermal palette is the item's LUT
+        self._span = DEFAULT_SPAN  # °C span of radiometric IR (other IR keeps the fixed levels)
 
         self.eo_widget, self.eo_view, eo_t = _make_view("EO", self.reset_zoom)
         self.ir_widget, self.ir_view, ir_t = _make_view("IR", self.reset_zoom)
         self.overlay_widget, self.overlay_view, ov_t = _make_view("Overlay", self.reset_zoom)
         self._titles = (eo_t, ir_t, ov_t)
+        self.colour_bar = ColourBar(self.ir_widget)
+        self.colour_bar.move(4, 28)
+        self.colour_bar.hide()
         self.eo_item = FastImageItem(axisOrder="row-major")
         self.ir_item = FastImageItem(axisOrder="row-major")
         self.base_item = FastImageItem(axisOrder="row-major")
@@ -336,8 +301,23 @@ class ImageViews(QtWidgets.QWidget):
     def set_palette(self, name: str) -> None:
         self._palette = name
         self.ir_item.setLookupTable(thermal_lut(name))
+        self.colour_bar.set_lut(thermal_lut(name))
         if self._frame is not None and self._base in ("IR", "Blend", "Checker"):
             self._show_base()
+
+    def set_span(self, lo: float, hi: float) -> None:
+        """The °C span radiometric IR is shown through (coldest colour at lo, hottest at hi)."""
+        self._span = (float(lo), float(hi))
+        self.colour_bar.set_span(*self._span)
+        if self._frame is not None and self._frame.ir is not None and self._frame.radiometry is not None:
+            self.show_frame(self._frame)
+
+    def celsius_at(self, x: int, y: int) -> float | None:
+        """°C of the shown frame's IR at pixel (x, y), or None when it is not radiometric."""
+        f = self._frame
+        if f is None or f.ir is None or f.radiometry is None or f.bad:
+            return None
+        return float(f.radiometry.celsius(f.ir[y, x]))
 
     def set_base(self, base: str, blend: float | None = None) -> None:
         """What lies under the labels in the overlay: EO, IR, an EO/IR blend or a checkerboard."""
@@ -361,11 +341,15 @@ class ImageViews(QtWidgets.QWidget):
             self.eo_item.setImage(self._eo8, levels=None, autoLevels=False)
         else:
             self.eo_item.clear()
+        radiometric = frame.ir is not None and frame.radiometry is not None and not frame.bad
         if frame.ir is not None:
-            self._ir8 = np.ascontiguousarray(to_display_u8(frame.ir, self._levels["ir"]))
+            ir8 = (celsius_u8(frame, self._span) if radiometric
+                   else to_display_u8(frame.ir, self._levels["ir"]))
+            self._ir8 = np.ascontiguousarray(ir8)
             self.ir_item.setImage(self._ir8, levels=None, autoLevels=False)
         else:
             self.ir_item.clear()
+        self.colour_bar.setVisible(radiometric)
         self._show_base()
         if first:
             self.reset_zoom()

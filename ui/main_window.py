@@ -26,6 +26,7 @@ from csknet_studio.ui.legend import UNLABELLED_RGB, ClassLegend
 from csknet_studio.ui.menus import build_menus, finish_menus, name_class_actions
 from csknet_studio.ui.panels import install_panels
 from csknet_studio.ui.status import StatusBar
+from csknet_studio.ui.thermal import install_thermal
 from csknet_studio.ui.timeline import Timeline
 from csknet_studio.ui.tools import ToolController
 from csknet_studio.ui.view_controls import ViewControls, fit_combos
@@ -63,6 +64,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self._failed_index = -1  # frame whose inference failed (playback must not wait for it)
         self.confirm_close = self._ask_save  # tests replace this to avoid a modal prompt
         self.checkpoint_path: Path | None = None
+        self.ir_scale: str | None = None  # --ir-scale / View ▸ IR temperature scale…: counts to °C
         self.frame_shown_at: float = 0.0  # perf_counter of the last frame change (latency bench)
 
         self.worker = InferenceWorker(self)
@@ -107,6 +109,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.controls.bind_settings(self.settings)  # display settings as the user left them
         self.set_scheme(MFNET)
         install_panels(self)  # internals, compare, fine-tuning, export, F1 sheet, U (sets self.panels)
+        install_thermal(self)  # the °C span and colour bar of radiometric IR, View ▸ IR temperature scale…
         finish_menus(self)
         self.status.set_device("-")
         fit_combos(self)
@@ -227,7 +230,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             topic_kw = self.recording_topics(seq_path, topics)
             if topic_kw is None:  # the topic picker was cancelled
                 return False
-            seq = open_sequence(seq_path, **topic_kw)
+            seq = open_sequence(seq_path, ir_scale=self.ir_scale, **topic_kw)
             self.set_sequence(seq, project_path=project)
         except (CSKNetError, OSError, ValueError) as exc:
             self.show_error(f"Could not open {path}:\n{without_path(str(exc), path)}")
@@ -453,7 +456,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             c = int(self._mask[y, x])
             cls = self._scheme.class_names[c] if c < self._scheme.num_classes else "unlabelled"
         self.status.set_cursor(x, y, cls, None if f.eo is None else f.eo[y, x],
-                               None if f.ir is None else f.ir[y, x])
+                               None if f.ir is None else f.ir[y, x], self.views.celsius_at(x, y))
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.tools.cancel()

@@ -1,12 +1,15 @@
 """Status bar: device, milliseconds per inference, frame, and what lies under the cursor.
 
 The cursor read-out gives the class under the pointer and both modalities' raw pixel values
-(16-bit IR stays 16-bit), which is what a labeller checks before trusting a thermal edge.
+(16-bit IR stays 16-bit), and the temperature in °C when the IR is radiometric: what a labeller
+checks before trusting a thermal edge.
 """
 
 from __future__ import annotations
 
 from PySide6 import QtWidgets
+
+from csknet_studio.ui.display_maps import format_celsius
 
 
 class StatusBar(QtWidgets.QStatusBar):
@@ -22,7 +25,7 @@ class StatusBar(QtWidgets.QStatusBar):
         self.cursor_label.setMinimumWidth(330)
         self.ms_label.setMinimumWidth(70)
         tips = {
-            self.cursor_label: "Pixel under the cursor: class, EO RGB and IR value",
+            self.cursor_label: "Pixel under the cursor: class, EO RGB, IR value and, for radiometric IR, °C",
             self.frame_label: "Frame shown and the mode it was segmented with",
             self.ms_label: "Time of the last forward pass",
             self.device_label: "Where the model runs",
@@ -48,8 +51,8 @@ class StatusBar(QtWidgets.QStatusBar):
     def set_busy(self, busy: bool) -> None:
         self.busy_label.setText("computing…" if busy else "")
 
-    def set_cursor(self, x: int, y: int, class_name: str | None, eo, ir) -> None:
-        """eo: RGB triple or None; ir: scalar or None."""
+    def set_cursor(self, x: int, y: int, class_name: str | None, eo, ir, celsius: float | None = None) -> None:
+        """eo: RGB triple or None; ir: scalar or None; celsius: the IR pixel in °C, None when not radiometric."""
         parts = [f"x {x} y {y}"]
         parts.append(f"class: {class_name}" if class_name is not None else "class: -")
         if eo is not None:
@@ -57,6 +60,8 @@ class StatusBar(QtWidgets.QStatusBar):
         if ir is not None:
             v = float(ir)
             parts.append(f"IR {int(v)}" if v.is_integer() else f"IR {v:.2f}")
+        if celsius is not None:
+            parts.append(format_celsius(celsius))
         self.cursor_label.setText("  ".join(parts))
 
     def clear_cursor(self) -> None:

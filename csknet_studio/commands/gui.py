@@ -1,10 +1,11 @@
 """`csknet-studio [SEQUENCE] [--frame N] [--checkpoint FILE] [--device ...] [--screenshot PNG] [--theme ...]
-[--read-only]`."""
+[--read-only] [--ir-scale GAIN,OFFSET|UNIT]`."""
 
 from __future__ import annotations
 
 import argparse
 
+from ._ir_scale import add_ir_scale_argument
 from ._topics import add_topic_arguments
 
 
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--theme", default=None, choices=("dark", "light"),
                         help="colour theme (default: the last one used, else dark)")
     add_topic_arguments(parser)  # a recording opened without them gets the topic picker
+    add_ir_scale_argument(parser)
     parser.add_argument("--read-only", action="store_true",
                         help="open the sequence's project without writing to it (e.g. while another copy "
                              "of the app has it open)")

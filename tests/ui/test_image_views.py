@@ -23,7 +23,13 @@ def test_levels_map_raw_values_including_16_bit():
 def test_thermal_palettes_are_uint8_luts(name):
     lut = thermal_lut(name)
     assert lut.shape == (256, 3) and lut.dtype == np.uint8
-    assert lut[255].sum() > lut[0].sum()  # hot is bright
+    if name == "black-hot":
+        assert lut[255].sum() == 0 and lut[0].sum() == 3 * 255  # hot is black
+        np.testing.assert_array_equal(lut, thermal_lut("white-hot")[::-1])
+    else:
+        assert lut[255].sum() > lut[0].sum()  # hot is bright
+    assert set(PALETTES) >= {"white-hot", "black-hot", "inferno", "ironbow"}
+    np.testing.assert_array_equal(thermal_lut("grey"), thermal_lut("white-hot"))  # older settings' name
 
 
 def test_bases_and_levels_fixed_per_sequence(qtbot):

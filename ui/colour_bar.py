@@ -1,0 +1,55 @@
+"""The colour bar of radiometric IR: the palette over the °C span, labelled in °C."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from csknet_studio.ui.display_maps import DEFAULT_SPAN, thermal_lut
+
+
+class ColourBar(QtWidgets.QWidget):
+    """The palette from the span's low end (bottom) to its high end (top), labelled in °C; a child
+    of the IR view, shown while the frame on screen is radiometric."""
+
+    BAR_W, BAR_H = 12, 96
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._lut = thermal_lut("inferno")
+        self._span = DEFAULT_SPAN
+        self.setFixedSize(self.BAR_W + 70, self.BAR_H + 16)
+        self.setToolTip("IR colours in °C (the span is set beside the IR palette)")
+
+    def set_lut(self, lut: np.ndarray) -> None:
+        self._lut = lut
+        self.update()
+
+    def set_span(self, lo: float, hi: float) -> None:
+        self._span = (float(lo), float(hi))
+        self.update()
+
+    def labels(self) -> list[str]:
+        """The tick labels, top (hot) to bottom (cold)."""
+        lo, hi = self._span
+        return [f"{v:g} °C" for v in (hi, (lo + hi) / 2, lo)]
+
+    def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt name)
+        p = QtGui.QPainter(self)
+        p.fillRect(self.rect(), QtGui.QColor(0, 0, 0, 140))
+        x0, y0 = 4, 8
+        grad = QtGui.QLinearGradient(0, y0 + self.BAR_H, 0, y0)
+        for k in range(0, 256, 15):
+            r, g, b = (int(v) for v in self._lut[k])
+            grad.setColorAt(k / 255.0, QtGui.QColor(r, g, b))
+        r, g, b = (int(v) for v in self._lut[255])
+        grad.setColorAt(1.0, QtGui.QColor(r, g, b))
+        p.fillRect(QtCore.QRect(x0, y0, self.BAR_W, self.BAR_H), grad)
+        p.setPen(QtGui.QColor("#e6e6e6"))
+        fm = p.fontMetrics()
+        for k, text in enumerate(self.labels()):
+            y = y0 + k * self.BAR_H // 2
+            p.drawLine(x0 + self.BAR_W, y, x0 + self.BAR_W + 3, y)
+            p.drawText(x0 + self.BAR_W + 6, y + fm.ascent() // 2 - 1, text)
+        p.end()

@@ -1,0 +1,60 @@
+"""Thermal wiring of the main window: the °C span controls feed the views, the span controls are
+enabled for radiometric sequences, and View ▸ IR temperature scale… tells the app how a sequence's
+counts read as °C when its files do not say (a unit, or GAIN,OFFSET)."""
+
+from __future__ import annotations
+
+from PySide6 import QtGui, QtWidgets
+
+from csknet_studio.core.radiometry import parse_ir_scale
+
+
+def install_thermal(win) -> None:
+    """Wire the span controls, the colour bar and View ▸ IR temperature scale… into `win`."""
+    win.controls.span_changed.connect(win.views.set_span)
+    win.views.set_span(*win.controls.span)
+    win.sequence_opened.connect(lambda seq: win.controls.set_radiometric(bool(getattr(seq, "radiometric", False))))
+    act = QtGui.QAction("IR temperature scale…", win)
+    act.setToolTip("How the IR values of the open sequence read as °C (a unit or GAIN,OFFSET)")
+    act.triggered.connect(lambda: ask_ir_scale(win))
+    win.actions_by_name["ir_scale"] = act
+    win.add_action("View", act)
+
+
+def ask_ir_scale(win, text: str | None = None) -> bool:
+    """Ask for (or take `text` as) the open sequence's IR scale and apply it; empty = as its files say."""
+    seq = win.sequence
+    if seq is None:
+        return False
+    if text is None:
+        current = win.ir_scale or ""
+        text, ok = QtWidgets.QInputDialog.getText(
+            win, "IR temperature scale",
+            "How the IR values read as °C: a unit (centikelvin, kelvin, celsius, ...) or GAIN,OFFSET\n"
+            "(°C = value × GAIN + OFFSET). Leave empty to use what the files state.", text=current)
+        if not ok:
+            return False
+    text = text.strip()
+    try:
+        scale = parse_ir_scale(text) if text else None
+    except ValueError as exc:
+        win.show_error(str(exc))
+        return False
+    win.ir_scale = text or None
+    if scale is not None:
+        seq.set_ir_scale(scale)
+    else:  # back to what the files and a sidecar JSON say
+        from csknet_studio.core.data.detect import sidecar_ir_scale, sidecar_root
+        from csknet_studio.core.errors import CSKNetError
+
+        root = sidecar_root(seq)
+        try:
+            fallback = None if root is None else sidecar_ir_scale(root)
+        except CSKNetError as exc:
+            win.show_error(str(exc))
+            fallback = None
+        seq.set_ir_scale(fallback, override=False)
+    win.controls.set_radiometric(seq.radiometric)
+    win.reload_frame()
+    win.show_status("IR values read as " + (seq.radiometry.describe() if seq.radiometric else "raw counts (not °C)"))
+    return True
