@@ -9,6 +9,7 @@ HDF5 layout (axes `tyx`, one chunk per frame, gzip or lzf):
     /timestamps_ns   (T,) int64 EO stamps, and /ir_timestamps_ns the IR ones (recordings only)
     /probabilities   (T, C, H, W) float16            (optional)
     /eo (T, H, W, 3), /ir (T, H, W)                  (optional copies of the imagery)
+    /ir_celsius      (T, H, W) float32 °C, attrs units "degC" and the conversion (radiometric IR, with the copies)
     file attrs       class_names, palette (N, 3) uint8, ignore_index, axes, scheme, source (relative
                      to the file), checkpoint_hash, mode, app_version, created (ISO 8601 UTC), format
 The file is written beside the target by a child process (core/export_process.py) and renamed into
@@ -85,6 +86,7 @@ class LabelExport:
     eo: np.ndarray | None = None
     ir: np.ndarray | None = None
     frame_origin: list[str] | None = None
+    ir_celsius: np.ndarray | None = None
 
     @property
     def scheme(self) -> ClassScheme:
@@ -188,6 +190,10 @@ def export_hdf5(
         seq = getattr(session, "sequence", None)
         spec["frame_arrays"] = {k: np.asarray(v, np.int64) for k in ("timestamps_ns", "ir_timestamps_ns")
                                 if (v := getattr(seq, k, None)) is not None and len(v) == n}
+        rad = getattr(seq, "radiometry", None) if copy_images else None
+        if rad is not None:  # radiometric IR: its temperatures go beside the raw counts
+            spec["dataset_attrs"] = {"ir_celsius": {"units": "degC", "axes": "tyx",
+                                                    "conversion": json.dumps(rad.to_dict())}}
 
         def on_cancel() -> None:
             _check_cancel(lambda: True, path)
@@ -297,6 +303,7 @@ def _send_frames(writer: WriterProcess, session: Any, path: Path, shape: tuple[i
     if copy_images:
         fp0 = session.sequence[0]
         keys = tuple(k for k in ("eo", "ir") if getattr(fp0, k) is not None)
+    celsius = "ir" in keys and getattr(session.sequence, "radiometry", None) is not None
     sample: dict[str, np.ndarray] = {}
     prob_shape: tuple[int, ...] | None = None
     for i in range(n):
@@ -327,6 +334,9 @@ def _send_frames(writer: WriterProcess, session: Any, path: Path, shape: tuple[i
                     raise ExportError(f"{key} image of frame {i} ({session.names[i]}) does not match frame 0")
                 images[key] = np.ascontiguousarray(img)
                 sample.setdefault(key, images[key])
+            if celsius:  # float32 °C of the IR copy; NaN where a frame has none (unreadable)
+                c = fp.ir_celsius()
+                images["ir_celsius"] = np.full((h, w), np.nan, np.float32) if c is None else np.ascontiguousarray(c)
         if i == 0:
             _check_space(path, [lab, *([p] if p is not None else []), *images.values()], n)
         writer.frame(i, lab, p, images)
@@ -360,7 +370,7 @@ def read_labels_hdf5(path: str | os.PathLike) -> LabelExport:
             if "labels" not in f or "frame_names" not in f:
                 raise ExportError(f"{path} is not a CSKNet Studio label export (no 'labels' / 'frame_names')")
             a = f.attrs
-            opt = {k: (f[k][()] if k in f else None) for k in ("probabilities", "eo", "ir")}
+            opt = {k: (f[k][()] if k in f else None) for k in ("probabilities", "eo", "ir", "ir_celsius")}
             origin = [_text(v) for v in f["frame_origin"][()]] if "frame_origin" in f else None
             return LabelExport(
                 path=path,

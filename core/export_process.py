@@ -86,7 +86,7 @@ class _Writer:
         if name not in self.extra:
             ds = self.f.create_dataset(name, (self.spec["n"], *sample.shape), sample.dtype,
                                        chunks=(1, *sample.shape), **self.opts)
-            for k, v in (attrs or {}).items():
+            for k, v in {**self.spec.get("dataset_attrs", {}).get(name, {}), **(attrs or {})}.items():
                 ds.attrs[k] = v
             self.extra[name] = ds
         return self.extra[name]

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from csknet_studio.commands._common import add_scheme_argument
+from csknet_studio.commands._ir_scale import add_ir_scale_argument, ir_scale_kwargs
 from csknet_studio.core.modes import ALL_MODES
 
 FORMATS = ("hdf5", "png", "coco", "cvat")
@@ -60,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--relink", action="store_true", help="accept a project whose sequence was moved")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_scheme_argument(p)
+    add_ir_scale_argument(p)  # radiometric IR: --copy-images then writes ir_celsius (HDF5)
 
 
 def _predictor(args: argparse.Namespace, session):
@@ -77,7 +79,7 @@ def _predictor(args: argparse.Namespace, session):
         return None, None
     from csknet_studio.core.checkpoint import load_checkpoint
     from csknet_studio.core.device import resolve_device
-    from csknet_studio.core.infer import Predictor
+    from csknet_studio.core.predictor import Predictor
 
     device = resolve_device(args.device)
     loaded = load_checkpoint(ckpt, map_location=device)
@@ -165,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
     mode = Mode(args.mode)
     fmt = _format(args)
-    seq = open_sequence(args.sequence, **topic_kwargs(args))
+    seq = open_sequence(args.sequence, **topic_kwargs(args), **ir_scale_kwargs(args))
     with _cancel_on_signals() as cancelled, contextlib.ExitStack() as closing:
         closing.callback(seq.close)
         session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink, read_only=True)

@@ -184,3 +184,48 @@ def test_damaged_rjpeg_names_the_file(tmp_path):
     path.write_bytes(data[:400])  # the thermal record is cut off
     with pytest.raises(CorruptImageError, match="bad.jpg"):
         read_ir_file(path)
+
+
+# ------------------------------------------------------------------------------------- HDF5 export
+def test_hdf5_export_writes_ir_celsius_for_radiometric_ir(tmp_path):
+    import h5py
+
+    from csknet_studio.core.export import export_hdf5, read_labels_hdf5
+    from csknet_studio.core.session import AnnotationSession
+
+    rng = np.random.default_rng(0)
+    eo = rng.integers(0, 255, (3, H, W, 3), dtype=np.uint8)
+    ir = rng.integers(26000, 34000, (3, H, W), dtype=np.uint16)
+    seq = ArraySequence(eo, ir, ir_scale=LinearScale.of_units("centikelvin"))
+    out = export_hdf5(AnnotationSession(seq), tmp_path / "r.h5", copy_images=True)
+    with h5py.File(out, "r") as f:
+        ds = f["ir_celsius"]
+        assert ds.dtype == np.float32 and ds.shape == (3, H, W) and ds.attrs["units"] == "degC"
+        assert json.loads(ds.attrs["conversion"]) == {"kind": "linear", "gain": 0.01, "offset": -273.15,
+                                                      "source": "user"}
+        np.testing.assert_allclose(ds[2], ir[2] * 0.01 - 273.15, atol=1e-4)
+        np.testing.assert_array_equal(f["ir"][2], ir[2])  # the raw counts stay as they were
+    assert read_labels_hdf5(out).ir_celsius.shape == (3, H, W)
+    plain = ArraySequence(eo, ir)  # not radiometric, or no image copies: no temperatures
+    for s, copy in ((plain, True), (seq, False)):
+        with h5py.File(export_hdf5(AnnotationSession(s), tmp_path / f"n{copy}.h5", copy_images=copy), "r") as f:
+            assert "ir_celsius" not in f
+
+
+def test_cli_export_with_ir_scale_writes_celsius(tmp_path, capsys):
+    import h5py
+
+    from csknet_studio.cli import main
+
+    def write(stem, i):
+        cv2.imwrite(str(stem.with_suffix(".png")), np.full((H, W), 31315 + i, np.uint16))
+
+    root = _folder(tmp_path / "seq", write, n=3)
+    out = tmp_path / "out.h5"
+    assert main(["export", str(root), "--out", str(out), "--copy-images", "--ir-scale", "centikelvin",
+                 "--quiet"]) == 0
+    with h5py.File(out, "r") as f:
+        assert f["ir_celsius"][2, 0, 0] == pytest.approx(40.02, abs=1e-4)
+    assert main(["info", str(root), "--ir-scale", "kelvin", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["radiometric"] and r["ir_celsius_range"] == pytest.approx([31315 - 273.15, 31317 - 273.15])
