@@ -201,12 +201,33 @@ def _source_files(session: Any, root: Path) -> list[str | None]:
     return out
 
 
+def rle_counts(shape: tuple[int, int], y: int, x: int, crop: np.ndarray) -> list[int]:
+    """COCO's uncompressed RLE (column-major runs, zeros first) of `crop` placed at (y, x) in a frame
+    of `shape`: only the columns the object spans are scanned, so a speck costs its column band,
+    not a whole frame."""
+    height, width = int(shape[0]), int(shape[1])
+    band = np.zeros((height, crop.shape[1]), bool)
+    band[y: y + crop.shape[0]] = crop
+    flat = band.ravel(order="F")
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    runs = np.diff(np.concatenate(([0], edges, [flat.size]))).tolist()
+    if flat[0]:
+        runs.insert(0, 0)
+    runs[0] += x * height  # the empty columns before the band
+    tail = (width - x - crop.shape[1]) * height  # and after it
+    if len(runs) % 2 == 0:  # the band ends inside the object: the tail is a new run of zeros
+        if tail:
+            runs.append(tail)
+    else:
+        runs[-1] += tail
+    return runs
+
+
 def _rle(mask_utils: Any, shape: tuple[int, int], y: int, x: int, crop: np.ndarray
          ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the JSON form, pycocotools' own form) of one object's compressed RLE."""
-    full = np.zeros(shape, np.uint8, order="F")
-    full[y: y + crop.shape[0], x: x + crop.shape[1]] = crop
-    rle = mask_utils.encode(full)
+    rle = mask_utils.frPyObjects({"size": [int(shape[0]), int(shape[1])],
+                                  "counts": rle_counts(shape, y, x, crop)}, int(shape[0]), int(shape[1]))
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}, rle
 
 
