@@ -50,7 +50,8 @@ def _write(folder: Path, stem: str, eo: np.ndarray, ir: np.ndarray, label: np.nd
         atomic_write_bytes(folder / sub / f"{stem}.png", buf.tobytes())
 
 
-def render_set(out: Path, items: list[tuple[int, int]], size: tuple[int, int]) -> dict:
+def render_set(out: Path, items: list[tuple[int, int]], size: tuple[int, int], *,
+               thermal_variety: bool = False) -> dict:
     """Render (seed, index) frames into `out` (replaced); returns the frames.json dict."""
     if out.exists():
         shutil.rmtree(out)
@@ -58,7 +59,7 @@ def render_set(out: Path, items: list[tuple[int, int]], size: tuple[int, int]) -
         (out / sub).mkdir(parents=True)
     frames = []
     for seed, index in items:
-        frame, cond = render_demo_frame(seed, index, size, CLIP_FRAMES)
+        frame, cond = render_demo_frame(seed, index, size, CLIP_FRAMES, thermal_variety=thermal_variety)
         frames.append((seed, index, cond, frame))
     k = MFNET.num_classes
     presence = np.stack([np.bincount(f.label.ravel(), minlength=k)[:k] > 0 for *_, f in frames])
@@ -68,6 +69,7 @@ def render_set(out: Path, items: list[tuple[int, int]], size: tuple[int, int]) -
         rows.append({"file": f"{n:06d}", "seed": seed, "index": index, "condition": cond})
     pixels = sum(np.bincount(f.label.ravel(), minlength=k)[:k] for *_, f in frames)
     meta = {"size": list(size), "clip_frames": CLIP_FRAMES, "class_scheme": MFNET.name,
+            "thermal_variety": thermal_variety,
             "frames_per_class": {name: int(c) for name, c in zip(MFNET.class_names, presence.sum(0), strict=True)},
             "pixel_fraction": {name: round(float(v), 5) for name, v in
                                zip(MFNET.class_names, pixels / pixels.sum(), strict=True)},
@@ -79,10 +81,13 @@ def render_set(out: Path, items: list[tuple[int, int]], size: tuple[int, int]) -
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/default_model", help="output folder (default %(default)s)")
+    ap.add_argument("--thermal-variety", action="store_true",
+                    help="draw each training clip's scene temperatures at random (core.demo.ThermalVariety); "
+                         "the validation clip keeps the demo's look")
     args = ap.parse_args(argv)
     out = Path(args.out)
     train_items = [(s, i) for s in TRAIN_SEEDS for i in range(s % TRAIN_STRIDE, CLIP_FRAMES, TRAIN_STRIDE)]
-    meta = render_set(out / "train", train_items, TRAIN_SIZE)
+    meta = render_set(out / "train", train_items, TRAIN_SIZE, thermal_variety=args.thermal_variety)
     print(f"train: {meta['n_frames']} frames; pixel fraction per class {meta['pixel_fraction']}")
     step = CLIP_FRAMES / VAL_FRAMES
     val_items = [(VAL_SEED, int(math.floor(j * step + step / 2))) for j in range(VAL_FRAMES)]

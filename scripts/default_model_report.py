@@ -27,8 +27,8 @@ import torch
 from csknet_studio.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from csknet_studio.core.demo import render_demo_frame
 from csknet_studio.core.evaluate import SegMetrics, evaluate
-from csknet_studio.core.infer import Predictor
 from csknet_studio.core.modes import ALL_MODES, Mode
+from csknet_studio.core.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 HELDOUT_SEED = 1000
@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", action="store_true", help=f"write {BUNDLE.relative_to(ROOT)}")
     ap.add_argument("--train-log", type=Path, default=None,
                     help="`/usr/bin/time -v` output of the training (wall / CPU time go into the bundle)")
+    ap.add_argument("--train-note", default="",
+                    help="how the training time was measured, when it was not one quiet run (kept in the bundle)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         timing = {}
         if args.train_log and args.train_log.is_file():
             timing = parse_time_v(args.train_log.read_text(encoding="utf-8", errors="replace"))
+        if args.train_note:
+            timing["note"] = args.train_note
         metrics = dict(ck.metrics)
         metrics["heldout"] = {"seed": HELDOUT_SEED, "frames": len(frames), "size": list(args.size),
                               "conditions": {c: conds.count(c) for c in sorted(set(conds))}, **metrics_json}
