@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from csknet_studio.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from csknet_studio.core.demo import render_demo_frame
+from csknet_studio.core.demo import demo_conditions, render_demo_frame
 from csknet_studio.core.evaluate import SegMetrics, evaluate
 from csknet_studio.core.modes import ALL_MODES, Mode
 from csknet_studio.core.predictor import Predictor
@@ -34,6 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 HELDOUT_SEED = 1000
 CLIP_FRAMES = 120
 BUNDLE = ROOT / "resources" / "default_model.pt"
+
+
+def heldout_conditions(n: int = 24, seed: int = HELDOUT_SEED) -> list[tuple[int, str]]:
+    """(frame index, condition) of the n held-out frames, without rendering them."""
+    step = CLIP_FRAMES / n
+    conds = demo_conditions(seed, CLIP_FRAMES)
+    return [(int(j * step + step / 2), conds[int(j * step + step / 2)]) for j in range(n)]
 
 
 def heldout_frames(n: int = 24, size: tuple[int, int] = (480, 640), seed: int = HELDOUT_SEED):
@@ -118,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
     ap.add_argument("--json", type=Path, default=None, help="also write the metrics here")
     ap.add_argument("--bundle", action="store_true", help=f"write {BUNDLE.relative_to(ROOT)}")
+    ap.add_argument("--metrics", type=Path, default=None,
+                    help="with --bundle: the --json of an earlier evaluation of this checkpoint, not re-measured")
     ap.add_argument("--train-log", type=Path, default=None,
                     help="`/usr/bin/time -v` output of the training (wall / CPU time go into the bundle)")
     ap.add_argument("--train-note", default="",
@@ -127,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     ck = load_checkpoint(args.checkpoint)
     names = ck.scheme.class_names
+    if args.metrics:  # bundle what an earlier run of this script measured (--json), without re-evaluating
+        metrics_json = json.loads(args.metrics.read_text(encoding="utf-8"))
+        conds = [c for _, c in heldout_conditions(args.frames)]
+        return bundle(args, ck, metrics_json, conds)
     frames = heldout_frames(args.frames, tuple(args.size))
     groups = evaluate_groups(ck.model, frames)
     conds = [c for _, c in frames]
@@ -154,21 +167,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nevaluation took {time.perf_counter() - t0:.0f} s")
 
     if args.bundle:
-        payload = read_checkpoint(args.checkpoint)
-        timing = {}
-        if args.train_log and args.train_log.is_file():
-            timing = parse_time_v(args.train_log.read_text(encoding="utf-8", errors="replace"))
-        if args.train_note:
-            timing["note"] = args.train_note
-        metrics = dict(ck.metrics)
-        metrics["heldout"] = {"seed": HELDOUT_SEED, "frames": len(frames), "size": list(args.size),
-                              "conditions": {c: conds.count(c) for c in sorted(set(conds))}, **metrics_json}
-        extra = dict(payload.get("extra") or {})
-        extra.update({"what": "CSK-Net ResNet-18 half width, trained on the procedural demo scenes only "
-                              "(configs/default_model.toml, `make model`)",
-                      "training_time": timing, "source_checkpoint": str(args.checkpoint)})
-        save_checkpoint(BUNDLE, ck.model, scheme=ck.scheme, metrics=metrics, train_config=ck.config, extra=extra)
-        print(f"wrote {BUNDLE} ({BUNDLE.stat().st_size / 1e6:.1f} MB)")
+        bundle(args, ck, metrics_json, conds)
+    return 0
+
+
+def bundle(args, ck, metrics_json: dict, conds: list[str]) -> int:
+    """Write resources/default_model.pt: the checkpoint with its held-out metrics and the recipe facts."""
+    payload = read_checkpoint(args.checkpoint)
+    timing = {}
+    if args.train_log and args.train_log.is_file():
+        timing = parse_time_v(args.train_log.read_text(encoding="utf-8", errors="replace"))
+    if args.train_note:
+        timing["note"] = args.train_note
+    metrics = dict(ck.metrics)
+    metrics["heldout"] = {"seed": HELDOUT_SEED, "frames": len(conds), "size": list(args.size),
+                          "conditions": {c: conds.count(c) for c in sorted(set(conds))}, **metrics_json}
+    extra = dict(payload.get("extra") or {})
+    extra.update({"what": "CSK-Net ResNet-18 half width, trained on the procedural demo scenes only "
+                          "(configs/default_model.toml, `make model`)",
+                  "training_time": timing, "source_checkpoint": str(args.checkpoint)})
+    save_checkpoint(BUNDLE, ck.model, scheme=ck.scheme, metrics=metrics, train_config=ck.config, extra=extra)
+    print(f"wrote {BUNDLE} ({BUNDLE.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
