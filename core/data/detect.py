@@ -27,6 +27,7 @@ from .folders import (
 from .hdf5 import HDF5Sequence, LabelsOnlyError, LabelStack
 from .imaging import HDF5_EXTS, IMAGE_EXTS, VIDEO_EXTS, list_images, png_channels
 from .rosbag import RecordingSequence, is_recording
+from .thermal import hdf5_ir_scale
 from .video import VideoPairSequence
 
 EO_TOKENS = frozenset({"eo", "vi", "vis", "visible", "rgb", "color", "colour", "optical", "visual"})
@@ -134,6 +135,8 @@ def open_sequence(
             raise
         if fallback is not None:
             seq.set_ir_scale(fallback, override=False)
+    elif seq.layout == "hdf5" and (fallback := hdf5_ir_scale(Path(seq.source))) is not None:
+        seq.set_ir_scale(fallback, override=False)  # our export of a radiometric sequence reads as one
     return seq
 
 

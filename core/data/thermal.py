@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
-import struct
 from pathlib import Path
 
 import cv2
@@ -38,6 +38,9 @@ _FLIR_MAGIC = b"FLIR\x00"
 RAW_DATA_RECORD = 1
 CAMERA_INFO_RECORD = 32
 GDAL_METADATA_TAG = 42112
+# tifffile logs its own warnings on odd or damaged files; each failure here becomes one
+# CorruptImageError naming the file instead (as imaging.py does for OpenCV).
+logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 
 def is_flir_jpeg(data: bytes) -> bool:
@@ -86,8 +89,9 @@ def read_flir(data: bytes, path: Path | str = "<bytes>") -> tuple[np.ndarray, Pl
         scale = PlanckScale.from_flir(meta, source=f"FLIR R-JPEG {Path(path).name}")
     except CorruptImageError:
         raise
-    except (ValueError, KeyError, IndexError, TypeError, OSError, struct.error, cv2.error) as exc:
-        raise CorruptImageError(f"{path}: FLIR R-JPEG thermal data unreadable ({exc})", str(path)) from None
+    except Exception as exc:  # noqa: BLE001 - any parser failure on damaged bytes is a corrupt file
+        raise CorruptImageError(f"{path}: FLIR R-JPEG thermal data unreadable ({type(exc).__name__}: {exc})",
+                                str(path)) from None
     return raw, scale
 
 
@@ -125,9 +129,13 @@ def read_tiff(data: bytes, path: Path | str = "<bytes>") -> tuple[np.ndarray, Li
             desc = page.description
             tag = page.tags.get(GDAL_METADATA_TAG)
             gdal = None if tag is None else str(tag.value)
+            if int(np.prod(page.shape)) > 4 * MAX_PIXELS:  # a forged header: refuse before allocating
+                raise CorruptImageError(f"{path}: TIFF header claims {page.shape} samples, too large", str(path))
             img = page.asarray()
-    except (ValueError, TypeError, KeyError, IndexError, OSError, RuntimeError, tifffile.TiffFileError):
-        pass  # a codec tifffile lacks (JPEG-in-TIFF without imagecodecs): OpenCV decodes the pixels
+    except CorruptImageError:
+        raise
+    except Exception:  # noqa: BLE001 - a codec tifffile lacks, or damaged bytes: OpenCV decodes or refuses
+        img = None
     bgr = img is None  # OpenCV decodes colour as BGR, tifffile as stored (RGB)
     if img is None:
         img = decode_bytes(data, path)
@@ -139,7 +147,10 @@ def read_tiff(data: bytes, path: Path | str = "<bytes>") -> tuple[np.ndarray, Li
         img = np.moveaxis(img, 0, -1)  # planar samples
     if img.ndim not in (2, 3) or img.size == 0:
         raise CorruptImageError(f"{path}: unsupported TIFF image shape {img.shape}", str(path))
-    return to_grey(img, bgr=bgr), scale
+    try:
+        return to_grey(img, bgr=bgr), scale
+    except ValueError as exc:  # complex or structured samples
+        raise CorruptImageError(f"{path}: TIFF IR of {img.dtype} samples is not supported ({exc})", str(path)) from None
 
 
 def tiff_scale(description: str | None, gdal: str | None, name: str) -> LinearScale | None:
@@ -165,6 +176,27 @@ def tiff_scale(description: str | None, gdal: str | None, name: str) -> LinearSc
                 return LinearScale(float(gain or 1.0), float(offset or 0.0) + base, f"{name} GDAL metadata")
             except ValueError:
                 return None
+    return None
+
+
+def hdf5_ir_scale(path: Path) -> Radiometry | None:
+    """The conversion our HDF5 export recorded on its `ir_celsius` dataset (frame 0's), or None."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            ds = f.get("ir_celsius")
+            conv = None if ds is None else ds.attrs.get("conversion")
+            d = json.loads(conv.decode() if isinstance(conv, bytes) else conv) if conv is not None else None
+        if not isinstance(d, dict):
+            return None
+        kind = d.pop("kind", None)
+        if kind == LinearScale.kind:
+            return LinearScale(float(d["gain"]), float(d["offset"]), str(d.get("source", path.name)))
+        if kind == PlanckScale.kind:
+            return PlanckScale(**d)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     return None
 
 

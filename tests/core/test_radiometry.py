@@ -206,6 +206,9 @@ def test_hdf5_export_writes_ir_celsius_for_radiometric_ir(tmp_path):
         np.testing.assert_allclose(ds[2], ir[2] * 0.01 - 273.15, atol=1e-4)
         np.testing.assert_array_equal(f["ir"][2], ir[2])  # the raw counts stay as they were
     assert read_labels_hdf5(out).ir_celsius.shape == (3, H, W)
+    with open_sequence(out, prefetch=0) as back:  # the export opens as a sequence, radiometric again
+        assert back.radiometry == LinearScale(0.01, -273.15, "user")
+        np.testing.assert_allclose(back.ir_celsius(1), ir[1] * 0.01 - 273.15, atol=1e-4)
     plain = ArraySequence(eo, ir)  # not radiometric, or no image copies: no temperatures
     for s, copy in ((plain, True), (seq, False)):
         with h5py.File(export_hdf5(AnnotationSession(s), tmp_path / f"n{copy}.h5", copy_images=copy), "r") as f:
@@ -229,3 +232,27 @@ def test_cli_export_with_ir_scale_writes_celsius(tmp_path, capsys):
     assert main(["info", str(root), "--ir-scale", "kelvin", "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["radiometric"] and r["ir_celsius_range"] == pytest.approx([31315 - 273.15, 31317 - 273.15])
+
+
+def test_damaged_rjpegs_and_tiffs_raise_only_corrupt_image_error(tmp_path):
+    """Truncated and bit-flipped R-JPEGs and TIFFs: a frame or one CorruptImageError, nothing else."""
+    rjpeg = write_rjpeg(tmp_path / "ok.jpg", np.full((H, W), 15000, np.uint16), png=True).read_bytes()
+    tif = tmp_path / "ok.tif"
+    tifffile.imwrite(tif, np.full((H, W), 30000, np.uint16), description=json.dumps({"units": "centikelvin"}))
+    rng = np.random.default_rng(7)
+    for good in (rjpeg, tif.read_bytes()):
+        for k in range(40):
+            data = bytearray(good)
+            if k % 2:
+                data = data[: int(rng.integers(2, len(data)))]
+            else:
+                for i in rng.integers(0, len(data), 6):
+                    data[i] ^= 1 << int(rng.integers(0, 8))
+            path = tmp_path / f"bad{k}{'.jpg' if good is rjpeg else '.tif'}"
+            path.write_bytes(bytes(data))
+            try:
+                ir, _ = read_ir_file(path)
+            except CorruptImageError as exc:
+                assert path.name in str(exc)
+            else:
+                assert ir.ndim == 2 and ir.dtype in (np.uint8, np.uint16, np.float32)
