@@ -53,15 +53,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.progress_dialog: QtWidgets.QProgressDialog | None = None
         self.message_box: QtWidgets.QMessageBox | None = None
 
-        self.hdf5_radio = QtWidgets.QRadioButton("HDF5 file (labels, class names, colours; one file)")
-        self.png_radio = QtWidgets.QRadioButton("PNG masks (one indexed PNG per frame, pixel = class id)")
-        self.coco_radio = QtWidgets.QRadioButton("COCO JSON (RLE masks, one annotation per object)")
-        self.coco_radio.setToolTip("COCO's instance format; the masks are RLE as pycocotools encodes them")
-        self.cvat_radio = QtWidgets.QRadioButton("CVAT / Pascal VOC segmentation masks (colour PNGs, labelmap.txt)")
-        self.cvat_radio.setToolTip("The folder layout of CVAT's 'Segmentation mask 1.1' (Pascal VOC)")
-        self.format_radios = {"hdf5": self.hdf5_radio, "png": self.png_radio, "coco": self.coco_radio,
-                              "cvat": self.cvat_radio}
-        self.hdf5_radio.setChecked(True)
+        self._make_format_radios()
         self._shown_fmt = "hdf5"
         self.path_edit = QtWidgets.QLineEdit(str(default_export_path(session, "hdf5")))
         self.browse_button = QtWidgets.QPushButton("Browse…")
@@ -71,11 +63,6 @@ class ExportDialog(QtWidgets.QDialog):
         self.probs_check = QtWidgets.QCheckBox("Include class probabilities (float16; computes missing frames)")
         self.probs_check.setEnabled(getattr(inference_worker, "model", None) is not None)
         self.images_check = QtWidgets.QCheckBox("Copy the EO / IR images into the file")
-        self.corrected_check = QtWidgets.QCheckBox("Only corrected frames")
-        self.coco_class_check = QtWidgets.QCheckBox("One annotation per class and frame (not per object)")
-        self.coco_images_check = QtWidgets.QCheckBox("Write the EO / IR images as PNGs beside the file (images/)")
-        self.cvat_objects_check = QtWidgets.QCheckBox("Object masks too (SegmentationObject/)")
-        self.cvat_objects_check.setChecked(True)
         has_model = getattr(inference_worker, "model", None) is not None
         self.predictions_check = QtWidgets.QCheckBox(
             "Model predictions for the frames nobody corrected" + (" (computes missing ones)" if has_model else ""))
@@ -99,14 +86,7 @@ class ExportDialog(QtWidgets.QDialog):
         hl.addRow("Compression", self.compression_combo)
         hl.addRow(self.probs_check)
         hl.addRow(self.images_check)
-        self.png_box = QtWidgets.QGroupBox("PNG options")
-        QtWidgets.QVBoxLayout(self.png_box).addWidget(self.corrected_check)
-        self.coco_box = QtWidgets.QGroupBox("COCO options")
-        cl = QtWidgets.QVBoxLayout(self.coco_box)
-        cl.addWidget(self.coco_class_check)
-        cl.addWidget(self.coco_images_check)
-        self.cvat_box = QtWidgets.QGroupBox("CVAT options")
-        QtWidgets.QVBoxLayout(self.cvat_box).addWidget(self.cvat_objects_check)
+        self._make_other_boxes()
         self.format_boxes = {"hdf5": self.hdf5_box, "png": self.png_box, "coco": self.coco_box,
                              "cvat": self.cvat_box}
         self.buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Cancel)
@@ -131,6 +111,33 @@ class ExportDialog(QtWidgets.QDialog):
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
         self._on_format()
+
+    def _make_format_radios(self) -> None:
+        self.hdf5_radio = QtWidgets.QRadioButton("HDF5 file (labels, class names, colours; one file)")
+        self.png_radio = QtWidgets.QRadioButton("PNG masks (one indexed PNG per frame, pixel = class id)")
+        self.coco_radio = QtWidgets.QRadioButton("COCO JSON (RLE masks, one annotation per object)")
+        self.coco_radio.setToolTip("COCO's instance format; the masks are RLE as pycocotools encodes them")
+        self.cvat_radio = QtWidgets.QRadioButton("CVAT / Pascal VOC segmentation masks (colour PNGs, labelmap.txt)")
+        self.cvat_radio.setToolTip("The folder layout of CVAT's 'Segmentation mask 1.1' (Pascal VOC)")
+        self.format_radios = {"hdf5": self.hdf5_radio, "png": self.png_radio, "coco": self.coco_radio,
+                              "cvat": self.cvat_radio}
+        self.hdf5_radio.setChecked(True)
+
+    def _make_other_boxes(self) -> None:
+        """The PNG, COCO and CVAT options (the HDF5 box shares widgets with the frame options)."""
+        self.corrected_check = QtWidgets.QCheckBox("Only corrected frames")
+        self.coco_class_check = QtWidgets.QCheckBox("One annotation per class and frame (not per object)")
+        self.coco_images_check = QtWidgets.QCheckBox("Write the EO / IR images as PNGs beside the file (images/)")
+        self.cvat_objects_check = QtWidgets.QCheckBox("Object masks too (SegmentationObject/)")
+        self.cvat_objects_check.setChecked(True)
+        self.png_box = QtWidgets.QGroupBox("PNG options")
+        QtWidgets.QVBoxLayout(self.png_box).addWidget(self.corrected_check)
+        self.coco_box = QtWidgets.QGroupBox("COCO options")
+        cl = QtWidgets.QVBoxLayout(self.coco_box)
+        cl.addWidget(self.coco_class_check)
+        cl.addWidget(self.coco_images_check)
+        self.cvat_box = QtWidgets.QGroupBox("CVAT options")
+        QtWidgets.QVBoxLayout(self.cvat_box).addWidget(self.cvat_objects_check)
 
     # --- options ------------------------------------------------------------------------------
     @property
