@@ -48,7 +48,7 @@ def _read_times(repeats: int, n: int = 6) -> tuple[float, float]:
     """Median ms to get one training frame (360x480 demo EO/IR/label PNGs in a generic folder) through
     the training reader: decoded on every visit (cache_mb = 0) vs kept decoded (the default)."""
     from csknet_studio.core.demo import render_demo_frame
-    from csknet_studio.core.train import open_training_sequence
+    from csknet_studio.core.training.data import open_training_sequence
 
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)

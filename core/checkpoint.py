@@ -15,6 +15,9 @@ never runs code from it):
     weights_hash      short sha256 of state_dict (verified on load: catches damaged tensor bytes)
     training_state    optional: optimizer / scheduler / epoch / RNG, for `train --resume`
 
+A teacher file (`teacher.pt`, the EO network a run distils from) is the same container with its own
+format tag, so it is never mistaken for a student checkpoint: `save_teacher` / `load_teacher`.
+
 Every failure a user can cause raises a CheckpointError subclass naming the file and the problem.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,17 +36,21 @@ import torch
 
 from csknet_studio.core.atomic import atomic_path
 from csknet_studio.core.classes import ClassScheme
+from csknet_studio.core.distributed import unwrap
 from csknet_studio.core.errors import (
     CheckpointError,
     CheckpointVersionError,
+    ConfigError,
     CorruptCheckpointError,
     NotACheckpointError,
     WeightsMismatchError,
 )
+from csknet_studio.core.model import CSKNet, CSKNetConfig, create_teacher
 from csknet_studio.core.version import __version__
 
 FORMAT_NAME = "csknet-studio-checkpoint"
 FORMAT_VERSION = 1
+TEACHER_FORMAT = "csknet-studio-teacher"
 _PREFIXES = ("module.", "_orig_mod.")
 _REQUIRED = ("model_config", "scheme", "state_dict")
 
@@ -85,8 +93,6 @@ _META_KEYS = ("format", "format_version", "model_config", "scheme", "metrics", "
 def meta_hash(payload: Mapping[str, Any]) -> str:
     """sha256 over the descriptive fields (config, scheme, metrics, ...) and the weights hash, so a
     damaged byte in the metadata is caught as surely as one in the weights."""
-    import json
-
     doc = {k: payload.get(k) for k in _META_KEYS}
     doc["weights_hash"] = payload.get("weights_hash")
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -135,8 +141,6 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, scheme: ClassSc
                     metrics: Mapping | None = None, train_config: Mapping | None = None,
                     extra: Mapping | None = None, training_state: Mapping | None = None) -> str:
     """Write a checkpoint atomically (old file intact on any failure). Returns its weights hash."""
-    from csknet_studio.core.distributed import unwrap
-
     inner = unwrap(model)
     state = {k: v.detach().cpu().clone() for k, v in clean_state_dict(inner.state_dict()).items()}
     digest = weights_hash(state)
@@ -243,9 +247,6 @@ class LoadedCheckpoint:
 
 def build_model_from_config(model_config: Mapping, source: str = "checkpoint") -> torch.nn.Module:
     """Rebuild the architecture from a stored CSKNetConfig dict."""
-    from csknet_studio.core.errors import ConfigError
-    from csknet_studio.core.model import CSKNet, CSKNetConfig
-
     try:
         return CSKNet(CSKNetConfig.from_dict(dict(model_config)))
     except (ConfigError, TypeError, ValueError, KeyError, RuntimeError) as exc:
@@ -286,3 +287,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
         weights_hash=payload.get("weights_hash") or weights_hash(payload["state_dict"]),
         training_state=payload.get("training_state"),
     )
+
+
+def save_teacher(path: Path, teacher: torch.nn.Module) -> None:
+    """A teacher file: same container as a checkpoint but its own format tag (never loaded as a student)."""
+    state = {k: v.detach().cpu().clone() for k, v in clean_state_dict(teacher.state_dict()).items()}
+    payload = {"format": TEACHER_FORMAT, "format_version": 1,
+               "model_config": teacher.config.to_dict(), "state_dict": state, "weights_hash": weights_hash(state)}
+    with atomic_path(path, suffix=".pt.tmp") as tmp:
+        torch.save(payload, tmp)
+
+
+def load_teacher(path: Path, map_location="cpu") -> torch.nn.Module:
+    """Rebuild a teacher written by `save_teacher`, on `map_location`."""
+    payload = read_checkpoint(path, map_location="cpu", expected_format=TEACHER_FORMAT)
+    teacher = create_teacher(CSKNetConfig.from_dict(payload["model_config"]))
+    load_state_dict_checked(teacher, payload["state_dict"], source=f"teacher {path}")
+    return teacher.to(map_location)

@@ -41,7 +41,7 @@ from default_model_report import evaluate_groups, heldout_frames  # noqa: E402
 
 from csknet_studio.core.checkpoint import load_checkpoint  # noqa: E402
 from csknet_studio.core.modes import Mode  # noqa: E402
-from csknet_studio.core.train import TrainConfig, train  # noqa: E402
+from csknet_studio.core.training import TrainConfig, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("ref", "private_decoders", "no_distill", "no_exchange", "no_gsu", "ensemble", "ir_single", "eo_single")

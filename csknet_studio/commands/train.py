@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from csknet_studio.core.distributed import env_world_size
-    from csknet_studio.core.train import TrainConfig, train
+    from csknet_studio.core.training import TrainConfig, train
 
     cfg = TrainConfig.from_toml(args.config)
     if args.output_dir is not None:

@@ -26,7 +26,7 @@ def main() -> None:
     from csknet_studio.core.distributed import init_from_env, rank_and_world, shutdown
     from csknet_studio.core.finetune import FinetuneConfig, finetune
     from csknet_studio.core.infer import Predictor, infer_sequence
-    from csknet_studio.core.train import TrainConfig, train
+    from csknet_studio.core.training import TrainConfig, train
 
     cfg = TrainConfig.from_toml(cfg_path)
     started = init_from_env(torch.device("cpu"))  # one process group for train, finetune and infer

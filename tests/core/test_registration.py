@@ -211,7 +211,7 @@ def test_readers_without_a_session_take_the_project_alignment(tmp_path):
     """Training, batch inference and evaluation open the sequence alone: the project's homography
     still reaches their IR."""
     from csknet_studio.core.data import open_sequence
-    from csknet_studio.core.train import open_training_sequence
+    from csknet_studio.core.training.data import open_training_sequence
     from tests.core.engine_helpers import make_frames, write_generic_dataset
 
     root = write_generic_dataset(tmp_path / "data", make_frames(2, size=64))

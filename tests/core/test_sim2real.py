@@ -8,7 +8,8 @@ import pytest
 from csknet_studio.core.demo import ThermalVariety, render_demo_frame
 from csknet_studio.core.errors import ConfigError
 from csknet_studio.core.sim2real import CameraRandomisation, randomise_eo, randomise_ir, randomise_pair
-from csknet_studio.core.train_data import AugmentConfig, augment_frame
+from csknet_studio.core.training.config import AugmentConfig
+from csknet_studio.core.training.data import augment_frame
 
 
 def _pair(h: int = 48, w: int = 64):

@@ -13,7 +13,8 @@ import torch
 from csknet_studio.core.checkpoint import load_checkpoint
 from csknet_studio.core.device import autocast, resolve_device
 from csknet_studio.core.errors import CancelledError, CheckpointError, ConfigError
-from csknet_studio.core.train import TrainConfig, lr_lambda, train
+from csknet_studio.core.training import TrainConfig, train
+from csknet_studio.core.training.schedule import lr_lambda
 from tests.core.engine_helpers import make_frames, tiny_config_toml, write_generic_dataset
 
 
@@ -96,7 +97,7 @@ def test_train_writes_checkpoints_is_seeded_and_resumes_exactly(tmp_path: Path, 
 
 def test_class_balance_is_computed_from_the_training_labels_and_recorded(tmp_path: Path, dataset: Path):
     from csknet_studio.core.losses import class_balance_weights
-    from csknet_studio.core.train_data import label_pixel_counts, split_indices
+    from csknet_studio.core.training.data import label_pixel_counts, split_indices
     from tests.core.engine_helpers import make_frames
 
     base = _cfg(tmp_path, dataset, epochs=1)
@@ -121,7 +122,7 @@ def test_class_balance_is_computed_from_the_training_labels_and_recorded(tmp_pat
 
 
 def test_training_sequence_keeps_every_decoded_frame_within_cache_mb(dataset: Path):
-    from csknet_studio.core.train import open_training_sequence
+    from csknet_studio.core.training.data import open_training_sequence
 
     def epoch_misses(s) -> int:
         before = s._cache.misses

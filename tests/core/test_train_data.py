@@ -9,7 +9,8 @@ from csknet_studio.core.finetune import FinetuneConfig, _make_batch, _whole_fram
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.model.preprocess import InputNorm, ir_to_tensor, whole_frame_ir
 from csknet_studio.core.modes import Mode
-from csknet_studio.core.train_data import AugmentConfig, SegmentationDataset
+from csknet_studio.core.training.config import AugmentConfig
+from csknet_studio.core.training.data import SegmentationDataset
 
 PCT = InputNorm(ir_scale="percentile")
 

@@ -32,7 +32,7 @@ from csknet_studio.core.errors import (
 )
 from csknet_studio.core.model import create_model
 from csknet_studio.core.model.pretrained import read_state_dict
-from csknet_studio.core.train import TrainConfig, train
+from csknet_studio.core.training import TrainConfig, train
 from tests.core.engine_helpers import SCHEME3, make_frames, tiny_config_toml, write_generic_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,7 +204,7 @@ def test_pretrained_file_with_objects_is_refused_without_torch_advice(tmp_path):
 def _nan_after_step(monkeypatch, bad_steps: int):
     """Let the optimiser poison one weight after its `bad_steps`-th step (a valid config whose
     update goes non-finite while the loss of that step was still finite)."""
-    import csknet_studio.core.train as train_mod
+    import csknet_studio.core.training.schedule as train_mod  # student_optimizer looks make_optimizer up here
 
     real = train_mod.make_optimizer
     count = {"n": 0}

@@ -1,4 +1,5 @@
-"""Training samples: labelled FramePairs -> augmented, normalised tensors.
+"""What a training run reads: labelled frames as augmented, normalised tensors, the training /
+validation sequences and class scheme, and the seeded, DDP-sharded batches over them.
 
 Augmentation (random scale, crop, horizontal flip) is applied identically to EO, IR and label;
 photometric jitter touches EO only (thermal intensities carry temperature, so they are left alone).
@@ -8,52 +9,30 @@ DataLoader workers or DDP ranks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from csknet_studio.core.errors import TrainingError
+from csknet_studio.core.classes import ClassScheme, get_scheme
+from csknet_studio.core.data import open_sequence
+from csknet_studio.core.distributed import rank_and_world
+from csknet_studio.core.errors import ConfigError, TrainingError
+from csknet_studio.core.evaluate import SegMetrics, evaluate
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.model.preprocess import InputNorm, ir_percentile_range, to_tensors, whole_frame_ir
+from csknet_studio.core.modes import Mode
+from csknet_studio.core.registration import apply_project_alignment
 from csknet_studio.core.sim2real import CameraRandomisation, randomise_pair
+from csknet_studio.core.training.config import AugmentConfig
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """crop: (H, W) of training crops, or None for full frames (all frames must then share a size).
-
-    scale: random rescale range before cropping; flip: horizontal flip probability;
-    photometric: strength of EO brightness / contrast / saturation jitter (0 disables);
-    sim2real: strength of the random camera drawn per sample (`core.sim2real`; 0 disables).
-    """
-
-    crop: tuple[int, int] | None = (480, 640)
-    scale: tuple[float, float] = (0.5, 2.0)
-    flip: float = 0.5
-    photometric: float = 0.2
-    sim2real: float = 0.0
-
-    def __post_init__(self) -> None:
-        from csknet_studio.core.errors import ConfigError
-
-        if self.crop is not None:
-            crop = tuple(int(v) for v in self.crop)
-            if len(crop) != 2 or min(crop) < 8:
-                raise ConfigError(f"augment.crop must be [H, W] with both >= 8, got {self.crop!r}")
-            object.__setattr__(self, "crop", crop)
-        scale = tuple(float(v) for v in self.scale)
-        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-            raise ConfigError(f"augment.scale must be [min, max] with 0 < min <= max, got {self.scale!r}")
-        object.__setattr__(self, "scale", scale)
-        if not 0.0 <= float(self.flip) <= 1.0:
-            raise ConfigError(f"augment.flip must be a probability in [0, 1], got {self.flip!r}")
-        if not 0.0 <= float(self.photometric) <= 1.0:
-            raise ConfigError(f"augment.photometric must be in [0, 1], got {self.photometric!r}")
-        CameraRandomisation(strength=float(self.sim2real))  # validates the range
+# --- samples ---------------------------------------------------------------------------------------
 
 
 def _resize(arr: np.ndarray, size_hw: tuple[int, int], nearest: bool) -> np.ndarray:
@@ -171,8 +150,6 @@ class SegmentationDataset(Dataset):
 
 
     def _check_ids(self, idx: int, frame) -> None:
-        from csknet_studio.core.errors import TrainingError
-
         if frame.label is not None:
             k = int(self.num_classes or 0)
             ids = np.unique(frame.label)
@@ -223,3 +200,84 @@ def split_indices(indices: Sequence[int], val_fraction: float) -> tuple[list[int
         return idx, []
     n_val = min(len(idx) - 1, max(1, round(len(idx) * val_fraction)))
     return idx[:-n_val], idx[-n_val:]
+
+
+# --- sequences and batches -----------------------------------------------------------------------
+
+
+def open_training_sequence(path: Path, split: str = "", cache_mb: int | None = None):
+    """open_sequence with an optional split name, without read-ahead (training reads frames in
+    shuffled order, so prefetching the next frames would only burn CPU); `cache_mb` sets the decoded
+    frame cache by size alone (None: the reader's default budget)."""
+    cache = {} if cache_mb is None else {"cache_bytes": cache_mb * 1024 * 1024, "cache_frames": 1 << 30}
+    seq = open_sequence(path, split=split or None, prefetch=0, **cache)
+    apply_project_alignment(seq)  # a registered sequence trains on the IR its project aligned
+    return seq
+
+
+def resolve_scheme(spec: str | Mapping, sequence) -> ClassScheme:
+    """data.scheme: a table, a scheme name, or empty for the sequence's own scheme (else MFNet)."""
+    if isinstance(spec, Mapping) and spec:
+        try:
+            return ClassScheme.from_dict(dict(spec))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"data.scheme table is invalid: {exc}") from None
+    if spec:
+        try:
+            return get_scheme(str(spec))
+        except KeyError as exc:
+            raise ConfigError(f"data.scheme: {exc.args[0]}") from None
+    seq_scheme = getattr(sequence, "scheme", None)
+    return seq_scheme if seq_scheme is not None else get_scheme("mfnet")
+
+
+@dataclass
+class TrainingData:
+    """The frames one run trains and validates on (val_seq may be train_seq) and their scheme."""
+
+    train_seq: Any
+    val_seq: Any
+    train_idx: list[int]
+    val_idx: list[int]
+    scheme: ClassScheme
+
+    def evaluate(self, model: torch.nn.Module, modes: Sequence[Mode], device: torch.device, *, batch: int,
+                 amp: bool, progress=None) -> dict[Mode, SegMetrics]:
+        """Validation metrics of `model` over the validation frames, per mode."""
+        return evaluate(model, self.val_seq, modes, device=device, batch=batch,
+                        num_classes=self.scheme.num_classes, ignore_index=self.scheme.ignore_index,
+                        indices=self.val_idx, amp=amp, progress=progress)
+
+    def metrics_dict(self, results: Mapping[Mode, SegMetrics]) -> dict:
+        return {m.value: r.to_dict(self.scheme.class_names) for m, r in results.items()}
+
+
+class Loaders:
+    """Batches of one rank's DistributedSampler shard; `epoch(e)` reseeds sampler and augmentation."""
+
+    def __init__(self, dataset: SegmentationDataset, batch: int, seed: int, num_workers: int):
+        rank, world = rank_and_world()
+        self.dataset = dataset
+        self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed,
+                                          drop_last=len(dataset) >= world * 2)
+        per_rank = max(1, math.ceil(len(dataset) / world))
+        # drop a trailing batch of one (BatchNorm cannot normalise a single sample at 1x1)
+        drop_last = per_rank > batch and per_rank % batch == 1
+        self.loader = DataLoader(dataset, batch_size=batch, sampler=self.sampler, num_workers=num_workers,
+                                 drop_last=drop_last, persistent_workers=False)
+
+    def epoch(self, e: int):
+        self.sampler.set_epoch(e)
+        self.dataset.set_epoch(e)
+        return self.loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def steps_per_epoch(loaders: Loaders, max_steps: int = 0) -> int:
+    """Optimiser steps in one epoch: every batch, or at most `max_steps` (0 = no cap)."""
+    n = len(loaders)
+    if n == 0:
+        raise TrainingError("no training batch: the training split has no labelled frames")
+    return min(n, max_steps) if max_steps else n
