@@ -65,7 +65,7 @@ from csknet_studio.core.demo import GENERATOR_VERSION, demo_conditions, render_d
 from csknet_studio.core.edits import Origin, Rect, flood_region, polygon_region
 from csknet_studio.core.finetune import FinetuneConfig, finetune
 from csknet_studio.core.frames import FramePair
-from csknet_studio.core.infer import Predictor
+from csknet_studio.core.predictor import Predictor
 from csknet_studio.core.propagate import propagate_labels, propagation_targets
 from csknet_studio.core.session import AnnotationSession
 

@@ -19,10 +19,11 @@ import time
 import numpy as np
 import torch
 
+from csknet_studio.core.batch_infer import infer_sequence
 from csknet_studio.core.classes import MFNET
-from csknet_studio.core.infer import Predictor, infer_sequence
 from csknet_studio.core.model import MODEL_REGISTRY, create_model, to_tensors
 from csknet_studio.core.modes import ALL_MODES, Mode
+from csknet_studio.core.predictor import Predictor
 
 
 def _time(fn, repeats: int) -> list[float]:

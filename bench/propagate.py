@@ -58,7 +58,7 @@ def main() -> None:
         predictor = None
         if not args.no_model:
             from csknet_studio.core.checkpoint import load_checkpoint
-            from csknet_studio.core.infer import Predictor
+            from csknet_studio.core.predictor import Predictor
             from csknet_studio.resources import resource_path
 
             loaded = load_checkpoint(resource_path("default_model.pt"))

@@ -22,9 +22,9 @@ import numpy as np
 
 from csknet_studio.core.checkpoint import load_checkpoint
 from csknet_studio.core.demo import render_demo_frame
-from csknet_studio.core.infer import Predictor
 from csknet_studio.core.introspect import channel_maps
 from csknet_studio.core.modes import Mode
+from csknet_studio.core.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 GATE_ORDER = ("eo", "ir", "sum")

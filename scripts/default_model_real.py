@@ -32,8 +32,8 @@ from csknet_studio.core.data import open_pair, open_sequence
 from csknet_studio.core.evaluate import SegMetrics, confusion_matrix
 from csknet_studio.core.finetune import FinetuneConfig, finetune, replace_head
 from csknet_studio.core.frames import FramePair
-from csknet_studio.core.infer import Predictor
 from csknet_studio.core.modes import ALL_MODES, Mode
+from csknet_studio.core.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 # (label on the sheet, folder relative to the data root)

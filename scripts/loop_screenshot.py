@@ -31,8 +31,8 @@ import numpy as np
 from csknet_studio.core.checkpoint import load_checkpoint
 from csknet_studio.core.data import open_sequence
 from csknet_studio.core.demo import generate_demo
-from csknet_studio.core.infer import Predictor
 from csknet_studio.core.modes import Mode
+from csknet_studio.core.predictor import Predictor
 from csknet_studio.core.propagate import propagate_labels, propagation_targets
 from csknet_studio.core.session import AnnotationSession
 from csknet_studio.resources import resource_path

@@ -131,7 +131,7 @@ class ExportWorker(JobRunner):
     def _model_source(self, view: _SessionView, mode: Mode, worker):
         """frame -> Prediction: the worker's cached one at the current weights, else a forward pass;
         the last frame's is kept, so its probabilities and labels cost one pass."""
-        from csknet_studio.core.infer import Predictor
+        from csknet_studio.core.predictor import Predictor
 
         version = self._call(lambda: worker.weights_version)
         predictor: list[Predictor] = []

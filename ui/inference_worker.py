@@ -111,7 +111,7 @@ class _Engine(QObject):
 
     @Slot(object, object, object, int)
     def set_model(self, model, scheme, device, version: int) -> None:
-        from csknet_studio.core.infer import Predictor
+        from csknet_studio.core.predictor import Predictor
 
         self._predictor = Predictor(model, device, scheme, weights_version=version)
         self._version = version

@@ -228,7 +228,7 @@ class InternalsPanel(QtWidgets.QWidget):
         self._draw_entropy()
 
     def set_prediction(self, pred) -> None:
-        """Show a `core.infer.Prediction` (None clears the panel)."""
+        """Show a `core.predictor.Prediction` (None clears the panel)."""
         self._pred = pred
         if pred is None:
             self._show_empty()

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from csknet_studio.commands._common import checkpoint_job, tqdm_progress
-    from csknet_studio.core.infer import Predictor, infer_sequence
+    from csknet_studio.core.batch_infer import infer_sequence
+    from csknet_studio.core.predictor import Predictor
 
     fmt = args.format or ("hdf5" if args.out.suffix.lower() in (".h5", ".hdf5") else "png")
     with checkpoint_job(args) as job:

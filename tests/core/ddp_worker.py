@@ -21,11 +21,12 @@ def main() -> None:
     cfg_path, out = Path(sys.argv[1]), Path(sys.argv[2])
     import torch.distributed as dist
 
+    from csknet_studio.core.batch_infer import infer_sequence
     from csknet_studio.core.checkpoint import load_checkpoint
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.distributed import init_from_env, rank_and_world, shutdown
     from csknet_studio.core.finetune import FinetuneConfig, finetune
-    from csknet_studio.core.infer import Predictor, infer_sequence
+    from csknet_studio.core.predictor import Predictor
     from csknet_studio.core.training import TrainConfig, train
 
     cfg = TrainConfig.from_toml(cfg_path)

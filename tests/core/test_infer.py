@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from csknet_studio.core.batch_infer import infer_sequence
 from csknet_studio.core.errors import CancelledError, ModelInputError
-from csknet_studio.core.infer import Predictor, infer_sequence
 from csknet_studio.core.modes import Mode
+from csknet_studio.core.predictor import Predictor
 from tests.core.engine_helpers import SCHEME3, make_frames
 
 

@@ -157,8 +157,8 @@ def test_an_old_offset_scale_project_still_opens(tmp_path):
 def test_inference_sees_the_warped_ir(monkeypatch):
     import torch
 
-    from csknet_studio.core.infer import Predictor
     from csknet_studio.core.model import create_model, preprocess
+    from csknet_studio.core.predictor import Predictor
 
     rng = np.random.default_rng(1)
     eo = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)

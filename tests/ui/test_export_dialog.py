@@ -118,7 +118,7 @@ def test_probabilities_come_from_the_model(qtbot, session, tmp_path):
 def test_predictions_fill_the_uncorrected_frames_and_the_message_counts_each_kind(qtbot, session, tmp_path):
     import h5py
 
-    from csknet_studio.core.infer import Predictor
+    from csknet_studio.core.predictor import Predictor
 
     model = create_model("csknet-tiny", num_classes=PST900.num_classes)
     worker = InferenceWorker(num_threads=1)

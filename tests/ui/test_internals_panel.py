@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from csknet_studio.core.infer import Predictor
 from csknet_studio.core.model import create_model
 from csknet_studio.core.model.streams import ExchangeBN
 from csknet_studio.core.modes import Mode
+from csknet_studio.core.predictor import Predictor
 from csknet_studio.ui.feature_worker import FeatureWorker
 from csknet_studio.ui.internals_panel import DIRECTIONS, InternalsPanel
 

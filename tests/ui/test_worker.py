@@ -84,16 +84,16 @@ def test_bad_weights_are_reported_not_fatal(worker, tiny_sequence, qtbot):
 
 
 def test_model_runs_off_the_gui_thread(worker, tiny_sequence, qtbot, monkeypatch):
-    from csknet_studio.core import infer
+    from csknet_studio.core import predictor
 
     seen = []
-    real = infer.Predictor.predict
+    real = predictor.Predictor.predict
 
     def spy(self, *a, **k):
         seen.append(threading.current_thread() is threading.main_thread())
         return real(self, *a, **k)
 
-    monkeypatch.setattr(infer.Predictor, "predict", spy)
+    monkeypatch.setattr(predictor.Predictor, "predict", spy)
     with qtbot.waitSignal(worker.result_ready, timeout=30000):
         worker.request(3, tiny_sequence[3], Mode.BOTH)
     assert seen and not any(seen)

@@ -1,9 +1,9 @@
-"""Inference: numpy frames in, numpy `Prediction`s out; plus batch inference over a whole sequence.
+"""Inference on single frames: numpy frames in, numpy `Prediction`s out.
 
 `Predictor` is what the GUI's worker thread owns: it keeps the model on one device, swaps weights
 after fine-tuning (`set_state_dict`, bumping `weights_version` so caches keyed on it invalidate), and
-returns only owned numpy arrays, never tensors. `infer_sequence` is the CLI's batch path and runs
-sharded under torchrun.
+returns only owned numpy arrays, never tensors. Batch inference over a whole sequence, with its
+mask files, is core/batch_infer.py, one layer up.
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from csknet_studio.core.checkpoint import load_state_dict_checked
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.device import autocast, resolve_device
-from csknet_studio.core.errors import CancelledError, ExportError, ModelInputError
+from csknet_studio.core.errors import ModelInputError
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.model.preprocess import to_tensors
 from csknet_studio.core.modes import Mode
 
 
@@ -77,8 +77,6 @@ class Predictor:
 
     def set_state_dict(self, state: Mapping[str, torch.Tensor], version: int | None = None) -> int:
         """Load new weights (e.g. accepted fine-tuning); returns the new weights_version."""
-        from csknet_studio.core.checkpoint import load_state_dict_checked
-
         with self._lock:
             load_state_dict_checked(self.model, state, source="new weights")
             self.model.eval()
@@ -117,8 +115,6 @@ class Predictor:
     @torch.no_grad()
     def predict_labels(self, frames: Sequence[FramePair], mode: Mode | str = Mode.BOTH) -> np.ndarray:
         """(B, H, W) uint8 class ids only: batch inference skips softmax, entropy and probabilities."""
-        from csknet_studio.core.model.preprocess import to_tensors
-
         mode = Mode(mode)
         eo = _stack([f.eo for f in frames], "EO") if mode.uses_eo else None
         ir = _stack([f.ir if f.ir is None or f.ir.ndim == 2 else f.ir[..., 0] for f in frames], "IR") \
@@ -132,8 +128,6 @@ class Predictor:
     @torch.no_grad()
     def _run(self, eo: np.ndarray | None, ir: np.ndarray | None, mode: Mode, introspect: bool,
              features: tuple[str, ...]) -> list[Prediction]:
-        from csknet_studio.core.model.preprocess import to_tensors
-
         if mode.uses_eo and eo is None:
             raise ModelInputError(f"mode {mode.value!r} needs an EO image but none was given")
         if mode.uses_ir and ir is None:
@@ -177,171 +171,3 @@ class Predictor:
                 features={n: f[b].copy() for n, f in feats.items()},
             ))
         return preds
-
-
-def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map (for display grids that differ from the input)."""
-    t = torch.from_numpy(labels.astype(np.int64))[None, None].float()
-    return F.interpolate(t, size=size, mode="nearest")[0, 0].to(torch.uint8).numpy()
-
-
-# --- batch inference over a sequence -------------------------------------------------------------
-
-
-def write_label_png(path: Path, labels: np.ndarray, scheme: ClassScheme | None) -> None:
-    """Indexed (palette) PNG whose pixel values are class ids (core/palette_png), written atomically."""
-    from csknet_studio.core.palette_png import write_palette_png
-
-    palette = scheme.palette_array() if scheme is not None else np.zeros((1, 3), np.uint8)
-    write_palette_png(path, np.ascontiguousarray(labels.astype(np.uint8)), palette)
-
-
-@dataclass
-class InferResult:
-    frames: int  # frames this rank segmented (bad frames are counted as done, not segmented)
-    written: list[Path]
-    seconds: float
-    mode: Mode
-    # "frame i (name): why" for each unreadable frame that got no mask (HDF5: left at 255), so the
-    # caller can name them instead of a mask count that silently falls short
-    skipped: list[str] = field(default_factory=list)
-
-
-def _skip_note(i: int, f: FramePair) -> str:
-    return f"frame {i} ({f.name}): {f.error or 'unreadable'}"
-
-
-class PredictedLabels:
-    """The read-only, session-shaped view core/export.py writes: labels come from the model, batch by
-    batch, as the exporter asks for them (memory stays at one batch)."""
-
-    def __init__(self, predictor: Predictor, sequence, mode: Mode, batch: int = 4,
-                 checkpoint_hash: str | None = None):
-        self.predictor = predictor
-        self.sequence = sequence
-        self.mode = mode
-        self.batch = max(1, int(batch))
-        self.scheme = predictor.scheme
-        if self.scheme is None:
-            raise ExportError("HDF5 output needs the checkpoint's class scheme")
-        self.names = list(getattr(sequence, "names", [])) or [sequence[i].name for i in range(len(sequence))]
-        self.source = getattr(sequence, "source", None)
-        self.checkpoint_hash = checkpoint_hash
-        self._cache: dict[int, np.ndarray] = {}
-        self.skipped: dict[int, str] = {}  # unreadable frames, written as 255
-
-    def __len__(self) -> int:
-        return len(self.sequence)
-
-    def frame_shape(self, i: int) -> tuple[int, int]:
-        return self.sequence[i].shape
-
-    def origin(self, i: int):
-        from csknet_studio.core.edits import Origin
-
-        return Origin.PREDICTED
-
-    def labels(self, i: int) -> np.ndarray:
-        if i not in self._cache:
-            self._cache.clear()
-            chunk: list[tuple[int, FramePair]] = []
-            for j in range(i, min(len(self.sequence), i + self.batch)):
-                f = self.sequence[j]
-                if f.bad:
-                    self._cache[j] = np.full(f.shape, 255, np.uint8)
-                    self.skipped[j] = _skip_note(j, f)
-                    if j == i:
-                        break
-                    continue
-                if chunk and chunk[0][1].shape != f.shape:
-                    break
-                chunk.append((j, f))
-            if chunk:
-                labels = self.predictor.predict_labels([f for _, f in chunk], self.mode)
-                for (j, _), lab in zip(chunk, labels, strict=True):
-                    self._cache[j] = lab
-        return self._cache[i]
-
-
-def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | Path, *, batch: int = 4,
-                   progress: Callable[[int, int], None] | None = None,
-                   cancel: Callable[[], bool] | None = None,
-                   fmt: str = "png", checkpoint_hash: str | None = None) -> InferResult:
-    """Segment every frame of `sequence` in batches.
-
-    fmt="png": `<out>/<frame name>.png` indexed label masks (pixel = class id, palette = colours) plus
-    `<out>/classes.json`. Under torchrun each rank takes a strided shard and writes its own frames'
-    files (names are disjoint, so no file is written twice); rank 0 writes classes.json.
-    fmt="hdf5": `out` is one HDF5 file in core/export.py's layout, written by rank 0 alone.
-    Bad (undecodable) frames are skipped (HDF5: left at 255) and listed in `InferResult.skipped`. Each file is written atomically; a
-    cancel raises CancelledError and keeps the files already written.
-    """
-    from csknet_studio.core.atomic import atomic_write_text
-    from csknet_studio.core.distributed import barrier, is_main, rank_and_world
-
-    mode = Mode(mode)
-    out = Path(out)
-    t0 = time.perf_counter()
-    if fmt not in ("png", "hdf5"):
-        raise ExportError(f"unknown output format {fmt!r}; use 'png' or 'hdf5'")
-    if fmt == "hdf5":
-        written: list[Path] = []
-        if is_main():
-            from csknet_studio.core.export import export_hdf5
-
-            view = PredictedLabels(predictor, sequence, mode, batch, checkpoint_hash)
-            export_hdf5(view, out, mode=mode, checkpoint_hash=checkpoint_hash, progress=progress, cancel=cancel)
-            written.append(out)
-            skipped = [view.skipped[j] for j in sorted(view.skipped)]
-        else:
-            skipped = []
-        barrier()
-        return InferResult(frames=len(sequence), written=written, seconds=time.perf_counter() - t0, mode=mode,
-                           skipped=skipped)
-
-    rank, world = rank_and_world()
-    mine = list(range(rank, len(sequence), world))
-    names = list(getattr(sequence, "names", [])) or None
-    written = []
-    skipped_png: list[str] = []
-    done = 0
-    buf: list[tuple[int, FramePair]] = []
-
-    def flush() -> None:
-        nonlocal done
-        if not buf:
-            return
-        labels = predictor.predict_labels([f for _, f in buf], mode)
-        for (i, f), lab in zip(buf, labels, strict=True):
-            name = (names[i] if names else f.name) or f"{i:06d}"
-            path = out / f"{name.replace('/', '_').replace(chr(92), '_')}.png"
-            write_label_png(path, lab, predictor.scheme)
-            written.append(path)
-        done += len(buf)
-        buf.clear()
-        if progress is not None:
-            progress(done, len(mine))
-
-    out.mkdir(parents=True, exist_ok=True)
-    if is_main() and predictor.scheme is not None:
-        import json
-
-        atomic_write_text(out / "classes.json", json.dumps(predictor.scheme.to_dict(), indent=1) + "\n")
-    for i in mine:
-        if cancel is not None and cancel():
-            raise CancelledError(f"inference cancelled after {done} frames; the {len(written)} masks written "
-                                 f"to {out} are complete")
-        f = sequence[i]
-        if f.bad:
-            skipped_png.append(_skip_note(i, f))
-            done += 1
-            continue
-        if buf and buf[0][1].shape != f.shape:
-            flush()
-        buf.append((i, f))
-        if len(buf) >= batch:
-            flush()
-    flush()
-    barrier()
-    return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode,
-                       skipped=skipped_png)
