@@ -40,7 +40,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from csknet_studio import __version__
 from csknet_studio.core.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.edits import Origin
@@ -48,6 +47,7 @@ from csknet_studio.core.errors import CancelledError, CSKNetError, ExportError
 from csknet_studio.core.export import FRAMES_JSON, LabelSource, Progress, frame_content
 from csknet_studio.core.palette_png import write_palette_png
 from csknet_studio.core.project import utc_now
+from csknet_studio.core.version import __version__
 
 COCO_FORMAT = "csknet-studio-coco"
 VOC_VOID = (224, 224, 192)  # Pascal VOC's colour for "void / ignored" (palette index 255)
