@@ -39,7 +39,7 @@ def load_pair(data: Path, eo_rel: str, ir_rel: str) -> tuple[np.ndarray, np.ndar
 
 def entries(gt: Path = GT) -> list[dict]:
     manifest = json.loads((gt / "manifest.json").read_text())
-    items = manifest["pairs"] if isinstance(manifest, dict) else manifest
+    items = manifest["masks"] if isinstance(manifest, dict) else manifest
     return list(items)
 
 
