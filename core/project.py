@@ -3,27 +3,26 @@
     project.json       manifest: sequence source (relative), frame count + names digest, class
                        scheme, checkpoint (path + weights hash), alignment, corrected frames
     journal.jsonl      what changed since the manifest was written, one JSON line per frame (or
-                       settings) change, appended and fsynced by every autosave
+                       settings) change with the frame's mask in it, appended by every autosave
+                       (core/project_journal.py)
     masks/000012.png   one lossless 8-bit PNG of class ids per corrected frame
     propagated/000013.png  the same for each frame whose labels were propagated and not yet
                        reviewed (origin "propagated" in the manifest: shown apart, never a correction)
     lock               the process writing the project (core/project_lock.py)
     damaged/           mask files found unusable on load, moved aside rather than deleted
 
-An autosave costs one mask file and one short journal line, whatever the project's size; the
-manifest is rewritten (and the journal emptied) only on an explicit save, on close, on open, and
-when the journal grows long. Journal lines state a frame's origin outright, so replaying them over
-a manifest that already holds them changes nothing: a crash between the two steps is harmless.
-
-Every mask goes through core/atomic.py. A new mask is written before the line that names it; a
-mask is deleted before the line that drops it. A crash at any instant thus leaves either a mask the
-index does not know yet (an orphan, adopted on load) or an index entry whose mask is gone (dropped
-on load, reported), never a wrong one.
+An autosave costs one journal append (the mask inside it) and at most one fsync, whatever the
+project's size. Compaction writes the journalled masks to `masks/` and `propagated/` (each file
+through core/atomic.py, fsynced), deletes the files of frames the journal dropped, then writes the
+manifest: in the background when the journal has grown by COMPACT_LINES lines or COMPACT_BYTES
+bytes (the manifest then says up to which byte of which journal it holds), and on save, close and
+open (the journal is then emptied). Journal lines state a frame's origin and mask outright, so
+replaying them over a manifest that already holds them changes nothing: a crash between any two
+steps is harmless. A mask file of a frame the journal mentions is never taken for an orphan.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -37,17 +36,20 @@ from typing import Any
 import cv2
 import numpy as np
 
-from csknet_studio.core.atomic import atomic_write_bytes, atomic_write_text, file_mode, remove_stale_temps
+from csknet_studio.core.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temps
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.errors import ProjectError
+from csknet_studio.core.project_journal import Journal, encode_records, read_journal, record_png
 
 PROJECT_SUFFIX = ".csknet"
 MANIFEST = "project.json"
 FORMAT = "csknet-studio-project"
-FORMAT_VERSION = 2  # 2: journal.jsonl; version 1 projects open unchanged
+FORMAT_VERSION = 3  # 2: journal.jsonl; 3: masks inside journal lines. Versions 1 and 2 open unchanged
 JOURNAL = "journal.jsonl"
 DAMAGED = "damaged"
-JOURNAL_COMPACT_AT = 2000  # lines; past this an autosave rewrites the manifest (replay stays fast)
+COMPACT_LINES = 500  # journal lines since the last compaction that start a background one
+COMPACT_BYTES = 32 << 20  # the same in bytes (propagations append whole masks)
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 _MASK_FILE = re.compile(r"^(\d{6})\.png$")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -97,6 +99,16 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def png_size(head: bytes) -> tuple[int, int]:
+    """(H, W) of a PNG of class ids from its first 33 bytes; ProjectError saying what is wrong."""
+    if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise ProjectError("the file is not a PNG (truncated or overwritten)")
+    w, h, depth, colour = struct.unpack(">IIBB", head[16:26])
+    if depth != 8 or colour != 0:
+        raise ProjectError(f"the PNG is not 8-bit one-channel class ids (bit depth {depth}, colour type {colour})")
+    return h, w
+
+
 @dataclass(frozen=True)
 class CheckpointRef:
     """The weights a project's predictions came from: where they were and what they hashed to."""
@@ -123,6 +135,9 @@ class ProjectData:
     format_version: int = FORMAT_VERSION
     saved_at: str = ""
     journal_lines: int = 0  # lines replayed from journal.jsonl
+    journal_bytes: int = 0  # its size (a journal a manifest fully holds still wants emptying)
+    inline: dict[int, bytes] = field(default_factory=dict)  # frame -> PNG its last journal line carries
+    journal_frames: set[int] = field(default_factory=set)  # frames the replayed journal lines state
     problems: list[ProjectProblem] = field(default_factory=list)  # journal lines that could not be read
 
 
@@ -145,6 +160,7 @@ class ProjectStore:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        self.journal = Journal(self.root / JOURNAL)  # opened on the first append (lock holders only)
 
     @property
     def manifest_path(self) -> Path:
@@ -190,7 +206,9 @@ class ProjectStore:
                 if entry.get("origin") in ("corrected", "propagated"):
                     frames[int(entry["index"])] = (str(entry["origin"]), str(entry["mask"]))
                     names[int(entry["index"])] = str(name)
-            lines, problems = self._replay_journal(d, frames)
+            inline: dict[int, bytes] = {}
+            mentioned: set[int] = set()
+            lines, size, problems = self._replay_journal(d, frames, inline, mentioned)
             seq = d["sequence"]
             ck = d.get("checkpoint")
             return ProjectData(
@@ -208,25 +226,34 @@ class ProjectStore:
                 format_version=version,
                 saved_at=str(d.get("saved_at", "")),
                 journal_lines=lines,
+                journal_bytes=size,
+                inline={i: b for i, b in inline.items() if i in frames},
+                journal_frames=mentioned,
                 problems=problems,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProjectError(f"project file {path} is malformed: missing or bad key {exc}") from exc
 
-    def _replay_journal(self, d: dict[str, Any], frames: dict[int, tuple[str, str]]) -> tuple[int, list[ProjectProblem]]:
-        """Apply journal.jsonl to the manifest dict `d` and `frames`, in order. A last line without its
-        newline is an append a kill cut short (never acknowledged): it is ignored."""
+    def _replay_journal(self, d: dict[str, Any], frames: dict[int, tuple[str, str]], inline: dict[int, bytes],
+                        mentioned: set[int]) -> tuple[int, int, list[ProjectProblem]]:
+        """Apply journal.jsonl to the manifest dict `d` and `frames`, in order, collecting the masks
+        the lines carry in `inline` and the frames they state in `mentioned`. Returns (lines
+        replayed, journal size, problems). A torn last line or a cut-short append is ignored (it
+        was never acknowledged); lines the manifest already holds are skipped."""
         try:
             raw = self.journal_path.read_bytes()
         except FileNotFoundError:
-            return 0, []
+            return 0, 0, []
         except OSError as exc:
-            return 0, [ProjectProblem(None, JOURNAL, f"unreadable ({exc.strerror or exc})", "its changes are lost")]
+            return 0, 0, [ProjectProblem(None, JOURNAL, f"unreadable ({exc.strerror or exc})", "its changes are lost")]
+        mark = d.get("journal")
+        jid, offset = (str(mark.get("id")), int(mark.get("offset", 0))) if isinstance(mark, dict) else (None, 0)
+        parsed = read_journal(raw, jid, offset)
         problems: list[ProjectProblem] = []
-        lines = raw.split(b"\n")[:-1]  # the part after the last newline is torn or empty
-        for n, line in enumerate(lines, 1):
+        for n, rec in parsed.records:
             try:
-                rec = json.loads(line)
+                if isinstance(rec, Exception):
+                    raise rec
                 if "meta" in rec:
                     meta = rec["meta"]
                     for key in ("sequence", "scheme", "checkpoint", "alignment"):
@@ -234,6 +261,7 @@ class ProjectStore:
                             d[key] = meta[key]
                     continue
                 i, origin = int(rec["f"]), rec["o"]
+                png = record_png(rec) if origin is not None else None
                 if origin == "corrected":
                     frames[i] = ("corrected", self.mask_name(i))
                 elif origin == "propagated":
@@ -242,24 +270,36 @@ class ProjectStore:
                     frames.pop(i, None)
                 else:
                     raise ValueError(f"unknown origin {origin!r}")
+                mentioned.add(i)
+                if png is not None:
+                    inline[i] = png
+                else:
+                    inline.pop(i, None)
             except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
                 problems.append(ProjectProblem(None, f"{JOURNAL} line {n}", f"unreadable ({exc})", "skipped"))
-        return len(lines), problems
+        return len(parsed.records), parsed.size, problems
 
-    def read_mask(self, rel: str) -> np.ndarray:
+    def read_mask(self, rel: str, data: bytes | None = None) -> np.ndarray:
+        """Decode the mask file `rel`, or `data` (its journalled bytes) when given."""
         path = self.root / rel
-        try:
-            data = np.frombuffer(path.read_bytes(), np.uint8)
-        except OSError as exc:
-            raise ProjectError(f"mask file {path} of the project cannot be read: {exc}") from exc
-        mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        where = f"mask file {path}" if data is None else f"the mask of {path} in {self.journal_path}"
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise ProjectError(f"mask file {path} of the project cannot be read: {exc}") from exc
+        buf = np.frombuffer(data, np.uint8)
+        mask = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
         if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
-            raise ProjectError(f"mask file {path} of the project is corrupt (not an 8-bit one-channel PNG)")
+            raise ProjectError(f"{where} of the project is corrupt (not an 8-bit one-channel PNG)")
         return mask
 
-    def mask_size(self, rel: str) -> tuple[int, int]:
-        """(H, W) from the PNG header alone (33 bytes, no decoding), so opening a project of thousands
-        of masks checks them all at once. Raises ProjectError saying what is wrong."""
+    def mask_size(self, rel: str, data: bytes | None = None) -> tuple[int, int]:
+        """(H, W) from the PNG header alone (33 bytes, no decoding) of file `rel` or of `data`, so
+        opening a project of thousands of masks checks them all at once. Raises ProjectError
+        saying what is wrong."""
+        if data is not None:
+            return png_size(data[:33])
         path = self.root / rel
         try:
             with open(path, "rb") as fh:
@@ -268,12 +308,7 @@ class ProjectStore:
             raise ProjectError("the file is missing") from None
         except OSError as exc:
             raise ProjectError(f"the file cannot be read ({exc.strerror or exc})") from exc
-        if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-            raise ProjectError("the file is not a PNG (truncated or overwritten)")
-        w, h, depth, colour = struct.unpack(">IIBB", head[16:26])
-        if depth != 8 or colour != 0:
-            raise ProjectError(f"the PNG is not 8-bit one-channel class ids (bit depth {depth}, colour type {colour})")
-        return h, w
+        return png_size(head)
 
     def mask_files(self, folder: str) -> dict[int, str]:
         """Frame index -> relative path of every `NNNNNN.png` in `masks` or `propagated`."""
@@ -290,24 +325,33 @@ class ProjectStore:
             return 0
 
     # --- writing (OSError propagates: the session turns it into a ProjectError and keeps its state) --
-    def _write_png(self, rel: str, mask: np.ndarray, what: str) -> str:
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask, np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    @staticmethod
+    def encode_mask(mask: np.ndarray) -> bytes:
+        """Lossless 8-bit grey PNG. No row filters: class-id masks gain nothing from them, and
+        choosing one per row (OpenCV's default) costs 4x the compression itself."""
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask, np.uint8), _PNG_PARAMS)
         if not ok:  # pragma: no cover - cv2 only fails on bad arrays
-            raise ProjectError(f"could not encode the {what} as PNG")
-        atomic_write_bytes(self.root / rel, buf.tobytes())
-        return rel
+            raise ProjectError(f"could not encode a {mask.shape} mask as PNG")
+        return buf.tobytes()
 
     def write_mask(self, index: int, mask: np.ndarray) -> str:
-        return self._write_png(self.mask_name(index), mask, f"mask of frame {index}")
+        rel = self.mask_name(index)
+        atomic_write_bytes(self.root / rel, self.encode_mask(mask))
+        return rel
 
-    def remove_mask(self, index: int) -> None:
-        (self.root / self.mask_name(index)).unlink(missing_ok=True)
+    def write_files(self, files: dict[int, tuple[str | None, bytes | None]]) -> None:
+        """Bring the mask files of `files` (frame -> ("masks" | "propagated", PNG) or (None, None)
+        for a frame with neither) in line: the one file written atomically, the other removed."""
+        for i, (folder, png) in sorted(files.items()):
+            for kind, rel in (("masks", self.mask_name(i)), ("propagated", self.propagated_name(i))):
+                if kind == folder and png is not None:
+                    atomic_write_bytes(self.root / rel, png)
+                else:
+                    (self.root / rel).unlink(missing_ok=True)
 
-    def write_propagated(self, index: int, mask: np.ndarray) -> str:
-        return self._write_png(self.propagated_name(index), mask, f"propagated mask of frame {index}")
-
-    def remove_propagated(self, index: int) -> None:
-        (self.root / self.propagated_name(index)).unlink(missing_ok=True)
+    def append_journal(self, records: list[dict[str, Any]]) -> int:
+        """One journal append, fsynced (core/project_journal.py); returns the journal's size after it."""
+        return self.journal.append(encode_records(records))
 
     def move_to_damaged(self, rel: str) -> str | None:
         """Move an unusable file to `damaged/` (kept for a person to look at); returns where it went."""
@@ -326,36 +370,6 @@ class ProjectStore:
         for sub in (self.root, self.root / "masks", self.root / "propagated"):
             removed += remove_stale_temps(sub)
         return removed
-
-    def append_journal(self, records: list[dict[str, Any]]) -> int:
-        """Append records as JSON lines and fsync: one write, so a kill leaves at most a torn last
-        line (ignored on load). On failure (disk full) the journal is cut back to where it was.
-        Returns the number of lines written."""
-        if not records:
-            return 0
-        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode("utf-8")
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
-        try:
-            start = os.fstat(fd).st_size
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, start)
-                raise
-        finally:
-            os.close(fd)
-        return len(records)
-
-    def reset_journal(self) -> None:
-        """Empty the journal once the manifest holds all it said."""
-        if self.journal_path.exists():
-            with open(self.journal_path, "r+b") as fh:
-                fh.truncate(0)
-                os.fsync(fh.fileno())
 
     def header(self, data: ProjectData) -> dict[str, Any]:
         """The manifest's settings part (also what a journal "meta" line carries)."""
@@ -377,8 +391,10 @@ class ProjectStore:
             "alignment": data.alignment,
         }
 
-    def write_manifest(self, data: ProjectData, all_names: list[str]) -> None:
-        """Write the whole manifest atomically, then empty the journal it now includes."""
+    def write_manifest(self, data: ProjectData, all_names: list[str], journal_mark: tuple[str, int] | None = None) -> None:
+        """Write the whole manifest atomically. `journal_mark` (journal id, byte offset) says the
+        journal's lines before that byte are in it (a background compaction); None: all are, and the
+        caller empties the journal next."""
         entries = [(i, "corrected", rel) for i, rel in data.corrected.items()]
         entries += [(i, "propagated", rel) for i, rel in data.propagated.items() if i not in data.corrected]
         frames = {all_names[i]: {"index": i, "origin": origin, "mask": rel} for i, origin, rel in sorted(entries)}
@@ -390,6 +406,7 @@ class ProjectStore:
             **self.header(data),
             "frames": frames,
         }
+        if journal_mark is not None:
+            d["journal"] = {"id": journal_mark[0], "offset": journal_mark[1]}
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.manifest_path, json.dumps(d, indent=1, sort_keys=False) + "\n")
-        self.reset_journal()

@@ -83,7 +83,11 @@ class AnnotationSession(EditingMixin, PropagatedMixin, ProjectIOMixin):
         self.lock_taken_over: LockHolder | None = None  # a dead process's lock this session replaced
         self.removed_temps: list[Path] = []  # temporary files of a killed save, cleared on open
         self._lock: ProjectLock | None = None
-        self._journal_lines = 0
+        self._journal_lines = 0  # lines appended since the last compaction
+        self._journal_cut = 0  # journal size at the last compaction
+        self._pending: dict[int, tuple[str | None, bytes | None]] = {}  # journalled, not yet in mask files
+        self._inline: dict[int, bytes] = {}  # masks read from the journal on open, not yet decoded
+        self._compaction = None  # the background compaction running, if any
         self._corr: dict[int, np.ndarray] = {}
         self._on_disk: dict[int, str] = {}  # corrected frames whose mask is still only on disk
         self._pred: dict[int, Packed] = {}

@@ -7,14 +7,16 @@ file is moved to `damaged/`); a mask file the index does not know is adopted whe
 outside the scheme become 255 (unlabelled) when the mask is first read. A read-only session applies
 these repairs in memory only and never writes a byte.
 
-Autosave writes the edited frames' masks and appends one journal line per frame; `save()` and
-`close()` also rewrite the manifest (see core/project.py).
+Autosave appends one journal line per edited frame, the frame's mask inside it, in one write and
+one fsync (core/project_journal.py); the mask files and the manifest are written by compaction, in
+a background thread as the journal grows and on `save()`, `close()` and open (see core/project.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import weakref
 from pathlib import Path
 
@@ -24,15 +26,42 @@ from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.errors import ProjectError
 from csknet_studio.core.project import (
-    JOURNAL_COMPACT_AT,
+    COMPACT_BYTES,
+    COMPACT_LINES,
+    JOURNAL,
     ProjectData,
     ProjectProblem,
     ProjectStore,
     names_digest,
     utc_now,
 )
+from csknet_studio.core.project_journal import frame_record
 from csknet_studio.core.project_lock import ProjectLock, acquire, read_holder
 from csknet_studio.core.version import __version__
+
+FrameFile = tuple[str | None, bytes | None]  # ("masks" | "propagated", PNG), or (None, None): neither
+_ORIGIN_OF = {"masks": "corrected", "propagated": "propagated", None: None}
+
+
+class _Compaction:
+    """One background compaction: the masks journalled since the last one go to their files, then
+    the manifest (saying up to which journal byte it holds) is written; the journal is emptied if
+    nothing was appended meanwhile. It touches only files and the snapshot it was given."""
+
+    def __init__(self, store: ProjectStore, data: ProjectData, names: list[str], files: dict[int, FrameFile],
+                 mark: tuple[str | None, int]) -> None:
+        self.files, self.error = files, None
+        self.thread = threading.Thread(target=self._run, args=(store, data, names, mark), name="project-compaction",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, store: ProjectStore, data: ProjectData, names: list[str], mark: tuple[str | None, int]) -> None:
+        try:
+            store.write_files(self.files)
+            store.write_manifest(data, names, mark)
+            store.journal.reset_if_unchanged(mark[1])
+        except OSError as exc:  # nothing lost: the journal still holds it all; retried later
+            self.error = exc
 
 
 class ProjectIOMixin:
@@ -52,6 +81,8 @@ class ProjectIOMixin:
     def _set_lock(self, lock: ProjectLock) -> None:
         self._lock = lock
         weakref.finalize(self, lock.release)  # a session dropped without close() frees its share
+        assert self._store is not None
+        weakref.finalize(self, self._store.journal.close)
         if lock.taken_over is not None:
             self.lock_taken_over = lock.taken_over
             self.problems.append(ProjectProblem(None, "lock", f"held by {lock.taken_over.describe()}, which is "
@@ -99,6 +130,7 @@ class ProjectIOMixin:
         self.scheme, self.checkpoint, self.alignment = data.scheme, data.checkpoint, data.alignment
         self.problems.extend(data.problems)
         reported = len(self.problems)
+        self._inline = dict(data.inline)
         found: dict[str, dict[int, str]] = {"corrected": {}, "propagated": {}}
         for kind, entries in (("corrected", data.corrected), ("propagated", data.propagated)):
             for i, rel in entries.items():
@@ -109,21 +141,29 @@ class ProjectIOMixin:
                     self._drop_file(i, rel, reason, f"dropped: the frame is no longer {kind}")
                 else:
                     found[kind][i] = rel
-        self._adopt_orphans(found, {*data.corrected.values(), *data.propagated.values()})
+        self._adopt_orphans(found, {*data.corrected.values(), *data.propagated.values()}, data.journal_frames)
         self._on_disk = dict(found["corrected"])
         self._prop_on_disk = {i: rel for i, rel in found["propagated"].items() if i not in found["corrected"]}
-        if self.locked and self.autosave and (data.journal_lines or len(self.problems) > reported):
+        # what compaction must write: the journalled masks, and no file for frames the journal dropped
+        self._inline = {i: b for i, b in self._inline.items() if i in self._on_disk or i in self._prop_on_disk}
+        for i in data.journal_frames:
+            if i in self._inline:
+                self._pending[i] = ("masks" if i in self._on_disk else "propagated", self._inline[i])
+            elif i not in self._on_disk and i not in self._prop_on_disk and 0 <= i < self._n:
+                self._pending[i] = (None, None)
+        if self.locked and self.autosave and (data.journal_bytes or len(self.problems) > reported):
             with contextlib.suppress(OSError):  # fold journal and repairs into the manifest; else the next save
-                self._write_manifest()
+                self._compact_now({})
 
-    def _adopt_orphans(self, found: dict[str, dict[int, str]], known: set[str]) -> None:
+    def _adopt_orphans(self, found: dict[str, dict[int, str]], known: set[str], journalled: set[int]) -> None:
         """Mask files on disk the index does not name: an interrupted save, or another copy of the app
         that wrote without a lock. Valid corrections are taken in (a person's work is never thrown
         away); propagated ones are removed, since taking in part of an interrupted propagation would
-        leave a state nobody made (propagate again)."""
+        leave a state nobody made (propagate again). The file of a frame the journal states is no
+        orphan but an earlier state of it, which the next compaction removes."""
         assert self._store is not None
         for i, rel in sorted(self._store.mask_files("masks").items()):
-            if rel in known or i in found["corrected"]:
+            if rel in known or i in found["corrected"] or i in journalled:
                 continue
             if not 0 <= i < self._n:
                 self.problems.append(ProjectProblem(i, rel, "not in the project index, and the frame is out "
@@ -137,7 +177,7 @@ class ProjectIOMixin:
                                                     "interrupted save, or another copy of the app)",
                                                     "adopted: the frame is corrected"))
         for i, rel in sorted(self._store.mask_files("propagated").items()):
-            if rel in known or not self.locked:
+            if rel in known or not self.locked or i in journalled:
                 continue
             with contextlib.suppress(OSError):
                 (self._store.root / rel).unlink()
@@ -149,9 +189,9 @@ class ProjectIOMixin:
         """What is wrong with frame i's mask file judged from its header, or None."""
         assert self._store is not None
         try:
-            h, w = self._store.mask_size(rel)
+            h, w = self._store.mask_size(rel, self._inline.get(i))
         except ProjectError as exc:
-            return str(exc)
+            return str(exc) if i not in self._inline else f"the mask in {JOURNAL}: {exc}"
         want = self._expected_shape(i, (h, w))
         if want is not None and (h, w) != tuple(want):
             return f"the mask is {w}x{h} pixels but the frame is {want[1]}x{want[0]}"
@@ -178,6 +218,7 @@ class ProjectIOMixin:
     def _drop_file(self, i: int, rel: str, reason: str, action: str) -> ProjectProblem:
         """Record that frame i's mask is unusable; a writable session moves the file to damaged/."""
         assert self._store is not None
+        self._inline.pop(i, None)
         if self.locked and "missing" not in reason and (moved := self._store.move_to_damaged(rel)):
             action += f" (the file is kept as {moved})"
         problem = ProjectProblem(i, rel, reason, action)
@@ -189,7 +230,7 @@ class ProjectIOMixin:
         become 255 (reported). The repaired state is written by the next save."""
         assert self._store is not None
         try:
-            mask = self._store.read_mask(rel)
+            mask = self._store.read_mask(rel, self._inline.pop(i, None))
         except ProjectError:
             problem = self._drop_file(i, rel, "the PNG data is corrupt", f"dropped: the frame is no longer {kind}")
             self._dirty_frames.add(i)
@@ -253,38 +294,29 @@ class ProjectIOMixin:
         return self._store
 
     def _write(self, compact: bool) -> Path:
-        """Masks of the dirty frames, then one journal append (or the manifest when `compact`)."""
+        """One journal append holding the dirty frames' masks (or, when `compact`, a compaction)."""
         try:
             store = self._writable_store()
         except ProjectError as err:
             self.last_save_error = err
             self._set_dirty(True)
             raise
-        frames = sorted(self._dirty_frames)
         try:
-            origins = {i: self.origin(i) for i in frames}
-            for i in frames:
-                if i in self._corr:
-                    store.write_mask(i, self._corr[i])
-                elif origins[i] is Origin.PROPAGATED and i in self._prop:
-                    store.write_propagated(i, self._prop[i].unpack())
-            for i, origin in origins.items():  # files go before the lines that drop them
-                if origin is not Origin.CORRECTED:
-                    store.remove_mask(i)
-                if origin not in (Origin.CORRECTED, Origin.PROPAGATED):
-                    store.remove_propagated(i)
             if compact or not store.exists():
-                self._write_manifest()
+                self._settle()
+            self._collect_compaction()
+            frames = sorted(self._dirty_frames)
+            files = {i: self._frame_file(i) for i in frames}
+            if compact or not store.exists():
+                self._compact_now(files)
             else:
                 records: list[dict] = [{"meta": store.header(self._project_data())}] if self._meta_dirty else []
-                records += [{"f": i, "o": o.value if o in (Origin.CORRECTED, Origin.PROPAGATED) else None}
-                            for i, o in origins.items()]
-                self._journal_lines += store.append_journal(records)
-                if self._journal_lines >= JOURNAL_COMPACT_AT:
-                    self._write_manifest()
-            for i, origin in origins.items():
-                if origin is Origin.CORRECTED:
-                    store.remove_propagated(i)
+                records += [frame_record(i, _ORIGIN_OF[folder], png) for i, (folder, png) in files.items()]
+                if records:
+                    size = store.append_journal(records)
+                    self._journal_lines += len(records)
+                    self._pending.update(files)
+                    self._maybe_compact(store, size)
         except OSError as exc:
             err = ProjectError(
                 f"could not save project {self.project_path}: {exc.strerror or exc}. Nothing is lost: "
@@ -300,6 +332,55 @@ class ProjectIOMixin:
         self.events.saved.emit(self.project_path)
         assert self.project_path is not None
         return self.project_path
+
+    def _frame_file(self, i: int) -> FrameFile:
+        """What frame i's mask file should be now, encoded as the journal and the file hold it."""
+        origin = self.origin(i)
+        if origin is Origin.CORRECTED:
+            mask = self._correction(i)
+            if mask is not None:
+                return "masks", ProjectStore.encode_mask(mask)
+        elif origin is Origin.PROPAGATED and (packed := self._propagated_pack(i)) is not None:
+            return "propagated", ProjectStore.encode_mask(packed.unpack())
+        return None, None
+
+    def _maybe_compact(self, store: ProjectStore, size: int) -> None:
+        """Start a background compaction once the journal has grown enough since the last one."""
+        if self._compaction is not None or (self._journal_lines < COMPACT_LINES
+                                            and size - self._journal_cut < COMPACT_BYTES):
+            return
+        files, self._pending = self._pending, {}
+        self._compaction = _Compaction(store, self._project_data(), self.names, files,
+                                       (store.journal.journal_id, size))
+        self._journal_lines, self._journal_cut = 0, size
+
+    def _collect_compaction(self, wait: bool = False) -> None:
+        """Take in a finished background compaction; one that failed hands its files back."""
+        c = self._compaction
+        if c is None or (c.thread.is_alive() and not wait):
+            return
+        c.thread.join()
+        self._compaction = None
+        if self._store is not None and self._store.journal.size < self._journal_cut:
+            self._journal_cut = 0  # it emptied the journal
+        if c.error is not None:
+            self._pending = {**c.files, **self._pending}
+
+    def _settle(self) -> None:
+        """Wait for the background compaction (before compacting, moving or closing)."""
+        self._collect_compaction(wait=True)
+
+    def _compact_now(self, files: dict[int, FrameFile]) -> None:
+        """Compaction in this thread: every journalled mask and `files` to their files, the manifest,
+        then the journal emptied. OSError propagates with nothing lost (the journal still holds it)."""
+        assert self._store is not None
+        self._settle()
+        pending = {**self._pending, **files}
+        self._store.write_files(pending)
+        self._write_manifest()
+        self._store.journal.reset()
+        self._pending, self._inline = {}, {}
+        self._journal_cut = 0
 
     def _project_data(self) -> ProjectData:
         corrected = {i: self._on_disk.get(i, ProjectStore.mask_name(i)) for i in self.corrected_frames()}
@@ -325,10 +406,13 @@ class ProjectIOMixin:
             self._propagated_pack(i)
         new = Path(project_path)
         lock = acquire(new, since=utc_now(), app_version=__version__)  # ProjectLockedError if taken
+        self._settle()
+        if self._store is not None:
+            self._store.journal.close()
         self.release_lock()
         self.project_path, self._store, self.read_only = new, ProjectStore(new), False
         self._set_lock(lock)
-        self._journal_lines = 0
+        self._journal_lines, self._journal_cut, self._pending, self._inline = 0, 0, {}, {}
         self._dirty_frames |= set(self._corr) | set(self._prop)
         self._meta_dirty = True
         return self.save()
@@ -338,7 +422,12 @@ class ProjectIOMixin:
         the lock, so another copy of the app may open the project."""
         self._finish_stroke()
         try:
-            if self._store is not None and not self.read_only and (self._dirty or self._journal_lines):
+            self._settle()
+            if self._store is not None and not self.read_only and (
+                    self._dirty or self._pending or self._store.journal.size or self._journal_lines):
                 self._write(compact=True)
         finally:
+            with contextlib.suppress(OSError):
+                if self._store is not None:
+                    self._store.journal.close()
             self.release_lock()

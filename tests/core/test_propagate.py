@@ -182,8 +182,10 @@ def test_propagated_frames_survive_a_relaunch(tmp_path):
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=5))
     s.apply_propagation({1: _labels(1), 2: _labels(2), 3: _labels(3)})
     s.accept_prediction(3)
+    s.close()  # compaction: frame 3's mask goes to masks/, its propagated file away
     proj = tmp_path / "seq.csknet"
     assert sorted(p.name for p in (proj / "propagated").iterdir()) == ["000001.png", "000002.png"]
+    assert sorted(p.name for p in (proj / "masks").iterdir()) == ["000003.png"]
     s2 = AnnotationSession(make_sequence(tmp_path / "seq", n=5))
     assert s2.origins() == [Origin.EMPTY, Origin.PROPAGATED, Origin.PROPAGATED, Origin.CORRECTED, Origin.EMPTY]
     assert (s2.labels(2) == 2).all() and (s2.labels(3) == 3).all()

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csknet_studio.core import project as project_mod
+from csknet_studio.core import project_journal
 from csknet_studio.core.classes import MFNET, PST900
 from csknet_studio.core.edits import EMPTY_RECT, Origin, Rect
 from csknet_studio.core.errors import ProjectError
@@ -209,16 +210,20 @@ def test_autosave_restores_corrections_and_drops_undone_ones(tmp_path):
     s.paint_stroke(0, [(5, 5), (30, 30)], 2, 3)
     s.fill_polygon(2, [(0, 0), (20, 0), (0, 20)], 7)
     s.flood_fill(3, (1, 1), 1)
-    s.undo()  # frame 3 is no longer corrected: its mask file goes
+    s.undo()  # frame 3 is no longer corrected
     proj = tmp_path / "seq.csknet"
     assert saved and saved[-1] == proj and not s.dirty
+    want = [Origin.CORRECTED, Origin.EMPTY, Origin.CORRECTED, Origin.EMPTY, Origin.EMPTY]
+    live = AnnotationSession.open(make_sequence(tmp_path / "seq", n=5), read_only=True)  # manifest + journal
+    assert live.origins() == want and all((live.labels(i) == s.labels(i)).all() for i in range(4))
+    s.close()  # compaction: the journalled masks go to their files, frame 3's goes
     assert sorted(p.name for p in (proj / "masks").iterdir()) == ["000000.png", "000002.png"]
     manifest = json.loads((proj / "project.json").read_text())
     assert manifest["sequence"]["source"] == "../seq" and manifest["scheme"]["name"] == "mfnet"
     assert manifest["format_version"] == project_mod.FORMAT_VERSION
 
     s2 = AnnotationSession.open(make_sequence(tmp_path / "seq", n=5))
-    assert s2.origins() == [Origin.CORRECTED, Origin.EMPTY, Origin.CORRECTED, Origin.EMPTY, Origin.EMPTY]
+    assert s2.origins() == want
     for i in range(4):
         assert (s2.labels(i) == s.labels(i)).all()
 
@@ -260,7 +265,8 @@ def test_bad_project_files_raise_project_error(tmp_path, content, match):
 def test_full_disk_keeps_everything_in_memory_and_saves_later(tmp_path, monkeypatch):
     seq = make_sequence(tmp_path / "seq", n=3)
     s = AnnotationSession(seq)
-    s.paint_stroke(0, [(5, 5)], 1, 2)
+    s.paint_stroke(0, [(5, 5)], 1, 2)  # the first save writes the manifest
+    s.paint_stroke(0, [(9, 9)], 1, 2)  # later ones append to the journal
     on_disk = (tmp_path / "seq.csknet" / "project.json").read_bytes()
 
     def full(*a, **k):
@@ -268,6 +274,8 @@ def test_full_disk_keeps_everything_in_memory_and_saves_later(tmp_path, monkeypa
 
     monkeypatch.setattr(project_mod, "atomic_write_bytes", full)
     monkeypatch.setattr(project_mod, "atomic_write_text", full)
+    monkeypatch.setattr(project_journal, "_write_all", full)
+    journal = (tmp_path / "seq.csknet" / "journal.jsonl").read_bytes()
     failures, dirty = [], []
     s.events.save_failed.connect(failures.append)
     s.events.dirty_changed.connect(dirty.append)
@@ -279,6 +287,7 @@ def test_full_disk_keeps_everything_in_memory_and_saves_later(tmp_path, monkeypa
     with pytest.raises(ProjectError, match="No space left"):
         s.save()
     assert (tmp_path / "seq.csknet" / "project.json").read_bytes() == on_disk  # old project intact
+    assert (tmp_path / "seq.csknet" / "journal.jsonl").read_bytes() == journal
     assert not list((tmp_path / "seq.csknet").rglob(".*tmp"))
 
     monkeypatch.undo()  # space again: the next edit writes frame 1 as well

@@ -1,5 +1,6 @@
-"""kill -9 in the middle of autosaving (journal append, mask write, undo's file removal) loses no
-acknowledged edit, and the next open folds the journal into the manifest."""
+"""kill -9 in the middle of autosaving (the journal append, an undo, a propagation, a background
+compaction writing mask files and the manifest) loses no acknowledged edit, and the next open folds
+the journal into the manifest."""
 
 from __future__ import annotations
 
@@ -65,6 +66,59 @@ def test_sigkill_during_journalled_autosave_loses_no_acknowledged_edit(tmp_path,
         if got == _state(replay):
             break
         step(replay, k)
+    else:
+        raise AssertionError(f"restored project matches no state at or after step {last}")
+    restored.close()
+    again = AnnotationSession(make_sequence(seq_dir, n=N_FRAMES, size=SIZE), read_only=True)
+    assert _state(again) == got and not again.problems
+
+
+# Compaction every 3 journal lines, so the kill often lands inside one (mask files being written or
+# the manifest); every seventh step propagates labels to two frames (one append of two lines).
+STEP_COMPACT_SRC = STEP_SRC.replace("def step(s, k):", """def step(s, k):
+    import numpy as np
+    if k % 7 == 5:
+        f = (k * 5) % 7
+        s.apply_propagation({f: np.full(SIZE, 1 + k % 5, np.uint8), f + 1: np.full(SIZE, 2, np.uint8)})
+        return""")
+ns2: dict = {"SIZE": SIZE}
+exec(STEP_COMPACT_SRC, ns2)
+step_compact = ns2["step"]
+
+CHILD_COMPACT = f'''
+import sys
+from pathlib import Path
+sys.path.insert(0, {str(REPO)!r})
+from csknet_studio.core import session_store
+from csknet_studio.core.session import AnnotationSession
+from tests.core.seqdata import make_sequence
+SIZE = {SIZE}
+session_store.COMPACT_LINES = 3
+{STEP_COMPACT_SRC}
+s = AnnotationSession(make_sequence(Path(sys.argv[1]), n={N_FRAMES}, size=SIZE))
+for k in range(100000):
+    step(s, k)
+    print(k, flush=True)  # printed only after the step's autosave returned
+'''
+
+
+@pytest.mark.parametrize("kill_after", [12, 33, 58])
+def test_sigkill_during_background_compaction_loses_no_acknowledged_edit(tmp_path, kill_after):
+    seq_dir = tmp_path / "seq"
+    last = run_and_kill(CHILD_COMPACT, seq_dir, kill_after, 0.003 * (kill_after % 4))
+    project = tmp_path / "seq.csknet"
+    restored = AnnotationSession(make_sequence(seq_dir, n=N_FRAMES, size=SIZE))
+    got = _state(restored)
+    assert all("missing" in p.reason or p.action.startswith(("adopted", "removed")) or p.action == "taken over"
+               for p in restored.problems), restored.problems
+    assert not list(project.rglob("*.tmp"))
+    replay = AnnotationSession(make_sequence(None, n=N_FRAMES, size=SIZE), autosave=False)
+    for k in range(last + 1):
+        step_compact(replay, k)
+    for k in range(last + 1, last + 50):
+        if got == _state(replay):
+            break
+        step_compact(replay, k)
     else:
         raise AssertionError(f"restored project matches no state at or after step {last}")
     restored.close()

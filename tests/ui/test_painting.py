@@ -154,7 +154,7 @@ def test_stroke_before_the_prediction_arrives_is_kept(main_window, qtbot):
     assert s.origin(3) is Origin.CORRECTED
     assert (lab[21, 16:36] == 4).all(), "the stroke was lost"
     assert (lab[:10] == 255).all()  # painted on unlabelled labels: no prediction to start from
-    assert (s.project_path / ProjectStore.mask_name(3)).is_file() and not s.dirty  # autosaved
+    assert 3 in ProjectStore(s.project_path).load().corrected and not s.dirty  # autosaved
     np.testing.assert_array_equal(win.displayed_mask, lab)
     qtbot.waitUntil(lambda: win.current_prediction is not None, timeout=30000)
     assert s.prediction(3) is not None
