@@ -157,6 +157,7 @@ def test_an_old_offset_scale_project_still_opens(tmp_path):
 def test_inference_sees_the_warped_ir(monkeypatch):
     import torch
 
+    from csknet_studio.core import predictor
     from csknet_studio.core.model import create_model, preprocess
     from csknet_studio.core.predictor import Predictor
 
@@ -171,7 +172,7 @@ def test_inference_sees_the_warped_ir(monkeypatch):
         seen.append(np.array(ir_a[0]))
         return real(eo_a, ir_a, *a, **kw)
 
-    monkeypatch.setattr(preprocess, "to_tensors", spy)
+    monkeypatch.setattr(predictor, "to_tensors", spy)  # the name the predictor calls
     torch.manual_seed(0)
     p = Predictor(create_model("csknet-tiny", num_classes=3).eval(), "cpu", amp=False)
     p.predict(seq[0].eo, seq[0].ir)
