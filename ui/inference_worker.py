@@ -40,6 +40,7 @@ class _Job:
     introspect: bool
     features: tuple[str, ...]
     version: int
+    inputs: int = 0  # the worker's input generation when asked (a new sequence or alignment bumps it)
 
 
 class _JobQueue:
@@ -141,8 +142,8 @@ class _Engine(QObject):
                 pred = self._predictor.predict(job.eo, job.ir, job.mode, introspect=job.introspect,
                                                features=job.features)
                 self.count += 1
-                self.result.emit(job.index, job.mode.value, self._version, (job.introspect, job.features), pred,
-                                 background)
+                self.result.emit(job.index, job.mode.value, self._version,
+                                 (job.introspect, job.features, job.inputs), pred, background)
             except Exception as exc:  # a model failure is shown to the user; the worker lives on
                 self.failed.emit(job.index, job.mode.value, f"{type(exc).__name__}: {exc}")
         QtCore.QTimer.singleShot(0, self.drain)
@@ -212,6 +213,7 @@ class InferenceWorker(QObject):
         self._queue = _JobQueue()
         self._cache = _LRU(cache_bytes)
         self._version = 0
+        self._inputs = 0  # generation of the frames behind the indices (bumped by clear_cache)
         self._model = None
         self._scheme = None
         self._device = None
@@ -304,8 +306,15 @@ class InferenceWorker(QObject):
 
     # ----------------------------------------------------------------- requests
     def clear_cache(self) -> None:
-        """Forget every result (the inputs changed under the same weights: a new EO/IR alignment)."""
+        """Forget every result, queued job and result still being computed: the frames behind the
+        indices changed under the same weights (another sequence opened, a new EO/IR alignment), so
+        frame 3's old prediction must never be shown, or edited, as frame 3's."""
+        self._inputs += 1
+        self._queue.clear()
+        self._held.clear()
         self._cache.clear()
+        self._current = None
+        self._dwell_done = None
 
     def cached(self, index: int, mode: Mode | str):
         item = self._cache.get((index, Mode(mode), self._version))
@@ -338,7 +347,7 @@ class InferenceWorker(QObject):
             return None
         eo = frame.eo if mode.uses_eo else None
         ir = frame.ir if mode.uses_ir else None
-        job = _Job(index, mode, eo, ir, self._introspect, self._features, self._version)
+        job = _Job(index, mode, eo, ir, self._introspect, self._features, self._version, self._inputs)
         if background and self._current is not None and index == self._current[0] and self._dwell_done != index:
             if all((j.index, j.mode) != (index, mode) for j in self._held):
                 self._held.append(job)
@@ -370,10 +379,11 @@ class InferenceWorker(QObject):
     # ----------------------------------------------------------------- results
     @Slot(int, str, int, object, object, bool)
     def _on_result(self, index: int, mode: str, version: int, meta, pred, background: bool):
-        if version != self._version:
-            return  # computed with weights that were replaced meanwhile
+        introspected, features, inputs = meta
+        if version != self._version or inputs != self._inputs:
+            return  # computed with weights, or on frames, that were replaced meanwhile
         m = Mode(mode)
-        self._cache.put((index, m, version), pred, *meta)
+        self._cache.put((index, m, version), pred, introspected, features)
         self.last_ms = float(getattr(pred, "ms", 0.0))
         self.result_ready.emit(index, mode, pred)
         cur = self._current

@@ -260,6 +260,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         read_only = " (read-only)" if session.read_only else ""
         self.setWindowTitle(f"CSKNet Studio — {getattr(seq, 'source', '')}{read_only}")
         self._index = -1
+        self.worker.clear_cache()  # the indices now name another sequence's frames
         restored = len(session.corrected_frames())
         opened = f"{describe_layout(seq)}, {n} frames"
         if restored:

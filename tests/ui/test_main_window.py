@@ -266,3 +266,27 @@ def test_unreadable_frame_is_marked_bad_and_skipped(bare_window, qtbot, tmp_path
     assert win.worker.inference_count == count and win.current_prediction is None
     with qtbot.waitSignal(win.prediction_ready, timeout=30000):
         win.set_frame(2)  # the next frame works as usual
+
+
+def test_opening_another_sequence_never_shows_the_previous_ones_predictions(main_window, qtbot):
+    """Frame 1 of a newly opened sequence gets its own prediction: a cached or still-running result
+    for frame 1 of the previous sequence (another size) is neither shown nor edited."""
+    from csknet_studio.core.data.base import ArraySequence
+    from tests.ui.conftest import synthetic_frames
+
+    win = main_window
+    assert win.current_prediction.labels.shape == (48, 64)
+    win.set_frame(1)  # a result for frame 1 of the first sequence is cached or in flight
+    eo, ir = synthetic_frames(4, 40, 56, seed=3)
+    other = ArraySequence(eo, ir, names=[f"g{i}" for i in range(4)])
+    with qtbot.waitSignal(win.prediction_ready, timeout=30000,
+                          check_params_cb=lambda p: p.labels.shape == (40, 56)):
+        win.set_sequence(other)
+    win.set_frame(1)
+    qtbot.waitUntil(lambda: win.current_prediction is not None
+                    and win.current_prediction.labels.shape == (40, 56), timeout=30000)
+    assert win.displayed_mask.shape == (40, 56)
+    win.worker.request(1, other[1], Mode.BOTH)
+    assert all(p is None or p.labels.shape == (40, 56)
+               for p in (win.worker.cached(i, m) for i in range(4) for m in Mode))
+    other.close()
