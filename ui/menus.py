@@ -128,7 +128,7 @@ def build_menus(win) -> None:
                                  ("brush", "Brush", "B", "Paint the picked class ([ and ] change the size)"),
                                  ("eraser", "Eraser", "E", "Erase to unlabelled"),
                                  ("fill", "Flood fill", "F", "Fill the connected region under the click"),
-                                 ("polygon", "Polygon", "G", "Click vertices; double-click or Enter fills, Esc cancels"),
+                                 ("polygon", "Polygon", "G", "Click vertices; double-click or Enter fills, Backspace removes the last vertex, Esc cancels"),
                                  ("take", "Take region", "W",
                                   "Click: take the model's region under the cursor with its predicted class; "
                                   "Shift+click: with the picked class"),
@@ -150,6 +150,7 @@ def build_menus(win) -> None:
         pick.addAction(_action(win, f"class_{i}", f"Pick class {i}", lambda _=False, c=i: win.tools.set_class(c),
                                [class_key(i)], f"Paint with class {i}"))
     _action(win, "finish_polygon", "Finish polygon", win.tools.finish_polygon, ["Return"])
+    _action(win, "polygon_back", "Remove last vertex", win.tools.remove_last_vertex, ["Backspace"])
     _action(win, "cancel_tool", "Cancel", win.tools.cancel, ["Escape"])
     tb.addSeparator()
     tb.addAction(win.actions_by_name["undo"])

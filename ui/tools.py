@@ -300,6 +300,13 @@ class ToolController(QObject):
             except (CSKNetError, ValueError) as exc:
                 self.win.show_error(str(exc))
 
+    def remove_last_vertex(self) -> None:
+        """Backspace: take back the polygon's last click, so one misplaced vertex does not cost the
+        whole outline."""
+        if self._polygon:
+            self._polygon.pop()
+            self._draw_polygon()
+
     def finish_gesture(self) -> None:
         """End what the mouse is doing before the frame changes: a brush or snap stroke is kept on
         its frame, a polygon or box in progress is dropped."""

@@ -85,6 +85,20 @@ def test_eraser_fill_polygon_accept_copy(main_window, qtbot):
     assert s.origin(0) is Origin.CORRECTED
 
 
+def test_backspace_takes_back_the_last_polygon_vertex(main_window):
+    win = main_window
+    win.tools.set_class(2)
+    win.tools.set_tool("polygon")
+    before = win.displayed_mask.copy()
+    for p in [(20.0, 20.0), (40.0, 20.0), (40.0, 40.0), (2.0, 46.0)]:  # the last click is a slip
+        win.tools._click(_Click(), p)
+    win.actions_by_name["polygon_back"].trigger()
+    assert win.actions_by_name["polygon_back"].shortcut().toString() == "Backspace"
+    win.actions_by_name["finish_polygon"].trigger()
+    assert win.displayed_mask[25, 35] == 2  # inside the triangle of the first three clicks
+    np.testing.assert_array_equal(win.displayed_mask[40:, :12], before[40:, :12])  # the slip's reach
+
+
 def test_brush_size_keys(main_window):
     win = main_window
     r = win.tools.radius
