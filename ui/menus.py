@@ -151,6 +151,8 @@ def build_menus(win) -> None:
                                [class_key(i)], f"Paint with class {i}"))
     _action(win, "finish_polygon", "Finish polygon", win.tools.finish_polygon, ["Return"])
     _action(win, "polygon_back", "Remove last vertex", win.tools.remove_last_vertex, ["Backspace"])
+    win.menus["Tools"].addAction(_action(win, "fill_frame", "Set whole frame to class", win.tools.fill_frame,
+                                         ["Shift+F"], "The whole frame becomes the picked class (undoable)"))
     _action(win, "cancel_tool", "Cancel", win.tools.cancel, ["Escape"])
     tb.addSeparator()
     tb.addAction(win.actions_by_name["undo"])

@@ -300,6 +300,21 @@ class ToolController(QObject):
             except (CSKNetError, ValueError) as exc:
                 self.win.show_error(str(exc))
 
+    def fill_frame(self) -> None:
+        """Shift+F: the whole frame becomes the picked class, one undoable edit. Ground truth
+        starts from a clean frame (class 0, or 255 to mark everything undecided) instead of the
+        model's prediction."""
+        win = self.win
+        if win.session is None or win.current_index < 0:
+            return
+        h, w = win.session.frame_shape(win.current_index)
+        try:
+            win.session.fill_polygon(win.current_index, [(-1, -1), (w, -1), (w, h), (-1, h)], self.class_id)
+        except (CSKNetError, ValueError) as exc:
+            win.show_error(str(exc))
+            return
+        win.show_status(f"whole frame set to class {self.class_id}")
+
     def remove_last_vertex(self) -> None:
         """Backspace: take back the polygon's last click, so one misplaced vertex does not cost the
         whole outline."""

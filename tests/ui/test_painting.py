@@ -99,6 +99,17 @@ def test_backspace_takes_back_the_last_polygon_vertex(main_window):
     np.testing.assert_array_equal(win.displayed_mask[40:, :12], before[40:, :12])  # the slip's reach
 
 
+def test_shift_f_sets_the_whole_frame_to_the_picked_class_undoably(main_window):
+    win = main_window
+    before = win.displayed_mask.copy()
+    win.tools.set_class(0)
+    win.actions_by_name["fill_frame"].trigger()
+    assert (win.displayed_mask == 0).all()  # corners and edges included
+    assert win.session.origin(0) is Origin.CORRECTED
+    win.actions_by_name["undo"].trigger()
+    np.testing.assert_array_equal(win.displayed_mask, before)
+
+
 def test_brush_size_keys(main_window):
     win = main_window
     r = win.tools.radius
