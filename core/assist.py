@@ -73,7 +73,7 @@ def superpixels(eo: np.ndarray | None, ir: np.ndarray | None, levels: Levels | N
 
     `levels` ({"eo": (lo, hi), "ir": (lo, hi)}, the sequence's display levels) scale 16-bit images
     the same way on every frame."""
-    from skimage.segmentation import slic
+    from skimage.segmentation import slic  # heavy (scikit-image): loaded on the first snap-brush use
 
     stack = eo_ir_stack(eo, ir, levels)
     h, w = stack.shape[:2]

@@ -46,29 +46,13 @@ from csknet_studio.core.errors import (
     WeightsMismatchError,
 )
 from csknet_studio.core.model import CSKNet, CSKNetConfig, create_teacher
+from csknet_studio.core.state_dict import clean_state_dict
 from csknet_studio.core.version import __version__
 
 FORMAT_NAME = "csknet-studio-checkpoint"
 FORMAT_VERSION = 1
 TEACHER_FORMAT = "csknet-studio-teacher"
-_PREFIXES = ("module.", "_orig_mod.")
 _REQUIRED = ("model_config", "scheme", "state_dict")
-
-
-def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip DDP (`module.`) and torch.compile (`_orig_mod.`) prefixes, however nested."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        k = key
-        changed = True
-        while changed:
-            changed = False
-            for p in _PREFIXES:
-                if k.startswith(p):
-                    k = k[len(p):]
-                    changed = True
-        out[k] = value
-    return out
 
 
 def weights_hash(state_dict: Mapping[str, torch.Tensor], length: int = 16) -> str:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from csknet_studio.core.errors import ConfigError, SchemeMismatchError
+
 IGNORE_INDEX = 255
 
 
@@ -112,7 +114,6 @@ def resolve_data_scheme(declared: str | None, checkpoint_scheme: ClassScheme, de
         return detected
     if declared == "checkpoint" or declared == checkpoint_scheme.name:
         return checkpoint_scheme
-    from csknet_studio.core.errors import ConfigError
 
     try:
         return get_scheme(declared)
@@ -132,7 +133,6 @@ def check_scheme_fits(checkpoint_scheme: ClassScheme, sequence, *, declared: str
     ignore index): a layout with no scheme of its own is caught by its ids. Raises
     SchemeMismatchError; `hint` ends the message (how the caller overrides the check).
     """
-    from csknet_studio.core.errors import SchemeMismatchError
 
     data = resolve_data_scheme(declared, checkpoint_scheme, getattr(sequence, "scheme", None))
     where = getattr(sequence, "source", "the sequence")

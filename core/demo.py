@@ -41,6 +41,7 @@ from csknet_studio.core.demo_scene import FPS, render_scene, static_world
 from csknet_studio.core.errors import CancelledError, ConfigError, ExportError
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.radiometry import ZERO_CELSIUS_K, LinearScale
+from csknet_studio.core.user_dirs import user_cache_dir
 
 GENERATOR_VERSION = 2  # bump whenever the pixels change, so cached default demos regenerate
 DEFAULT_SIZE = (480, 640)
@@ -369,8 +370,6 @@ def is_complete_demo(path: str | os.PathLike, n_frames: int | None = None) -> bo
 def default_demo_dir() -> Path:
     """Per-user cache folder of the default demo (seed 0, 120 frames, 480x640). Its project and
     exports go to the data folder (core/user_dirs.py), so emptying the cache loses no work."""
-    from csknet_studio.core.user_dirs import user_cache_dir
-
     return user_cache_dir() / f"demo-v{GENERATOR_VERSION}-seed0"
 
 

@@ -82,9 +82,3 @@ def autocast(device: torch.device, enabled: bool = True, cpu_bf16: bool = False)
 def needs_grad_scaler(device: torch.device, enabled: bool = True) -> bool:
     """float16 autocast needs loss scaling; bfloat16 and fp32 do not."""
     return enabled and amp_dtype(device) is torch.float16
-
-
-def set_threads(n: int | None) -> None:
-    """Limit intra-op CPU threads (the GUI worker and tests call this); None leaves torch's default."""
-    if n is not None and n > 0:
-        torch.set_num_threads(int(n))

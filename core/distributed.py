@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 def env_world_size() -> int:
@@ -126,19 +127,8 @@ def broadcast_module_state(module: torch.nn.Module, src: int = 0) -> None:
             dist.broadcast(t.data, src)
 
 
-def broadcast_object(obj, src: int = 0):
-    """A picklable Python object from rank `src` (e.g. a stop flag decided by rank 0)."""
-    if not is_distributed():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain module under DDP / torch.compile wrappers."""
-    from torch.nn.parallel import DistributedDataParallel
-
     while True:
         if isinstance(model, DistributedDataParallel):
             model = model.module

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from csknet_studio.core.device import autocast, resolve_device
+from csknet_studio.core.distributed import all_reduce_sum, rank_and_world
 from csknet_studio.core.errors import ModelInputError
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.model.preprocess import to_tensors
 from csknet_studio.core.model.single import SingleStreamSegNet
 from csknet_studio.core.modes import ALL_MODES, Mode
 
@@ -118,9 +121,6 @@ def _iter_frames(data, indices: Sequence[int] | None) -> Iterable[FramePair]:
 def predict_labels(model: torch.nn.Module, frames: Sequence[FramePair], mode: Mode,
                    device: torch.device, amp: bool = True) -> torch.Tensor:
     """(B, H, W) argmax labels for frames of one size, through the model's own input norm."""
-    from csknet_studio.core.device import autocast
-    from csknet_studio.core.model.preprocess import to_tensors
-
     norm = model.config.input_norm
     eos, irs = [], []
     for f in frames:
@@ -162,9 +162,6 @@ def evaluate(model: torch.nn.Module, data, modes: Iterable[Mode | str] = ALL_MOD
     Under torch.distributed every rank scores a strided shard and the confusion matrices are
     summed across ranks, so every rank returns the same, complete result.
     """
-    from csknet_studio.core.device import resolve_device
-    from csknet_studio.core.distributed import all_reduce_sum, rank_and_world
-
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     modes = [Mode(m) for m in modes]
     k = int(num_classes or model.config.num_classes)

@@ -63,6 +63,7 @@ class _Writer:
     """One open HDF5 file in the child; datasets of optional content are made at their first frame."""
 
     def __init__(self, tmp: str, spec: dict[str, Any]) -> None:
+        # the child's alone: the parent's half of this module stays standard-library only
         import h5py
         import numpy as np
 

@@ -37,10 +37,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
+from csknet_studio.core.checkpoint import weights_hash
+from csknet_studio.core.device import resolve_device
+from csknet_studio.core.distributed import (
+    all_reduce_mean,
+    all_reduce_sum,
+    broadcast_module_state,
+    is_distributed,
+    rank_and_world,
+)
 from csknet_studio.core.errors import CancelledError, ConfigError, TrainingError
+from csknet_studio.core.evaluate import SegMetrics, confusion_matrix
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.holdout import HeldOut, Split, hold_out
+from csknet_studio.core.losses import LossConfig, total_loss
 from csknet_studio.core.model.preprocess import InputNorm, to_tensors, whole_frame_ir
 from csknet_studio.core.modes import Mode
 
@@ -248,8 +260,6 @@ def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig
 @torch.no_grad()
 def _confusions(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device,
                 ignore: int, cancel: Callable[[], bool] | None = None) -> dict[str, np.ndarray]:
-    from csknet_studio.core.evaluate import confusion_matrix
-
     was = model.training
     model.eval()
     k = int(model.config.num_classes)
@@ -276,9 +286,6 @@ def _score(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], devic
            cancel: Callable[[], bool] | None) -> dict[str, float]:
     """mIoU per mode on `samples`; under torchrun each rank scores its share and the counts are
     summed, so every rank gets the same figures (and takes the same decisions from them)."""
-    from csknet_studio.core.distributed import all_reduce_sum, rank_and_world
-    from csknet_studio.core.evaluate import SegMetrics
-
     rank, world = rank_and_world()
     confs = _confusions(model, samples[rank::world], modes, device, ignore, cancel)
     return {m: SegMetrics(np.asarray(all_reduce_sum(c), np.int64)).miou for m, c in confs.items()}
@@ -334,18 +341,6 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     Raises TrainingError (non-finite loss / weights, no labelled pixel, modality missing for a
     mode), CancelledError (cancel() returned True). `model` is never modified.
     """
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from csknet_studio.core.checkpoint import weights_hash
-    from csknet_studio.core.device import resolve_device
-    from csknet_studio.core.distributed import (
-        all_reduce_mean,
-        broadcast_module_state,
-        is_distributed,
-        rank_and_world,
-    )
-    from csknet_studio.core.losses import LossConfig, total_loss
-
     cfg = config or FinetuneConfig()
     t0 = time.perf_counter()
     data = [_as_sample(s) for s in samples]

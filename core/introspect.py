@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from csknet_studio.core.errors import ModelInputError
+from csknet_studio.core.model.preprocess import to_tensors
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,6 @@ def stream_of(direction: str) -> str:
 def channel_maps(model: torch.nn.Module, eo: np.ndarray, ir: np.ndarray, site: str, direction: str,
                  channel: int) -> ChannelMaps:
     """Feature map of `channel` in the receiving stream of `direction` at `site`, both streams fed."""
-    from csknet_studio.core.model.preprocess import to_tensors
-
     sites = list(getattr(model, "exchange_sites", []))
     if site not in sites:
         raise ModelInputError(f"unknown exchange site {site!r}; known: {sites}")

@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from csknet_studio.core.data.base import Alignment, default_homography, warp_to_grid
-from csknet_studio.core.errors import CSKNetError
+from csknet_studio.core.errors import CSKNetError, ProjectError
+from csknet_studio.core.project import ProjectStore, default_project_path
 
 MIN_POINTS = 4
 # The coarsest pyramid level keeps at least this many pixels on its short side: fewer and the
@@ -297,9 +298,6 @@ def apply_project_alignment(sequence: Any, project_path: Any = None) -> dict[str
     """Give `sequence` the alignment its project stores (beside it, or at `project_path`), for
     readers that open a sequence without a session (training, batch inference, evaluation).
     Returns the stored dict, or None when there is no project or it stores none."""
-    from csknet_studio.core.errors import ProjectError
-    from csknet_studio.core.project import ProjectStore, default_project_path
-
     src = getattr(sequence, "source", None)
     if project_path is None and (src is None or str(src).startswith("<")):
         return None

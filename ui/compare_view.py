@@ -102,12 +102,6 @@ class CompareView(QtWidgets.QWidget):
         """The disagreement of the two labels shown, None until both have arrived."""
         return self._result
 
-    def set_modes(self, left: Mode | str, right: Mode | str) -> None:
-        with QtCore.QSignalBlocker(self.left_combo), QtCore.QSignalBlocker(self.right_combo):
-            self.left_combo.setCurrentIndex(ALL_MODES.index(Mode(left)))
-            self.right_combo.setCurrentIndex(ALL_MODES.index(Mode(right)))
-        self._on_modes_changed()
-
     def set_scheme(self, scheme: ClassScheme) -> None:
         self._scheme = scheme
         self._redraw()

@@ -428,7 +428,3 @@ class ImageViews(QtWidgets.QWidget):
             self.hovered.emit(x, y)
         else:
             self.hovered.emit(-1, -1)
-
-    def overlay_image(self) -> QtGui.QImage:
-        """The overlay view rendered as an image (tests compare these across modes)."""
-        return self.overlay_widget.grab().toImage()

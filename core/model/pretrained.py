@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 from csknet_studio.core.errors import CheckpointError, WeightsMismatchError
 from csknet_studio.core.model.streams import PAIRED_BUFFERS
+from csknet_studio.core.state_dict import clean_state_dict
 
-_PREFIXES = ("module.", "_orig_mod.")
 _IGNORED_PREFIXES = ("fc.",)
 _LIST_MAX = 12
 
@@ -28,20 +28,6 @@ class PretrainedReport:
     source: str
     loaded: int  # encoder tensors written
     ignored: tuple[str, ...]  # source keys deliberately skipped (fc.*)
-
-
-def strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Remove DataParallel/DDP `module.` and torch.compile `_orig_mod.` prefixes (repeatedly)."""
-    out = {}
-    for k, v in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for p in _PREFIXES:
-                if k.startswith(p):
-                    k, changed = k[len(p):], True
-        out[k] = v
-    return out
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -65,7 +51,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a mapping of parameter names to tensors")
-    return strip_prefixes(obj)
+    return clean_state_dict(obj)
 
 
 def _fmt(title: str, items: list[str]) -> str:
@@ -80,7 +66,7 @@ def load_imagenet_weights(model: nn.Module, source: str | Path | dict[str, Tenso
     decoder weights are not part of an ImageNet ResNet and keep their initialisation.
     """
     name = str(source) if not isinstance(source, dict) else "<state_dict>"
-    src = strip_prefixes(dict(source)) if isinstance(source, dict) else read_state_dict(source)
+    src = clean_state_dict(dict(source)) if isinstance(source, dict) else read_state_dict(source)
     encoder = model.encoder
     target = {k: v for k, v in encoder.state_dict().items() if not k.startswith("gsu.")}
     new: dict[str, Tensor] = {}

@@ -10,7 +10,6 @@ import torch
 
 from csknet_studio.core.checkpoint import (
     FORMAT_VERSION,
-    clean_state_dict,
     load_checkpoint,
     load_state_dict_checked,
     read_checkpoint,
@@ -26,6 +25,7 @@ from csknet_studio.core.errors import (
     WeightsMismatchError,
 )
 from csknet_studio.core.model import create_model
+from csknet_studio.core.state_dict import clean_state_dict
 
 
 @pytest.fixture
