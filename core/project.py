@@ -171,7 +171,9 @@ class ProjectStore:
         return self.root / JOURNAL
 
     def exists(self) -> bool:
-        return self.manifest_path.is_file()
+        """Whether a manifest is there (anything by its name: a folder in its place is reported by
+        load(), not taken for a new project)."""
+        return os.path.lexists(self.manifest_path)
 
     @staticmethod
     def mask_name(index: int) -> str:

@@ -219,6 +219,13 @@ class Journal:
             self.journal_id = None
             return True
 
+    def __del__(self) -> None:
+        # unreachable, so nobody is inside a method: the file of a session dropped without close()
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def close(self) -> None:
         """Close the file (it reopens on a later append)."""
         with self._lock:

@@ -147,7 +147,9 @@ class ProjectLock:
 
 
 _held: dict[str, ProjectLock] = {}
-_registry_lock = threading.Lock()
+# re-entrant: a session dropped without close() releases its lock from a weakref finalizer, which the
+# garbage collector may run inside acquire() or release() of this very thread
+_registry_lock = threading.RLock()
 
 
 def _locked_error(root: Path, holder: LockHolder | None, checkable: bool) -> ProjectLockedError:

@@ -82,7 +82,6 @@ class ProjectIOMixin:
         self._lock = lock
         weakref.finalize(self, lock.release)  # a session dropped without close() frees its share
         assert self._store is not None
-        weakref.finalize(self, self._store.journal.close)
         if lock.taken_over is not None:
             self.lock_taken_over = lock.taken_over
             self.problems.append(ProjectProblem(None, "lock", f"held by {lock.taken_over.describe()}, which is "
@@ -186,15 +185,16 @@ class ProjectIOMixin:
                                                         "(an interrupted save)", "removed: propagate again"))
 
     def _mask_file_problem(self, i: int, rel: str) -> str | None:
-        """What is wrong with frame i's mask file judged from its header, or None."""
+        """What is wrong with frame i's mask (its file, or its journal line) judged from its header, or None."""
         assert self._store is not None
+        where = f"the mask in {JOURNAL}" if i in self._inline else "the mask"
         try:
             h, w = self._store.mask_size(rel, self._inline.get(i))
         except ProjectError as exc:
-            return str(exc) if i not in self._inline else f"the mask in {JOURNAL}: {exc}"
+            return str(exc) if i not in self._inline else f"{where}: {exc}"
         want = self._expected_shape(i, (h, w))
         if want is not None and (h, w) != tuple(want):
-            return f"the mask is {w}x{h} pixels but the frame is {want[1]}x{want[0]}"
+            return f"{where} is {w}x{h} pixels but the frame is {want[1]}x{want[0]}"
         return None
 
     def _expected_shape(self, i: int, seen: tuple[int, int]) -> tuple[int, int] | None:
