@@ -113,12 +113,14 @@ def main() -> None:
             t0 = time.perf_counter()
             sessions[n] = AnnotationSession(build(root, n, shape), undo_budget_bytes=32 << 20)
             print(f"built and opened {n} corrected frames in {time.perf_counter() - t0:.1f} s")
-        step = {"k": 0}
+        steps: dict[int, int] = {}
 
         def stroke(s: AnnotationSession) -> None:
-            k = step["k"] = step["k"] + 1
+            """A short stroke on one of 50 frames; the class alternates on each visit, so it always
+            changes pixels (an edit that changes nothing is not saved)."""
+            k = steps[id(s)] = steps.get(id(s), 0) + 1
             x, y = 20 + (k * 37) % (shape[1] - 40), 20 + (k * 23) % (shape[0] - 40)
-            s.paint_stroke(k % 50, [(x, y), (x + 9, y + 5)], 1 + k % 8, 4)
+            s.paint_stroke(k % 50, [(x, y), (x + 9, y + 5)], 6 + (k // 50) % 2, 4)
 
         memory = AnnotationSession(LazySequence("<memory>", 100, shape), undo_budget_bytes=32 << 20)  # no project
         mask = street_mask(*shape, 3)

@@ -3,11 +3,13 @@ lock is taken over. The other copy is a real process, as with two instances of t
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,21 @@ def test_sessions_of_one_process_share_the_lock_and_closing_frees_it(tmp_path):
     assert lock.is_file()  # b still holds it
     b.close()
     assert not lock.exists() and not (tmp_path / "seq.csknet").exists()  # nothing was ever saved
+
+
+def test_a_dropped_session_freed_by_the_collector_inside_acquire_does_not_hang(tmp_path, monkeypatch):
+    """A session dropped without close() releases its lock from a finalizer, which the garbage
+    collector may run while this thread is inside acquire() of another project."""
+    dropped = AnnotationSession(make_sequence(tmp_path / "a", n=2))
+    dropped.myself = dropped  # a cycle: only the collector frees it
+    del dropped
+    real = LockHolder.me.__func__
+    monkeypatch.setattr(LockHolder, "me", classmethod(lambda cls, *a, **k: (gc.collect(), real(cls, *a, **k))[1]))
+    opened = []
+    t = threading.Thread(target=lambda: opened.append(AnnotationSession(make_sequence(tmp_path / "b", n=2))),
+                         daemon=True)
+    t.start()
+    t.join(60)
+    assert opened, "opening a project hung: the dropped session's lock release deadlocked inside acquire()"
+    assert not (tmp_path / "a.csknet" / LOCK_NAME).exists()  # and the dropped one's lock is gone
+    opened[0].close()
