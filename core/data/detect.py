@@ -316,9 +316,9 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
 SIDECARS = ("sequence.json", "dataset.json", "demo.json", "meta.json", "classes.json")
 
 
-def sidecar_scheme(root: Path) -> ClassScheme | None:
-    """Class scheme named by a JSON file beside the folders ({"class_scheme": "mfnet"} or
-    {"class_names": [...], "palette": [[r, g, b], ...]}), e.g. our demo's demo.json."""
+def _sidecars(root: Path):
+    """(name, path, JSON object) of each readable sidecar beside the folders; unreadable or
+    non-object files are skipped (a sidecar is a hint, never a reason to refuse the folder)."""
     for name in SIDECARS:
         path = root / name
         if not path.is_file():
@@ -327,8 +327,14 @@ def sidecar_scheme(root: Path) -> ClassScheme | None:
             meta = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if not isinstance(meta, dict):
-            continue
+        if isinstance(meta, dict):
+            yield name, path, meta
+
+
+def sidecar_scheme(root: Path) -> ClassScheme | None:
+    """Class scheme named by a JSON file beside the folders ({"class_scheme": "mfnet"} or
+    {"class_names": [...], "palette": [[r, g, b], ...]}), e.g. our demo's demo.json."""
+    for _, _, meta in _sidecars(root):
         key = meta.get("class_scheme")
         if isinstance(key, str) and key in SCHEMES:
             return SCHEMES[key]
@@ -343,15 +349,8 @@ def sidecar_scheme(root: Path) -> ClassScheme | None:
 def sidecar_ir_scale(root: Path) -> LinearScale | None:
     """The IR scale a sidecar JSON beside the folders states in its `ir` block ({"units": "centikelvin"},
     see radiometry.scale_from_meta), e.g. the demo's demo.json; None when none does."""
-    for name in SIDECARS:
-        path = root / name
-        if not path.is_file():
-            continue
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(meta, dict) or not isinstance(meta.get("ir"), dict):
+    for name, path, meta in _sidecars(root):
+        if not isinstance(meta.get("ir"), dict):
             continue
         try:
             scale = scale_from_meta(meta["ir"], name)

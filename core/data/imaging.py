@@ -92,14 +92,18 @@ def read_image(path: Path) -> np.ndarray:
     file for anything that is missing, empty, truncated or not an image.
     """
     path = Path(path)
+    return decode_bytes(read_file_bytes(path), path)
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """A frame file's bytes, or CorruptImageError naming it when it is gone or unreadable."""
     try:
-        data = path.read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise CorruptImageError(f"{path}: file not found (moved or deleted since the sequence was opened?)",
                                 str(path)) from None
     except OSError as exc:
         raise CorruptImageError(f"{path}: cannot read ({exc.strerror or exc})", str(path)) from None
-    return decode_bytes(data, path)
 
 
 def decode_bytes(data: bytes, path: Path | str = "<bytes>") -> np.ndarray:

@@ -31,7 +31,7 @@ from csknet_studio.core.radiometry import (
     scale_from_meta,
 )
 
-from .imaging import MAX_PIXELS, decode_bytes, to_grey
+from .imaging import MAX_PIXELS, decode_bytes, read_file_bytes, to_grey
 
 _FLIR_APP1 = b"\xff\xe1"
 _FLIR_MAGIC = b"FLIR\x00"
@@ -59,13 +59,7 @@ def is_flir_jpeg(data: bytes) -> bool:
 def read_ir_file(path: Path) -> tuple[np.ndarray, Radiometry | None]:
     """(H, W) IR counts of one file and the conversion to °C it carries, if any."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorruptImageError(f"{path}: file not found (moved or deleted since the sequence was opened?)",
-                                str(path)) from None
-    except OSError as exc:
-        raise CorruptImageError(f"{path}: cannot read ({exc.strerror or exc})", str(path)) from None
+    data = read_file_bytes(path)
     if is_flir_jpeg(data):
         return read_flir(data, path)
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
