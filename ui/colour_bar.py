@@ -50,6 +50,7 @@ class ColourBar(QtWidgets.QWidget):
         fm = p.fontMetrics()
         for k, text in enumerate(self.labels()):
             y = y0 + k * self.BAR_H // 2
-            p.drawLine(x0 + self.BAR_W, y, x0 + self.BAR_W + 3, y)
+            # the tick sits on the bar's edge: a dash just before the text read as a minus sign
+            p.drawLine(x0 + self.BAR_W - 4, y, x0 + self.BAR_W - 1, y)
             p.drawText(x0 + self.BAR_W + 6, y + fm.ascent() // 2 - 1, text)
         p.end()
