@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from csknet_studio.core.data import open_sequence
 from csknet_studio.core.data.base import Alignment, default_homography, warp_to_grid
 from csknet_studio.core.errors import CSKNetError, ProjectError
 from csknet_studio.core.project import ProjectStore, default_project_path
@@ -294,23 +295,31 @@ def points_to_json(ir_pts: np.ndarray, eo_pts: np.ndarray) -> dict[str, list[lis
             "eo": np.asarray(eo_pts, dtype=float).reshape(-1, 2).tolist()}
 
 
-def apply_project_alignment(sequence: Any, project_path: Any = None) -> dict[str, Any] | None:
-    """Give `sequence` the alignment its project stores (beside it, or at `project_path`), for
-    readers that open a sequence without a session (training, batch inference, evaluation).
-    Returns the stored dict, or None when there is no project or it stores none."""
-    src = getattr(sequence, "source", None)
-    if project_path is None and (src is None or str(src).startswith("<")):
+def stored_alignment(source: Any, project_path: Any = None) -> Alignment | None:
+    """The EO/IR alignment the project of `source` (beside it, or at `project_path`) stores, read
+    before the sequence opens: IR of another aspect ratio cannot open without one. None when there
+    is no project, it stores none, or it cannot be read (that says nothing about the alignment)."""
+    if project_path is None and (source is None or isinstance(source, tuple | list) or str(source).startswith("<")):
         return None
-    store = ProjectStore(project_path if project_path is not None else default_project_path(src))
+    store = ProjectStore(project_path if project_path is not None else default_project_path(source))
     if not store.exists():
         return None
     try:
         d = store.load().alignment
     except ProjectError:
-        return None  # a project that cannot be read says nothing about the alignment
-    if d and hasattr(sequence, "alignment"):
-        try:
-            sequence.alignment = Alignment.from_dict(d)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ProjectError(f"project {store.root}: bad EO/IR alignment {d!r}: {exc}") from None
-    return d or None
+        return None
+    if not d:
+        return None
+    try:
+        return Alignment.from_dict(d)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ProjectError(f"project {store.root}: bad EO/IR alignment {d!r}: {exc}") from None
+
+
+def open_aligned(path: Any, *, project_path: Any = None, alignment: Alignment | None = None, **kw: Any):
+    """`open_sequence` with the alignment its project stores (`alignment` wins when given), so
+    readers without a session (training, batch inference, evaluation) and the GUI's open all see
+    the IR the user registered, and a sequence whose IR needs that alignment opens at all."""
+    if alignment is None:
+        alignment = stored_alignment(path, project_path)
+    return open_sequence(path, alignment, **kw)

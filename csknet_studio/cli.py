@@ -32,6 +32,8 @@ SUBCOMMANDS: dict[str, str] = {
 
 # Sub-commands that open a sequence, so may be given a recording and its EO / IR topics.
 TOPIC_COMMANDS = ("eval", "infer", "export", "finetune")
+# Sub-commands that read IR onto the EO grid, so may be told how (`--alignment`).
+ALIGNMENT_COMMANDS = ("eval", "infer", "export", "finetune", "info")
 
 
 def _command_module(name: str):
@@ -55,6 +57,10 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             from csknet_studio.commands._topics import add_topic_arguments
 
             add_topic_arguments(p)
+        if name in ALIGNMENT_COMMANDS:
+            from csknet_studio.commands._alignment import add_alignment_argument
+
+            add_alignment_argument(p)
     else:
         parser.set_defaults(command="gui")
         _command_module("gui").add_arguments(parser)

@@ -25,6 +25,7 @@ from csknet_studio.ui.inference_worker import InferenceWorker
 from csknet_studio.ui.legend import UNLABELLED_RGB, ClassLegend
 from csknet_studio.ui.menus import build_menus, finish_menus, name_class_actions
 from csknet_studio.ui.panels import install_panels
+from csknet_studio.ui.registration_dialog import open_or_register
 from csknet_studio.ui.status import StatusBar
 from csknet_studio.ui.thermal import install_thermal
 from csknet_studio.ui.timeline import Timeline
@@ -223,15 +224,18 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     def open_sequence(self, path: str | Path, topics: dict[str, str] | None = None) -> bool:
         """Open a folder / video / HDF5 sequence, a recording (its `topics`, else the topic picker),
         or a `<seq>.csknet` project (its sequence with it); on error show it and keep the current one."""
-        from csknet_studio.core.data import open_sequence
-
         try:
             seq_path, project = project_sequence(Path(path))
             topic_kw = self.recording_topics(seq_path, topics)
             if topic_kw is None:  # the topic picker was cancelled
                 return False
-            seq = open_sequence(seq_path, ir_scale=self.ir_scale, **topic_kw)
+            opened = open_or_register(self, seq_path, project, ir_scale=self.ir_scale, **topic_kw)
+            if opened is None:  # IR needs registering and the user declined
+                return False
+            seq, register = opened
             self.set_sequence(seq, project_path=project)
+            if register:
+                self.open_registration()
         except (CSKNetError, OSError, ValueError) as exc:
             self.show_error(f"Could not open {path}:\n{without_path(str(exc), path)}")
             return False

@@ -15,7 +15,8 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core import registration as reg
-from csknet_studio.core.data.base import apply_levels
+from csknet_studio.core.data.base import Alignment, apply_levels
+from csknet_studio.core.errors import AspectMismatchError
 from csknet_studio.ui.job_thread import JobRunner
 
 CHECKER_PX = 32
@@ -307,3 +308,31 @@ def install_registration(win):
     win.open_registration = open_dialog
     win.registration_state = state
     return act
+
+
+def ask_register_dialog(parent: QtWidgets.QWidget | None, err: AspectMismatchError) -> bool:
+    """True when the user opens a sequence whose IR has another aspect ratio in order to register it."""
+    box = QtWidgets.QMessageBox(parent)
+    box.setIcon(QtWidgets.QMessageBox.Icon.Question)
+    box.setWindowTitle("IR needs registering")
+    box.setText("The IR frames have another aspect ratio than the EO frames.")
+    box.setInformativeText(f"{err}\n\nOpen the sequence with IR plainly resized for now, and register EO/IR "
+                           "(click point pairs or Auto-align) so IR lies on the EO grid?")
+    register = box.addButton("Open and register…", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(register)
+    box.exec()
+    return box.clickedButton() is register
+
+
+def open_or_register(win, path, project, **kw):
+    """(sequence, needs registering) for the window's open: the project's stored alignment applied,
+    or, when IR of another aspect ratio has none and the user agrees (`win.ask_register(err)`, which
+    tests replace), IR plainly resized until the registration dialog stores one. None: declined."""
+    try:
+        return reg.open_aligned(path, project_path=project, **kw), False
+    except AspectMismatchError as err:
+        ask = getattr(win, "ask_register", None) or (lambda e: ask_register_dialog(win, e))
+        if not ask(err):
+            return None
+    return reg.open_aligned(path, project_path=project, alignment=Alignment(), **kw), True

@@ -168,9 +168,10 @@ def check_aspect(ir_shape: tuple[int, ...], eo_shape: tuple[int, ...], where: st
         return
     raise AspectMismatchError(
         f"{where}: IR is {iw}x{ih} (aspect {iw / ih:.3f}) but EO is {ew}x{eh} (aspect {ew / eh:.3f}); "
-        "resizing IR to the EO grid would stretch it. Give the sequence an explicit alignment "
-        "(open_sequence(path, alignment=Alignment(...)) with a homography or dx/dy/scale; Alignment() "
-        "accepts the plain resize), or crop the IR frames to the EO aspect ratio"
+        "resizing IR to the EO grid would stretch it. Register EO/IR first (`csknet-studio align "
+        "SEQUENCE`, or View > Register EO/IR in the app, stores a homography in the project), pass "
+        "--alignment plain to accept the resize for one run (Python: open_sequence(path, Alignment())), "
+        "or crop the IR frames to the EO aspect ratio"
     )
 
 

@@ -21,14 +21,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from csknet_studio.core.classes import ClassScheme, get_scheme
-from csknet_studio.core.data import open_sequence
 from csknet_studio.core.distributed import rank_and_world
 from csknet_studio.core.errors import ConfigError, TrainingError
 from csknet_studio.core.evaluate import SegMetrics, evaluate
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.model.preprocess import InputNorm, ir_percentile_range, to_tensors, whole_frame_ir
 from csknet_studio.core.modes import Mode
-from csknet_studio.core.registration import apply_project_alignment
+from csknet_studio.core.registration import open_aligned
 from csknet_studio.core.sim2real import CameraRandomisation, randomise_pair
 from csknet_studio.core.training.config import AugmentConfig
 
@@ -210,9 +209,8 @@ def open_training_sequence(path: Path, split: str = "", cache_mb: int | None = N
     shuffled order, so prefetching the next frames would only burn CPU); `cache_mb` sets the decoded
     frame cache by size alone (None: the reader's default budget)."""
     cache = {} if cache_mb is None else {"cache_bytes": cache_mb * 1024 * 1024, "cache_frames": 1 << 30}
-    seq = open_sequence(path, split=split or None, prefetch=0, **cache)
-    apply_project_alignment(seq)  # a registered sequence trains on the IR its project aligned
-    return seq
+    # a registered sequence trains on the IR its project aligned
+    return open_aligned(path, split=split or None, prefetch=0, **cache)
 
 
 def resolve_scheme(spec: str | Mapping, sequence) -> ClassScheme:

@@ -45,12 +45,13 @@ def checkpoint_job(args: argparse.Namespace, *, check_labels: bool = False) -> I
     The checkpoint's class scheme must be the data's (`--scheme` overrides what is detected);
     `check_labels` also checks the label ids against it even when `--scheme` is given (eval scores
     them)."""
+    from csknet_studio.commands._alignment import alignment_kwargs
     from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.core.checkpoint import load_checkpoint
     from csknet_studio.core.classes import check_scheme_fits
-    from csknet_studio.core.data import open_sequence
     from csknet_studio.core.device import resolve_device
     from csknet_studio.core.distributed import init_from_env, rank_device, shutdown
+    from csknet_studio.core.registration import open_aligned
 
     device = resolve_device(args.device)
     started = init_from_env(device)
@@ -58,11 +59,9 @@ def checkpoint_job(args: argparse.Namespace, *, check_labels: bool = False) -> I
         device = rank_device(device)
         loaded = load_checkpoint(args.checkpoint, map_location=device)
         kw = {"split": args.split} if args.split else {}
-        seq = open_sequence(args.sequence, **kw, **topic_kwargs(args))
+        # the EO/IR homography `align` or the GUI stored, unless --alignment says otherwise
+        seq = open_aligned(args.sequence, **kw, **topic_kwargs(args), **alignment_kwargs(args))
         try:
-            from csknet_studio.core.registration import apply_project_alignment
-
-            apply_project_alignment(seq)  # the EO/IR homography `align` or the GUI stored
             check_scheme_fits(loaded.scheme, seq, declared=args.scheme, check_labels=check_labels or args.scheme is None,
                               source=f"checkpoint {args.checkpoint}", hint=SCHEME_HINT)
             yield Job(device, int(os.environ.get("RANK", "0")) == 0, loaded, seq)

@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from csknet_studio.core import registration as reg
     from csknet_studio.core.data import open_sequence
+    from csknet_studio.core.data.base import Alignment
     from csknet_studio.core.errors import ConfigError
     from csknet_studio.core.session import AnnotationSession
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--manual {args.manual}: {exc}") from None
     elif args.refine:
         raise ConfigError("--refine needs --manual (ECC refines the clicked estimate)")
-    seq = open_sequence(args.sequence)
+    seq = open_sequence(args.sequence, Alignment())  # estimates from IR as decoded: opens whatever the aspect
     try:
         n = len(seq)
         i = n // 2 if args.frame is None else args.frame

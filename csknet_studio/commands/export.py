@@ -156,21 +156,24 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from csknet_studio.commands._alignment import alignment_kwargs, reapply_given_alignment
     from csknet_studio.commands._common import tqdm_progress
     from csknet_studio.commands._topics import topic_kwargs
-    from csknet_studio.core.data import open_sequence
     from csknet_studio.core.edits import Origin
     from csknet_studio.core.errors import CancelledError
     from csknet_studio.core.export import count_origins, read_frame_origins
     from csknet_studio.core.modes import Mode
+    from csknet_studio.core.registration import open_aligned
     from csknet_studio.core.session import AnnotationSession
 
     mode = Mode(args.mode)
     fmt = _format(args)
-    seq = open_sequence(args.sequence, **topic_kwargs(args), **ir_scale_kwargs(args))
+    seq = open_aligned(args.sequence, project_path=args.project, **topic_kwargs(args), **ir_scale_kwargs(args),
+                       **alignment_kwargs(args))
     with _cancel_on_signals() as cancelled, contextlib.ExitStack() as closing:
         closing.callback(seq.close)
         session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink, read_only=True)
+        reapply_given_alignment(args, seq)
         for note in session.open_notes():  # repairs, or another copy writing the project
             print(f"warning: {note}", file=sys.stderr)
         predictor, weights_hash = _predictor(args, session)

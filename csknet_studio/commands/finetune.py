@@ -88,6 +88,7 @@ def _corrections(args: argparse.Namespace, seq, scheme) -> tuple[list[int], list
     """(frame indices, (eo, ir, mask) samples, where they came from)."""
     import numpy as np
 
+    from csknet_studio.commands._alignment import reapply_given_alignment
     from csknet_studio.core.errors import ProjectError, SequenceError
 
     if args.from_labels is not None:
@@ -102,6 +103,7 @@ def _corrections(args: argparse.Namespace, seq, scheme) -> tuple[list[int], list
     from csknet_studio.core.session import AnnotationSession
 
     session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink, read_only=True)
+    reapply_given_alignment(args, seq)
     for note in session.open_notes():  # repairs, or another copy writing the project
         print(f"warning: {note}", file=sys.stderr)
     frames = session.corrected_frames()
@@ -124,14 +126,15 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from csknet_studio.commands._alignment import alignment_kwargs
     from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.commands.eval import parse_modes
     from csknet_studio.core.checkpoint import load_checkpoint, save_checkpoint
-    from csknet_studio.core.data import open_sequence
     from csknet_studio.core.device import resolve_device
     from csknet_studio.core.distributed import barrier, init_from_env, rank_device, shutdown
     from csknet_studio.core.errors import ConfigError
     from csknet_studio.core.finetune import FinetuneConfig, finetune
+    from csknet_studio.core.registration import open_aligned
 
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
@@ -145,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         device = rank_device(device)
         main_rank = int(os.environ.get("RANK", "0")) == 0
         loaded = load_checkpoint(args.checkpoint, map_location=device)
-        seq = open_sequence(args.sequence, **topic_kwargs(args))
+        seq = open_aligned(args.sequence, project_path=getattr(args, "project", None), **topic_kwargs(args),
+                           **alignment_kwargs(args))
         try:
             frames, samples, source = _corrections(args, seq, loaded.scheme)
         finally:

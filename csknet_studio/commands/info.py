@@ -28,13 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from csknet_studio.core.data import open_sequence
+    from csknet_studio.commands._alignment import alignment_kwargs
     from csknet_studio.core.data.report import report_lines, sequence_report
+    from csknet_studio.core.registration import open_aligned
 
-    kw = {**topic_kwargs(args), **ir_scale_kwargs(args)}
+    kw = {**topic_kwargs(args), **ir_scale_kwargs(args), **alignment_kwargs(args)}
     if args.split:
         kw["split"] = args.split
-    with open_sequence(args.sequence, prefetch=0, **kw) as seq:
+    with open_aligned(args.sequence, prefetch=0, **kw) as seq:
         bar = None
         if not args.no_scan and sys.stderr.isatty() and len(seq) > 200:
             from tqdm import tqdm

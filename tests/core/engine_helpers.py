@@ -83,3 +83,18 @@ photometric = 0.1
 contrastive = 0.1
 samples = 64
 """
+
+
+def write_aspect_pair_folder(root: Path) -> Path:
+    """A 64x48 EO / 64x64 IR folder pair: the IR of a thermal camera with another aspect ratio."""
+    rng = np.random.default_rng(0)
+    for sub in ("eo", "ir"):
+        (root / sub).mkdir(parents=True)
+    for i in range(2):
+        eo = np.full((48, 64, 3), 40, np.uint8)
+        eo[10:30, 12:40] = 220
+        ir = (rng.random((64, 64)) * 30).astype(np.uint8)
+        ir[14:40, 12:40] = 200
+        cv2.imwrite(str(root / "eo" / f"a{i}.png"), eo)
+        cv2.imwrite(str(root / "ir" / f"a{i}.png"), ir)
+    return root

@@ -216,8 +216,8 @@ def test_readers_without_a_session_take_the_project_alignment(tmp_path):
     from tests.core.engine_helpers import make_frames, write_generic_dataset
 
     root = write_generic_dataset(tmp_path / "data", make_frames(2, size=64))
+    assert reg.stored_alignment(root) is None
     seq = open_sequence(root)
-    assert reg.apply_project_alignment(seq) is None and seq.alignment is None
     h = _similarity((64, 64), 1.05, 2.0, 3.0, 1.0)
     s = AnnotationSession(seq)
     s.set_alignment(reg.Registration(h, "manual", (64, 64), (64, 64)).to_dict())
@@ -228,3 +228,4 @@ def test_readers_without_a_session_take_the_project_alignment(tmp_path):
     raw = train_seq.raw_pair(1)[1]
     assert np.array_equal(train_seq[1].ir, reg.warp_ir(raw, h, (64, 64)))
     train_seq.close()
+    assert np.allclose(reg.stored_alignment(root).homography, h)

@@ -33,7 +33,13 @@ from csknet_studio.core.errors import (
 from csknet_studio.core.model import create_model
 from csknet_studio.core.model.pretrained import read_state_dict
 from csknet_studio.core.training import TrainConfig, train
-from tests.core.engine_helpers import SCHEME3, make_frames, tiny_config_toml, write_generic_dataset
+from tests.core.engine_helpers import (
+    SCHEME3,
+    make_frames,
+    tiny_config_toml,
+    write_aspect_pair_folder,
+    write_generic_dataset,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -386,6 +392,33 @@ def test_ir_of_another_aspect_ratio_needs_an_alignment(tmp_path, eo_hw, ir_hw, r
             assert seq[1].ir.shape == eo_hw and not seq.bad_frames
     with open_sequence(tmp_path, alignment=Alignment()) as seq:  # explicit: IR goes onto the EO grid
         assert seq[0].ir.shape == eo_hw and int(seq[0].ir[eo_hw[0] // 2, eo_hw[1] // 2]) == 120
+
+
+def test_the_command_line_supplies_the_alignment_another_aspect_ratio_needs(tmp_path, capsys):
+    """Refused without an alignment, with the two ways out named; `align` registers the very
+    sequence it could not open before; `--alignment plain` or a JSON file serves one run."""
+    root = write_aspect_pair_folder(tmp_path / "seq")
+    assert main(["info", str(root), "--no-scan"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "csknet-studio align" in err and "--alignment plain" in err
+    assert main(["info", str(root), "--no-scan", "--alignment", "plain"]) == 0
+    assert "recorded 64x64" in capsys.readouterr().out
+    (tmp_path / "shift.json").write_text(json.dumps({"dx": 2.0, "dy": 0.0, "scale": 1.0}))
+    assert main(["info", str(root), "--no-scan", "--alignment", str(tmp_path / "shift.json")]) == 0
+    (tmp_path / "bad.json").write_text(json.dumps({"rotation": 3}))
+    capsys.readouterr()
+    assert main(["info", str(root), "--no-scan", "--alignment", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not an alignment" in capsys.readouterr().err
+    assert main(["align", str(root), "--json"]) == 0  # the stored homography opens it from now on
+    h = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["homography"]
+    assert main(["info", str(root), "--no-scan"]) == 0
+    from csknet_studio.core.registration import open_aligned
+
+    with open_aligned(root) as seq:  # what infer, eval, export, finetune and training open
+        assert seq.alignment is not None and np.allclose(seq.alignment.homography, h)
+        assert seq[0].ir.shape == (48, 64)
+    (tmp_path / "h.json").write_text(json.dumps({"homography": h, "method": "ecc"}))  # `align --json` output
+    assert main(["info", str(root), "--no-scan", "--alignment", str(tmp_path / "h.json")]) == 0
 
 
 def test_one_frame_of_another_aspect_ratio_is_a_named_bad_frame():

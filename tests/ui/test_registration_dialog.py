@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from csknet_studio.core import registration as reg
 from csknet_studio.ui.registration_dialog import RegistrationDialog, compose_preview
+from tests.core.engine_helpers import write_aspect_pair_folder
 
 
 def _open(win) -> RegistrationDialog:
@@ -57,3 +59,25 @@ def test_checkerboard_alternates_tiles():
     ir = np.full((64, 64), 200, np.uint8)
     out = compose_preview(eo, ir, "checkerboard")
     assert out[0, 0, 0] == 0 and out[0, 40, 0] == 200 and out[40, 40, 0] == 0
+
+
+def test_the_app_offers_to_register_ir_of_another_aspect_ratio(bare_window, tmp_path, qtbot):
+    """Opening it in the GUI asks; declining opens nothing, agreeing opens it resized with the
+    registration dialog up, and Apply's homography is what the next open uses."""
+    root = write_aspect_pair_folder(tmp_path / "seq")
+    win = bare_window
+    asked = []
+    win.ask_register = lambda err: asked.append(str(err)) or False
+    assert win.open_sequence(root) is False and win.sequence is None and "64x64" in asked[0]
+    win.ask_register = lambda err: True
+    assert win.open_sequence(root) is True
+    dlg = win.registration_state["dialog"]
+    assert dlg is not None and dlg.isVisible() and win.sequence[0].ir.shape == (48, 64)
+    h = np.array([[1.0, 0.0, 0.0], [0.0, 0.75, 0.0], [0.0, 0.0, 1.0]])
+    dlg.result = reg.Registration(h, "manual", (64, 64), (48, 64))
+    dlg.apply()
+    dlg.close()
+    win.session.save()
+    win.ask_register = lambda err: pytest.fail("a registered sequence opens without asking")
+    assert win.open_sequence(root) is True
+    assert np.allclose(win.sequence.alignment.homography, h)
