@@ -52,6 +52,9 @@ class CSKNetConfig:
     bn_stats: "per_mode" keeps each BatchNorm's running statistics twice, for a modality alone and
         for a paired (EO + IR) forward; the exchange makes the two differ, and one shared set fits
         neither (the learned scale and shift stay one per modality). "shared": one set.
+    solo_affine: at exchange sites, a modality running alone has its own BN scale and shift besides
+        the paired ones (which L1 drives to 0 on the channels it borrows when both run); needs
+        bn_stats "per_mode". Solo inference costs the same.
     exchange_stages: ResNet stages (1..4) whose blocks host an exchange site.
     exchange_penalised_only: only the channels the L1 term drives (EO's first half, IR's second
         half at each site) may be exchanged; the rest are the "no sparsity constraint" part of the
@@ -76,6 +79,7 @@ class CSKNetConfig:
     fusion: str = "gsu_heads"
     decoder_sharing: str = "shared"
     bn_stats: str = "per_mode"
+    solo_affine: bool = False
     exchange_penalised_only: bool = True
     exchange_stages: tuple[int, ...] = (2, 3, 4)
     exchange_threshold: float = 2e-2
@@ -122,6 +126,8 @@ class CSKNetConfig:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.fusion == "logit_ensemble" and self.decoder_sharing != "shared":
             raise ConfigError("decoder_sharing = 'private' needs fusion = 'gsu_heads' (the ensemble has one decoder)")
+        if self.solo_affine and self.bn_stats != "per_mode":
+            raise ConfigError("solo_affine = true needs bn_stats = 'per_mode' (a solo forward's own statistics)")
         if self.gsu_inject not in GSU_INJECT:
             raise ConfigError(f"gsu_inject must be one of {GSU_INJECT}, got {self.gsu_inject!r}")
 

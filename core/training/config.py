@@ -69,11 +69,14 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelSection:
     """name: a registry name (csknet-tiny, csknet-r18, ...); overrides: CSKNetConfig fields;
-    pretrained: optional torchvision-format ImageNet ResNet state_dict file for the encoder."""
+    pretrained: optional torchvision-format ImageNet ResNet state_dict file for the encoder;
+    init: optional CSKNet Studio checkpoint whose weights start the run (a warm start with this
+    config's own schedule; not a resume)."""
 
     name: str = "csknet-r18"
     overrides: dict = field(default_factory=dict)
     pretrained: str = ""
+    init: str = ""
 
     def __post_init__(self) -> None:
         check_field_types(CSKNetConfig, self.overrides, "[model]", "model.overrides.")

@@ -47,7 +47,9 @@ from csknet_studio.core.distributed import (
 from csknet_studio.core.errors import CancelledError, CheckpointError, ConfigError, TrainingError
 from csknet_studio.core.losses import ContrastiveDistiller, LossConfig, class_balance_weights, total_loss
 from csknet_studio.core.model import create_model, load_imagenet_weights
+from csknet_studio.core.model.streams import ExchangeBN
 from csknet_studio.core.modes import Mode
+from csknet_studio.core.state_dict import clean_state_dict
 from csknet_studio.core.training.config import ProgressFn, TrainConfig
 from csknet_studio.core.training.data import (
     Loaders,
@@ -183,11 +185,34 @@ def _build_student(cfg: TrainConfig, data: TrainingData, dev: torch.device, resu
     model = create_model(cfg.model.name, **overrides)
     if cfg.model.pretrained and not resume:
         load_imagenet_weights(model, cfg.resolve(cfg.model.pretrained))
+    if cfg.model.init and not resume:
+        warm_start(model, cfg.resolve(cfg.model.init))
     model.to(dev)
     dataset = SegmentationDataset(data.train_seq, data.train_idx, model.config.input_norm, cfg.augment,
                                   seed=cfg.seed, num_classes=scheme.num_classes, ignore_index=scheme.ignore_index)
     loaders = Loaders(dataset, cfg.optim.batch, cfg.seed, cfg.optim.num_workers)
     return _Student(model, loaders, steps_per_epoch(loaders, cfg.max_steps_per_epoch))
+
+
+# Parameters a warm start may find missing and seed: solo BN scales and shifts (ModalBatchNorm).
+SEEDED_SUFFIXES = (".solo_weight", ".solo_bias")
+
+
+def warm_start(model: nn.Module, path: Path) -> list[str]:
+    """`model.init`: another run's weights start this one. The solo BN scales and shifts that a
+    checkpoint made without `solo_affine` lacks are seeded from its paired ones
+    (`ExchangeBN.seed_solo_affine`); any other missing, unexpected or misshapen key is refused.
+    Returns the seeded keys."""
+    payload = read_checkpoint(path, map_location="cpu")
+    state = clean_state_dict(payload["state_dict"])
+    own = model.state_dict()
+    seeded = [k for k in own if k not in state and k.endswith(SEEDED_SUFFIXES)]
+    load_state_dict_checked(model, {**{k: own[k] for k in seeded}, **state}, source=f"model.init {path}")
+    sites = {k.rsplit(".", 2)[0] for k in seeded}  # encoder.layer2.0.bn1 (.eo.solo_weight)
+    for name, module in model.named_modules():
+        if name in sites and isinstance(module, ExchangeBN):
+            module.seed_solo_affine()
+    return seeded
 
 
 def _read_resume_state(model: nn.Module, last_path: Path) -> dict:

@@ -298,6 +298,42 @@ def test_batchnorm_statistics_are_kept_per_mode() -> None:
     assert not any("paired_" in k for k in shared.state_dict())
 
 
+def test_solo_affine_gives_a_stream_alone_its_own_scale_never_penalised_nor_exchanged() -> None:
+    """With solo_affine, a solo forward at an exchange site uses solo_weight / solo_bias, a paired one
+    the paired scale (which alone decides the exchange and alone is penalised); elsewhere nothing
+    changes, and solo inference costs the same."""
+    model = create_model("csknet-tiny", solo_affine=True).eval()
+    _randomise_bn(model)
+    eo, ir = _inputs()
+    sites = [m for m in model.encoder.modules() if isinstance(m, ExchangeBN)]
+    assert sites and all(hasattr(s.ir, "solo_weight") for s in sites)
+    assert not any(hasattr(m, "solo_weight") for m in model.modules()
+                   if isinstance(m, nn.BatchNorm2d) and not any(m is s.eo or m is s.ir for s in sites))
+    before = model(None, ir).logits.clone()
+    paired_before = model(eo, ir).logits.clone()
+    with torch.no_grad():
+        for s in sites:
+            s.ir.solo_weight.mul_(3.0)
+    assert not torch.allclose(model(None, ir).logits, before)
+    torch.testing.assert_close(model(eo, ir).logits, paired_before)  # the paired path ignores them
+    masks = [s.masks()["ir"].clone() for s in sites]
+    with torch.no_grad():
+        for s in sites:
+            s.ir.solo_weight.zero_()  # below any threshold: still no exchange, since the paired scale decides
+    assert all(torch.equal(s.masks()["ir"], m) for s, m in zip(sites, masks, strict=True))
+    penalised = {id(g) for g, _ in model.exchange_gammas()}
+    assert not any(id(s.ir.solo_weight) in penalised or id(s.eo.solo_weight) in penalised for s in sites)
+    plain = create_model("csknet-tiny").eval()
+    flops = []
+    for m in (plain, model):
+        with FlopCounterMode(display=False) as fc:
+            m(None, ir)
+        flops.append(fc.get_total_flops())
+    assert flops[0] == flops[1]
+    with pytest.raises(ConfigError, match="solo_affine"):
+        CSKNetConfig(solo_affine=True, bn_stats="shared")
+
+
 def test_a_checkpoint_config_without_the_new_switches_builds_the_model_it_was() -> None:
     old = CSKNetConfig().to_dict()
     for k in ("fusion", "decoder_sharing", "bn_stats", "exchange_penalised_only"):

@@ -157,3 +157,36 @@ def test_shipped_configs_parse():
     for path in configs:
         cfg = TrainConfig.from_toml(path)
         assert cfg.data.path and cfg.optim.epochs >= 1, path
+
+
+def test_a_warm_start_from_a_checkpoint_seeds_the_solo_scales_and_refuses_a_misfit(tmp_path: Path, dataset: Path):
+    """`model.init`: a run starts from another run's weights. A checkpoint made without solo BN
+    affines gets them seeded from its paired ones, so the warm-started model computes what the
+    checkpoint did; a checkpoint that does not fit is refused naming model.init."""
+    from csknet_studio.core.errors import WeightsMismatchError
+    from csknet_studio.core.model import create_model
+    from csknet_studio.core.training.loop import warm_start
+
+    first = train(_cfg(tmp_path, dataset, extra="\n[teacher]\nepochs = 1\n"))
+    best = first.out_path / "best.pt" if hasattr(first, "out_path") else tmp_path / "run" / "best.pt"
+    src = load_checkpoint(best)
+    model = create_model("csknet-tiny", num_classes=3, solo_affine=True).eval()
+    seeded = warm_start(model, best)
+    assert seeded and all(k.endswith((".solo_weight", ".solo_bias")) for k in seeded)
+    g = torch.Generator().manual_seed(3)
+    eo, ir = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 1, 64, 64, generator=g)
+    with torch.no_grad():
+        for args in ((None, ir), (eo, None), (eo, ir)):
+            torch.testing.assert_close(model(*args).logits, src.model.eval()(*args).logits)
+
+    toml = tiny_config_toml(dataset, tmp_path / "warm", epochs=1) + "\n[teacher]\nepochs = 1\n"
+    toml = toml.replace('name = "csknet-tiny"', f'name = "csknet-tiny"\ninit = "{best}"\n'
+                                                 'overrides = { solo_affine = true }')
+    (tmp_path / "warm.toml").write_text(toml)
+    warm = train(TrainConfig.from_toml(tmp_path / "warm.toml"))
+    out = load_checkpoint(tmp_path / "warm" / "last.pt")
+    assert out.model.config.solo_affine and warm.weights_hash != first.weights_hash
+    assert any(k.endswith("solo_weight") for k in out.model.state_dict())
+
+    with pytest.raises(WeightsMismatchError, match="model.init"):
+        warm_start(create_model("csknet-tiny", num_classes=5), best)
