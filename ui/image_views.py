@@ -363,6 +363,22 @@ class ImageViews(QtWidgets.QWidget):
             for vb in self.views:
                 vb.setRange(QtCore.QRectF(0, 0, w, h), padding=0.0)
 
+    def zoom_by(self, factor: float) -> None:
+        """Keyboard zoom about the centre of the overlay (factor < 1 zooms in); the others follow."""
+        if self._shape is None:
+            return
+        src = self.views[2]
+        src.scaleBy((factor, factor))
+        self._sync_from(src)
+
+    def zoom_factor(self) -> float:
+        """Shown width of the overlay over the frame's (1 = fitted, smaller = zoomed in)."""
+        if self._shape is None:
+            return 1.0
+        h, w = self._shape
+        (x0, x1), (y0, y1) = self.views[2].viewRange()
+        return min((x1 - x0) / w, (y1 - y0) / h)
+
     def _ir_rgb(self, frame: FramePair) -> np.ndarray:
         return thermal_lut(self._palette)[self._ir8]
 

@@ -23,6 +23,9 @@ def _icon(win, std=None, name: str | None = None) -> QtGui.QIcon:
     return win.style().standardIcon(std) if std is not None else QtGui.QIcon()
 
 
+# One keyboard zoom step: the shown width shrinks or grows by this factor.
+ZOOM_STEP = 1.25
+
 def _action(win, name: str, text: str, slot, shortcuts=(), tip: str = "", icon=None,
             checkable: bool = False) -> QtGui.QAction:
     act = QtGui.QAction(text, win)
@@ -174,6 +177,10 @@ def build_menus(win) -> None:
     v.addAction(_action(win, "toggle_overlay", "Show labels", lambda on: win.views.label_item.setVisible(on), ["O"],
                         "Show or hide the label overlay", checkable=True))
     win.actions_by_name["toggle_overlay"].setChecked(True)
+    v.addAction(_action(win, "zoom_in", "Zoom in", lambda: win.views.zoom_by(1 / ZOOM_STEP), ["Ctrl+=", "Ctrl++"],
+                        "Zoom all views in about their centre"))
+    v.addAction(_action(win, "zoom_out", "Zoom out", lambda: win.views.zoom_by(ZOOM_STEP), ["Ctrl+-"],
+                        "Zoom all views out about their centre"))
     v.addAction(_action(win, "reset_zoom", "Reset zoom", win.views.reset_zoom, ["Ctrl+0"]))
     v.addAction(_action(win, "views_row", "Three views in a row",
                         lambda on: win.views.set_layout("row" if on else "focus"), [],

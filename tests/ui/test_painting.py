@@ -244,3 +244,25 @@ def test_stroke_under_way_survives_a_frame_change_and_an_edit_from_elsewhere(mai
     assert win.current_index == 1 and not s.stroke_active
     assert (s.labels(0)[20, 12:30] == 4).all() and s.origin(0) is Origin.CORRECTED  # kept on frame 0
     np.testing.assert_array_equal(s.labels(1), frame1)  # and nothing painted on the new frame
+
+
+def test_keyboard_zoom_moves_every_view_and_reset_fits_again(main_window):
+    """Ctrl+= / Ctrl+- zoom about the centre (all views together, in image terms); Ctrl+0 fits."""
+    win = main_window
+    win.views.reset_zoom()
+    fitted = win.views.zoom_factor()
+    assert win.actions_by_name["zoom_in"] in win.menus["View"].actions()
+    assert "Ctrl+=" in [s.toString() for s in win.actions_by_name["zoom_in"].shortcuts()]
+    win.actions_by_name["zoom_in"].trigger()
+    win.actions_by_name["zoom_in"].trigger()
+    zoomed = win.views.zoom_factor()
+    assert zoomed < 0.7 * fitted
+    h, w = win.current_frame.shape
+    for vb in win.views.views:  # the small EO / IR views show the same part of the image
+        (x0, x1), (y0, y1) = vb.viewRange()
+        assert min((x1 - x0) / w, (y1 - y0) / h) < 0.7 * fitted
+        assert abs((x0 + x1) / 2 - w / 2) < 0.05 * w
+    win.actions_by_name["zoom_out"].trigger()
+    assert zoomed < win.views.zoom_factor() < fitted
+    win.actions_by_name["reset_zoom"].trigger()
+    assert abs(win.views.zoom_factor() - fitted) < 1e-6
