@@ -56,6 +56,10 @@ class LossConfig:
     # Soft Dice added to every CE term (weight relative to that CE): an IoU-like objective in which
     # a thin class counts as much as the road, and false positives cost as much as misses.
     dice: float = 0.0
+    # > 0: each GSU gate's channel mean on EO and on IR is pulled (binary CE) towards the probability
+    # that branch gives the true class at that pixel (detached), so the gate maps show where the
+    # fusion can trust each camera: high EO gate on a lit, textured street, low in fog.
+    gate: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "distill_stages", tuple(int(s) for s in self.distill_stages))
@@ -67,7 +71,7 @@ class LossConfig:
             raise ConfigError(f"loss.class_balance_power must be in (0, 1], got {self.class_balance_power}")
         if self.class_balance not in CLASS_BALANCE:
             raise ConfigError(f"loss.class_balance must be one of {CLASS_BALANCE}, got {self.class_balance!r}")
-        for name in ("ce_eo", "ce_ir", "ce_fused", "l1", "contrastive", "kd", "dice"):
+        for name in ("ce_eo", "ce_ir", "ce_fused", "l1", "contrastive", "kd", "dice", "gate"):
             if not float(getattr(self, name)) >= 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
         if not self.tau > 0 or not self.kd_temperature > 0:
@@ -236,6 +240,27 @@ class ContrastiveDistiller(nn.Module):
         return torch.stack(losses).sum()
 
 
+def gate_reliability_loss(gates: Tensor, branch_logits: dict[str, Tensor], labels: Tensor,
+                          ignore_index: int = 255) -> Tensor:
+    """Binary CE of the channel-mean GSU gate on EO (input 0) and on IR (input 1) against the
+    probability, detached, that the EO / IR head gives the true class there (at the gates'
+    resolution; ignored pixels left out). The sum gate (input 2) stays free."""
+    h, w = gates.shape[-2:]
+    lab = F.interpolate(labels[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()
+    valid = lab != ignore_index
+    if not bool(valid.any()):
+        return gates.sum() * 0.0
+    terms = []
+    for k, m in enumerate(("eo", "ir")):
+        lg = F.interpolate(branch_logits[m].detach().float(), size=(h, w), mode="bilinear", align_corners=False)
+        prob = torch.softmax(lg, 1)
+        target = prob.gather(1, lab.clamp(0, prob.shape[1] - 1)[:, None])[:, 0]
+        g = gates[:, k].float().mean(1).clamp(1e-6, 1 - 1e-6)
+        with torch.autocast(gates.device.type, enabled=False):  # binary CE refuses autocast
+            terms.append(F.binary_cross_entropy(g[valid], target[valid]))
+    return torch.stack(terms).sum()
+
+
 def total_loss(
     out: Any,
     labels: Tensor,
@@ -259,6 +284,8 @@ def total_loss(
             terms[f"ce_{m}"] = weights[m] * segmentation_loss(lg, labels, cfg)
     if out.mode is Mode.BOTH and cfg.ce_fused > 0:
         terms["ce_fused"] = cfg.ce_fused * segmentation_loss(out.logits, labels, cfg)
+    if cfg.gate > 0 and getattr(out, "gates", None) is not None:
+        terms["gate"] = cfg.gate * gate_reliability_loss(out.gates, out.branch_logits, labels, ig)
     if cfg.l1 > 0:
         terms["l1"] = cfg.l1 * l1_sparsity(model.exchange_gammas()).to(out.logits.device)
     if teacher_out is not None and "eo" in out.branch_logits:

@@ -55,6 +55,9 @@ class CSKNetConfig:
     solo_affine: at exchange sites, a modality running alone has its own BN scale and shift besides
         the paired ones (which L1 drives to 0 on the channels it borrows when both run); needs
         bn_stats "per_mode". Solo inference costs the same.
+    exchange_share: the share of each site's channels a modality may give up (EO its first ones, IR
+        its last; 0.5 = CEN's halves). Alone, a stream runs with those channels' scales near 0,
+        so a smaller share keeps more of it for IR-only and EO-only inference.
     exchange_stages: ResNet stages (1..4) whose blocks host an exchange site.
     exchange_penalised_only: only the channels the L1 term drives (EO's first half, IR's second
         half at each site) may be exchanged; the rest are the "no sparsity constraint" part of the
@@ -81,6 +84,7 @@ class CSKNetConfig:
     bn_stats: str = "per_mode"
     solo_affine: bool = False
     exchange_penalised_only: bool = True
+    exchange_share: float = 0.5
     exchange_stages: tuple[int, ...] = (2, 3, 4)
     exchange_threshold: float = 2e-2
     exchange_mode: str = "replace"
@@ -126,6 +130,8 @@ class CSKNetConfig:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.fusion == "logit_ensemble" and self.decoder_sharing != "shared":
             raise ConfigError("decoder_sharing = 'private' needs fusion = 'gsu_heads' (the ensemble has one decoder)")
+        if not 0 < float(self.exchange_share) <= 0.5:
+            raise ConfigError(f"exchange_share must be in (0, 0.5], got {self.exchange_share}")
         if self.solo_affine and self.bn_stats != "per_mode":
             raise ConfigError("solo_affine = true needs bn_stats = 'per_mode' (a solo forward's own statistics)")
         if self.gsu_inject not in GSU_INJECT:

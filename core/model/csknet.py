@@ -35,6 +35,7 @@ class CSKNetOutput:
     features: requested maps, detached: "<site>.before/<mod>", "<site>.after/<mod>" for exchange sites
         (e.g. "layer2.0"), "<stage>/<mod>" for stage outputs ("layer1".."layer4", after GSU).
     stage_features: {"eo": [layer1..layer4], "ir": [...]}, not detached (for distillation losses).
+    gates: "gsu_heads" + both: the GSU's gates (B,3,C,h,w), not detached (for the gate loss).
     """
 
     logits: Tensor
@@ -44,6 +45,7 @@ class CSKNetOutput:
     exchanged: dict[str, dict[str, Tensor]] = field(default_factory=dict)
     features: dict[str, Tensor] = field(default_factory=dict)
     stage_features: dict[str, list[Tensor]] = field(default_factory=dict)
+    gates: Tensor | None = None
 
 
 class CSKNet(nn.Module):
@@ -109,8 +111,9 @@ class CSKNet(nn.Module):
         return [f"layer{s}" for s in range(1, 5)] + self.exchange_sites
 
     def exchange_gammas(self) -> list[tuple[Tensor, slice]]:
-        """(gamma, channels) pairs the L1 sparsity term drives: at each exchange site EO's first half
-        and IR's second half (CEN), so the two streams never both give up the same channel."""
+        """(gamma, channels) pairs the L1 sparsity term drives: at each exchange site EO's first
+        `exchange_share` of the channels and IR's last (CEN's halves at 0.5), so the two streams
+        never both give up the same channel."""
         out: list[tuple[Tensor, slice]] = []
         for m in self.encoder.modules():
             if isinstance(m, ExchangeBN):
@@ -157,6 +160,7 @@ class CSKNet(nn.Module):
         def full(lg: Tensor) -> Tensor:
             return F.interpolate(lg, size=size, mode="bilinear", align_corners=False)
 
+        gsu_gates = None
         if self.config.fusion == "logit_ensemble":
             logits_q = self.decoder([s[0] for s in stages], [s[3] for s in stages], mods, stems)
             branch = {m: full(lg) for m, lg in zip(mods, logits_q, strict=True)}
@@ -172,6 +176,7 @@ class CSKNet(nn.Module):
                 logits = full(self.heads["fusion"](feats[0] + feats[1]))
             elif mode is Mode.BOTH:
                 fused, gates = self.gsu(feats[0], feats[1])
+                gsu_gates = gates
                 logits = full(self.heads["fusion"](fused))
                 if probe is not None and probe.introspect:
                     for k, name in enumerate(GSU_INPUTS):
@@ -183,6 +188,7 @@ class CSKNet(nn.Module):
             branch_logits=branch,
             mode=mode,
             stage_features=dict(zip(mods, stages, strict=True)),
+            gates=gsu_gates,
         )
         if probe is not None:
             out.gate_maps, out.exchanged, out.features = probe.gate_maps, probe.exchanged, probe.features

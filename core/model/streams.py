@@ -108,8 +108,10 @@ class ExchangeBN(ParallelBN):
     """
 
     def __init__(self, channels: int, site: str, threshold: float, mode: str, direction: str = "both",
-                 penalised_only: bool = False, paired_stats: bool = False, solo_affine: bool = False):
+                 penalised_only: bool = False, paired_stats: bool = False, solo_affine: bool = False,
+                 share: float = 0.5):
         super().__init__(channels, paired_stats=paired_stats, solo_affine=solo_affine)
+        self.share = float(share)
         self.site = site
         self.threshold = float(threshold)
         self.mode = mode
@@ -117,13 +119,14 @@ class ExchangeBN(ParallelBN):
         self.penalised_only = penalised_only
 
     def penalised(self, modality: str) -> slice | None:
-        """The channels of `modality` the L1 term drives towards 0: EO's first half, IR's second
-        half (CEN), so the two streams never both give up the same channel; None when that stream
-        never takes the other's channels (IR under one-way exchange)."""
+        """The channels of `modality` the L1 term drives towards 0: EO's first `share` of them, IR's
+        last (CEN's halves at share 0.5), so the two streams never both give up the same channel;
+        None when that stream never takes the other's channels (IR under one-way exchange)."""
         c = self._modules[modality].weight.numel()
+        n = c // 2 if self.share == 0.5 else round(self.share * c)
         if modality == "ir":
-            return None if self.direction == "ir->eo" else slice(c // 2, c)
-        return slice(0, c // 2)
+            return None if self.direction == "ir->eo" else slice(c - n, c)
+        return slice(0, n)
 
     def masks(self) -> dict[str, Tensor]:
         """Per modality, a bool (C,) mask of the channels it takes from the other stream
@@ -200,7 +203,7 @@ def _norm(channels: int, site: str | None, cfg: CSKNetConfig) -> ParallelBN:
     if site is None:
         return ParallelBN(channels, paired_stats=paired)
     return ExchangeBN(channels, site, cfg.exchange_threshold, cfg.exchange_mode, cfg.exchange_direction,
-                      cfg.exchange_penalised_only, paired, cfg.solo_affine)
+                      cfg.exchange_penalised_only, paired, cfg.solo_affine, cfg.exchange_share)
 
 
 def _call_norm(bn: ParallelBN, xs: list[Tensor], mods: tuple[str, ...], probe: Probe | None) -> list[Tensor]:
