@@ -12,6 +12,7 @@ from csknet_studio.core.losses import (
     ContrastiveDistiller,
     LossConfig,
     class_balance_weights,
+    gate_reliability_loss,
     l1_sparsity,
     logit_kd,
     segmentation_ce,
@@ -214,3 +215,32 @@ def test_dice_weight_adds_to_every_ce_term_and_round_trips() -> None:
     plain, dice = (total_loss(out, lab, model, LossConfig(l1=0, dice=d)) for d in (0.0, 1.0))
     for name in ("ce_eo", "ce_ir", "ce_fused"):
         assert dice[name] > plain[name]
+
+
+def test_the_gate_loss_pulls_each_gate_towards_its_branchs_probability_of_the_truth() -> None:
+    """Gates equal to the (detached) probability each branch gives the true class cost the least;
+    ignored pixels are left out; the loss reaches the gates only, and only with both modes."""
+    lab = torch.zeros(1, 8, 8, dtype=torch.long)
+    lab[:, :, 4:] = 1
+    eo_logits = torch.zeros(1, 2, 8, 8)
+    eo_logits[:, 0] = 4.0  # EO sure of class 0 everywhere: right on the left half, wrong on the right
+    ir_logits = torch.zeros(1, 2, 8, 8)
+    branch = {"eo": eo_logits, "ir": ir_logits}
+    p_eo = torch.softmax(eo_logits, 1).gather(1, lab[:, None])[:, 0]
+    right = torch.stack([p_eo, torch.full_like(p_eo, 0.5), torch.full_like(p_eo, 0.5)], 1)[:, :, None]
+    wrong = 1 - right
+    assert gate_reliability_loss(right, branch, lab) < gate_reliability_loss(wrong, branch, lab)
+    g = right.clone().requires_grad_(True)
+    gate_reliability_loss(g, branch, lab).backward()
+    assert g.grad[:, 2].abs().sum() == 0  # the sum gate is free
+    ignored = lab.clone()
+    ignored[:, :, 4:] = 255  # only the left half counts: there the "wrong" gates differ most
+    assert gate_reliability_loss(right, branch, ignored) < 1e-3 + gate_reliability_loss(right, branch, lab)
+    model = create_model("csknet-tiny", num_classes=3).train()
+    eo, ir = torch.rand(2, 3, 64, 64), torch.rand(2, 1, 64, 64)
+    labels = torch.randint(0, 3, (2, 64, 64))
+    out = model(eo, ir)
+    assert out.gates is not None and out.gates.shape[1] == 3
+    assert "gate" in total_loss(out, labels, model, LossConfig(gate=0.2))
+    assert "gate" not in total_loss(model(None, ir), labels, model, LossConfig(gate=0.2))
+    assert "gate" not in total_loss(out, labels, model, LossConfig())

@@ -80,6 +80,25 @@ def test_exchange_gammas_are_disjoint_halves_per_modality() -> None:
         assert (s_eo.start, s_eo.stop, s_ir.start, s_ir.stop) == (0, c // 2, c // 2, c)
 
 
+def test_exchange_share_sets_how_many_channels_each_modality_gives_up() -> None:
+    """A quarter: EO its first quarter, IR its last; a channel outside them is never exchanged,
+    however small its scale."""
+    model = create_model("csknet-tiny", exchange_share=0.25).eval()
+    site = next(m for m in model.modules() if isinstance(m, ExchangeBN))
+    c = site.eo.weight.numel()
+    assert site.penalised("eo") == slice(0, c // 4) and site.penalised("ir") == slice(c - c // 4, c)
+    with torch.no_grad():
+        site.eo.weight.fill_(1.0)
+        site.ir.weight.fill_(1.0)
+        site.eo.weight[: c // 2] = 0.0  # half of EO below threshold: only the penalised quarter is taken
+    masks = site.masks()
+    assert masks["eo"].nonzero().flatten().tolist() == list(range(c // 4)) and not masks["ir"].any()
+    from csknet_studio.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="exchange_share"):
+        create_model("csknet-tiny", exchange_share=0.75)
+
+
 def test_gradient_reaches_the_borrowed_stream() -> None:
     """A replaced EO channel carries IR's BN output, so IR's BN gets gradient through it (CEN)."""
     model, bn, c = _model_with_gammas()
