@@ -17,8 +17,15 @@ UNLABELLED_RGB = (220, 220, 220)
 _BACKGROUND_NAMES = frozenset({"unlabeled", "unlabelled", "background", "void"})
 
 
+# The key that picks "unlabelled" (255, ignored by training and scoring) as the paint class.
+UNLABELLED_KEY = "Shift+I"
+
+
 def class_key(cls: int) -> str:
-    """The key that picks class `cls`: Shift+ its id, for ids 0..9 (the legend shows the same id)."""
+    """The key that picks class `cls`: Shift+ its id, for ids 0..9 (the legend shows the same id);
+    Shift+I for unlabelled (ignore)."""
+    if cls == IGNORE_INDEX:
+        return UNLABELLED_KEY
     return f"Shift+{cls}" if 0 <= cls <= 9 else ""
 
 
@@ -66,8 +73,9 @@ class ClassLegend(QtWidgets.QWidget):
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(QtCore.Qt.CheckState.Unchecked if i in hidden else QtCore.Qt.CheckState.Checked)
             if i == IGNORE_INDEX:
-                item.setFlags(item.flags() & ~QtCore.Qt.ItemFlag.ItemIsSelectable)
-                item.setToolTip("Pixels nobody labelled (the eraser, E, makes them); tick to show them")
+                item.setToolTip("Pixels nobody labelled, ignored by training and scoring: pick it (Shift+I) to "
+                                "paint, fill or outline them with any tool; the eraser (E) makes them too; "
+                                "tick to show them")
             else:
                 item.setToolTip(f"class {i} '{name}' {class_key(i)}".strip())
             self.list.addItem(item)
@@ -81,9 +89,10 @@ class ClassLegend(QtWidgets.QWidget):
         return cls
 
     def set_current(self, cls: int) -> None:
-        if 0 <= cls < self.list.count() - 1:
+        row = self._row_of(cls)
+        if 0 <= row < self.list.count():
             self.list.blockSignals(True)
-            self.list.setCurrentRow(cls)
+            self.list.setCurrentRow(row)
             self.list.blockSignals(False)
 
     def hidden(self) -> frozenset[int]:
@@ -101,3 +110,5 @@ class ClassLegend(QtWidgets.QWidget):
     def _on_row(self, row: int) -> None:
         if 0 <= row < self.list.count() - 1:
             self.class_picked.emit(row)
+        elif row == self.list.count() - 1 and row >= 0:
+            self.class_picked.emit(IGNORE_INDEX)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.modes import Mode
 from csknet_studio.ui.legend import class_key
 
@@ -152,6 +153,9 @@ def build_menus(win) -> None:
     for i in range(10):  # Shift+id picks the class the legend lists with that id
         pick.addAction(_action(win, f"class_{i}", f"Pick class {i}", lambda _=False, c=i: win.tools.set_class(c),
                                [class_key(i)], f"Paint with class {i}"))
+    pick.addAction(_action(win, "class_unlabelled", "Pick unlabelled (ignore)",
+                           lambda _=False: win.tools.set_class(IGNORE_INDEX), [class_key(IGNORE_INDEX)],
+                           "Paint, fill or outline pixels as unlabelled (255): training and scoring skip them"))
     _action(win, "finish_polygon", "Finish polygon", win.tools.finish_polygon, ["Return"])
     _action(win, "polygon_back", "Remove last vertex", win.tools.remove_last_vertex, ["Backspace"])
     win.menus["Tools"].addAction(_action(win, "fill_frame", "Set whole frame to class", win.tools.fill_frame,

@@ -91,10 +91,12 @@ class ToolController(QObject):
         self._want_superpixels()
 
     def set_class(self, class_id: int) -> None:
-        if 0 <= class_id < self.win.scheme.num_classes:
+        """Pick the paint class: a class of the scheme, or 255 (unlabelled, ignored by training)."""
+        if 0 <= class_id < self.win.scheme.num_classes or class_id == IGNORE_INDEX:
             self.class_id = int(class_id)
             self.win.legend.set_current(self.class_id)
-            self.win.show_status(f"class: {self.class_id} {self.win.scheme.class_names[self.class_id]}")
+            name = "unlabelled (ignore)" if class_id == IGNORE_INDEX else self.win.scheme.class_names[self.class_id]
+            self.win.show_status(f"class: {self.class_id} {name}")
             self.class_changed.emit(self.class_id)
 
     def grow(self, step: int) -> None:

@@ -110,6 +110,26 @@ def test_shift_f_sets_the_whole_frame_to_the_picked_class_undoably(main_window):
     np.testing.assert_array_equal(win.displayed_mask, before)
 
 
+def test_unlabelled_is_a_paint_class_for_every_tool(main_window):
+    """Shift+I (or the legend's unlabelled row) picks 255: a polygon or a fill then writes pixels
+    training and scoring skip, not only the eraser."""
+    win = main_window
+    act = win.actions_by_name["class_unlabelled"]
+    assert "Shift+I" in [k.toString() for k in act.shortcuts()]
+    act.trigger()
+    assert win.tools.class_id == 255
+    assert win.legend.list.currentRow() == win.legend.list.count() - 1
+    win.actions_by_name["fill_frame"].trigger()
+    assert (win.displayed_mask == 255).all()
+    win.tools.set_class(2)
+    win.legend.list.setCurrentRow(win.legend.list.count() - 1)  # a click on the unlabelled row
+    assert win.tools.class_id == 255
+    win.legend.list.setCurrentRow(1)
+    assert win.tools.class_id == 1
+    win.tools.set_class(200)  # not a class of the scheme, nor 255: ignored
+    assert win.tools.class_id == 1
+
+
 def test_brush_size_keys(main_window):
     win = main_window
     r = win.tools.radius
