@@ -355,7 +355,18 @@ def _attrs(session: Any, path: Path, checkpoint_hash: str | None, mode: Mode) ->
         "palette": scheme.palette_array(), "ignore_index": scheme.ignore_index, "scheme": scheme.name,
         "axes": "tyx", "source": _relative(src, path.parent), "checkpoint_hash": ck or "",
         "mode": mode.value, "app_version": __version__, "created": utc_now(),
+        "ir_alignment": _alignment_json(session),
     }
+
+
+def _alignment_json(session: Any) -> str:
+    """How IR was put on the EO grid for this export, as JSON (`Alignment.to_dict()`: a homography
+    from IR pixels to EO pixels, or dx/dy/scale); "" when IR was only resized (or there is none)."""
+    seq = getattr(session, "sequence", None)
+    a = getattr(seq, "alignment", None)
+    if a is None or a.is_identity:
+        return ""
+    return json.dumps(a.to_dict())
 
 
 def _text(v: Any) -> str:

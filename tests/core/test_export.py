@@ -81,6 +81,19 @@ def test_the_file_as_plain_h5py_sees_it(session, tmp_path):
         assert "probabilities" not in f and "eo" not in f
 
 
+def test_the_file_records_the_ir_alignment_it_was_made_with(session, tmp_path):
+    """An export of registered IR says which homography put IR on the EO grid; plain resizing
+    records none."""
+    out = export_hdf5(session, tmp_path / "plain.h5")
+    with h5py.File(out, "r") as f:
+        assert f.attrs["ir_alignment"] == ""
+    h = [[1.02, 0.0, 3.0], [0.0, 1.02, -2.0], [0.0, 0.0, 1.0]]
+    session.set_alignment({"homography": h})
+    out = export_hdf5(session, tmp_path / "aligned.h5")
+    with h5py.File(out, "r") as f:
+        assert np.allclose(json.loads(f.attrs["ir_alignment"])["homography"], h)
+
+
 def test_gzip_chunks_decompress_like_any_deflate_reader(session, tmp_path):
     out = export_hdf5(session, tmp_path / "g.h5", compression="gzip", compression_level=6)
     with h5py.File(out, "r") as f:
