@@ -1,5 +1,6 @@
-"""Rasteriser behind the procedural demo (`core/demo.py`): a pinhole camera, a z-buffered canvas
-that paints EO colour, IR temperature, class id and depth together, and 3D primitives.
+"""Rasteriser behind the procedural demo: a pinhole camera, a z-buffered canvas that paints EO
+colour, IR temperature, class id and depth together, 3D primitives, and sprites (flat things at one
+depth painted in one pass).
 
 Why a tiny renderer rather than 2D sprites: every pixel of EO, IR and the label mask comes from the
 same polygon with a per-pixel plane depth, so the ground truth is exact, occlusion is right in all

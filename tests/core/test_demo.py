@@ -18,6 +18,7 @@ from csknet_studio.core.demo import (
     read_demo_meta,
     render_demo_frame,
 )
+from csknet_studio.core.demo import sequence as demo_sequence
 from csknet_studio.core.errors import CancelledError, ConfigError, CSKNetError
 
 SMALL = (120, 160)
@@ -201,8 +202,8 @@ def test_cancel_or_failure_leaves_no_half_demo(tmp_path):
 
 def test_ensure_default_demo_generates_once_in_the_user_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(demo, "DEFAULT_FRAMES", 2)
-    monkeypatch.setattr(demo, "DEFAULT_SIZE", SMALL)
+    monkeypatch.setattr(demo_sequence, "DEFAULT_FRAMES", 2)  # what ensure_default_demo reads
+    monkeypatch.setattr(demo_sequence, "DEFAULT_SIZE", SMALL)
     stale = tmp_path / "cache" / "csknet-studio" / "demo-v0-seed0"
     generate_demo(stale, n_frames=1, size=SMALL)  # an older generator's cache
     d = demo.default_demo_dir()

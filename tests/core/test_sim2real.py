@@ -1,4 +1,4 @@
-"""Camera randomisation (core/sim2real.py) and the renderer's thermal variety (core/demo.py)."""
+"""Camera randomisation (core/sim2real.py) and the renderer's thermal variety (core/demo/thermal.py)."""
 
 from __future__ import annotations
 
