@@ -12,18 +12,17 @@ from __future__ import annotations
 from PySide6 import QtWidgets
 
 from csknet_studio.core.errors import ProjectLockedError
+from csknet_studio.ui.message_box import question_box
 
 MAX_LISTED = 15
 
 
 def ask_locked_dialog(parent: QtWidgets.QWidget | None, err: ProjectLockedError) -> str:
     """'read_only', 'retry', 'take_over' or 'cancel'."""
-    box = QtWidgets.QMessageBox(parent)
-    box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
-    box.setWindowTitle("Project in use")
-    box.setText("This project is open in another copy of CSKNet Studio.")
-    box.setInformativeText(f"{err}\n\nTwo copies writing one project would lose corrections, so this "
-                           "one can only read it until the other is closed.")
+    box = question_box(parent, QtWidgets.QMessageBox.Icon.Warning, "Project in use",
+                       "This project is open in another copy of CSKNet Studio.",
+                       f"{err}\n\nTwo copies writing one project would lose corrections, so this "
+                       "one can only read it until the other is closed.")
     read_only = box.addButton("Open read-only", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
     retry = box.addButton("Retry", QtWidgets.QMessageBox.ButtonRole.ActionRole)
     retry.setToolTip("After closing the other copy (or when it has crashed)")

@@ -18,6 +18,7 @@ from csknet_studio.core import registration as reg
 from csknet_studio.core.data.base import Alignment, apply_levels
 from csknet_studio.core.errors import AspectMismatchError
 from csknet_studio.ui.job_thread import JobRunner
+from csknet_studio.ui.message_box import question_box
 
 CHECKER_PX = 32
 
@@ -312,12 +313,10 @@ def install_registration(win):
 
 def ask_register_dialog(parent: QtWidgets.QWidget | None, err: AspectMismatchError) -> bool:
     """True when the user opens a sequence whose IR has another aspect ratio in order to register it."""
-    box = QtWidgets.QMessageBox(parent)
-    box.setIcon(QtWidgets.QMessageBox.Icon.Question)
-    box.setWindowTitle("IR needs registering")
-    box.setText("The IR frames have another aspect ratio than the EO frames.")
-    box.setInformativeText(f"{err}\n\nOpen the sequence with IR plainly resized for now, and register EO/IR "
-                           "(click point pairs or Auto-align) so IR lies on the EO grid?")
+    box = question_box(parent, QtWidgets.QMessageBox.Icon.Question, "IR needs registering",
+                       "The IR frames have another aspect ratio than the EO frames.",
+                       f"{err}\n\nOpen the sequence with IR plainly resized for now, and register EO/IR "
+                       "(click point pairs or Auto-align) so IR lies on the EO grid?")
     register = box.addButton("Open and register…", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
     box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(register)
