@@ -371,12 +371,13 @@ class ImageViews(QtWidgets.QWidget):
         src.scaleBy((factor, factor))
         self._sync_from(src)
 
-    def zoom_factor(self) -> float:
-        """Shown width of the overlay over the frame's (1 = fitted, smaller = zoomed in)."""
+    def zoom_factor(self, vb: pg.ViewBox | None = None) -> float:
+        """Shown size of `vb` (default: the overlay) over the frame's, the smaller of width and
+        height (1 = the frame just fits, smaller = zoomed in)."""
         if self._shape is None:
             return 1.0
         h, w = self._shape
-        (x0, x1), (y0, y1) = self.views[2].viewRange()
+        (x0, x1), (y0, y1) = (vb or self.views[2]).viewRange()
         return min((x1 - x0) / w, (y1 - y0) / h)
 
     def _ir_rgb(self, frame: FramePair) -> np.ndarray:
@@ -422,7 +423,7 @@ class ImageViews(QtWidgets.QWidget):
             return
         h, w = self._shape
         (x0, x1), (y0, y1) = src.viewRange()
-        f = min((x1 - x0) / w, (y1 - y0) / h)
+        f = self.zoom_factor(src)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         self._syncing = True
         try:

@@ -168,7 +168,7 @@ def test_a_warm_start_from_a_checkpoint_seeds_the_solo_scales_and_refuses_a_misf
     from csknet_studio.core.training.loop import warm_start
 
     first = train(_cfg(tmp_path, dataset, extra="\n[teacher]\nepochs = 1\n"))
-    best = first.out_path / "best.pt" if hasattr(first, "out_path") else tmp_path / "run" / "best.pt"
+    best = tmp_path / "run" / "best.pt"
     src = load_checkpoint(best)
     model = create_model("csknet-tiny", num_classes=3, solo_affine=True).eval()
     seeded = warm_start(model, best)
