@@ -131,6 +131,15 @@ class EditingMixin:
             raise ValueError(f"frame {frame} ({self.names[self._check(frame)]}) has no prediction to accept")
         return self._edit(frame, "accept_prediction", lambda cur: (Rect.full(cur.shape), pred), force_origin=True)
 
+    def fill_unlabelled_from_prediction(self, frame: int) -> Rect:
+        """The prediction fills the pixels still unlabelled (255), the rest stays as painted: one
+        undoable step, for strokes made before the prediction arrived."""
+        pred = self.prediction(frame)
+        if pred is None:
+            raise ValueError(f"frame {frame} ({self.names[self._check(frame)]}) has no prediction yet")
+        return self._edit(frame, "prediction_under",
+                          lambda cur: (Rect.full(cur.shape), np.where(cur == IGNORE_INDEX, pred, cur)))
+
     def copy_from_previous(self, frame: int) -> Rect:
         """Replace frame's labels with the previous frame's current labels."""
         frame = self._check(frame)
