@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from csknet_studio.core.data import open_sequence
-from csknet_studio.core.data.base import Alignment, default_homography, warp_to_grid
+from csknet_studio.core.data.alignment import Alignment, default_homography, warp_to_grid
 from csknet_studio.core.errors import CSKNetError, ProjectError
 from csknet_studio.core.project import ProjectStore, default_project_path
 

@@ -265,7 +265,7 @@ class AnnotationSession(EditingMixin, PropagatedMixin, ProjectIOMixin):
         self._alignment = dict(value) if value is not None else None
         if (value is None and old is None) or not hasattr(self.sequence, "alignment"):
             return
-        from csknet_studio.core.data.base import Alignment
+        from csknet_studio.core.data.alignment import Alignment
 
         try:
             self.sequence.alignment = Alignment.from_dict(value) if value else None

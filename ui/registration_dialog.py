@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core import registration as reg
-from csknet_studio.core.data.base import Alignment, apply_levels
+from csknet_studio.core.data import Alignment, apply_levels
 from csknet_studio.core.errors import AspectMismatchError
 from csknet_studio.ui.job_thread import JobRunner
 from csknet_studio.ui.message_box import question_box

@@ -8,19 +8,14 @@ arrays in memory; `open_pair` makes a one-frame sequence from two image files.
 
 from __future__ import annotations
 
-from .base import (
-    DEFAULT_CACHE_BYTES,
-    Alignment,
-    ArraySequence,
-    BaseSequence,
-    FrameCache,
-    SequenceInfo,
-    align_ir,
-    apply_levels,
-)
+from .alignment import Alignment, align_ir
+from .base import BaseSequence, SequenceInfo
+from .cache import DEFAULT_CACHE_BYTES, FrameCache
 from .detect import LAYOUTS, modality_of, open_sequence
 from .folders import FileSequence, FrameFiles, open_pair
 from .hdf5 import HDF5Sequence
+from .levels import apply_levels
+from .memory import ArraySequence
 from .video import VideoPairSequence
 
 # The protocol every consumer (session, worker, export, fine-tuning) types against.

@@ -1,5 +1,6 @@
-"""The lazy `Sequence` every reader builds on: LRU frame cache, background prefetch, alignment,
-bad-frame bookkeeping and fixed per-sequence display levels.
+"""The lazy `Sequence` every reader builds on: reads through the frame cache (`cache.py`) and the
+read-ahead (`prefetch.py`), applies the IR alignment (`alignment.py`), keeps bad-frame bookkeeping
+and the fixed per-sequence display levels (`levels.py`).
 
 Subclasses implement `_read_raw(i)` only (decode one frame, no caching); this class decides what is
 kept in memory, so memory is bounded by the cache budget whatever the sequence length.
@@ -7,15 +8,9 @@ kept in memory, so memory is bounded by the cache budget whatever the sequence l
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import math
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from collections.abc import Sequence as _Seq
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,230 +24,19 @@ from csknet_studio.core.errors import (
     CorruptImageError,
     CSKNetError,
     EmptySequenceError,
-    FrameCountMismatchError,
     SequenceError,
 )
 from csknet_studio.core.frames import FramePair
 
-from .imaging import fit_to_grid, to_grey, to_label, to_rgb
+from .alignment import Alignment, align_ir, check_aspect
+from .cache import DEFAULT_CACHE_BYTES, DEFAULT_CACHE_FRAMES, FrameCache
+from .imaging import fit_to_grid
+from .levels import _percentiles, _subsample, apply_levels
+from .prefetch import DEFAULT_PREFETCH, ReadAheadMixin
 from .thermal import RadiometricMixin
 
-DEFAULT_CACHE_BYTES = 192 * 1024 * 1024
-DEFAULT_CACHE_FRAMES = 256
-DEFAULT_PREFETCH = 4
 LEVEL_SAMPLE_FRAMES = 32
-LEVEL_PERCENTILES = (1.0, 99.0)
 PROBE_FRAMES = 8
-# A read-ahead job waits this long before decoding, so the frame just returned reaches the screen
-# first instead of competing with the decode for the GIL and the (often 2) CPU cores.
-PREFETCH_YIELD_S = 0.004
-
-
-# ------------------------------------------------------------------------------------- alignment
-def _resize_map(src_shape: tuple[int, int], dst_shape: tuple[int, int]) -> np.ndarray:
-    """3x3 taking source pixel coordinates to destination ones for a plain resize (pixel centres
-    on integers, as cv2.resize samples them)."""
-    (sh, sw), (dh, dw) = src_shape, dst_shape
-    kx, ky = dw / sw, dh / sh
-    return np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
-
-
-@dataclass(frozen=True)
-class Alignment:
-    """Where the IR image lies on the EO grid: the one geometry every reader applies to IR.
-
-    The general form is `homography`, a 3x3 (row-major, nested tuples) taking IR pixel coordinates
-    of the frame as decoded to EO pixel coordinates (pixel centres on integers). Older projects
-    store an offset and a zoom instead: dx, dy in EO pixels (positive = right / down) and scale
-    about the image centre (>1 makes IR larger), applied after IR is resized to the EO size. Those
-    depend on the two image sizes, so `matrix` turns them into the same 3x3 once the sizes are known.
-    """
-
-    dx: float = 0.0
-    dy: float = 0.0
-    scale: float = 1.0
-    homography: tuple[tuple[float, float, float], ...] | None = None
-
-    def __post_init__(self) -> None:
-        for k in ("dx", "dy", "scale"):
-            v = getattr(self, k)
-            if not isinstance(v, int | float) or not math.isfinite(v):
-                raise ValueError(f"Alignment.{k} must be a finite number, got {v!r}")
-        if not 0.05 <= self.scale <= 20.0:
-            raise ValueError(f"Alignment.scale must be in [0.05, 20], got {self.scale}")
-        if self.homography is not None:
-            h = np.asarray(self.homography, dtype=np.float64)
-            if h.shape != (3, 3) or not np.isfinite(h).all():
-                raise ValueError(f"Alignment.homography must be a finite 3x3, got {self.homography!r}")
-            if abs(np.linalg.det(h)) < 1e-12 or abs(h[2, 2]) < 1e-12:
-                raise ValueError("Alignment.homography is singular")
-            if (self.dx, self.dy, self.scale) != (0.0, 0.0, 1.0):
-                raise ValueError("Alignment: give a homography or dx/dy/scale, not both")
-            object.__setattr__(self, "homography", tuple(tuple(float(v) for v in row) for row in h / h[2, 2]))
-
-    @classmethod
-    def from_matrix(cls, h: np.ndarray) -> Alignment:
-        return cls(homography=tuple(tuple(float(v) for v in row) for row in np.asarray(h, dtype=np.float64)))
-
-    @property
-    def is_identity(self) -> bool:
-        """True when IR is only resized to the EO grid (no offset, zoom or homography)."""
-        return self.homography is None and self.dx == 0 and self.dy == 0 and self.scale == 1
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.homography is not None:
-            return {"homography": [list(row) for row in self.homography]}
-        return {"dx": float(self.dx), "dy": float(self.dy), "scale": float(self.scale)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> Alignment:
-        """Reads both forms; keys it does not know (a residual, a method) are ignored."""
-        d = d or {}
-        if d.get("homography") is not None:
-            return cls(homography=tuple(tuple(float(v) for v in row) for row in d["homography"]))
-        return cls(dx=float(d.get("dx", 0.0)), dy=float(d.get("dy", 0.0)), scale=float(d.get("scale", 1.0)))
-
-    def matrix(self, src_shape: tuple[int, int], dst_shape: tuple[int, int]) -> np.ndarray:
-        """3x3 taking IR pixel coordinates (IR of `src_shape`) to EO pixel coordinates (`dst_shape`)."""
-        if self.homography is not None:
-            return np.array(self.homography, dtype=np.float64)
-        dh, dw = dst_shape
-        cx, cy = (dw - 1) / 2.0, (dh - 1) / 2.0
-        s = self.scale
-        # x_eo = s * (x_resized - cx) + cx + dx
-        zoom = np.array([[s, 0.0, cx - s * cx + self.dx], [0.0, s, cy - s * cy + self.dy], [0.0, 0.0, 1.0]])
-        return zoom @ _resize_map(src_shape, dst_shape)
-
-    def as_homography(self, src_shape: tuple[int, int], dst_shape: tuple[int, int]) -> Alignment:
-        """The same placement in the general form (how an offset/scale project is carried forward)."""
-        return self if self.homography is not None else Alignment.from_matrix(self.matrix(src_shape, dst_shape))
-
-
-def default_homography(src_shape: tuple[int, int], dst_shape: tuple[int, int]) -> np.ndarray:
-    """Where IR goes with no alignment at all: resized to the EO grid."""
-    return _resize_map(src_shape, dst_shape)
-
-
-def warp_to_grid(a: np.ndarray, h: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resample `a` onto a grid of `shape` (H, W) through `h` (source pixel -> grid pixel).
-
-    One pass, linear; pixels the source does not cover are 0. An affine `h` takes the cheaper
-    warpAffine (same result)."""
-    src = a if a.dtype in (np.uint8, np.uint16, np.float32) else a.astype(np.float32)
-    size = (shape[1], shape[0])
-    if np.allclose(h[2], (0.0, 0.0, 1.0), atol=1e-12):
-        return cv2.warpAffine(src, np.ascontiguousarray(h[:2]), size, flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return cv2.warpPerspective(src, h, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
-def align_ir(ir: np.ndarray, shape: tuple[int, int], alignment: Alignment | None) -> np.ndarray:
-    """Resample IR onto the EO grid `shape` (H, W), applying the alignment in the same single pass.
-
-    The one place IR meets the EO grid: display, inference, training, fine-tuning and export all
-    read frames through it."""
-    if alignment is None or alignment.is_identity:
-        return fit_to_grid(ir, shape)
-    return warp_to_grid(ir, alignment.matrix(ir.shape[:2], shape), shape)
-
-
-# Relative difference of width/height ratios below which IR is resized onto the EO grid as is
-# (rounding of odd sizes, a pixel of crop); beyond it a plain resize would stretch the scene.
-ASPECT_TOLERANCE = 0.02
-
-
-def check_aspect(ir_shape: tuple[int, ...], eo_shape: tuple[int, ...], where: str) -> None:
-    """Refuse to stretch IR of another aspect ratio onto the EO grid without an explicit alignment."""
-    (ih, iw), (eh, ew) = ir_shape[:2], eo_shape[:2]
-    if abs((iw / ih) / (ew / eh) - 1.0) <= ASPECT_TOLERANCE:
-        return
-    raise AspectMismatchError(
-        f"{where}: IR is {iw}x{ih} (aspect {iw / ih:.3f}) but EO is {ew}x{eh} (aspect {ew / eh:.3f}); "
-        "resizing IR to the EO grid would stretch it. Register EO/IR first (`csknet-studio align "
-        "SEQUENCE`, or View > Register EO/IR in the app, stores a homography in the project), pass "
-        "--alignment plain to accept the resize for one run (Python: open_sequence(path, Alignment())), "
-        "or crop the IR frames to the EO aspect ratio"
-    )
-
-
-# ------------------------------------------------------------------------------------ display
-@functools.lru_cache(maxsize=16)
-def _level_lut(n: int, lo: float, hi: float) -> np.ndarray:
-    """Levels never change while scrubbing a sequence, so the LUT is built once, not per frame."""
-    lut = np.clip((np.arange(n, dtype=np.float32) - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
-    lut.flags.writeable = False
-    return lut
-
-
-def apply_levels(a: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
-    """Map [lo, hi] to [0, 255] uint8 (what a screen shows). uint8/uint16 go through a LUT."""
-    lo, hi = float(levels[0]), float(levels[1])
-    if hi <= lo:
-        hi = lo + 1.0
-    if a.dtype == np.uint8 and lo == 0.0 and hi == 255.0:
-        return a
-    if a.dtype in (np.uint8, np.uint16):
-        n = 256 if a.dtype == np.uint8 else 65536
-        lut = _level_lut(n, lo, hi)
-        return cv2.LUT(a, lut) if n == 256 else lut[a]
-    f = (a.astype(np.float32, copy=False) - lo) * (255.0 / (hi - lo)) + 0.5
-    return np.clip(f, 0, 255).astype(np.uint8)
-
-
-# ------------------------------------------------------------------------------------ cache
-def frame_nbytes(fp: FramePair) -> int:
-    return sum(a.nbytes for a in (fp.eo, fp.ir, fp.label) if a is not None)
-
-
-class FrameCache:
-    """Thread-safe LRU of FramePairs bounded by bytes and by count (whichever bites first)."""
-
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, max_frames: int = DEFAULT_CACHE_FRAMES):
-        self.max_bytes = int(max_bytes)
-        self.max_frames = int(max_frames)
-        self._d: OrderedDict[int, FramePair] = OrderedDict()
-        self._sizes: dict[int, int] = {}
-        self.nbytes = 0
-        self.hits = 0
-        self.misses = 0
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-    def __contains__(self, key: int) -> bool:
-        return key in self._d
-
-    def get(self, key: int) -> FramePair | None:
-        with self._lock:
-            fp = self._d.get(key)
-            if fp is None:
-                self.misses += 1
-                return None
-            self._d.move_to_end(key)
-            self.hits += 1
-            return fp
-
-    def put(self, key: int, fp: FramePair) -> None:
-        size = frame_nbytes(fp)
-        with self._lock:
-            if key in self._d:
-                self.nbytes -= self._sizes.pop(key)
-                del self._d[key]
-            if self.max_frames <= 0 or size > self.max_bytes:
-                return
-            self._d[key] = fp
-            self._sizes[key] = size
-            self.nbytes += size
-            while self._d and (self.nbytes > self.max_bytes or len(self._d) > self.max_frames):
-                old, _ = self._d.popitem(last=False)
-                self.nbytes -= self._sizes.pop(old)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-            self._sizes.clear()
-            self.nbytes = 0
 
 
 # ------------------------------------------------------------------------------------ summary
@@ -295,7 +79,7 @@ class RawFrame:
 
 
 # ------------------------------------------------------------------------------------ sequence
-class BaseSequence(RadiometricMixin, _Seq):
+class BaseSequence(ReadAheadMixin, RadiometricMixin, _Seq):
     """Lazy sequence of FramePairs. Returned arrays are read-only (they live in a shared cache)."""
 
     def __init__(
@@ -324,16 +108,9 @@ class BaseSequence(RadiometricMixin, _Seq):
         self.label_errors: dict[int, str] = {}
         self._alignment = alignment
         self._cache = FrameCache(cache_bytes, cache_frames)
-        self._prefetch_n = max(0, int(prefetch))
-        self._workers = max(1, int(workers))
-        self._pool: ThreadPoolExecutor | None = None
-        self._inflight: dict[int, Future] = {}
-        self._decoding: set[int] = set()  # read-aheads past their yield, decoding now
-        self._claimed: set[int] = set()  # read-aheads the caller took over (they skip)
-        self._want: frozenset[int] = frozenset()  # the current read-ahead window
+        self._init_read_ahead(prefetch, workers)
         self._lock = threading.Lock()
         self._closed = False
-        self._last = -1
         self._ref: tuple[tuple[int, int], Any, Any] | None = None  # (shape, eo dtype, ir dtype)
         self._levels: dict[str, tuple[float, float]] | None = None
         self._label_provider: Callable[[int], np.ndarray | None] | None = None
@@ -386,19 +163,7 @@ class BaseSequence(RadiometricMixin, _Seq):
             raise SequenceError(f"{self.source}: sequence was closed; open it again to read frame {i}")
         fp = self._cache.get(i)
         if fp is None:
-            with self._lock:
-                fut = self._inflight.get(i)
-                # Wait for a read-ahead only once it is decoding; one still queued or yielding is
-                # claimed (it will skip) and decoded here, so the caller never waits on a sleep.
-                wait = fut is not None and i in self._decoding
-                if fut is not None and not wait:
-                    self._claimed.add(i)
-            fp = None
-            if wait and fut is not None:
-                try:
-                    fp = fut.result()
-                except Exception:  # noqa: BLE001 - fall back to a direct read below
-                    fp = None
+            fp = self._take_read_ahead(i)
             if fp is None:
                 epoch = self._epoch
                 fp = self._build(i)
@@ -533,75 +298,9 @@ class BaseSequence(RadiometricMixin, _Seq):
             f"first error: {first_error}"
         )
 
-    # -- prefetch ------------------------------------------------------------------------------
-    def _schedule(self, i: int) -> None:
-        if self._prefetch_n == 0 or self._closed:
-            return
-        step = -1 if i < self._last else 1
-        self._last = i
-        n = len(self)
-        want = [j for j in (i + step * k for k in range(1, self._prefetch_n + 1)) if 0 <= j < n]
-        self._want = frozenset(want)
-        self._cancel_pending(keep=want)
-        todo = [j for j in want if j not in self._cache]
-        if not todo:
-            return
-        with self._lock:
-            if self._closed:
-                return
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="csknet-prefetch")
-            epoch = self._epoch
-            for j in todo:
-                if j in self._inflight:
-                    continue
-                fut = self._pool.submit(self._prefetch_one, j, epoch)
-                self._inflight[j] = fut
-
-    def _prefetch_one(self, j: int, epoch: int) -> FramePair | None:
-        try:
-            time.sleep(PREFETCH_YIELD_S)
-            with self._lock:
-                # Stale by now (the user jumped elsewhere while this job yielded): skip it.
-                if self._closed or epoch != self._epoch or j in self._claimed or j not in self._want:
-                    return None
-                self._decoding.add(j)
-            fp = self._cache.get(j)
-            if fp is None:
-                fp = self._build(j)
-                if epoch == self._epoch and not self._closed:
-                    self._cache.put(j, fp)
-            return fp
-        finally:
-            with self._lock:
-                self._inflight.pop(j, None)
-                self._decoding.discard(j)
-                self._claimed.discard(j)
-
-    def _cancel_pending(self, keep: list[int] | tuple[int, ...]) -> None:
-        with self._lock:
-            for j, fut in list(self._inflight.items()):
-                if j not in keep and fut.cancel():
-                    del self._inflight[j]
-                    self._claimed.discard(j)
-
     @property
     def cache(self) -> FrameCache:
         return self._cache
-
-    def prefetch_pending(self) -> int:
-        with self._lock:
-            return len(self._inflight)
-
-    def wait_prefetch(self, timeout: float | None = 5.0) -> None:
-        """Block until queued prefetches finish (tests and benchmarks; the UI never waits)."""
-        with self._lock:
-            futs = list(self._inflight.values())
-        for f in futs:
-            if not f.cancelled():
-                # A cancelled or failed prefetch is not the caller's problem: the read retries it.
-                with contextlib.suppress(Exception):
-                    f.result(timeout=timeout)
 
     # -- display levels --------------------------------------------------------------------------
     def display_levels(self) -> dict[str, tuple[float, float]]:
@@ -658,100 +357,8 @@ class BaseSequence(RadiometricMixin, _Seq):
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            self._inflight.clear()
-            self._decoding.clear()
-            self._claimed.clear()
+        self._stop_read_ahead()
         self._cache.clear()
         self._close()
         if self._label_closer is not None:
             self._label_closer()
-
-
-def _subsample(a: np.ndarray, max_pixels: int = 65536) -> np.ndarray:
-    h, w = a.shape[:2]
-    step = max(1, int(math.sqrt(h * w / max_pixels)))
-    return np.ascontiguousarray(a[::step, ::step]).reshape(-1)
-
-
-def _percentiles(samples: list[np.ndarray]) -> tuple[float, float]:
-    if not samples:
-        return (0.0, 255.0)
-    v = np.concatenate(samples)
-    if v.dtype.kind == "f":
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            return (0.0, 1.0)
-    lo, hi = np.percentile(v, LEVEL_PERCENTILES)
-    lo, hi = float(lo), float(hi)
-    if hi <= lo:  # flat image: widen so the display maps it to mid-grey instead of dividing by 0
-        hi = lo + 1.0
-    return (lo, hi)
-
-
-# ------------------------------------------------------------------------------------ in memory
-class ArraySequence(BaseSequence):
-    """The Sequence protocol over arrays already in memory (tests, fine-tuning, the demo).
-
-    eo: (T, H, W, 3) array or list of (H, W, 3) RGB, or None; ir: (T, H, W) array or list, or None;
-    labels: (T, H, W) uint8 or list (entries may be None), or None.
-    ir_scale: how the IR values read as °C (core/radiometry.py), when they do.
-    """
-
-    def __init__(
-        self,
-        eo: np.ndarray | list[np.ndarray] | None,
-        ir: np.ndarray | list[np.ndarray] | None,
-        labels: np.ndarray | list[np.ndarray | None] | None = None,
-        names: list[str] | None = None,
-        *,
-        scheme: ClassScheme | None = None,
-        alignment: Alignment | None = None,
-        source: str | Path = "<memory>",
-        layout: str = "memory",
-        ir_scale: Any = None,
-    ):
-        if eo is None and ir is None:
-            raise EmptySequenceError(f"{source}: neither EO nor IR frames given")
-        counts = {k: len(v) for k, v in (("eo", eo), ("ir", ir), ("labels", labels)) if v is not None}
-        if len(set(counts.values())) > 1:
-            raise FrameCountMismatchError(f"{source}: frame counts differ: "
-                                          + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        n = next(iter(counts.values()))
-        if names is not None and len(names) != n:
-            raise FrameCountMismatchError(f"{source}: {len(names)} names for {n} frames")
-        self._eo, self._ir, self._labels = eo, ir, labels
-        super().__init__(layout=layout, source=Path(source), names=list(names or [f"{i:06d}" for i in range(n)]),
-                         scheme=scheme, alignment=alignment, prefetch=0)
-        self._ir_scale = ir_scale  # a LinearScale / PlanckScale when the IR arrays are radiometric
-        if n:
-            self._probe()
-
-    def _has_native_labels(self) -> bool:
-        return self._labels is not None
-
-    def _read_raw(self, i: int) -> RawFrame:
-        name = self.names[i]
-        try:
-            eo = None if self._eo is None else _check_img(np.asarray(self._eo[i]).view(), f"eo[{i}] ({name})", 3)
-            ir = None if self._ir is None else _check_img(np.asarray(self._ir[i]).view(), f"ir[{i}] ({name})", 2)
-            lab = None
-            if self._labels is not None and self._labels[i] is not None:
-                lab = to_label(np.asarray(self._labels[i]).view(), self.scheme, f"{self.source}: labels[{i}]")
-            return RawFrame(None if eo is None else to_rgb(eo, bgr=False),
-                            None if ir is None else to_grey(ir, bgr=False), lab)
-        except ValueError as exc:
-            raise CorruptImageError(f"{self.source}: frame {i} ({name}): {exc}") from None
-
-
-def _check_img(a: np.ndarray, what: str, want_ndim: int) -> np.ndarray:
-    if a.dtype.kind not in "uifb" or a.ndim not in (2, 3) or a.shape[0] == 0 or a.shape[1] == 0:
-        raise CorruptImageError(f"{what}: expected an (H, W{', 3' if want_ndim == 3 else ''}) numeric image, "
-                                f"got shape {a.shape} dtype {a.dtype}")
-    if a.ndim == 3 and a.shape[2] not in (1, 2, 3, 4):
-        raise CorruptImageError(f"{what}: {a.shape[2]} channels (expected 1, 3 or 4)")
-    return a

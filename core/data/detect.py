@@ -12,7 +12,8 @@ from csknet_studio.core.classes import FMB, MFNET, PST900, SCHEMES, ClassScheme
 from csknet_studio.core.errors import FrameCountMismatchError, SequenceError, UnknownLayoutError
 from csknet_studio.core.radiometry import LinearScale, parse_ir_scale, scale_from_meta
 
-from .base import Alignment, BaseSequence
+from .alignment import Alignment
+from .base import BaseSequence
 from .folders import (
     LABEL_DIRS,
     FileSequence,

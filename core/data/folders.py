@@ -18,7 +18,8 @@ from csknet_studio.core.errors import (
     UnmatchedFilesError,
 )
 
-from .base import Alignment, BaseSequence, RawFrame
+from .alignment import Alignment
+from .base import BaseSequence, RawFrame
 from .imaging import (
     IMAGE_EXTS,
     list_images,

@@ -28,7 +28,8 @@ from csknet_studio.core.errors import (
     UnknownLayoutError,
 )
 
-from .base import Alignment, BaseSequence, RawFrame
+from .alignment import Alignment
+from .base import BaseSequence, RawFrame
 from .imaging import to_grey, to_label, to_rgb
 
 EO_KEYS = ("eo", "rgb", "visible", "vis", "vi", "color", "colour", "optical")

@@ -25,7 +25,8 @@ import numpy as np
 
 from csknet_studio.core.errors import CorruptImageError, UnknownLayoutError
 
-from .base import Alignment, BaseSequence, RawFrame
+from .alignment import Alignment
+from .base import BaseSequence, RawFrame
 from .imaging import to_grey, to_rgb
 
 RECORDING_EXTS = (".bag", ".mcap", ".db3")

@@ -15,7 +15,8 @@ import numpy as np
 
 from csknet_studio.core.errors import CorruptImageError, EmptySequenceError, FrameCountMismatchError
 
-from .base import Alignment, BaseSequence, RawFrame
+from .alignment import Alignment
+from .base import BaseSequence, RawFrame
 from .imaging import to_grey, to_rgb
 
 

@@ -22,7 +22,7 @@ def add_alignment_argument(p: argparse.ArgumentParser) -> None:
 
 def parse_alignment(spec: str | None) -> Any:
     """The `Alignment` `spec` names, or None for the project's stored one."""
-    from csknet_studio.core.data.base import Alignment
+    from csknet_studio.core.data.alignment import Alignment
     from csknet_studio.core.errors import ConfigError
 
     if spec in (None, "", "stored"):

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from csknet_studio.core import registration as reg
     from csknet_studio.core.data import open_sequence
-    from csknet_studio.core.data.base import Alignment
+    from csknet_studio.core.data.alignment import Alignment
     from csknet_studio.core.errors import ConfigError
     from csknet_studio.core.session import AnnotationSession
 

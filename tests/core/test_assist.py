@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from csknet_studio.core.assist import SuperpixelCache, snap_region, superpixels, take_region
-from csknet_studio.core.data.base import ArraySequence
+from csknet_studio.core.data.memory import ArraySequence
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.session import AnnotationSession
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PySide6 import QtCore, QtWidgets
 
-from csknet_studio.core.data.base import ArraySequence
+from csknet_studio.core.data.memory import ArraySequence
 from csknet_studio.core.model import create_model
 
 H, W, N = 48, 64, 8

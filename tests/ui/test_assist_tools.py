@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from csknet_studio.core.data.base import ArraySequence
+from csknet_studio.core.data.memory import ArraySequence
 from csknet_studio.core.edits import Origin, flood_region
 
 H, W = 48, 64

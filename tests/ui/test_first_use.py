@@ -19,7 +19,7 @@ def test_window_dropped_without_close_exits_cleanly(tmp_path):
         import numpy as np, torch
         from PySide6 import QtCore, QtWidgets
         app = QtWidgets.QApplication([])
-        from csknet_studio.core.data.base import ArraySequence
+        from csknet_studio.core.data.memory import ArraySequence
         from csknet_studio.core.model import create_model
         from csknet_studio.ui.main_window import MainWindow
         settings = QtCore.QSettings({str(tmp_path / "s.ini")!r}, QtCore.QSettings.Format.IniFormat)
@@ -104,7 +104,7 @@ def test_go_to_frame_box_and_ctrl_g(main_window, qtbot):
 
 
 def test_clicking_the_timeline_groove_jumps_to_that_frame(bare_window, qtbot, tmp_path):
-    from csknet_studio.core.data.base import ArraySequence
+    from csknet_studio.core.data.memory import ArraySequence
 
     win = bare_window
     eo = np.zeros((120, 16, 16, 3), np.uint8)

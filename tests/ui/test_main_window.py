@@ -271,7 +271,7 @@ def test_unreadable_frame_is_marked_bad_and_skipped(bare_window, qtbot, tmp_path
 def test_opening_another_sequence_never_shows_the_previous_ones_predictions(main_window, qtbot):
     """Frame 1 of a newly opened sequence gets its own prediction: a cached or still-running result
     for frame 1 of the previous sequence (another size) is neither shown nor edited."""
-    from csknet_studio.core.data.base import ArraySequence
+    from csknet_studio.core.data.memory import ArraySequence
     from tests.ui.conftest import synthetic_frames
 
     win = main_window

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from csknet_studio.core.data.base import ArraySequence
+from csknet_studio.core.data.memory import ArraySequence
 from csknet_studio.core.radiometry import LinearScale
 from csknet_studio.ui.display_maps import thermal_lut
 from csknet_studio.ui.thermal import ask_ir_scale
