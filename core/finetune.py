@@ -43,20 +43,19 @@ from csknet_studio.core.checkpoint import weights_hash
 from csknet_studio.core.device import resolve_device
 from csknet_studio.core.distributed import (
     all_reduce_mean,
-    all_reduce_sum,
     broadcast_module_state,
     is_distributed,
     rank_and_world,
 )
 from csknet_studio.core.errors import CancelledError, ConfigError, TrainingError
-from csknet_studio.core.evaluate import SegMetrics, confusion_matrix
+from csknet_studio.core.finetune_data import Sample, _as_sample, _make_batch, _whole_frame_samples
+from csknet_studio.core.finetune_score import _mean, _score
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.holdout import HeldOut, Split, hold_out
 from csknet_studio.core.losses import LossConfig, total_loss
-from csknet_studio.core.model.preprocess import InputNorm, to_tensors, whole_frame_ir
+from csknet_studio.core.model.preprocess import InputNorm
 from csknet_studio.core.modes import Mode
 
-Sample = tuple[np.ndarray | None, np.ndarray | None, np.ndarray]
 ProgressFn = Callable[[int, int, float], None]
 
 
@@ -183,119 +182,6 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     return new.train(model.training)
 
 
-def _as_sample(s) -> Sample:
-    if isinstance(s, FramePair):
-        if s.label is None:
-            raise TrainingError(f"fine-tuning sample {s.name} has no mask")
-        return s.eo, s.ir, s.label
-    eo, ir, mask = s
-    return eo, ir, mask
-
-
-def _crop_box(mask: np.ndarray, crop: tuple[int, int], rng: np.random.Generator, ignore: int) -> tuple[int, int]:
-    """Top-left of a crop containing a random labelled pixel (anywhere when none)."""
-    h, w = mask.shape
-    ch, cw = crop
-    ys, xs = np.nonzero(mask != ignore)
-    if ys.size:
-        j = int(rng.integers(ys.size))
-        cy, cx = int(ys[j]), int(xs[j])
-        y0 = int(np.clip(cy - int(rng.integers(ch)), 0, max(0, h - ch)))
-        x0 = int(np.clip(cx - int(rng.integers(cw)), 0, max(0, w - cw)))
-        return y0, x0
-    return int(rng.integers(max(1, h - ch + 1))), int(rng.integers(max(1, w - cw + 1)))
-
-
-def _pad(a: np.ndarray, h: int, w: int, value) -> np.ndarray:
-    ph, pw = max(0, h - a.shape[0]), max(0, w - a.shape[1])
-    if not ph and not pw:
-        return a
-    pad = ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2)
-    return np.pad(a, pad, constant_values=value)
-
-
-def _whole_frame_samples(samples: list[Sample], norm: InputNorm) -> tuple[list[Sample], InputNorm]:
-    """Samples with the per-frame part of the IR normalisation applied to each whole frame, once,
-    before any crop (`whole_frame_ir`: a crop must see IR as inference sees it in the whole frame),
-    and the norm that finishes them. Unchanged when the norm has no per-frame part."""
-    out, finish = [], norm
-    for eo, ir, mask in samples:
-        if ir is not None:
-            ir, finish = whole_frame_ir(ir, norm)
-        out.append((eo, ir, mask))
-    return out, finish
-
-
-def _make_batch(samples: list[Sample], picks: Sequence[int], cfg: FinetuneConfig, mode: Mode, norm,
-                device: torch.device, rng: np.random.Generator, ignore: int):
-
-    eos, irs, labs = [], [], []
-    for i in picks:
-        eo, ir, mask = samples[i]
-        if ir is not None and ir.ndim == 3:
-            ir = ir[..., 0]
-        if cfg.crop is not None:
-            ch, cw = cfg.crop
-            y0, x0 = _crop_box(mask, cfg.crop, rng, ignore)
-            sl = (slice(y0, y0 + ch), slice(x0, x0 + cw))
-            mask = _pad(mask[sl], ch, cw, ignore)
-            eo = None if eo is None else _pad(eo[sl], ch, cw, 0)
-            ir = None if ir is None else _pad(ir[sl], ch, cw, 0)
-        if cfg.flip and rng.random() < 0.5:
-            mask = mask[:, ::-1]
-            eo = None if eo is None else eo[:, ::-1]
-            ir = None if ir is None else ir[:, ::-1]
-        eos.append(eo)
-        irs.append(ir)
-        labs.append(np.ascontiguousarray(mask))
-    if len({m.shape for m in labs}) != 1:
-        raise ConfigError("finetune: samples differ in size; set a crop")
-    eo_np = np.stack([np.ascontiguousarray(e) for e in eos]) if mode.uses_eo else None
-    ir_np = np.stack([np.ascontiguousarray(r) for r in irs]) if mode.uses_ir else None
-    eo_t, ir_t = to_tensors(eo_np, ir_np, norm, device)
-    labels = torch.from_numpy(np.stack(labs).astype(np.int64)).to(device)
-    return eo_t, ir_t, labels
-
-
-@torch.no_grad()
-def _confusions(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device,
-                ignore: int, cancel: Callable[[], bool] | None = None) -> dict[str, np.ndarray]:
-    was = model.training
-    model.eval()
-    k = int(model.config.num_classes)
-    out: dict[str, np.ndarray] = {}
-    try:
-        for mode in modes:
-            conf = np.zeros((k, k), np.int64)
-            for eo, ir, mask in samples:
-                if cancel is not None and cancel():
-                    raise CancelledError("fine-tuning cancelled while scoring the samples; weights unchanged")
-                if ir is not None and ir.ndim == 3:
-                    ir = ir[..., 0]
-                eo_t, ir_t = to_tensors(eo if mode.uses_eo else None, ir if mode.uses_ir else None,
-                                        model.config.input_norm, device)
-                pred = model(eo_t, ir_t).logits.argmax(1)[0].cpu().numpy()
-                conf += confusion_matrix(pred, mask, k, ignore)
-            out[mode.value] = conf
-    finally:
-        model.train(was)
-    return out
-
-
-def _score(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device, ignore: int,
-           cancel: Callable[[], bool] | None) -> dict[str, float]:
-    """mIoU per mode on `samples`; under torchrun each rank scores its share and the counts are
-    summed, so every rank gets the same figures (and takes the same decisions from them)."""
-    rank, world = rank_and_world()
-    confs = _confusions(model, samples[rank::world], modes, device, ignore, cancel)
-    return {m: SegMetrics(np.asarray(all_reduce_sum(c), np.int64)).miou for m, c in confs.items()}
-
-
-def _mean(d: dict[str, float]) -> float:
-    vals = [v for v in d.values() if math.isfinite(v)]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
 def _set_bn_eval(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -343,10 +229,38 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     """
     cfg = config or FinetuneConfig()
     t0 = time.perf_counter()
+    data, modes = _checked_samples(samples, cfg, ignore_index)
+    work, device = _working_copy(model, cfg, data, ignore_index)
+    split, train_data, val_data, cfg = _split_for_training(data, cfg, ignore_index)
+
+    def score() -> dict[str, float]:
+        return _score(work, val_data, modes, device, ignore_index, cancel) if cfg.evaluate else {}
+
+    start_state = _cpu_state(work)
+    before = score()
+    run = _start_training(work, train_data, modes, device, cfg, ignore_index)
+    best = _BestSoFar(before=_mean(before))
+    for step in range(cfg.steps):
+        value = _train_step(run, step, cancel)
+        if progress is not None:
+            progress(step + 1, cfg.steps, value)
+        if not cfg.evaluate or ((step + 1) % cfg.eval_every and step + 1 != cfg.steps):
+            continue
+        broadcast_module_state(work)  # BN running statistics drift per rank; score rank 0's everywhere
+        best.update(step + 1, score(), work)
+        if cfg.patience and best.stale >= cfg.patience and step + 1 < cfg.steps:
+            best.stopped_early = True
+            break
+    return _finish(run, best, start_state, before, split.held_out, t0)
+
+
+def _checked_samples(samples: Sequence[Sample | FramePair], cfg: FinetuneConfig,
+                     ignore: int) -> tuple[list[Sample], list[Mode]]:
+    """The samples as (eo, ir, mask) and the modes to train, refusing what cannot train at all."""
     data = [_as_sample(s) for s in samples]
     if not data:
         raise TrainingError("fine-tuning needs at least one sample")
-    if not any(bool((np.asarray(m) != ignore_index).any()) for _, _, m in data):
+    if not any(bool((np.asarray(m) != ignore).any()) for _, _, m in data):
         raise TrainingError("fine-tuning samples have no labelled pixel (every mask is 'unlabelled')")
     modes = [Mode(m) for m in cfg.modes]
     for mode in modes:
@@ -354,41 +268,79 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
             if (mode.uses_eo and eo is None) or (mode.uses_ir and ir is None):
                 raise TrainingError(f"fine-tuning in mode {mode.value!r} needs "
                                     f"{'EO' if mode.uses_eo and eo is None else 'IR'} in sample {i}")
+    return data, modes
+
+
+def _working_copy(model: nn.Module, cfg: FinetuneConfig, data: list[Sample],
+                  ignore: int) -> tuple[nn.Module, torch.device]:
+    """The copy that trains (on the configured device, with a new head for a new class count) and
+    its device; the masks' class ids must fit that head."""
     try:
         model_device = next(model.parameters()).device
     except StopIteration:  # pragma: no cover
         model_device = torch.device("cpu")
     device = resolve_device(cfg.device) if cfg.device else model_device
-
     work = copy.deepcopy(model).to(device)
     if cfg.num_classes is not None and cfg.num_classes != work.config.num_classes:
         work = replace_head(work, cfg.num_classes)
     k = int(work.config.num_classes)
-    too_big = [int(m[m != ignore_index].max()) for _, _, m in data if (m != ignore_index).any()]
+    too_big = [int(m[m != ignore].max()) for _, _, m in data if (m != ignore).any()]
     if too_big and max(too_big) >= k:
         raise TrainingError(f"a mask holds class id {max(too_big)} but the model predicts {k} classes")
+    return work, device
 
-    split = _split(data, cfg, ignore_index)
-    train_data = _part(data, split.train_masks, ignore_index)
-    val_data = _part(data, split.val_masks, ignore_index)
-    if cfg.crop is not None:  # frames smaller than the crop: crop the frame, do not pad it to the crop
+
+def _split_for_training(data: list[Sample], cfg: FinetuneConfig,
+                        ignore: int) -> tuple[Split, list[Sample], list[Sample], FinetuneConfig]:
+    """The held-out split, the training and held-out samples, and the config with the crop cut
+    down to frames smaller than it (crop the frame, do not pad it to the crop)."""
+    split = _split(data, cfg, ignore)
+    train_data = _part(data, split.train_masks, ignore)
+    val_data = _part(data, split.val_masks, ignore)
+    if cfg.crop is not None:
         crop = (min(cfg.crop[0], min(m.shape[0] for _, _, m in train_data)),
                 min(cfg.crop[1], min(m.shape[1] for _, _, m in train_data)))
         if crop != cfg.crop and min(crop) >= 16:
             cfg = dataclasses.replace(cfg, crop=crop)
+    return split, train_data, val_data, cfg
 
-    def score() -> dict[str, float]:
-        return _score(work, val_data, modes, device, ignore_index, cancel) if cfg.evaluate else {}
 
-    start_state = _cpu_state(work)
-    before = score()
-    before_mean = _mean(before)
+@dataclass
+class _Training:
+    """What every optimiser step needs: the working copy and its DDP wrapper, the optimiser, the
+    frames crops come from (IR already normalised per frame) and the random stream that picks them."""
+
+    cfg: FinetuneConfig
+    work: nn.Module
+    net: nn.Module
+    params: list[nn.Parameter]
+    opt: torch.optim.Optimizer
+    loss_cfg: LossConfig
+    modes: list[Mode]
+    device: torch.device
+    rng: np.random.Generator
+    world: int
+    batch_data: list[Sample]
+    batch_norm: InputNorm
+    ignore: int
+    losses: list[float] = field(default_factory=list)
+
+
+def _build_optimiser(work: nn.Module, cfg: FinetuneConfig) -> tuple[list[nn.Parameter], torch.optim.Optimizer]:
+    """AdamW over what learns: everything, or everything outside the encoder when it is frozen."""
     if cfg.freeze_encoder:
         for p in work.encoder.parameters():
             p.requires_grad_(False)
     params = [p for p in work.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_cfg = LossConfig(l1=cfg.l1, contrastive=0.0, kd=0.0, ignore_index=ignore_index)
+    return params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _start_training(work: nn.Module, train_data: list[Sample], modes: list[Mode], device: torch.device,
+                    cfg: FinetuneConfig, ignore: int) -> _Training:
+    """Optimiser, DDP wrapper, this rank's random stream, and train mode with the frozen parts'
+    BatchNorm statistics kept."""
+    params, opt = _build_optimiser(work, cfg)
+    loss_cfg = LossConfig(l1=cfg.l1, contrastive=0.0, kd=0.0, ignore_index=ignore)
     rank, world = rank_and_world()
     net: nn.Module = DDP(work, find_unused_parameters=True) if is_distributed() else work
     rng = np.random.default_rng([cfg.seed, rank])
@@ -397,58 +349,79 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
         _set_bn_eval(work)
     if cfg.freeze_encoder:
         work.encoder.eval()  # a frozen encoder keeps its BatchNorm statistics too
-    losses: list[float] = []
-    validation: list[tuple[int, float]] = []
-    best_score, best_state, best_step, best_per_mode = -math.inf, None, 0, {}
-    stale, stopped_early = 0, False
     batch_data, batch_norm = _whole_frame_samples(train_data, work.config.input_norm)
-    for step in range(cfg.steps):
-        if cancel is not None and cancel():
-            raise CancelledError(f"fine-tuning cancelled after {step} of {cfg.steps} steps; weights unchanged")
-        mode = modes[step % len(modes)]
-        picks = rng.choice(len(batch_data), size=cfg.batch, replace=len(batch_data) < cfg.batch)
-        eo, ir, labels = _make_batch(batch_data, picks, cfg, mode, batch_norm, device, rng, ignore_index)
-        out = net(eo, ir)
-        loss = total_loss(out, labels, work, loss_cfg)["total"]
-        bad = 0.0 if bool(torch.isfinite(loss.detach())) else 1.0
-        if is_distributed():
-            bad = all_reduce_mean(bad)
-        if bad:
-            raise TrainingError(f"fine-tuning step {step + 1}: loss is not finite ({loss.item()!r}); "
-                                "lower the learning rate — the model's weights are unchanged")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        value = all_reduce_mean(float(loss.item())) if world > 1 else float(loss.item())
-        losses.append(value)
-        if progress is not None:
-            progress(step + 1, cfg.steps, value)
-        if not cfg.evaluate or ((step + 1) % cfg.eval_every and step + 1 != cfg.steps):
-            continue
-        broadcast_module_state(work)  # BN running statistics drift per rank; score rank 0's everywhere
-        per_mode = score()
+    return _Training(cfg=cfg, work=work, net=net, params=params, opt=opt, loss_cfg=loss_cfg, modes=modes,
+                     device=device, rng=rng, world=world, batch_data=batch_data, batch_norm=batch_norm,
+                     ignore=ignore)
+
+
+def _train_step(run: _Training, step: int, cancel: Callable[[], bool] | None) -> float:
+    """One optimiser step on a fresh batch of crops; returns its loss (averaged over ranks)."""
+    cfg = run.cfg
+    if cancel is not None and cancel():
+        raise CancelledError(f"fine-tuning cancelled after {step} of {cfg.steps} steps; weights unchanged")
+    mode = run.modes[step % len(run.modes)]
+    n = len(run.batch_data)
+    picks = run.rng.choice(n, size=cfg.batch, replace=n < cfg.batch)
+    eo, ir, labels = _make_batch(run.batch_data, picks, cfg, mode, run.batch_norm, run.device, run.rng, run.ignore)
+    out = run.net(eo, ir)
+    loss = total_loss(out, labels, run.work, run.loss_cfg)["total"]
+    bad = 0.0 if bool(torch.isfinite(loss.detach())) else 1.0
+    if is_distributed():
+        bad = all_reduce_mean(bad)
+    if bad:
+        raise TrainingError(f"fine-tuning step {step + 1}: loss is not finite ({loss.item()!r}); "
+                            "lower the learning rate — the model's weights are unchanged")
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
+    run.opt.step()
+    value = all_reduce_mean(float(loss.item())) if run.world > 1 else float(loss.item())
+    run.losses.append(value)
+    return value
+
+
+@dataclass
+class _BestSoFar:
+    """The best held-out score so far, the weights that reached it, and how many scores in a row
+    brought no gain over both it and the start (what early stopping counts)."""
+
+    before: float
+    score: float = -math.inf
+    state: dict[str, torch.Tensor] | None = None
+    step: int = 0
+    per_mode: dict[str, float] = field(default_factory=dict)
+    stale: int = 0
+    stopped_early: bool = False
+    validation: list[tuple[int, float]] = field(default_factory=list)
+
+    def update(self, step: int, per_mode: dict[str, float], work: nn.Module) -> None:
         now = _mean(per_mode)
-        validation.append((step + 1, now))
-        to_beat = before_mean if best_state is None else max(best_score, before_mean)
-        if best_state is None or now > best_score:
-            best_score, best_state, best_step, best_per_mode = now, _cpu_state(work), step + 1, per_mode
-        stale = 0 if now > to_beat else stale + 1
-        if cfg.patience and stale >= cfg.patience and step + 1 < cfg.steps:
-            stopped_early = True
-            break
+        self.validation.append((step, now))
+        to_beat = self.before if self.state is None else max(self.score, self.before)
+        if self.state is None or now > self.score:
+            self.score, self.state, self.step, self.per_mode = now, _cpu_state(work), step, per_mode
+        self.stale = 0 if now > to_beat else self.stale + 1
+
+
+def _finish(run: _Training, best: _BestSoFar, start_state: dict[str, torch.Tensor], before: dict[str, float],
+            held_out: HeldOut, t0: float) -> FinetuneResult:
+    """Choose the weights to hand back (the best trained ones only when they beat the start) and
+    say what the run did."""
+    cfg, work, losses = run.cfg, run.work, run.losses
     broadcast_module_state(work)
     final_state = _cpu_state(work)
     _check_finite(final_state)
+    before_mean, best_step = best.before, best.step
     if not cfg.evaluate:
         trained, after, after_per_mode, improved, best_step = final_state, float("nan"), {}, False, len(losses)
         chosen = final_state
-    elif best_state is None:  # no step ran
+    elif best.state is None:  # no step ran
         trained, after, after_per_mode, improved = start_state, before_mean, dict(before), False
         chosen = start_state
     else:
-        trained, after, after_per_mode = best_state, best_score, best_per_mode
+        trained, after, after_per_mode = best.state, best.score, best.per_mode
         improved = bool(math.isfinite(after) and math.isfinite(before_mean) and after > before_mean + cfg.min_gain)
         chosen = trained if improved else start_state
     return FinetuneResult(
@@ -457,16 +430,16 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
         before=before_mean,
         after=after,
         improved=improved,
-        held_out=split.held_out,
+        held_out=held_out,
         steps_done=len(losses),
         seconds=time.perf_counter() - t0,
         before_per_mode=before,
         after_per_mode=after_per_mode,
         trained_state_dict=trained,
         best_step=best_step,
-        validation=validation,
-        stopped_early=stopped_early,
-        num_classes=k,
+        validation=best.validation,
+        stopped_early=best.stopped_early,
+        num_classes=int(work.config.num_classes),
         model_config=work.config.to_dict(),
         weights_hash=weights_hash(chosen),
         trained_weights_hash=weights_hash(trained),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from csknet_studio.core.finetune import FinetuneConfig, _make_batch, _whole_frame_samples
+from csknet_studio.core.finetune import FinetuneConfig
+from csknet_studio.core.finetune_data import _make_batch, _whole_frame_samples
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.model.preprocess import InputNorm, ir_to_tensor, whole_frame_ir
 from csknet_studio.core.modes import Mode
