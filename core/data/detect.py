@@ -223,9 +223,48 @@ def _label_dir(root: Path) -> Path | None:
 
 def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_thermal: bool, allow_unmatched: bool,
               **cache_kw: Any) -> BaseSequence:
+    """The folder's layout, tried in order: a public dataset's own folders, generic paired folders,
+    split folders (opening the chosen one the same way), a pair of videos, flat MFNet PNGs."""
     subs = _ci(p)
     common = dict(alignment=alignment, **cache_kw)
+    seq = _open_dataset_dir(p, subs, split=split, raw_thermal=raw_thermal, allow_unmatched=allow_unmatched,
+                            common=common)
+    if seq is None:
+        seq = _open_paired_dirs(p, subs, split=split, allow_unmatched=allow_unmatched, common=common)
+    if seq is not None:
+        return seq
+    # split folders (PST900/FMB train/ test/): pick the asked one, else test, val, train
+    splits = [s for s in SPLIT_DIRS if s in subs and _ci(subs[s])]
+    if splits:
+        if split is not None and split.lower() not in splits:
+            raise UnknownLayoutError(f"{p}: no split folder {split!r}; found {', '.join(splits)}")
+        chosen = split.lower() if split is not None else splits[0]
+        seq = _open_dir(subs[chosen], alignment, split=None, raw_thermal=raw_thermal,
+                        allow_unmatched=allow_unmatched, **cache_kw)
+        seq.split = chosen
+        return seq
+    # a folder with exactly one EO video and one IR video
+    vids = _videos(p)
+    if vids is not None:
+        return VideoPairSequence(vids[0], vids[1], source=p, **common)
+    # a flat folder of MFNet 4-channel PNGs
+    if _has_4ch_png(p):
+        frames = mfnet_frames(p, p, None, split)
+        return FileSequence(frames, layout="mfnet", source=p, scheme=MFNET, split=split, **common)
+    found = sorted(s.name + "/" for s in subs.values())[:12]
+    n_img = len(list_images(p))
+    hint = ""
+    if n_img and modality_of(p.name):
+        hint = f" {p.name}/ looks like one modality ({n_img} images): open its parent folder."
+    elif n_img:
+        hint = f" It holds {n_img} image(s) but no EO/IR sub-folders."
+    raise UnknownLayoutError(f"{p}: no supported layout found (sub-folders: {', '.join(found) or 'none'}).{hint} "
+                             f"Looked for: {_looked_for()}")
 
+
+def _open_dataset_dir(p: Path, subs: dict[str, Path], *, split: str | None, raw_thermal: bool,
+                      allow_unmatched: bool, common: dict[str, Any]) -> BaseSequence | None:
+    """A public dataset by its own folder names (MFNet, CMX's MFNet, FMB, MSRS, PST900), else None."""
     # MFNet (RTFNet copy): images/ of 4-channel PNGs (+ labels/, split lists)
     images = _first(subs, "images", "image", "imgs", "img")
     if images is not None and _has_4ch_png(images):
@@ -252,7 +291,13 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
             raise UnknownLayoutError(f"{p}: raw_thermal asked for but there is no thermal_raw/ folder")
         frames = pair_frames(subs["rgb"], th, subs.get("labels"), allow_unmatched=allow_unmatched)
         return FileSequence(frames, layout="pst900", source=p, scheme=PST900, split=split, **common)
-    # generic paired folders
+    return None
+
+
+def _open_paired_dirs(p: Path, subs: dict[str, Path], *, split: str | None, allow_unmatched: bool,
+                      common: dict[str, Any]) -> BaseSequence | None:
+    """One EO and one IR folder found by name (the split may sit inside each, as in LLVIP), else
+    None; several candidates of either are refused."""
     eo_dirs = [d for n, d in subs.items() if modality_of(d.name) == "eo" and n not in LABEL_DIRS]
     ir_dirs = [d for n, d in subs.items() if modality_of(d.name) == "ir" and n not in LABEL_DIRS]
     eo_dirs = [d for d in eo_dirs if list_images(d)] or eo_dirs
@@ -285,33 +330,7 @@ def _open_dir(p: Path, alignment: Alignment | None, *, split: str | None, raw_th
             f"{p}: several EO/IR folder candidates (EO: {', '.join(sorted(d.name for d in eo_dirs))}; IR: "
             f"{', '.join(sorted(d.name for d in ir_dirs))}); open the pair explicitly: "
             f"open_sequence((eo_folder, ir_folder))")
-    # split folders (PST900/FMB train/ test/): pick the asked one, else test, val, train
-    splits = [s for s in SPLIT_DIRS if s in subs and _ci(subs[s])]
-    if splits:
-        if split is not None and split.lower() not in splits:
-            raise UnknownLayoutError(f"{p}: no split folder {split!r}; found {', '.join(splits)}")
-        chosen = split.lower() if split is not None else splits[0]
-        seq = _open_dir(subs[chosen], alignment, split=None, raw_thermal=raw_thermal,
-                        allow_unmatched=allow_unmatched, **cache_kw)
-        seq.split = chosen
-        return seq
-    # a folder with exactly one EO video and one IR video
-    vids = _videos(p)
-    if vids is not None:
-        return VideoPairSequence(vids[0], vids[1], source=p, **common)
-    # a flat folder of MFNet 4-channel PNGs
-    if _has_4ch_png(p):
-        frames = mfnet_frames(p, p, None, split)
-        return FileSequence(frames, layout="mfnet", source=p, scheme=MFNET, split=split, **common)
-    found = sorted(s.name + "/" for s in subs.values())[:12]
-    n_img = len(list_images(p))
-    hint = ""
-    if n_img and modality_of(p.name):
-        hint = f" {p.name}/ looks like one modality ({n_img} images): open its parent folder."
-    elif n_img:
-        hint = f" It holds {n_img} image(s) but no EO/IR sub-folders."
-    raise UnknownLayoutError(f"{p}: no supported layout found (sub-folders: {', '.join(found) or 'none'}).{hint} "
-                             f"Looked for: {_looked_for()}")
+    return None
 
 
 SIDECARS = ("sequence.json", "dataset.json", "demo.json", "meta.json", "classes.json")

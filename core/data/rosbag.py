@@ -3,7 +3,8 @@
 Read with the pure-Python `rosbags` library, so no ROS installation is needed. A recording holds
 many topics; the user picks one EO and one IR image topic (`sensor_msgs/msg/Image` or
 `sensor_msgs/msg/CompressedImage`). The two cameras run at their own rates on their own clocks, so
-frames are paired by nearest timestamp (`pair_timestamps`) and the sequence is the list of pairs.
+frames are paired by nearest timestamp (`time_pairing.pair_timestamps`) and the sequence is the
+list of pairs; `ros_messages` turns a message into an array.
 
 Opening reads every message of the two topics once, keeping only its log time and header stamp
 (a few bytes each): the index. A frame is decoded when asked for, by seeking to its log time; the
@@ -12,7 +13,6 @@ base class's LRU bounds what stays in memory, as for the other readers.
 
 from __future__ import annotations
 
-import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from csknet_studio.core.errors import CorruptImageError, UnknownLayoutError
@@ -28,21 +27,12 @@ from csknet_studio.core.errors import CorruptImageError, UnknownLayoutError
 from .alignment import Alignment
 from .base import BaseSequence, RawFrame
 from .imaging import to_grey, to_rgb
+from .ros_messages import header_stamp, image_from_message
+from .time_pairing import pair_timestamps
 
 RECORDING_EXTS = (".bag", ".mcap", ".db3")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-# Raw encodings read as is: numpy dtype, channels, and whether the channels are BGR.
-ENCODINGS: dict[str, tuple[type, int, bool]] = {
-    "rgb8": (np.uint8, 3, False), "bgr8": (np.uint8, 3, True),
-    "rgba8": (np.uint8, 4, False), "bgra8": (np.uint8, 4, True),
-    "mono8": (np.uint8, 1, False), "8uc1": (np.uint8, 1, False), "8uc3": (np.uint8, 3, True),
-    "mono16": (np.uint16, 1, False), "16uc1": (np.uint16, 1, False),
-    "rgb16": (np.uint16, 3, False), "bgr16": (np.uint16, 3, True),
-    "32fc1": (np.float32, 1, False),
-}
 THERMAL_ENCODINGS = ("mono16", "16uc1", "mono8", "8uc1", "32fc1")
-# Frames of one camera further apart than this many periods count the missing ones as dropped.
-GAP_PERIODS = 1.5
 # A frame read also reads this many following messages of the camera (at most this many bytes) and
 # keeps their raw bytes, so scrubbing forward reads each chunk of the file once.
 WINDOW_MESSAGES = 8
@@ -85,141 +75,6 @@ class ImageTopic:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.msgtype, "count": self.count, "encoding": self.encoding,
                 "shape": list(self.shape) if self.shape else None}
-
-
-# ------------------------------------------------------------------------------------- pairing
-@dataclass(frozen=True)
-class Pairing:
-    """How two cameras' frames pair up. eo/ir: indices into each camera's time-sorted frames."""
-
-    eo: np.ndarray
-    ir: np.ndarray
-    tolerance_ns: int
-    clock_offset_ns: int | None  # median of EO - IR stamp over the pairs
-    unpaired_eo: int
-    unpaired_ir: int
-    dropped_eo: int
-    dropped_ir: int
-    period_eo_ns: int | None
-    period_ir_ns: int | None
-
-    def __len__(self) -> int:
-        return len(self.eo)
-
-
-def median_period(t: np.ndarray) -> int | None:
-    d = np.diff(np.asarray(t, dtype=np.int64))
-    d = d[d > 0]
-    return int(np.median(d)) if d.size else None
-
-
-def count_dropped(t: np.ndarray, period: int | None) -> int:
-    """Frames missing from a camera's stream: each gap longer than 1.5 periods, in periods, less one."""
-    if period is None or period <= 0 or len(t) < 2:
-        return 0
-    d = np.diff(np.asarray(t, dtype=np.int64))
-    gaps = d[d > GAP_PERIODS * period]
-    return int(np.sum(np.rint(gaps / period).astype(np.int64) - 1))
-
-
-def pair_timestamps(eo_ns: np.ndarray, ir_ns: np.ndarray, tolerance_ns: int | None = None) -> Pairing:
-    """Pair each frame of the slower camera with the nearest frame of the faster one, one to one.
-
-    Both inputs sorted ascending. A pair is kept when its stamps lie within `tolerance_ns` (default
-    half the slower camera's period, so one faster frame is never the nearest of two slower ones);
-    ties go to the closest pair first. The result is in time order.
-    """
-    eo_ns = np.asarray(eo_ns, dtype=np.int64)
-    ir_ns = np.asarray(ir_ns, dtype=np.int64)
-    p_eo, p_ir = median_period(eo_ns), median_period(ir_ns)
-    if tolerance_ns is None:
-        slow = max((p for p in (p_eo, p_ir) if p), default=None)
-        tolerance_ns = slow // 2 if slow else 50_000_000
-    tolerance_ns = int(tolerance_ns)
-    # The camera with fewer frames picks; the other is searched.
-    swap = len(ir_ns) > len(eo_ns)
-    slow_t, fast_t = (eo_ns, ir_ns) if swap else (ir_ns, eo_ns)
-    cand_slow: list[int] = []
-    cand_fast: list[int] = []
-    cand_d: list[int] = []
-    if len(fast_t) and len(slow_t):
-        pos = np.searchsorted(fast_t, slow_t)
-        for j, (t, k) in enumerate(zip(slow_t.tolist(), pos.tolist(), strict=True)):
-            for kk in (k - 1, k):
-                if 0 <= kk < len(fast_t):
-                    d = abs(int(fast_t[kk]) - t)
-                    if d <= tolerance_ns:
-                        cand_slow.append(j)
-                        cand_fast.append(kk)
-                        cand_d.append(d)
-    order = np.argsort(np.asarray(cand_d, dtype=np.int64), kind="stable")
-    used_slow: set[int] = set()
-    used_fast: set[int] = set()
-    pairs: list[tuple[int, int]] = []
-    for o in order.tolist():
-        j, k = cand_slow[o], cand_fast[o]
-        if j in used_slow or k in used_fast:
-            continue
-        used_slow.add(j)
-        used_fast.add(k)
-        pairs.append((j, k))
-    pairs.sort()
-    js = np.array([p[0] for p in pairs], dtype=np.int64)
-    ks = np.array([p[1] for p in pairs], dtype=np.int64)
-    eo_idx, ir_idx = (js, ks) if swap else (ks, js)
-    offset = int(np.median(eo_ns[eo_idx] - ir_ns[ir_idx])) if len(pairs) else None
-    return Pairing(eo=eo_idx, ir=ir_idx, tolerance_ns=tolerance_ns, clock_offset_ns=offset,
-                   unpaired_eo=len(eo_ns) - len(pairs), unpaired_ir=len(ir_ns) - len(pairs),
-                   dropped_eo=count_dropped(eo_ns, p_eo), dropped_ir=count_dropped(ir_ns, p_ir),
-                   period_eo_ns=p_eo, period_ir_ns=p_ir)
-
-
-# ------------------------------------------------------------------------------------- decoding
-def header_stamp(raw: bytes | memoryview, ros1: bool) -> int | None:
-    """The std_msgs/Header stamp (ns) at the start of an Image / CompressedImage, without a full
-    decode. ROS 1: seq, secs, nsecs; ROS 2 CDR: a 4-byte encapsulation header, then sec, nanosec."""
-    try:
-        if ros1:
-            sec, nsec = struct.unpack_from("<II", raw, 4)
-        else:
-            endian = "<" if bytes(raw[1:2]) == b"\x01" else ">"
-            sec, nsec = struct.unpack_from(endian + "iI", raw, 4)
-    except struct.error:
-        return None
-    if nsec >= 1_000_000_000 or sec < 0 or (sec == 0 and nsec == 0):
-        return None
-    return int(sec) * 1_000_000_000 + int(nsec)
-
-
-def image_from_message(msg: Any, msgtype: str) -> tuple[np.ndarray, bool]:
-    """(array, is_bgr) of an Image / CompressedImage message; raises ValueError on what it cannot read."""
-    if msgtype.endswith("CompressedImage"):
-        fmt = str(msg.format).lower()
-        if "compresseddepth" in fmt:
-            raise ValueError(f"compressedDepth images are not supported (format {msg.format!r})")
-        buf = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-        if img is None:
-            raise ValueError(f"compressed image ({msg.format or 'no format'}) could not be decoded")
-        return img, img.ndim == 3
-    enc = str(msg.encoding).lower()
-    if enc not in ENCODINGS:
-        raise ValueError(f"image encoding {msg.encoding!r} is not supported (read: {', '.join(ENCODINGS)})")
-    dtype, ch, bgr = ENCODINGS[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    itemsize = np.dtype(dtype).itemsize
-    data = np.asarray(msg.data, dtype=np.uint8)
-    row = w * ch * itemsize
-    if h <= 0 or w <= 0 or step < row or data.size < step * (h - 1) + row:
-        raise ValueError(f"{w}x{h} {msg.encoding} image with step {step} needs {step * h} bytes, "
-                         f"message holds {data.size}")
-    if data.size < step * h:
-        data = np.concatenate([data, np.zeros(step * h - data.size, np.uint8)])
-    rows = data[: step * h].reshape(h, step)[:, :row]
-    order = ">" if int(msg.is_bigendian) and itemsize > 1 else "<"
-    img = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order)).reshape(h, w, ch)
-    img = img.astype(dtype, copy=False)
-    return (img[:, :, 0] if ch == 1 else img), bgr
 
 
 # ------------------------------------------------------------------------------------- recording
@@ -542,5 +397,4 @@ class RecordingSequence(BaseSequence):
         }
 
 
-__all__ = ["ImageTopic", "Pairing", "RecordingSequence", "TopicError", "is_recording", "list_image_topics",
-           "pair_timestamps", "pick_topics"]
+__all__ = ["ImageTopic", "RecordingSequence", "TopicError", "is_recording", "list_image_topics", "pick_topics"]

@@ -12,9 +12,9 @@ from csknet_studio.core.data.rosbag import (
     TopicError,
     is_recording,
     list_image_topics,
-    pair_timestamps,
     pick_topics,
 )
+from csknet_studio.core.data.time_pairing import pair_timestamps
 from csknet_studio.core.errors import CorruptImageError, SequenceError
 
 from .bagdata import T0_NS, Camera, frame_value, mcap_file, write_recording
