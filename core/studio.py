@@ -18,7 +18,6 @@ as one undoable step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -118,6 +117,7 @@ class StudioState:
         self._painted_early.clear()
         if session is not None:
             session.events.labels_changed.connect(self._on_session_labels)
+            session.events.origin_changed.connect(self._on_session_origin)
         self.events.sequence_changed.emit(sequence)
 
     def close(self) -> Any:
@@ -134,6 +134,7 @@ class StudioState:
     def _unhook(self) -> None:
         if self.session is not None:
             self.session.events.labels_changed.disconnect(self._on_session_labels)
+            self.session.events.origin_changed.disconnect(self._on_session_origin)
 
     def __len__(self) -> int:
         return 0 if self.sequence is None else len(self.sequence)
@@ -333,16 +334,13 @@ class StudioState:
     def can_edit(self) -> bool:
         return self.session is not None and self.index >= 0 and not (self.frame is not None and self.frame.bad)
 
-    def edit(self, do: Callable[[Any, int], Any]) -> Any:
-        """Run `do(session, index)` on the shown frame: the one door edits go through, so a stroke
-        made while the prediction is on its way is remembered for `PaintStart.PREDICTION`."""
-        if self.session is None or self.index < 0:
-            return None
-        early = self.session.origin(self.index) is Origin.EMPTY
-        result = do(self.session, self.index)
-        if early and self.session.origin(self.index) is Origin.CORRECTED:
-            self._painted_early.add(self.index)
-        return result
+    def _on_session_origin(self, frame: int) -> None:
+        """Remember frames corrected before any prediction came (for `PaintStart.PREDICTION`)."""
+        s = self.session
+        if s.origin(frame) is Origin.CORRECTED and s.prediction(frame) is None:
+            self._painted_early.add(frame)
+        elif s.origin(frame) is Origin.EMPTY:
+            self._painted_early.discard(frame)
 
 
 __all__ = ["StudioState", "StudioEvents", "OverlaySource", "PaintStart", "TOOLS", "ROUND_TOOLS"]

@@ -90,8 +90,8 @@ class _JobQueue:
 class _Engine(QObject):
     """Lives in the worker thread; the only place the model is called."""
 
-    result = Signal(int, str, int, object, object, bool)  # index, mode, version, (introspect, features), pred, bg
-    failed = Signal(int, str, str)
+    result = Signal(int, object, int, object, object, bool)  # index, Mode, version, (introspect, features), pred, bg
+    failed = Signal(int, object, str)  # index (-1: the model), Mode or None, message
     idle = Signal()
 
     def __init__(self, queue: _JobQueue, num_threads: int) -> None:
@@ -123,7 +123,7 @@ class _Engine(QObject):
             try:
                 self._predictor.set_state_dict(state_dict, version)
             except Exception as exc:  # wrong keys / shapes: say so, keep the old weights
-                self.failed.emit(-1, "", f"new weights rejected: {exc}")
+                self.failed.emit(-1, None, f"new weights rejected: {exc}")
             self._version = version  # (old weights on failure) so requests of this version run
 
     @Slot()
@@ -142,10 +142,10 @@ class _Engine(QObject):
                 pred = self._predictor.predict(job.eo, job.ir, job.mode, introspect=job.introspect,
                                                features=job.features)
                 self.count += 1
-                self.result.emit(job.index, job.mode.value, self._version,
+                self.result.emit(job.index, job.mode, self._version,
                                  (job.introspect, job.features, job.inputs), pred, background)
             except Exception as exc:  # a model failure is shown to the user; the worker lives on
-                self.failed.emit(job.index, job.mode.value, f"{type(exc).__name__}: {exc}")
+                self.failed.emit(job.index, job.mode, f"{type(exc).__name__}: {exc}")
         QtCore.QTimer.singleShot(0, self.drain)
 
 
@@ -196,8 +196,8 @@ class _LRU:
 class InferenceWorker(QObject):
     """GUI-thread handle of the worker thread. Every call returns at once."""
 
-    result_ready = Signal(int, str, object)  # index, mode value, Prediction
-    failed = Signal(int, str, str)
+    result_ready = Signal(int, object, object)  # index, Mode, Prediction
+    failed = Signal(int, object, str)  # index (-1: the model), Mode or None, message
     busy_changed = Signal(bool)
     weights_changed = Signal(int)
 
@@ -377,23 +377,23 @@ class InferenceWorker(QObject):
             self._sig_wake.emit()
 
     # ----------------------------------------------------------------- results
-    @Slot(int, str, int, object, object, bool)
-    def _on_result(self, index: int, mode: str, version: int, meta, pred, background: bool):
+    @Slot(int, object, int, object, object, bool)
+    def _on_result(self, index: int, mode: Mode, version: int, meta, pred, background: bool):
         introspected, features, inputs = meta
         if version != self._version or inputs != self._inputs:
             return  # computed with weights, or on frames, that were replaced meanwhile
-        m = Mode(mode)
+        m = mode
         self._cache.put((index, m, version), pred, introspected, features)
         self.last_ms = float(getattr(pred, "ms", 0.0))
-        self.result_ready.emit(index, mode, pred)
+        self.result_ready.emit(index, m, pred)
         cur = self._current
         if cur is not None and not background and cur[0] == index and cur[1] is m:
             self._dwell_done = None  # the user sees this result now: the dwell counts from here
             self._dwell.start()
             self._queue_background(index, cur[2], m)
 
-    @Slot(int, str, str)
-    def _on_failed(self, index: int, mode: str, message: str) -> None:
+    @Slot(int, object, str)
+    def _on_failed(self, index: int, mode: Mode | None, message: str) -> None:
         self.failed.emit(index, mode, message)
 
     @Slot()

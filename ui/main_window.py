@@ -1,9 +1,11 @@
-"""The main window: wires sequence, session, worker and views; owns no model maths.
+"""The main window: lays out the views and panels and observes the Studio's state; owns no model maths.
 
-State the panels read (see docs/architecture.md, UI): `sequence`, `session`, `worker`, `scheme`,
-`current_index`, `mode`, `current_frame`, `current_prediction`, and the signals `frame_changed`,
-`mode_changed`, `prediction_ready`, `labels_changed`, `sequence_opened`, `error_shown`.
-Menus, toolbars and shortcuts are built in `ui/menus.py`; painting lives in `ui/tools.py`.
+What is shown and edited (frame, mode, prediction, overlay mask, tool, class) lives in
+`core.studio.StudioState` (`win.state`); the window's read-only properties (`sequence`, `session`,
+`current_index`, `mode`, `current_frame`, `current_prediction`, `displayed_mask`, `scheme`) read it,
+and its Qt signals (`frame_changed`, `mode_changed` carrying a `Mode`, `prediction_ready`,
+`labels_changed`, `origin_changed`, `sequence_opened`, `error_shown`) re-announce the state's events
+for widgets. Menus, toolbars and shortcuts are built in `ui/menus.py`; painting lives in `ui/tools.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from csknet_studio.core.classes import MFNET, ClassScheme
 from csknet_studio.core.errors import CSKNetError
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.modes import Mode
+from csknet_studio.core.studio import StudioState
 from csknet_studio.ui.frame_list import FrameList
 from csknet_studio.ui.image_views import ImageViews
 from csknet_studio.ui.inference_worker import InferenceWorker
@@ -37,9 +40,10 @@ from csknet_studio.ui.window_files import WindowFilesMixin, describe_layout, pro
 class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     sequence_opened = Signal(object)
     frame_changed = Signal(int)
-    mode_changed = Signal(str)
+    mode_changed = Signal(object)  # Mode
     prediction_ready = Signal(object)
     labels_changed = Signal(int)
+    origin_changed = Signal(int)  # a frame became corrected / predicted / propagated / empty
     error_shown = Signal(str)
 
     def __init__(self, settings: QtCore.QSettings | None = None, device: str = "auto",
@@ -49,17 +53,8 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QtCore.QSettings()
         self.device_name = device
-        self._sequence = None
-        self._session = None
-        self._index = -1
-        self._mode = Mode.BOTH
-        self._frame: FramePair | None = None
-        self._pred = None
-        self._mask: np.ndarray | None = None
-        self._hidden: frozenset[int] = frozenset()
-        self._quiet_labels = False
+        self.state = StudioState(MFNET)  # what is shown and edited; everything below observes it
         self._save_error_shown = False
-        self._scheme: ClassScheme = MFNET
         self._error_boxes: list[QtWidgets.QMessageBox] = []
         self._hover: tuple[int, int] = (-1, -1)  # pixel under the cursor, for the read-out
         self._failed_index = -1  # frame whose inference failed (playback must not wait for it)
@@ -103,12 +98,13 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.controls.base_changed.connect(self.views.set_base)
         self.controls.palette_changed.connect(self.views.set_palette)
         self.controls.contours_changed.connect(self.views.set_contours)
-        self.controls.source_changed.connect(lambda _s: self._refresh_overlay())
+        self.controls.source_changed.connect(self.state.set_source)
         self.legend.class_picked.connect(self.tools.set_class)
-        self.legend.visibility_changed.connect(self._on_visibility)
+        self.legend.visibility_changed.connect(self.state.set_hidden)
+        self._observe_state()
         self.views.hovered.connect(self._on_hover)
         self.controls.bind_settings(self.settings)  # display settings as the user left them
-        self.set_scheme(MFNET)
+        self._on_scheme(MFNET)
         install_panels(self)  # internals, compare, fine-tuning, export, F1 sheet, U (sets self.panels)
         install_thermal(self)  # the °C span and colour bar of radiometric IR, View ▸ IR temperature scale…
         finish_menus(self)
@@ -120,39 +116,51 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         if geo is not None:
             self.restoreGeometry(geo)
 
-    # ------------------------------------------------------------------ public state
+    def _observe_state(self) -> None:
+        ev = self.state.events
+        ev.frame_changed.connect(self._on_frame_shown)
+        ev.overlay_changed.connect(self._on_overlay)
+        ev.overlay_rect_changed.connect(self._on_overlay_rect)
+        ev.labels_changed.connect(self.labels_changed.emit)
+        ev.mode_changed.connect(self._on_mode)
+        ev.prediction_changed.connect(self._on_prediction)
+        ev.hidden_changed.connect(lambda _h: self._apply_lut())
+        ev.scheme_changed.connect(self._on_scheme)
+        ev.source_changed.connect(self.controls.show_source)
+
+    # ------------------------------------------------------------------ public state (the state's, read-only)
     @property
     def sequence(self):
-        return self._sequence
+        return self.state.sequence
 
     @property
     def session(self):
-        return self._session
+        return self.state.session
 
     @property
     def scheme(self) -> ClassScheme:
-        return self._scheme
+        return self.state.scheme
 
     @property
     def current_index(self) -> int:
-        return self._index
+        return self.state.index
 
     @property
     def mode(self) -> Mode:
-        return self._mode
+        return self.state.mode
 
     @property
     def current_frame(self) -> FramePair | None:
-        return self._frame
+        return self.state.frame
 
     @property
     def current_prediction(self):
-        return self._pred
+        return self.state.prediction
 
     @property
     def displayed_mask(self) -> np.ndarray | None:
         """The class-id mask the overlay shows now (read it, do not write it)."""
-        return self._mask
+        return self.state.mask
 
     # ------------------------------------------------------------------ panels and actions
     def add_panel(self, widget: QtWidgets.QWidget, name: str,
@@ -192,33 +200,30 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ model
     def set_model(self, model, scheme: ClassScheme | None, device, note: str = "") -> None:
-        self.set_scheme(scheme or self._scheme)
-        self.worker.set_model(model, self._scheme, device)
+        self.set_scheme(scheme or self.state.scheme)
+        self.worker.set_model(model, self.state.scheme, device)
         self.status.set_device(str(device) + (f" ({note})" if note else ""))
-        if self._index >= 0:
-            self._request()
+        self.state.drop_prediction()
+        self._request()
 
     def set_scheme(self, scheme: ClassScheme) -> None:
-        self._scheme = scheme
+        try:
+            self.state.set_scheme(scheme)
+        except CSKNetError as exc:  # corrections use ids the new scheme lacks: keep the old one
+            self.show_error(str(exc))
+
+    def _on_scheme(self, scheme: ClassScheme) -> None:
         self.legend.set_scheme(scheme)
         name_class_actions(self, scheme)
         self._apply_lut()
-        if self._session is not None and self._session.scheme != scheme:
-            try:
-                self._session.set_scheme(scheme)
-            except CSKNetError as exc:
-                self.show_error(str(exc))
 
     def _apply_lut(self) -> None:
-        lut = self._scheme.lut()
-        lut[self._scheme.ignore_index] = (*UNLABELLED_RGB, 255)
-        for c in self._hidden:
+        scheme = self.state.scheme
+        lut = scheme.lut()
+        lut[scheme.ignore_index] = (*UNLABELLED_RGB, 255)
+        for c in self.state.hidden:
             lut[c, 3] = 0
         self.views.set_scheme_lut(lut)
-
-    def _on_visibility(self, hidden: frozenset[int]) -> None:
-        self._hidden = frozenset(hidden)
-        self._apply_lut()
 
     # ------------------------------------------------------------------ sequences
     def open_sequence(self, path: str | Path, topics: dict[str, str] | None = None) -> bool:
@@ -246,10 +251,10 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         """Show `seq` with its annotation session (restoring saved corrections)."""
         from csknet_studio.ui.project_open import open_project_session, report_open
 
-        session = open_project_session(self, seq, project_path, self._scheme)
+        session = open_project_session(self, seq, project_path, self.state.scheme)
         self._close_session()
-        self._sequence, self._session = seq, session
-        session.events.labels_changed.connect(self._on_labels_changed)
+        self.worker.clear_cache()  # the indices now name another sequence's frames
+        self.state.open(seq, session)
         session.events.origin_changed.connect(self._on_origin_changed)
         session.events.history_changed.connect(self._update_undo_actions)
         session.events.save_failed.connect(self._on_save_failed)
@@ -263,8 +268,6 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.frame_list.set_frames(list(seq.names), states)
         read_only = " (read-only)" if session.read_only else ""
         self.setWindowTitle(f"CSKNet Studio — {getattr(seq, 'source', '')}{read_only}")
-        self._index = -1
-        self.worker.clear_cache()  # the indices now name another sequence's frames
         restored = len(session.corrected_frames())
         opened = f"{describe_layout(seq)}, {n} frames"
         if restored:
@@ -296,22 +299,23 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self._save_error_shown = False
 
     def _close_session(self) -> None:
-        if self._session is not None:
+        session, seq = self.state.session, self.state.sequence
+        if session is not None:
             try:
-                self._session.close()
+                session.close()
             except CSKNetError as exc:
                 self.show_error(str(exc))
-            self._session.events.labels_changed.disconnect(self._on_labels_changed)
-            self._session.events.origin_changed.disconnect(self._on_origin_changed)
-        if self._sequence is not None and hasattr(self._sequence, "close"):
-            self._sequence.close()
-        self._session = self._sequence = None
+            session.events.origin_changed.disconnect(self._on_origin_changed)
+        if seq is not None and hasattr(seq, "close"):
+            seq.close()
+        if seq is not None or session is not None:
+            self.state.close()
         self._update_undo_actions()
 
     def _state_of(self, i: int) -> str:
-        if i in getattr(self._sequence, "bad_frames", ()):
+        if i in getattr(self.state.sequence, "bad_frames", ()):
             return "bad"
-        o = self._session.origin(i).value if self._session is not None else "empty"
+        o = self.state.session.origin(i).value if self.state.session is not None else "empty"
         return {"corrected": "corrected", "predicted": "predicted", "propagated": "propagated"}.get(o, "new")
 
     def _set_state(self, i: int) -> None:
@@ -321,33 +325,40 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ navigation
     def set_frame(self, index: int) -> None:
-        if self._sequence is None or not 0 <= index < len(self._sequence) or index == self._index:
+        st = self.state
+        if st.sequence is None or not 0 <= index < len(st.sequence) or index == st.index:
             return
         self.tools.finish_gesture()  # a stroke under way stays on its frame
-        try:
-            frame = self._sequence[index]
+        self.frame_shown_at = time.perf_counter()
+        try:  # a cached prediction comes with the frame: the overlay is painted once
+            st.go_to(index, self.worker.cached(index, st.mode))
         except (CSKNetError, OSError, ValueError) as exc:
             self.show_error(f"Could not read frame {index + 1}: {exc}")
             return
-        self.frame_shown_at = time.perf_counter()
-        self._index, self._frame, self._pred = index, frame, None
+        self._request()
+
+    def _on_frame_shown(self, index: int) -> None:
+        st = self.state
+        frame = st.frame
         self.views.show_frame(frame)
         self.timeline.set_current(index, frame.name)
         self.frame_list.set_current(index)
-        self.status.set_frame(index, len(self._sequence), frame.name, self._mode.label)
+        self.status.set_frame(index, len(st), frame.name, st.mode.label)
         if frame.bad:
             self._set_state(index)
             self.show_status(f"frame {index + 1} is unreadable: {frame.error}", 10000)
-        self._refresh_overlay()
         self.frame_changed.emit(index)
-        self._request()
 
     def reload_frame(self) -> None:
         """Read the shown frame again and re-request its prediction (the sequence changed under
         it, e.g. a new EO/IR alignment)."""
-        index, self._index = self._index, -1
-        if index >= 0:
-            self.set_frame(index)
+        try:
+            shown = self.state.reread()
+        except (CSKNetError, OSError, ValueError) as exc:
+            self.show_error(f"Could not read frame {self.state.index + 1}: {exc}")
+            return
+        if shown:
+            self._request()
 
     def next_frame(self) -> None:
         self.timeline.step(1)
@@ -360,83 +371,64 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         act = self.actions_by_name.get(f"mode_{mode.value}")
         if act is not None and not act.isChecked():
             act.setChecked(True)
-        if mode is self._mode:
-            return
-        self._mode = mode
-        self._pred = None
-        if self._index >= 0:
-            self.status.set_frame(self._index, len(self._sequence), self._frame.name, mode.label)
+        st = self.state
+        hit = self.worker.cached(st.index, mode) if st.index >= 0 else None
+        if st.set_mode(mode, hit):
             self._request()
-        self.mode_changed.emit(mode.value)
+
+    def _on_mode(self, mode: Mode) -> None:
+        st = self.state
+        act = self.actions_by_name.get(f"mode_{mode.value}")
+        if act is not None and not act.isChecked():
+            act.setChecked(True)
+        if st.frame is not None:
+            self.status.set_frame(st.index, len(st), st.frame.name, mode.label)
+        self.mode_changed.emit(mode)
 
     def _request(self) -> None:
-        if self._frame is None or self._frame.bad:
+        st = self.state
+        if st.frame is None or st.frame.bad:
             return
-        hit = self.worker.request(self._index, self._frame, self._mode)
-        if hit is not None:
-            self._show_prediction(hit)
+        hit = self.worker.request(st.index, st.frame, st.mode)
+        if hit is not None and st.prediction is None:
+            st.offer_prediction(st.index, st.mode, hit)
 
-    def _on_result(self, index: int, mode: str, pred) -> None:
-        if index == self._index and Mode(mode) is self._mode:
-            self._show_prediction(pred)
+    def _on_result(self, index: int, mode: Mode, pred) -> None:
+        self.state.offer_prediction(index, mode, pred)
 
-    def _show_prediction(self, pred) -> None:
-        self._pred = pred
+    def _on_prediction(self, index: int) -> None:
+        pred = self.state.prediction
         self.status.set_ms(pred.ms)
-        if self._session is not None:
-            self._quiet_labels = True  # one overlay refresh below, not one per session event
-            try:
-                self._session.set_prediction(self._index, pred.labels)  # what "accept" takes
-            finally:
-                self._quiet_labels = False
-        self._refresh_overlay()
-        self._set_state(self._index)
+        self._set_state(index)
         self.prediction_ready.emit(pred)
 
-    def _on_failed(self, index: int, mode: str, message: str) -> None:
+    def _on_failed(self, index: int, mode: Mode | None, message: str) -> None:
         self._failed_index = index
-        where = f"frame {index + 1} ({mode})" if index >= 0 else "the model"
+        where = f"frame {index + 1} ({mode.label})" if index >= 0 and mode is not None else "the model"
         self.show_error(f"Inference failed on {where}:\n{message}")
 
     # ------------------------------------------------------------------ labels
-    def _refresh_overlay(self) -> None:
-        if self._index < 0:
-            self.views.show_labels(None)
-            self._mask = None
-            return
-        if self.controls.source_name == "prediction":
-            src = self._pred.labels if self._pred is not None else None
-        elif self._session is not None and self._session.origin(self._index).value != "empty":
-            src = self._session.labels(self._index)
-        else:  # nothing yet (e.g. scrubbing ahead of the model): no overlay rather than all-unlabelled
-            src = None
-        self._mask = None if src is None else np.array(src, dtype=np.uint8, copy=True)
-        self.views.show_labels(self._mask)
+    def _on_overlay(self) -> None:
+        self.views.show_labels(self.state.mask)
         self._update_readout()
+
+    def _on_overlay_rect(self, rect) -> None:
+        self.views.label_item.repaint_rect(rect.y0, rect.y1, rect.x0, rect.x1)
+        self._update_readout()  # the pixel under the cursor may have changed class
 
     def _labels_on_screen(self) -> bool:
         """Playback may move on: this frame's labels are shown, or none can come."""
-        f = self._frame
-        return (f is None or f.bad or self._mask is not None or self.worker.model is None
-                or self._failed_index == self._index)
-
-    def _on_labels_changed(self, frame: int, rect) -> None:
-        if self._quiet_labels:
-            return
-        if frame == self._index and self._mask is not None and self.controls.source_name == "labels":
-            ys, xs = rect.slices
-            self._mask[ys, xs] = self._session.labels(frame)[ys, xs]
-            self.views.label_item.repaint_rect(rect.y0, rect.y1, rect.x0, rect.x1)
-            self._update_readout()  # the pixel under the cursor may have changed class
-        elif frame == self._index and self.controls.source_name == "labels":
-            self._refresh_overlay()
-        self.labels_changed.emit(frame)
+        st = self.state
+        f = st.frame
+        return (f is None or f.bad or st.mask is not None or self.worker.model is None
+                or self._failed_index == st.index)
 
     def _on_origin_changed(self, frame: int) -> None:
         self._set_state(frame)
+        self.origin_changed.emit(frame)
 
     def _update_undo_actions(self) -> None:
-        s = self._session
+        s = self.state.session
         for name, ok in (("undo", s is not None and s.can_undo), ("redo", s is not None and s.can_redo),
                          ("save", s is not None), ("accept", s is not None), ("copy_prev", s is not None)):
             act = self.actions_by_name.get(name)
@@ -446,34 +438,32 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     def _on_hover(self, x: int, y: int) -> None:
         self._hover = (x, y)
         self._update_readout()
-        if x >= 0 and self._frame is not None:
+        if x >= 0 and self.state.frame is not None:
             self.tools.hover(x, y)
 
     def _update_readout(self) -> None:
         """The status bar's class and pixel values at the cursor, for the frame and labels shown now."""
         x, y = self._hover
-        f = self._frame
+        f = self.state.frame
         if x < 0 or f is None or not (0 <= y < f.shape[0] and 0 <= x < f.shape[1]):
             self.status.clear_cursor()
             return
-        cls = None
-        if self._mask is not None:
-            c = int(self._mask[y, x])
-            cls = self._scheme.class_names[c] if c < self._scheme.num_classes else "unlabelled"
+        cls = self.state.class_at(x, y)
         self.status.set_cursor(x, y, cls, None if f.eo is None else f.eo[y, x],
                                None if f.ir is None else f.ir[y, x], self.views.celsius_at(x, y))
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.tools.cancel()
-        if self._session is not None and self._session.dirty and not self.confirm_close():
+        session = self.state.session
+        if session is not None and session.dirty and not self.confirm_close():
             ev.ignore()
             return
         self.timeline.stop()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
-        if self._session is not None and self._session.dirty:
-            self._session.autosave = False  # the user chose to discard
+        if session is not None and session.dirty:
+            session.autosave = False  # the user chose to discard
         else:
             self._close_session()
         self.panels.shutdown()  # cancel fine-tuning / feature jobs before the worker goes

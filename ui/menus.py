@@ -12,6 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.modes import Mode
+from csknet_studio.core.studio import PaintStart
 from csknet_studio.ui.legend import class_key
 
 _SP = QtWidgets.QStyle.StandardPixmap
@@ -44,6 +45,12 @@ def _action(win, name: str, text: str, slot, shortcuts=(), tip: str = "", icon=N
     win.actions_by_name[name] = act
     win.addAction(act)
     return act
+
+
+def _set_paint_start(win, on: bool) -> None:
+    """What a stroke on a frame whose prediction is still coming paints over (kept in settings)."""
+    win.state.paint_start = PaintStart.PREDICTION if on else PaintStart.EMPTY
+    win.settings.setValue("edit/paint_start", win.state.paint_start.value)
 
 
 def _open_dialog(win, kind: str) -> None:
@@ -114,6 +121,15 @@ def build_menus(win) -> None:
                         _icon(win, _SP.SP_DialogApplyButton)))
     e.addAction(_action(win, "copy_prev", "Copy labels from previous frame", win.tools.copy_previous, ["C"],
                         "Replace this frame's labels with the previous frame's"))
+    e.addSeparator()
+    late = _action(win, "paint_start_prediction", "Late prediction fills unpainted pixels",
+                   lambda on: _set_paint_start(win, on), (),
+                   "Strokes made before a frame's prediction arrives start from unlabelled pixels; with "
+                   "this on, the prediction then fills the pixels still unlabelled (one undoable step)",
+                   checkable=True)
+    late.setChecked(win.settings.value("edit/paint_start", "empty") == "prediction")
+    _set_paint_start(win, late.isChecked())
+    e.addAction(late)
 
     modes = QtGui.QActionGroup(win)
     tb.addSeparator()
@@ -176,7 +192,7 @@ def build_menus(win) -> None:
     v.addAction(_action(win, "last", "Last frame", lambda: win.sequence and win.set_frame(len(win.sequence) - 1),
                         ["End"]))
     v.addSeparator()
-    v.addAction(_action(win, "toggle_source", "Prediction / corrected labels", win.controls.toggle_source, ["P"],
+    v.addAction(_action(win, "toggle_source", "Prediction / corrected labels", win.state.toggle_source, ["P"],
                         "Show the raw prediction of the current mode or the labels you keep"))
     v.addAction(_action(win, "toggle_overlay", "Show labels", lambda on: win.views.label_item.setVisible(on), ["O"],
                         "Show or hide the label overlay", checkable=True))

@@ -79,7 +79,7 @@ class PanelHub(QtCore.QObject):
         win.frame_changed.connect(self._on_frame_changed)
         win.prediction_ready.connect(self.internals.set_prediction)
         win.sequence_opened.connect(self._on_sequence_opened)
-        win.labels_changed.connect(lambda _i: self._refresh_corrected())
+        win.origin_changed.connect(lambda _i: self._refresh_corrected())  # not per stroke move
         win.worker.result_ready.connect(self._on_result)
         win.worker.weights_changed.connect(self._on_weights_changed)
         win.worker.busy_changed.connect(self._on_busy)

@@ -21,10 +21,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from csknet_studio.core.assist import SuperpixelCache
 from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.errors import CSKNetError
+from csknet_studio.core.studio import ROUND_TOOLS, TOOLS
 from csknet_studio.ui.superpixel_worker import SuperpixelWorker
-
-TOOLS = ("pan", "brush", "eraser", "fill", "polygon", "take", "snap", "box")
-_ROUND = ("brush", "eraser", "snap")  # tools that show the round brush cursor
 
 
 def _shift(ev) -> bool:
@@ -39,9 +37,7 @@ class ToolController(QObject):
     def __init__(self, win) -> None:
         super().__init__(win)
         self.win = win
-        self.tool = "pan"
-        self.radius = 6.0
-        self.class_id = 1
+        self.state = win.state  # tool, class and radius live there; this draws and routes the mouse
         self._polygon: list[tuple[float, float]] = []
         self._stroking = False
         self._snap_points: list[tuple[float, float]] = []
@@ -73,35 +69,53 @@ class ToolController(QObject):
         self._box_item.setVisible(False)
         self._box_item.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         win.views.overlay_view.addItem(self._box_item, ignoreBounds=True)
+        self.state.events.tool_changed.connect(self._on_tool)
+        self.state.events.class_changed.connect(self._on_class)
+        self.state.events.radius_changed.connect(
+            lambda r: self.win.show_status(f"brush radius {r:.0f} px"))
 
-    # ------------------------------------------------------------------ settings
+    # ------------------------------------------------------------------ settings (the state's)
+    @property
+    def tool(self) -> str:
+        return self.state.tool
+
+    @property
+    def class_id(self) -> int:
+        return self.state.class_id
+
+    @property
+    def radius(self) -> float:
+        return self.state.radius
+
     def set_tool(self, name: str) -> None:
         if name not in TOOLS:
             raise ValueError(f"unknown tool {name!r}")
         self.cancel()
-        self.tool = name
-        self._cursor.setVisible(name in _ROUND)
+        if not self.state.set_tool(name):
+            self._on_tool(name)  # the same tool again: say so all the same
+
+    def _on_tool(self, name: str) -> None:
+        self._cursor.setVisible(name in ROUND_TOOLS)
         act = self.win.actions_by_name.get(f"tool_{name}")
         if act is not None and not act.isChecked():
             act.setChecked(True)
-        if name != "pan" and self.win.controls.source_name != "labels":
-            self.win.controls.toggle_source()  # paint on what gets saved, not on the raw prediction
-        self.win.show_status(f"tool: {name}" + (f", radius {self.radius:.0f}" if name in _ROUND else ""))
+        self.win.show_status(f"tool: {name}" + (f", radius {self.radius:.0f}" if name in ROUND_TOOLS else ""))
         self.tool_changed.emit(name)
         self._want_superpixels()
 
     def set_class(self, class_id: int) -> None:
         """Pick the paint class: a class of the scheme, or 255 (unlabelled, ignored by training)."""
-        if 0 <= class_id < self.win.scheme.num_classes or class_id == IGNORE_INDEX:
-            self.class_id = int(class_id)
-            self.win.legend.set_current(self.class_id)
-            name = "unlabelled (ignore)" if class_id == IGNORE_INDEX else self.win.scheme.class_names[self.class_id]
-            self.win.show_status(f"class: {self.class_id} {name}")
-            self.class_changed.emit(self.class_id)
+        valid = 0 <= class_id < self.state.scheme.num_classes or class_id == IGNORE_INDEX
+        if valid and not self.state.set_class(class_id):
+            self._on_class(self.state.class_id)  # the same class again: say so all the same
+
+    def _on_class(self, class_id: int) -> None:
+        self.win.legend.set_current(class_id)
+        self.win.show_status(f"class: {class_id} {self.state.class_name(class_id)}")
+        self.class_changed.emit(class_id)
 
     def grow(self, step: int) -> None:
-        self.radius = float(min(100, max(1, self.radius + step * max(1, self.radius // 5))))
-        self.win.show_status(f"brush radius {self.radius:.0f} px")
+        self.state.grow(step)
 
     def hover(self, x: int, y: int) -> None:
         r = self.radius
@@ -111,14 +125,13 @@ class ToolController(QObject):
     def _handle(self, ev) -> bool:
         """Mouse events on the overlay view; True when consumed (else the view pans/zooms)."""
         win = self.win
-        if self.tool == "pan" or win.session is None or win.current_index < 0:
+        if self.tool == "pan" or self.state.session is None or self.state.index < 0:
             return False
         if ev.button() != Qt.MouseButton.LeftButton:
             return False
         pt = win.views.overlay_view.image_point(ev.scenePos())
         ev.accept()
-        if win.controls.source_name != "labels":
-            win.controls.toggle_source()  # show what the tool changes, not the raw prediction
+        self.state.set_source("labels")  # show what the tool changes, not the raw prediction
         try:
             if hasattr(ev, "isStart"):  # drag
                 self._drag(ev, pt)
@@ -128,9 +141,6 @@ class ToolController(QObject):
             win.show_error(str(exc))
         return True
 
-    def _stroke_class(self) -> int:
-        return IGNORE_INDEX if self.tool == "eraser" else self.class_id
-
     def _drag(self, ev, pt) -> None:
         if self.tool == "snap":
             self._drag_snap(ev, pt)
@@ -138,16 +148,16 @@ class ToolController(QObject):
         if self.tool == "box":
             self._drag_box(ev, pt)
             return
-        s, i = self.win.session, self.win.current_index
+        s, i = self.state.session, self.state.index
         if self.tool not in ("brush", "eraser"):
             return
         if ev.isStart():
             start = self.win.views.overlay_view.image_point(ev.buttonDownScenePos())
-            s.begin_stroke(i, self._stroke_class(), self.radius, start)
+            s.begin_stroke(i, self.state.stroke_class, self.radius, start)
             self._stroking = True
         if self._stroking:
             if not s.stroke_active:  # another edit ended it mid-drag: the rest goes on as a new step
-                s.begin_stroke(i, self._stroke_class(), self.radius, pt)
+                s.begin_stroke(i, self.state.stroke_class, self.radius, pt)
             s.extend_stroke(pt)
             self.hover(round(pt[0]), round(pt[1]))
         if ev.isFinish() and self._stroking:
@@ -155,9 +165,9 @@ class ToolController(QObject):
             self._stroking = False
 
     def _click(self, ev, pt) -> None:
-        s, i = self.win.session, self.win.current_index
+        s, i = self.state.session, self.state.index
         if self.tool in ("brush", "eraser"):
-            s.paint_stroke(i, [pt], self._stroke_class(), self.radius)
+            s.paint_stroke(i, [pt], self.state.stroke_class, self.radius)
         elif self.tool == "fill":
             s.flood_fill(i, pt, self.class_id)
         elif self.tool == "take":
@@ -184,7 +194,7 @@ class ToolController(QObject):
         if ev.isFinish():
             points, self._snap_points = self._snap_points, []
             self._snap_item.setData([], [])
-            self._apply_snap(self.win.current_index, points, self.radius, self.class_id)
+            self._apply_snap(self.state.index, points, self.radius, self.class_id)
 
     def _drag_box(self, ev, pt) -> None:
         if ev.isStart():
@@ -202,7 +212,7 @@ class ToolController(QObject):
     # ------------------------------------------------------------------ assisted tools
     def take_region(self, pt: tuple[float, float], assign: bool = False) -> None:
         """Take the predicted region under `pt` into the labels; `assign`: give it the current class."""
-        s, i = self.win.session, self.win.current_index
+        s, i = self.state.session, self.state.index
         if s.prediction(i) is None:
             self.win.show_status("no prediction for this frame yet: take region needs the model's labels")
             return
@@ -213,36 +223,36 @@ class ToolController(QObject):
     def grabcut_box(self, corner0: tuple[float, float], corner1: tuple[float, float]) -> None:
         """GrabCut in the box on the EO + IR composite; the foreground gets the current class."""
         win = self.win
-        f = win.current_frame
+        f = self.state.frame
         if f is None or f.bad:
             return
-        rect = win.session.grabcut_box(win.current_index, corner0, corner1, self.class_id, f.eo, f.ir,
+        rect = self.state.session.grabcut_box(self.state.index, corner0, corner1, self.class_id, f.eo, f.ir,
                                        win.views.levels)
         win.show_status("no foreground found in the box" if rect.empty else f"box: foreground set to class {self.class_id}")
 
     def _apply_snap(self, frame: int, points, radius: float, class_id: int) -> None:
         seg = self.superpixels.get(frame)
         if seg is None:
-            self._waiting.append((self.win.session, frame, list(points), float(radius), int(class_id)))
+            self._waiting.append((self.state.session, frame, list(points), float(radius), int(class_id)))
             self.win.show_status(f"computing superpixels for frame {frame + 1}: the stroke is applied when they are ready")
             self._want_superpixels()
             return
-        self.win.session.fill_superpixels(frame, seg, points, radius, class_id)
+        self.state.session.fill_superpixels(frame, seg, points, radius, class_id)
 
     def _want_superpixels(self) -> None:
         """Ask for the superpixels a waiting stroke needs, else the shown frame's (snap tool only)."""
         win = self.win
-        if win.session is None:
+        if self.state.session is None:
             return
         frame = next((w[1] for w in self._waiting if w[1] not in self.superpixels), None)
         if frame is None:
-            if self.tool != "snap" or win.current_index < 0 or win.current_index in self.superpixels:
+            if self.tool != "snap" or self.state.index < 0 or self.state.index in self.superpixels:
                 return
-            frame = win.current_index
-        tag = (id(win.session), frame)
+            frame = self.state.index
+        tag = (id(self.state.session), frame)
         if tag == self._asked:
             return
-        pair = win.current_frame if frame == win.current_index else win.sequence[frame]
+        pair = self.state.frame if frame == self.state.index else self.state.sequence[frame]
         if pair is None or pair.bad:
             return
         self._asked = tag
@@ -251,7 +261,7 @@ class ToolController(QObject):
     def _on_superpixels(self, tag, segments) -> None:
         if tag == self._asked:
             self._asked = None
-        session = self.win.session
+        session = self.state.session
         if session is None or tag[0] != id(session):
             return  # computed for a sequence that is no longer open
         frame = tag[1]
@@ -296,9 +306,9 @@ class ToolController(QObject):
     def finish_polygon(self) -> None:
         pts, self._polygon = self._polygon, []
         self._draw_polygon()
-        if len(pts) >= 3 and self.win.session is not None:
+        if len(pts) >= 3 and self.state.session is not None:
             try:
-                self.win.session.fill_polygon(self.win.current_index, pts, self.class_id)
+                self.state.session.fill_polygon(self.state.index, pts, self.class_id)
             except (CSKNetError, ValueError) as exc:
                 self.win.show_error(str(exc))
 
@@ -307,11 +317,11 @@ class ToolController(QObject):
         starts from a clean frame (class 0, or 255 to mark everything undecided) instead of the
         model's prediction."""
         win = self.win
-        if win.session is None or win.current_index < 0:
+        if self.state.session is None or self.state.index < 0:
             return
-        h, w = win.session.frame_shape(win.current_index)
+        h, w = self.state.session.frame_shape(self.state.index)
         try:
-            win.session.fill_polygon(win.current_index, [(-1, -1), (w, -1), (w, h), (-1, h)], self.class_id)
+            self.state.session.fill_polygon(self.state.index, [(-1, -1), (w, -1), (w, h), (-1, h)], self.class_id)
         except (CSKNetError, ValueError) as exc:
             win.show_error(str(exc))
             return
@@ -327,13 +337,13 @@ class ToolController(QObject):
     def finish_gesture(self) -> None:
         """End what the mouse is doing before the frame changes: a brush or snap stroke is kept on
         its frame, a polygon or box in progress is dropped."""
-        if self._stroking and self.win.session is not None and self.win.session.stroke_active:
-            self.win.session.end_stroke()
+        if self._stroking and self.state.session is not None and self.state.session.stroke_active:
+            self.state.session.end_stroke()
         self._stroking = False
         points, self._snap_points = self._snap_points, []
-        if points and self.win.session is not None:
+        if points and self.state.session is not None:
             try:
-                self._apply_snap(self.win.current_index, points, self.radius, self.class_id)
+                self._apply_snap(self.state.index, points, self.radius, self.class_id)
             except (CSKNetError, ValueError) as exc:
                 self.win.show_error(str(exc))
         self.cancel()
@@ -348,8 +358,8 @@ class ToolController(QObject):
         self._snap_item.setData([], [])
         self._box_start = None
         self._box_item.setVisible(False)
-        if self._stroking and self.win.session is not None:
-            self.win.session.cancel_stroke()
+        if self._stroking and self.state.session is not None:
+            self.state.session.cancel_stroke()
         self._stroking = False
 
     def undo(self) -> None:
@@ -359,7 +369,7 @@ class ToolController(QObject):
         self._step(False)
 
     def _step(self, undo: bool) -> None:
-        s = self.win.session
+        s = self.state.session
         if s is None:
             return
         self.cancel()
@@ -368,7 +378,7 @@ class ToolController(QObject):
             self.win.show_status("nothing to " + ("undo" if undo else "redo"))
             return
         frame, _rect = res
-        if frame != self.win.current_index:
+        if frame != self.state.index:
             self.win.set_frame(frame)  # show where the change happened
         self.win.show_status(("undone" if undo else "redone") + f" on frame {frame + 1}")
 
@@ -379,7 +389,7 @@ class ToolController(QObject):
         self._frame_edit("copy_from_previous", "labels copied from the previous frame")
 
     def _frame_edit(self, method: str, done: str) -> None:
-        s, i = self.win.session, self.win.current_index
+        s, i = self.state.session, self.state.index
         if s is None or i < 0:
             return
         self.cancel()

@@ -157,12 +157,10 @@ class ViewControls(QtWidgets.QWidget):
         self.blend.setEnabled(base == "Blend")
         self.base_changed.emit(base, self.blend.value() / 100.0)
 
-    @property
-    def source_name(self) -> str:
-        return "prediction" if self.source.currentIndex() == 1 else "labels"
-
-    def toggle_source(self) -> None:
-        self.source.setCurrentIndex(1 - self.source.currentIndex())
+    def show_source(self, source: str) -> None:
+        """Follow the state's overlay source (no echo back through `source_changed`)."""
+        with QtCore.QSignalBlocker(self.source):
+            self.source.setCurrentIndex(1 if source == "prediction" else 0)
 
 
 def fit_combos(root: QtWidgets.QWidget) -> None:

@@ -106,7 +106,7 @@ class WindowFilesMixin:
 
     def _ask_save(self) -> bool:
         """Unsaved corrections (autosave failed or is off): save, discard or cancel the close."""
-        if self._session is not None and self._session.read_only:
+        if self.session is not None and self.session.read_only:
             btn = QtWidgets.QMessageBox.question(
                 self, "Read-only project", "This project is open read-only, so the corrections made here "
                 "cannot be saved to it. Close and discard them?",
@@ -123,10 +123,10 @@ class WindowFilesMixin:
         return True
 
     def save_session(self) -> bool:
-        if self._session is None:
+        if self.session is None:
             return True
         try:
-            path = self._session.save()
+            path = self.session.save()
         except CSKNetError as exc:
             self.show_error(str(exc))
             return False

@@ -84,7 +84,7 @@ def test_the_prediction_rule_takes_only_the_shown_frame_and_mode(state: StudioSt
 def test_a_prediction_never_replaces_a_correction(state: StudioState):
     state.go_to(0)
     state.set_class(4)
-    state.edit(lambda s, i: s.paint_stroke(i, [(3, 3)], state.stroke_class, 2))
+    state.session.paint_stroke(state.index, [(3, 3)], state.stroke_class, 2)
     before = state.mask.copy()
     rec = Recorder(state)
     state.offer_prediction(0, Mode.BOTH, _prediction(1))
@@ -97,7 +97,7 @@ def test_with_paint_start_prediction_the_late_prediction_fills_the_unlabelled_pi
     state.paint_start = PaintStart.PREDICTION
     state.go_to(0)
     state.set_class(4)
-    state.edit(lambda s, i: s.paint_stroke(i, [(3, 3)], state.stroke_class, 2))
+    state.session.paint_stroke(state.index, [(3, 3)], state.stroke_class, 2)
     state.offer_prediction(0, Mode.BOTH, _prediction(1))
     assert state.mask[3, 3] == 4 and state.mask[11, 15] == 1
     state.session.undo()  # the fill is one step of its own: the stroke alone comes back
@@ -109,7 +109,7 @@ def test_edits_repaint_only_the_touched_box(state: StudioState):
     rec = Recorder(state)
     state.set_tool("brush")
     state.set_class(2)
-    state.edit(lambda s, i: s.paint_stroke(i, [(8, 6)], state.stroke_class, 1.5))
+    state.session.paint_stroke(state.index, [(8, 6)], state.stroke_class, 1.5)
     rects = [e[1] for e in rec.seen if e[0] == "overlay_rect_changed"]
     assert rects and all(r != Rect.full((H, W)) for r in rects)
     assert "overlay_changed" not in rec.names()
@@ -131,7 +131,7 @@ def test_mode_switch_drops_the_prediction_and_takes_a_cached_one(state: StudioSt
 
 def test_the_overlay_source_and_a_painting_tool(state: StudioState):
     state.go_to(0, _prediction(1))
-    state.edit(lambda s, i: s.paint_stroke(i, [(0, 0)], 3, 1))
+    state.session.paint_stroke(state.index, [(0, 0)], 3, 1)
     state.set_source(OverlaySource.PREDICTION)
     assert state.mask[0, 0] == 1  # the raw prediction
     state.set_tool("brush")  # painting shows what gets saved

@@ -106,7 +106,7 @@ def test_snap_brush_stroke_stops_at_an_edge_only_ir_sees(night_window, qtbot):
     s.fill_polygon(0, [(0, 0), (W - 1, 0), (W - 1, H - 1), (0, H - 1)], 0)  # start from class 0 everywhere
     win.actions_by_name["tool_snap"].trigger()
     win.tools.set_class(5)
-    win.tools.radius = 2.0
+    win.state.set_radius(2.0)
     win.tools.superpixels.clear()  # the stroke is released before its superpixels exist: it waits
     drag(win, [(32, 8), (34, 14), (36, 20)])  # brush reaches column 38: near the edge at 40
     qtbot.waitUntil(lambda: (s.labels(0) == 5).any(), timeout=30000)  # after the worker's superpixels

@@ -213,6 +213,28 @@ def test_stroke_before_the_prediction_arrives_is_kept(main_window, qtbot):
     assert s.origin(5) is Origin.CORRECTED and s.labels(5)[30, 30] == 4
 
 
+def test_with_the_setting_on_a_late_prediction_fills_what_the_stroke_left_unlabelled(main_window, qtbot):
+    win = main_window
+    s = win.session
+    win.views.reset_zoom()
+    win.actions_by_name["paint_start_prediction"].trigger()
+    assert win.settings.value("edit/paint_start") == "prediction"  # kept for the next launch
+    win.actions_by_name["tool_brush"].trigger()
+    win.tools.set_class(4)
+    win.set_frame(4)
+    assert win.current_prediction is None
+    drag(win, [(10, 20), (30, 22)])
+    qtbot.waitUntil(lambda: win.current_prediction is not None, timeout=30000)
+    lab = s.labels(4)
+    assert lab[21, 20] == 4  # the stroke stays
+    np.testing.assert_array_equal(lab[:10], win.current_prediction.labels[:10])  # the rest is the model's
+    np.testing.assert_array_equal(win.displayed_mask, lab)
+    win.tools.undo()  # the fill is its own step: undo leaves the stroke alone
+    assert s.labels(4)[21, 20] == 4 and s.labels(4)[0, 0] == 255
+    win.actions_by_name["paint_start_prediction"].trigger()
+    assert win.settings.value("edit/paint_start") == "empty"
+
+
 def test_view_context_menu_offers_only_reset_zoom(main_window):
     from csknet_studio.ui.image_views import ImageViewBox
 
@@ -286,3 +308,17 @@ def test_keyboard_zoom_moves_every_view_and_reset_fits_again(main_window):
     assert zoomed < win.views.zoom_factor() < fitted
     win.actions_by_name["reset_zoom"].trigger()
     assert abs(win.views.zoom_factor() - fitted) < 1e-6
+
+
+def test_a_stroke_of_many_moves_rebuilds_the_fine_tuning_list_once(main_window):
+    win = main_window
+    panel = win.panels.finetune
+    rebuilt = []
+    real = panel.set_frames
+    panel.set_frames = lambda *a, **k: (rebuilt.append(a), real(*a, **k))
+    win.views.reset_zoom()
+    win.actions_by_name["tool_brush"].trigger()
+    drag(win, [(5 + i, 20) for i in range(20)])  # the first stroke on this frame: it becomes corrected
+    assert len(rebuilt) == 1 and 0 in rebuilt[0][0]
+    drag(win, [(5 + i, 30) for i in range(20)])  # already corrected: the list stays as it is
+    assert len(rebuilt) == 1

@@ -44,9 +44,9 @@ def test_window_opens_a_recording_with_the_picked_topics(bare_window, tmp_path, 
     monkeypatch.setattr(td, "choose_topics", pick)
     assert bare_window.open_sequence(bag) is False  # cancelled: nothing opened, no error
     assert bare_window.open_sequence(bag) is True
-    seq = bare_window._sequence
+    seq = bare_window.sequence
     assert (seq.eo_topic, seq.ir_topic) == ("/eo", "/ir_preview") and len(seq) == 9
     assert bare_window.open_sequence(bag) is True
     assert asked[-1] == (3, "/eo", "/ir_preview")  # the last choice comes preselected
     assert bare_window.open_sequence(bag, {"eo_topic": "/eo", "ir_topic": "/ir"}) is True  # no picker
-    assert len(asked) == 3 and bare_window._sequence.ir_topic == "/ir"
+    assert len(asked) == 3 and bare_window.sequence.ir_topic == "/ir"
