@@ -39,6 +39,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from csknet_studio.core.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from csknet_studio.core.classes import ClassScheme
@@ -245,8 +246,6 @@ def export_coco(
 ) -> Path:
     """Write the session's labels as one COCO JSON file (module docstring); atomic: a cancel or a
     failure leaves any earlier file at `path` as it was (copied images already written stay)."""
-    from pycocotools import mask as mask_utils
-
     path = Path(path)
     coco = _coco_header(session, path, per_class)
     seq = getattr(session, "sequence", None)

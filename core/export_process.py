@@ -64,8 +64,8 @@ class _Writer:
 
     def __init__(self, tmp: str, spec: dict[str, Any]) -> None:
         # the child's alone: the parent's half of this module stays standard-library only
-        import h5py
-        import numpy as np
+        import h5py  # child only
+        import numpy as np  # child only
 
         self.h5py, self.np = h5py, np
         self.tmp = tmp

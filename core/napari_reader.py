@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,6 @@ def label_colours(class_names: list[str], palette: np.ndarray, ignore_index: int
 
 def _colour_kwarg(colours: dict[int | None, list[float]]) -> dict[str, Any]:
     """napari 0.5 took `colormap` (a dict becomes a DirectLabelColormap); earlier ones `color`."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         major, minor = (int(p) for p in version("napari").split(".")[:2])
     except (PackageNotFoundError, ValueError):
@@ -133,7 +132,7 @@ def _image_sources(f: h5py.File, path: Path, n: int) -> dict[str, LazyFrames]:
         return out
     src = (path.parent / _text(f.attrs["source"])).resolve()
     try:
-        from csknet_studio.core.data import open_sequence
+        from csknet_studio.core.data import open_sequence  # heavy: the readers (0.5 s)
 
         seq = open_sequence(src, prefetch=0)
     except Exception as exc:  # noqa: BLE001 (any reader failure: the labels still open)

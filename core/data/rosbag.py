@@ -98,7 +98,7 @@ IMAGE_MSGDEFS = {
 
 
 def _image_typestore() -> Any:
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore  # heavy: rosbags
 
     store = get_typestore(Stores.EMPTY)
     types: dict[str, Any] = {}
@@ -109,7 +109,7 @@ def _image_typestore() -> Any:
 
 
 def _open_reader(path: Path) -> Any:
-    from rosbags.highlevel import AnyReader
+    from rosbags.highlevel import AnyReader  # heavy: rosbags (0.3 s), loaded with the first recording
 
     try:
         reader = AnyReader([path], default_typestore=_image_typestore())
@@ -200,7 +200,7 @@ def pick_topics(topics: Sequence[ImageTopic], eo_topic: str | None = None, ir_to
         if a.thermal_like != b.thermal_like:
             ir = a if a.thermal_like else b
             return (b.name if ir is a else a.name), ir.name
-        from .detect import modality_of  # late: detect imports this module
+        from .detect import modality_of  # cycle: detect imports this module
 
         mods = {t.name: modality_of(t.name.replace("/", "_")) for t in topics}
         if sorted(mods.values(), key=str) == ["eo", "ir"]:

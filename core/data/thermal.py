@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 
 from csknet_studio.core.errors import CorruptImageError
@@ -70,8 +71,8 @@ def read_ir_file(path: Path) -> tuple[np.ndarray, Radiometry | None]:
 # ------------------------------------------------------------------------------------------ FLIR
 def read_flir(data: bytes, path: Path | str = "<bytes>") -> tuple[np.ndarray, PlanckScale]:
     """Raw uint16 counts and the Planck conversion of a FLIR R-JPEG's bytes."""
-    from flyr.records import extract_flir_app1, parse_flir_records
-    from flyr.thermal import parse_camera_info
+    from flyr.records import extract_flir_app1, parse_flir_records  # heavy: flyr, first FLIR R-JPEG only
+    from flyr.thermal import parse_camera_info  # heavy: flyr
 
     try:
         fff = extract_flir_app1(io.BytesIO(data))
@@ -114,7 +115,7 @@ def _flir_raw(fff: bytes, record: tuple[int, int, int, int]) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ TIFF
 def read_tiff(data: bytes, path: Path | str = "<bytes>") -> tuple[np.ndarray, LinearScale | None]:
     """The first page of a TIFF and the linear scale its metadata states (else None)."""
-    import tifffile
+    import tifffile  # heavy: tifffile (0.15 s), loaded with the first TIFF
 
     desc = gdal = img = None
     try:
@@ -175,8 +176,6 @@ def tiff_scale(description: str | None, gdal: str | None, name: str) -> LinearSc
 
 def hdf5_ir_scale(path: Path) -> Radiometry | None:
     """The conversion our HDF5 export recorded on its `ir_celsius` dataset (frame 0's), or None."""
-    import h5py
-
     try:
         with h5py.File(path, "r") as f:
             ds = f.get("ir_celsius")
