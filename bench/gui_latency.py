@@ -5,13 +5,18 @@ same measurement runs first with nothing going on (the plain baseline, same proc
 phase. Phases are functions in `PHASES` (name -> run(ctx)); add one to measure more (fine-tuning is
 one). Targets on the 2-core reference machine: p99 stall <= 20 ms, max <= 50 ms.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_latency.py [--seconds 8] [--model csknet-r18]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_latency.py [--seconds 8] [--model csknet-r18] [--load 1]
+
+`--load N` runs N busy processes (a pure-Python spin loop each, at normal priority) for the whole
+run, the "one other busy process" of a shared workstation; they are killed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -199,6 +204,18 @@ PHASES: dict[str, Callable[[Ctx], None]] = {
 }
 
 
+@contextlib.contextmanager
+def competing_load(n: int):
+    """N busy processes competing for the cores while the phases run."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def build(model_name: str, seq_path: str | None):
     import torch
 
@@ -238,11 +255,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default", help="'default' (bundled checkpoint or csknet-r18) or a registry name")
     ap.add_argument("--sequence", default=None, help="sequence to scrub (default: the demo, 480x640)")
     ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated phase names")
+    ap.add_argument("--load", type=int, default=0, help="busy competing processes during the run")
     args = ap.parse_args(argv)
+    with competing_load(args.load):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     app, win = build(args.model, args.sequence)
     h, w = win.current_frame.shape
     print(f"model on {win.worker.device}, torch threads in worker: {max(1, (os.cpu_count() or 2) - 1)}, "
-          f"frames {h}x{w}, cpu cores {os.cpu_count()}")
+          f"frames {h}x{w}, cpu cores {os.cpu_count()}, competing busy processes {args.load}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     ctx = Ctx(app, win, args.seconds)
     rows = []
     base_p99 = None

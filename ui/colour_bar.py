@@ -19,15 +19,18 @@ class ColourBar(QtWidgets.QWidget):
         self.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self._lut = thermal_lut("inferno")
         self._span = DEFAULT_SPAN
+        self._picture: QtGui.QPixmap | None = None  # drawn once per palette / span, then blitted
         self.setFixedSize(self.BAR_W + 70, self.BAR_H + 16)
         self.setToolTip("IR colours in °C (the span is set beside the IR palette)")
 
     def set_lut(self, lut: np.ndarray) -> None:
         self._lut = lut
+        self._picture = None
         self.update()
 
     def set_span(self, lo: float, hi: float) -> None:
         self._span = (float(lo), float(hi))
+        self._picture = None
         self.update()
 
     def labels(self) -> list[str]:
@@ -36,7 +39,15 @@ class ColourBar(QtWidgets.QWidget):
         return [f"{v:g} °C" for v in (hi, (lo + hi) / 2, lo)]
 
     def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt name)
+        if self._picture is None or self._picture.size() != self.size():
+            self._picture = QtGui.QPixmap(self.size())
+            self._picture.fill(QtCore.Qt.GlobalColor.transparent)
+            self._draw(QtGui.QPainter(self._picture))
         p = QtGui.QPainter(self)
+        p.drawPixmap(0, 0, self._picture)
+        p.end()
+
+    def _draw(self, p: QtGui.QPainter) -> None:
         p.fillRect(self.rect(), QtGui.QColor(0, 0, 0, 140))
         x0, y0 = 4, 8
         grad = QtGui.QLinearGradient(0, y0 + self.BAR_H, 0, y0)

@@ -16,7 +16,8 @@ from PySide6.QtCore import Signal
 
 from csknet_studio.core.frames import FramePair
 from csknet_studio.ui.colour_bar import ColourBar
-from csknet_studio.ui.display_maps import DEFAULT_SPAN, PALETTES, celsius_u8, thermal_lut, to_display_u8
+from csknet_studio.ui.display_maps import DEFAULT_SPAN, PALETTES, thermal_lut, to_display_u8
+from csknet_studio.ui.display_prep import DisplayStyle, FrameImages, FramePrefetcher, render_frame
 
 __all__ = ["BASES", "PALETTES", "ImageViews", "thermal_lut", "to_display_u8"]
 
@@ -30,10 +31,28 @@ _FAST_FORMATS = (QtGui.QImage.Format.Format_RGB32, _PREMUL)
 
 
 class FastImageItem(pg.ImageItem):
-    """An ImageItem whose QImage is converted once per frame to a format the raster engine draws
-    without a per-paint conversion (RGB888 / Indexed8 / Grayscale are converted on every paint)."""
+    """An ImageItem that draws a QImage made ready elsewhere (`ui/display_prep.py`, possibly in
+    another thread) when given one; otherwise its QImage is converted once per frame to a format
+    the raster engine draws without a per-paint conversion (RGB888 / Indexed8 / Grayscale are
+    converted on every paint)."""
+
+    _prepared: QtGui.QImage | None = None
+
+    def show_prepared(self, array: np.ndarray | None, qimage: QtGui.QImage | None) -> None:
+        """Show `qimage` as the picture of `array` (kept as `image` for read-outs and bounds)."""
+        if array is None or qimage is None:
+            self._prepared = None
+            self.clear()
+            return
+        self._prepared = qimage
+        self.setImage(array, levels=None, autoLevels=False, lut=None)
 
     def render(self) -> None:
+        if self._prepared is not None:
+            self.qimage = self._prepared
+            self._renderRequired = False
+            self._unrenderable = False
+            return
         super().render()
         q = self.qimage
         if q is not None and q.format() not in _FAST_FORMATS:
@@ -207,9 +226,8 @@ class ImageViews(QtWidgets.QWidget):
         self._base = "EO"
         self._blend = 0.5
         self._shape: tuple[int, int] | None = None
-        self._eo8: np.ndarray | None = None  # EO of the shown frame scaled to uint8 (fixed levels)
-        self._ir8: np.ndarray | None = None  # IR likewise; the thermal palette is the item's LUT
         self._span = DEFAULT_SPAN  # °C span of radiometric IR (other IR keeps the fixed levels)
+        self.prefetcher = FramePrefetcher()  # renders the next frames while the user scrubs
 
         self.eo_widget, self.eo_view, eo_t = _make_view("EO", self.reset_zoom)
         self.ir_widget, self.ir_view, ir_t = _make_view("IR", self.reset_zoom)
@@ -230,7 +248,6 @@ class ImageViews(QtWidgets.QWidget):
         self._syncing = False
         for vb in self.views:
             vb.sigRangeChangedManually.connect(lambda _m, vb=vb: self._sync_from(vb))
-        self.ir_item.setLookupTable(thermal_lut(self._palette))
         self.set_opacity(0.55)
 
         for w in (self.eo_widget, self.ir_widget, self.overlay_widget):
@@ -282,8 +299,7 @@ class ImageViews(QtWidgets.QWidget):
     def set_levels(self, levels: dict[str, tuple[float, float]]) -> None:
         """Fixed per sequence (from `Sequence.display_levels()`); never recomputed per frame."""
         self._levels = {k: (float(v[0]), float(v[1])) for k, v in levels.items()}
-        if self._frame is not None:
-            self.show_frame(self._frame)
+        self._rerender()
 
     def set_scheme_lut(self, lut: np.ndarray) -> None:
         self.label_item.set_lut(lut)
@@ -300,17 +316,15 @@ class ImageViews(QtWidgets.QWidget):
 
     def set_palette(self, name: str) -> None:
         self._palette = name
-        self.ir_item.setLookupTable(thermal_lut(name))
         self.colour_bar.set_lut(thermal_lut(name))
-        if self._frame is not None and self._base in ("IR", "Blend", "Checker"):
-            self._show_base()
+        self._rerender()
 
     def set_span(self, lo: float, hi: float) -> None:
         """The °C span radiometric IR is shown through (coldest colour at lo, hottest at hi)."""
         self._span = (float(lo), float(hi))
         self.colour_bar.set_span(*self._span)
         if self._frame is not None and self._frame.ir is not None and self._frame.radiometry is not None:
-            self.show_frame(self._frame)
+            self._rerender()
 
     def celsius_at(self, x: int, y: int) -> float | None:
         """°C of the shown frame's IR at pixel (x, y), or None when it is not radiometric."""
@@ -328,31 +342,41 @@ class ImageViews(QtWidgets.QWidget):
             self._blend = float(blend)
         self._titles[2].setText(f"Overlay ({base})")
         self._titles[2].adjustSize()
-        if self._frame is not None:
-            self._show_base()
+        self._rerender()
 
     # ------------------------------------------------------------------ frames
-    def show_frame(self, frame: FramePair) -> None:
+    @property
+    def style(self) -> DisplayStyle:
+        """What besides the frame decides the pictures (levels, palette, °C span, underlay)."""
+        return DisplayStyle(self._levels["eo"], self._levels["ir"], self._palette, self._span,
+                            self._base, self._blend)
+
+    def show_frame(self, frame: FramePair, images: FrameImages | None = None) -> None:
+        """Show `frame`, drawing `images` when they were rendered ahead (`FramePrefetcher`) with
+        the current style; else render them here."""
         self._frame = frame
         first = self._shape != frame.shape
         self._shape = frame.shape
-        if frame.eo is not None:
-            self._eo8 = np.ascontiguousarray(to_display_u8(frame.eo, self._levels["eo"]))
-            self.eo_item.setImage(self._eo8, levels=None, autoLevels=False)
-        else:
-            self.eo_item.clear()
-        radiometric = frame.ir is not None and frame.radiometry is not None and not frame.bad
-        if frame.ir is not None:
-            ir8 = (celsius_u8(frame, self._span) if radiometric
-                   else to_display_u8(frame.ir, self._levels["ir"]))
-            self._ir8 = np.ascontiguousarray(ir8)
-            self.ir_item.setImage(self._ir8, levels=None, autoLevels=False)
-        else:
-            self.ir_item.clear()
-        self.colour_bar.setVisible(radiometric)
-        self._show_base()
+        self._apply(images if images is not None else render_frame(frame, self.style))
         if first:
             self.reset_zoom()
+
+    def show_sequence_frame(self, sequence, index: int, frame: FramePair, step: int) -> None:
+        """Show frame `index` of `sequence`, then render the next ones in the direction `step`."""
+        style = self.style
+        self.show_frame(frame, self.prefetcher.take(sequence, index, style))
+        self.prefetcher.ahead(sequence, index, step, style)
+
+    def _rerender(self) -> None:
+        if self._frame is not None:
+            self.prefetcher.clear()  # rendered in the old style
+            self._apply(render_frame(self._frame, self.style))
+
+    def _apply(self, im: FrameImages) -> None:
+        self.eo_item.show_prepared(im.eo8, im.eo_image)
+        self.ir_item.show_prepared(im.ir8, im.ir_image)
+        self.base_item.show_prepared(im.base, im.base_image)
+        self.colour_bar.setVisible(im.radiometric)
 
     def show_labels(self, mask: np.ndarray | None) -> None:
         self.label_item.set_mask(mask)
@@ -379,39 +403,6 @@ class ImageViews(QtWidgets.QWidget):
         h, w = self._shape
         (x0, x1), (y0, y1) = (vb or self.views[2]).viewRange()
         return min((x1 - x0) / w, (y1 - y0) / h)
-
-    def _ir_rgb(self, frame: FramePair) -> np.ndarray:
-        return thermal_lut(self._palette)[self._ir8]
-
-    def _eo_rgb(self, frame: FramePair) -> np.ndarray:
-        return self._eo8
-
-    def _show_base(self) -> None:
-        f = self._frame
-        base = self._base
-        if f.eo is None and f.ir is None:
-            self.base_item.clear()
-            return
-        if f.eo is None:
-            base = "IR"
-        elif f.ir is None:
-            base = "EO"
-        if base == "EO":
-            self.base_item.setImage(self._eo8, levels=None, autoLevels=False, lut=None)
-        elif base == "IR":
-            self.base_item.setImage(self._ir8, levels=None, autoLevels=False, lut=thermal_lut(self._palette))
-        else:
-            eo, ir = self._eo_rgb(f), self._ir_rgb(f)
-            if base == "Blend":
-                a = self._blend
-                img = (eo.astype(np.float32) * (1 - a) + ir.astype(np.float32) * a).astype(np.uint8)
-            else:
-                h, w = f.shape
-                tile = max(16, min(h, w) // 8)
-                yy, xx = np.indices((h, w))
-                sel = ((yy // tile + xx // tile) % 2).astype(bool)
-                img = np.where(sel[..., None], ir, eo)
-            self.base_item.setImage(np.ascontiguousarray(img), levels=None, autoLevels=False, lut=None)
 
     # ------------------------------------------------------------------ linked pan / zoom
     def _sync_from(self, src: pg.ViewBox) -> None:

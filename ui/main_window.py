@@ -58,6 +58,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self._error_boxes: list[QtWidgets.QMessageBox] = []
         self._hover: tuple[int, int] = (-1, -1)  # pixel under the cursor, for the read-out
         self._failed_index = -1  # frame whose inference failed (playback must not wait for it)
+        self._shown_index = -1  # the frame shown before, for the direction the next ones are rendered in
         self.confirm_close = self._ask_save  # tests replace this to avoid a modal prompt
         self.checkpoint_path: Path | None = None
         self.ir_scale: str | None = None  # --ir-scale / View ▸ IR temperature scale…: counts to °C
@@ -254,6 +255,8 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         session = open_project_session(self, seq, project_path, self.state.scheme)
         self._close_session()
         self.worker.clear_cache()  # the indices now name another sequence's frames
+        self.views.prefetcher.clear()
+        self._shown_index = -1
         self.state.open(seq, session)
         session.events.origin_changed.connect(self._on_origin_changed)
         session.events.history_changed.connect(self._update_undo_actions)
@@ -340,7 +343,8 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     def _on_frame_shown(self, index: int) -> None:
         st = self.state
         frame = st.frame
-        self.views.show_frame(frame)
+        step, self._shown_index = (index - self._shown_index if self._shown_index >= 0 else 1), index
+        self.views.show_sequence_frame(st.sequence, index, frame, step)
         self.timeline.set_current(index, frame.name)
         self.frame_list.set_current(index)
         self.status.set_frame(index, len(st), frame.name, st.mode.label)
@@ -352,6 +356,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     def reload_frame(self) -> None:
         """Read the shown frame again and re-request its prediction (the sequence changed under
         it, e.g. a new EO/IR alignment)."""
+        self.views.prefetcher.clear()  # rendered from the frames as they were
         try:
             shown = self.state.reread()
         except (CSKNetError, OSError, ValueError) as exc:
@@ -469,6 +474,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.panels.shutdown()  # cancel fine-tuning / feature jobs before the worker goes
         self.tools.shutdown()  # the snap brush's superpixel thread
         self.worker.shutdown()
+        self.views.prefetcher.shutdown()
         for box in list(self._error_boxes):
             box.close()
         super().closeEvent(ev)

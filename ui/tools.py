@@ -354,10 +354,12 @@ class ToolController(QObject):
         if self._polygon:
             self._polygon = []
             self._draw_polygon()
-        self._snap_points = []
-        self._snap_item.setData([], [])
+        if self._snap_points:
+            self._snap_points = []
+            self._snap_item.setData([], [])
         self._box_start = None
-        self._box_item.setVisible(False)
+        if self._box_item.isVisible():
+            self._box_item.setVisible(False)
         if self._stroking and self.state.session is not None:
             self.state.session.cancel_stroke()
         self._stroking = False

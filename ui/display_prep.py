@@ -1,0 +1,170 @@
+"""A frame's pictures made ready to draw, off the GUI thread.
+
+`render_frame` turns a `FramePair` into what the three views draw: EO and IR scaled with the
+sequence's fixed levels (IR through its palette, radiometric IR through the °C span) and the
+overlay's underlay (EO, IR, a blend or a checkerboard), each already a `QImage` in the raster
+engine's own 32-bit format, so painting converts nothing. It is plain numpy and QImage (both safe
+outside the GUI thread), so `FramePrefetcher` runs it in a background thread for the frames next to
+the shown one: while the user scrubs, the GUI thread only swaps finished images.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6 import QtGui
+
+from csknet_studio.core.frames import FramePair
+from csknet_studio.ui.display_maps import DEFAULT_SPAN, celsius_u8, thermal_lut, to_display_u8
+
+_RGB32 = QtGui.QImage.Format.Format_RGB32
+PREFETCH_AHEAD = 3  # frames rendered ahead of the shown one, in the direction of travel
+
+
+@dataclass(frozen=True)
+class DisplayStyle:
+    """Everything besides the frame that decides its pictures (a change re-renders them)."""
+
+    eo_levels: tuple[float, float] = (0.0, 255.0)
+    ir_levels: tuple[float, float] = (0.0, 255.0)
+    palette: str = "inferno"
+    span: tuple[float, float] = DEFAULT_SPAN
+    base: str = "EO"
+    blend: float = 0.5
+
+
+@dataclass
+class FrameImages:
+    """One frame's pictures: the uint8 arrays (what a pixel read-out or a test looks at) and the
+    QImages drawn from them (they share nothing with the frame, and keep their own memory)."""
+
+    eo8: np.ndarray | None
+    ir8: np.ndarray | None
+    base: np.ndarray | None  # the underlay as shown: (H, W) grey IR index or (H, W, 3) RGB
+    eo_image: QtGui.QImage | None
+    ir_image: QtGui.QImage | None
+    base_image: QtGui.QImage | None
+    radiometric: bool
+
+
+def _qimage(rgb: np.ndarray) -> QtGui.QImage:
+    """(H, W, 3) RGB or (H, W) grey uint8 as an RGB32 QImage owning its pixels."""
+    h, w = rgb.shape[:2]
+    bgra = np.empty((h, w, 4), np.uint8)
+    if rgb.ndim == 2:
+        bgra[..., 0] = bgra[..., 1] = bgra[..., 2] = rgb
+    else:
+        bgra[..., 0], bgra[..., 1], bgra[..., 2] = rgb[..., 2], rgb[..., 1], rgb[..., 0]
+    bgra[..., 3] = 255
+    return QtGui.QImage(bgra.data, w, h, 4 * w, _RGB32).copy()  # copy: the image owns its memory
+
+
+def checker(shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: True on the IR tiles of the checkerboard underlay."""
+    h, w = shape
+    tile = max(16, min(h, w) // 8)
+    yy, xx = np.indices((h, w))
+    return ((yy // tile + xx // tile) % 2).astype(bool)
+
+
+def render_frame(frame: FramePair, style: DisplayStyle) -> FrameImages:
+    """The pictures of `frame` under `style`. Safe to call from any thread."""
+    eo8 = None if frame.eo is None else np.ascontiguousarray(to_display_u8(frame.eo, style.eo_levels))
+    radiometric = frame.ir is not None and frame.radiometry is not None and not frame.bad
+    ir8 = None
+    if frame.ir is not None:
+        ir8 = np.ascontiguousarray(celsius_u8(frame, style.span) if radiometric
+                                   else to_display_u8(frame.ir, style.ir_levels))
+    lut = thermal_lut(style.palette)
+    ir_rgb = None if ir8 is None else lut[ir8]
+    base_name = style.base if eo8 is not None and ir8 is not None else ("IR" if eo8 is None else "EO")
+    if eo8 is None and ir8 is None:
+        base, base_rgb = None, None
+    elif base_name == "EO":
+        base = base_rgb = eo8
+    elif base_name == "IR":
+        base, base_rgb = ir8, ir_rgb
+    else:
+        eo_rgb = eo8 if eo8.ndim == 3 else np.repeat(eo8[..., None], 3, axis=2)
+        if base_name == "Blend":
+            a = style.blend
+            base = (eo_rgb.astype(np.float32) * (1 - a) + ir_rgb.astype(np.float32) * a).astype(np.uint8)
+        else:
+            base = np.where(checker(frame.shape)[..., None], ir_rgb, eo_rgb)
+        base = base_rgb = np.ascontiguousarray(base)
+    return FrameImages(eo8, ir8, base,
+                       None if eo8 is None else _qimage(eo8),
+                       None if ir_rgb is None else _qimage(ir_rgb),
+                       None if base_rgb is None else _qimage(base_rgb),
+                       radiometric)
+
+
+class FramePrefetcher:
+    """Renders the frames the user is about to see in one background thread.
+
+    `ahead(sequence, index, step, style)` queues the next PREFETCH_AHEAD frames in the direction of
+    travel; `take(sequence, index, style)` hands over a finished rendering of the shown frame, or
+    None (the caller then renders it itself). Results for another sequence or style are dropped,
+    and a queued job for a frame the user has passed is skipped before it starts.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csknet-display")
+        self._lock = threading.Lock()
+        self._jobs: dict[int, Future] = {}
+        self._key: tuple[int, DisplayStyle] | None = None
+        self._wanted: set[int] = set()
+
+    def _retarget(self, sequence, style: DisplayStyle) -> None:
+        key = (id(sequence), style)
+        if key != self._key:
+            for fut in self._jobs.values():
+                fut.cancel()
+            self._jobs.clear()
+            self._key = key
+
+    def take(self, sequence, index: int, style: DisplayStyle) -> FrameImages | None:
+        with self._lock:
+            self._retarget(sequence, style)
+            fut = self._jobs.pop(index, None)
+        if fut is None or not fut.done() or fut.cancelled() or fut.exception() is not None:
+            return None
+        return fut.result()
+
+    def ahead(self, sequence, index: int, step: int, style: DisplayStyle) -> None:
+        step = 1 if step >= 0 else -1
+        wanted = [i for i in (index + step * k for k in range(1, PREFETCH_AHEAD + 1)) if 0 <= i < len(sequence)]
+        with self._lock:
+            self._retarget(sequence, style)
+            self._wanted = set(wanted)
+            for i in list(self._jobs):
+                if i not in self._wanted and not self._jobs[i].done():
+                    self._jobs.pop(i).cancel()  # passed or behind: never started
+            for i in wanted:
+                if i not in self._jobs:
+                    self._jobs[i] = self._pool.submit(self._render, sequence, i, style)
+
+    def _render(self, sequence, index: int, style: DisplayStyle) -> FrameImages | None:
+        with self._lock:
+            if index not in self._wanted:
+                return None
+        read = getattr(sequence, "read", None)  # without moving the sequence's own read-ahead
+        frame = read(index, prefetch=False) if read is not None else sequence[index]
+        return None if frame.bad else render_frame(frame, style)
+
+    def clear(self) -> None:
+        with self._lock:
+            for fut in self._jobs.values():
+                fut.cancel()
+            self._jobs.clear()
+            self._key = None
+
+    def shutdown(self) -> None:
+        self.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+__all__ = ["DisplayStyle", "FrameImages", "FramePrefetcher", "PREFETCH_AHEAD", "checker", "render_frame"]
