@@ -20,7 +20,7 @@ class ColourBar(QtWidgets.QWidget):
         self._lut = thermal_lut("inferno")
         self._span = DEFAULT_SPAN
         self._picture: QtGui.QPixmap | None = None  # drawn once per palette / span, then blitted
-        self.setFixedSize(self.BAR_W + 70, self.BAR_H + 16)
+        self._fit_labels()
         self.setToolTip("IR colours in °C (the span is set beside the IR palette)")
 
     def set_lut(self, lut: np.ndarray) -> None:
@@ -31,12 +31,22 @@ class ColourBar(QtWidgets.QWidget):
     def set_span(self, lo: float, hi: float) -> None:
         self._span = (float(lo), float(hi))
         self._picture = None
+        self._fit_labels()
         self.update()
 
+    def _fit_labels(self) -> None:
+        """Wide enough for the longest label ("\u221215.5 °C" needs more than "40 °C")."""
+        widest = max(self.fontMetrics().horizontalAdvance(t) for t in self.labels())
+        self.setFixedSize(self.BAR_W + max(70, widest + 14), self.BAR_H + 16)
+
     def labels(self) -> list[str]:
-        """The tick labels, top (hot) to bottom (cold)."""
+        """The tick labels, top (hot) to bottom (cold); below zero with a true minus sign."""
         lo, hi = self._span
-        return [f"{v:g} °C" for v in (hi, (lo + hi) / 2, lo)]
+        return [f"{v:g} °C".replace("-", "\u2212") for v in (hi, (lo + hi) / 2, lo)]
+
+    def _colour_at(self, k: int) -> QtGui.QColor:
+        r, g, b = (int(v) for v in self._lut[k])
+        return QtGui.QColor(r, g, b)
 
     def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt name)
         if self._picture is None or self._picture.size() != self.size():
@@ -52,16 +62,19 @@ class ColourBar(QtWidgets.QWidget):
         x0, y0 = 4, 8
         grad = QtGui.QLinearGradient(0, y0 + self.BAR_H, 0, y0)
         for k in range(0, 256, 15):
-            r, g, b = (int(v) for v in self._lut[k])
-            grad.setColorAt(k / 255.0, QtGui.QColor(r, g, b))
-        r, g, b = (int(v) for v in self._lut[255])
-        grad.setColorAt(1.0, QtGui.QColor(r, g, b))
+            grad.setColorAt(k / 255.0, self._colour_at(k))
+        grad.setColorAt(1.0, self._colour_at(255))
         p.fillRect(QtCore.QRect(x0, y0, self.BAR_W, self.BAR_H), grad)
-        p.setPen(QtGui.QColor("#e6e6e6"))
+        p.setFont(self.font())
         fm = p.fontMetrics()
         for k, text in enumerate(self.labels()):
             y = y0 + k * self.BAR_H // 2
-            # the tick sits on the bar's edge: a dash just before the text read as a minus sign
-            p.drawLine(x0 + self.BAR_W - 4, y, x0 + self.BAR_W - 1, y)
-            p.drawText(x0 + self.BAR_W + 6, y + fm.ascent() // 2 - 1, text)
+            # The tick crosses the bar, in black or white against the bar's colour there: a mark
+            # outside the bar, between it and the text, read as a minus sign ("- 10 °C").
+            here = self._colour_at(255 - k * 255 // 2)
+            p.setPen(QtGui.QColor("#000000" if here.lightness() > 128 else "#ffffff"))
+            line_y = min(y, y0 + self.BAR_H - 1)
+            p.drawLine(x0, line_y, x0 + self.BAR_W - 1, line_y)
+            p.setPen(QtGui.QColor("#e6e6e6"))
+            p.drawText(x0 + self.BAR_W + 5, y + fm.ascent() // 2 - 1, text)
         p.end()
