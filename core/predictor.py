@@ -4,14 +4,20 @@
 after fine-tuning (`set_state_dict`, bumping `weights_version` so caches keyed on it invalidate), and
 returns only owned numpy arrays, never tensors. Batch inference over a whole sequence, with its
 mask files, is core/batch_infer.py, one layer up.
+
+Weights are copied into the model in place, so a forward pass that overlaps a swap mixes two sets
+of weights. Every reader and writer of a model therefore holds its `model_lock`: each `Predictor`
+of that model does, and so does any other forward over it (`Predictor.locked()`, `channel_maps`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +28,7 @@ from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.device import autocast, resolve_device
 from csknet_studio.core.errors import ModelInputError
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.introspect import ChannelMaps, channel_maps
 from csknet_studio.core.model.preprocess import to_tensors
 from csknet_studio.core.modes import Mode
 
@@ -47,6 +54,21 @@ class Prediction:
     features: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+_model_locks: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_model_locks_guard = threading.Lock()
+
+
+def model_lock(model: torch.nn.Module) -> threading.RLock:
+    """The one lock of `model`, shared by every `Predictor` of it and by any forward run beside them.
+
+    Re-entrant, so a holder may call `predict` inside its block. Kept as long as the model lives."""
+    with _model_locks_guard:
+        lock = _model_locks.get(model)
+        if lock is None:
+            lock = _model_locks[model] = threading.RLock()
+        return lock
+
+
 def _stack(arrs: Sequence[np.ndarray | None], what: str) -> np.ndarray | None:
     if any(a is None for a in arrs):
         raise ModelInputError(f"{what} image missing in a frame of the batch")
@@ -57,7 +79,8 @@ def _stack(arrs: Sequence[np.ndarray | None], what: str) -> np.ndarray | None:
 
 
 class Predictor:
-    """Runs one model on one device. Calls are serialised by a lock (one worker thread is the norm)."""
+    """Runs one model on one device. Forward passes and weight swaps hold the model's lock
+    (`model_lock`), so other threads running the same model never see half-loaded weights."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device | str = "cpu",
                  scheme: ClassScheme | None = None, *, num_threads: int | None = None,
@@ -65,33 +88,58 @@ class Predictor:
         if num_threads is not None and num_threads > 0:
             torch.set_num_threads(int(num_threads))
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
-        self.model = model.to(self.device).eval()
+        self._lock = model_lock(model)
+        with self._lock:  # moving it to the device rewrites its parameters
+            self.model = model.to(self.device).eval()
         self.scheme = scheme
         self.amp = amp
         self.weights_version = int(weights_version)
-        self._lock = threading.Lock()
 
     @property
     def num_classes(self) -> int:
         return int(self.model.config.num_classes)
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[torch.nn.Module]:
+        """Hold the model's lock for the block and yield the model: its weights cannot change (nor
+        the model be swapped) until the block ends. For read-only forwards beside `predict`."""
+        while True:
+            lock = self._lock
+            lock.acquire()
+            if lock is self._lock:
+                break
+            lock.release()  # the model was swapped while we waited: take the new one's lock
+        try:
+            yield self.model
+        finally:
+            lock.release()
+
     def set_state_dict(self, state: Mapping[str, torch.Tensor], version: int | None = None) -> int:
         """Load new weights (e.g. accepted fine-tuning); returns the new weights_version."""
-        with self._lock:
-            load_state_dict_checked(self.model, state, source="new weights")
-            self.model.eval()
+        with self.locked() as model:
+            load_state_dict_checked(model, state, source="new weights")
+            model.eval()
             self.weights_version = self.weights_version + 1 if version is None else int(version)
             return self.weights_version
 
     def set_model(self, model: torch.nn.Module, scheme: ClassScheme | None = None,
                   version: int | None = None) -> int:
         """Swap the whole model (a different checkpoint, maybe another class scheme)."""
-        with self._lock:
-            self.model = model.to(self.device).eval()
+        with model_lock(model):  # the new model's own users wait while it moves to the device
+            model = model.to(self.device).eval()
+        with self.locked():
+            self.model, self._lock = model, model_lock(model)
             if scheme is not None:
                 self.scheme = scheme
             self.weights_version = self.weights_version + 1 if version is None else int(version)
             return self.weights_version
+
+    def channel_maps(self, eo: np.ndarray, ir: np.ndarray, site: str, direction: str,
+                     channel: int) -> ChannelMaps:
+        """One exchange-site channel before and after the exchange (`core.introspect.channel_maps`),
+        computed with one set of weights."""
+        with self.locked() as model:
+            return channel_maps(model, eo, ir, site, direction, channel)
 
     def predict(self, eo_np: np.ndarray | None, ir_np: np.ndarray | None, mode: Mode | str = Mode.BOTH,
                 introspect: bool = False, features: Iterable[str] = ()) -> Prediction:
@@ -119,10 +167,10 @@ class Predictor:
         eo = _stack([f.eo for f in frames], "EO") if mode.uses_eo else None
         ir = _stack([f.ir if f.ir is None or f.ir.ndim == 2 else f.ir[..., 0] for f in frames], "IR") \
             if mode.uses_ir else None
-        with self._lock:
-            eo_t, ir_t = to_tensors(eo, ir, self.model.config.input_norm, self.device)
+        with self.locked() as model:
+            eo_t, ir_t = to_tensors(eo, ir, model.config.input_norm, self.device)
             with autocast(self.device, enabled=self.amp):
-                logits = self.model(eo_t, ir_t).logits
+                logits = model(eo_t, ir_t).logits
             return logits.argmax(1).to(torch.uint8).cpu().numpy()
 
     @torch.no_grad()
@@ -132,8 +180,8 @@ class Predictor:
             raise ModelInputError(f"mode {mode.value!r} needs an EO image but none was given")
         if mode.uses_ir and ir is None:
             raise ModelInputError(f"mode {mode.value!r} needs an IR image but none was given")
-        with self._lock:
-            model, version = self.model, self.weights_version
+        with self.locked() as model:
+            version = self.weights_version
             eo_t, ir_t = to_tensors(eo if mode.uses_eo else None, ir if mode.uses_ir else None,
                                     model.config.input_norm, self.device)
             t0 = time.perf_counter()
