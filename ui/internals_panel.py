@@ -200,6 +200,7 @@ class InternalsPanel(QtWidgets.QWidget):
         self.entropy_blend_combo.setToolTip("Blend the entropy map (60 %) over an image of the frame")
         self.entropy_blend_combo.currentIndexChanged.connect(self._draw_entropy)
         self.entropy_info = QtWidgets.QLabel()
+        self.entropy_info.setWordWrap(True)  # unwrapped, its text widened the whole dock once shown
         self.next_button = QtWidgets.QPushButton("Next most uncertain frame")
         self.next_button.setToolTip("Go to the predicted frame with the highest mean entropy that is not "
                                     "corrected yet (U)")
