@@ -1,4 +1,4 @@
-"""QApplication set-up, theme, model loading and `run_app(args)` behind `csknet-studio`.
+"""QApplication set-up and `run_app(args)` behind `csknet-studio` (theme: ui/theme.py; model: ui/model_loading.py).
 
 With no arguments the Studio opens the bundled demo sequence with the bundled default checkpoint
 (`resources/default_model.pt`); when that file is absent it runs a freshly initialised model and
@@ -14,13 +14,15 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core.errors import CSKNetError
-from csknet_studio.resources import resource_path
+from csknet_studio.ui.model_loading import DEFAULT_CHECKPOINT, FALLBACK_MODEL, load_model_into
+from csknet_studio.ui.theme import apply_theme
 
 ORG = "CSKNet"
 APP = "CSKNet Studio"
-DEFAULT_CHECKPOINT = resource_path("default_model.pt")
-FALLBACK_MODEL = "csknet-r18"
 SCREENSHOT_TIMEOUT_S = 180
+
+__all__ = ["APP", "DEFAULT_CHECKPOINT", "FALLBACK_MODEL", "ORG", "apply_theme", "display_problem",
+           "load_model_into", "make_app", "run_app"]
 
 
 def display_problem() -> str | None:
@@ -45,53 +47,6 @@ def make_app(theme: str = "dark") -> QtWidgets.QApplication:
     app.setApplicationName(APP)
     apply_theme(app, theme)
     return app
-
-
-def apply_theme(app: QtWidgets.QApplication, theme: str) -> None:
-    """qdarkstyle dark (default) or its light palette. Image views keep a dark background."""
-    import qdarkstyle
-
-    if theme == "light":
-        from qdarkstyle.light.palette import LightPalette
-
-        app.setStyleSheet(qdarkstyle.load_stylesheet(qt_api="pyside6", palette=LightPalette))
-    elif theme == "dark":
-        app.setStyleSheet(qdarkstyle.load_stylesheet(qt_api="pyside6"))
-    else:
-        raise ValueError(f"unknown theme {theme!r} (dark or light)")
-
-
-def load_model_into(win, checkpoint: str | Path | None = None, device: str | None = None) -> str:
-    """Give `win` a model: the named checkpoint, else the bundled default, else an untrained one.
-
-    Returns a note for the status bar ("" for a real checkpoint). A bad checkpoint raises its
-    CheckpointError (the caller shows it)."""
-    from csknet_studio.core.device import resolve_device
-
-    dev = resolve_device(device or win.device_name)
-    path = Path(checkpoint) if checkpoint else (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None)
-    if path is not None:
-        from csknet_studio.core.checkpoint import load_checkpoint
-
-        try:
-            lc = load_checkpoint(path)
-        except CSKNetError as exc:
-            win.show_error(str(exc))
-            return "error"
-        win.set_model(lc.model, lc.scheme, dev)
-        win.checkpoint_path = path
-        if win.session is not None:
-            win.session.set_checkpoint(path, lc.weights_hash)
-        win.show_status(f"model: {path.name}")
-        return ""
-    from csknet_studio.core.model import create_model
-
-    model = create_model(FALLBACK_MODEL)
-    win.set_model(model, None, dev, note="untrained model")
-    win.checkpoint_path = None
-    win.show_status(f"untrained model: {DEFAULT_CHECKPOINT.name} not found; predictions are random until "
-                    "you open a checkpoint (File > Open checkpoint) or fine-tune", 30000)
-    return "untrained model"
 
 
 def _default_sequence(parent: QtWidgets.QWidget | None = None) -> Path:

@@ -192,9 +192,13 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, message,
                                     QtWidgets.QMessageBox.StandardButton.Ok, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.keep_box(box)
+        box.open()
+
+    def keep_box(self, box: QtWidgets.QMessageBox) -> None:
+        """Hold a non-modal message box until it is answered; the window closes it when it closes."""
         box.finished.connect(lambda _r, b=box: self._error_boxes.remove(b) if b in self._error_boxes else None)
         self._error_boxes.append(box)
-        box.open()
 
     def show_status(self, message: str, timeout_ms: int = 5000) -> None:
         self.status.showMessage(message, timeout_ms)

@@ -14,6 +14,8 @@ from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.studio import PaintStart
 from csknet_studio.ui.legend import class_key
+from csknet_studio.ui.model_loading import load_model_into
+from csknet_studio.ui.theme import apply_theme
 
 _SP = QtWidgets.QStyle.StandardPixmap
 _ICON_DIR = Path(__file__).resolve().parents[1] / "resources" / "icons"
@@ -72,8 +74,6 @@ def _open_checkpoint(win) -> None:
     path, _ = QtWidgets.QFileDialog.getOpenFileName(win, "Open checkpoint", str(Path.home()),
                                                     "Checkpoints (*.pt *.pth);;All files (*)")
     if path:
-        from csknet_studio.ui.app import load_model_into
-
         load_model_into(win, path)
 
 
@@ -214,8 +214,6 @@ def build_menus(win) -> None:
 
 
 def _set_theme(win, theme: str) -> None:
-    from csknet_studio.ui.app import apply_theme
-
     apply_theme(QtWidgets.QApplication.instance(), theme)
     win.settings.setValue("theme", theme)
 
@@ -246,9 +244,7 @@ def show_about(win) -> QtWidgets.QMessageBox:
                                 QtWidgets.QMessageBox.StandardButton.Ok, win)
     box.setTextFormat(QtCore.Qt.TextFormat.RichText)
     box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
-    boxes = win._error_boxes  # closed with the window, like its error boxes
-    boxes.append(box)
-    box.finished.connect(lambda _r, b=box: boxes.remove(b) if b in boxes else None)
+    win.keep_box(box)  # closed with the window, like its error boxes
     box.open()
     return box
 
