@@ -20,6 +20,7 @@ from PySide6.QtCore import Signal
 
 from csknet_studio.core.modes import Mode
 from csknet_studio.ui.job_thread import GuiCall, JobRunner
+from csknet_studio.ui.worker_thread import EXPORT_NICE
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class ExportWorker(JobRunner):
     exported = Signal(str)
 
     def __init__(self, parent=None, num_threads: int | None = None) -> None:
-        super().__init__(parent, num_threads, name="export")
+        super().__init__(parent, num_threads, name="export", nice=EXPORT_NICE)
         self._call = GuiCall(self)
 
     def start_export(self, session, options: ExportOptions, inference_worker=None) -> None:
@@ -142,7 +143,7 @@ class ExportWorker(JobRunner):
                 return last[i]
             hit = self._call(lambda: worker.cached(i, mode))
             if hit is None or hit.weights_version != version:
-                if not predictor:  # shares the model: an eval forward only reads it
+                if not predictor:  # shares the model (and its lock): an eval forward only reads it
                     predictor.append(Predictor(worker.model, worker.device or "cpu", worker.scheme, amp=False))
                 fp = view.sequence[i]
                 hit = predictor[0].predict(fp.eo, fp.ir, mode)

@@ -10,7 +10,8 @@ import copy
 
 from PySide6.QtCore import Signal
 
-from csknet_studio.ui.job_thread import JobRunner, default_num_threads
+from csknet_studio.ui.job_thread import JobRunner
+from csknet_studio.ui.worker_thread import FINETUNE_NICE, default_num_threads
 
 __all__ = ["FinetuneWorker", "default_num_threads"]
 
@@ -22,9 +23,7 @@ class FinetuneWorker(JobRunner):
     finished = Signal(object)
     saved = Signal(str, str)
 
-    def __init__(self, parent=None, num_threads: int | None = None, nice: int = 10) -> None:
-        # nice 10: when the cores are busy the scheduler serves the GUI and inference first
-        # (bench/gui_latency.py: p99 stall 10-19 ms vs 19-30 ms at nice 0, docs/benchmarks.md).
+    def __init__(self, parent=None, num_threads: int | None = None, nice: int = FINETUNE_NICE) -> None:
         super().__init__(parent, num_threads, name="finetune", nice=nice)
 
     def start_finetune(self, model, samples, config) -> None:
@@ -41,9 +40,11 @@ class FinetuneWorker(JobRunner):
     def save(self, path: str, model, state_dict=None, **checkpoint_kwargs) -> None:
         """Write `model` (or its architecture with `state_dict`'s weights) as a checkpoint at `path`."""
         from csknet_studio.core.checkpoint import save_checkpoint
+        from csknet_studio.core.predictor import model_lock
 
         def job(_progress, _cancel):
-            clone = copy.deepcopy(model).cpu()
+            with model_lock(model):  # not while the inference thread loads weights into it
+                clone = copy.deepcopy(model).cpu()
             if state_dict is not None:
                 clone.load_state_dict(state_dict)
             return path, save_checkpoint(path, clone, **checkpoint_kwargs)

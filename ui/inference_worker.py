@@ -10,10 +10,7 @@ Results are numpy-only `Prediction`s, cached per (frame, mode, weights_version) 
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
-import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
@@ -23,10 +20,14 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.modes import Mode
-from csknet_studio.ui.thread_exit import stop_with_app
+from csknet_studio.ui.worker_thread import (
+    INFERENCE_NICE,
+    Engine,
+    ThreadPolicy,
+    WorkerThread,
+    inference_threads,
+)
 
-# When the cores are busy the scheduler serves the GUI thread first (stalls, not throughput, matter).
-WORKER_NICE = 4
 # Background modes start after the user has stayed this long on a frame (not while scrubbing).
 BACKGROUND_DWELL_MS = 400
 
@@ -87,28 +88,19 @@ class _JobQueue:
             return self._fore is not None or bool(self._back)
 
 
-class _Engine(QObject):
-    """Lives in the worker thread; the only place the model is called."""
+class _Engine(Engine):
+    """Lives in the worker thread; the only place predictions are computed (thread policy: ui/worker_thread.py)."""
 
     result = Signal(int, object, int, object, object, bool)  # index, Mode, version, (introspect, features), pred, bg
     failed = Signal(int, object, str)  # index (-1: the model), Mode or None, message
     idle = Signal()
 
     def __init__(self, queue: _JobQueue, num_threads: int) -> None:
-        super().__init__()
+        super().__init__(ThreadPolicy("inference", num_threads, INFERENCE_NICE))
         self._queue = queue
-        self._num_threads = num_threads
         self._predictor = None
         self._version = -1
         self.count = 0
-
-    @Slot()
-    def on_started(self) -> None:
-        import torch
-
-        torch.set_num_threads(self._num_threads)  # the GUI thread keeps a core on small machines
-        with contextlib.suppress(AttributeError, OSError):  # Linux: nice is per thread
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
 
     @Slot(object, object, object, int)
     def set_model(self, model, scheme, device, version: int) -> None:
@@ -120,7 +112,7 @@ class _Engine(QObject):
     @Slot(object, int)
     def load_state_dict(self, state_dict, version: int) -> None:
         if self._predictor is not None:
-            try:
+            try:  # under the model's lock: a feature-map forward on another thread waits for it
                 self._predictor.set_state_dict(state_dict, version)
             except Exception as exc:  # wrong keys / shapes: say so, keep the old weights
                 self.failed.emit(-1, None, f"new weights rejected: {exc}")
@@ -209,7 +201,7 @@ class InferenceWorker(QObject):
                  cache_bytes: int = 768 * 2**20) -> None:
         super().__init__(parent)
         if num_threads is None:
-            num_threads = max(1, (os.cpu_count() or 2) - 1)
+            num_threads = inference_threads()
         self._queue = _JobQueue()
         self._cache = _LRU(cache_bytes)
         self._version = 0
@@ -227,19 +219,15 @@ class InferenceWorker(QObject):
         self._dwell.timeout.connect(self._end_dwell)
         self._held: list[_Job] = []
         self._dwell_done: int | None = None  # frame whose dwell has passed
-        self._thread = QtCore.QThread()
-        self._thread.setObjectName("csknet-inference")
         self._engine = _Engine(self._queue, num_threads)
-        self._engine.moveToThread(self._thread)
-        self._thread.started.connect(self._engine.on_started)
+        self._thread = WorkerThread(self._engine)
         self._sig_set_model.connect(self._engine.set_model)
         self._sig_state_dict.connect(self._engine.load_state_dict)
         self._sig_wake.connect(self._engine.drain)
         self._engine.result.connect(self._on_result)
         self._engine.failed.connect(self._on_failed)
         self._engine.idle.connect(self._on_idle)
-        self._thread.start()
-        stop_with_app(self.shutdown)
+        self._thread.start(self.shutdown)
         self.last_ms: float | None = None
 
     # ----------------------------------------------------------------- model and weights
@@ -415,13 +403,10 @@ class InferenceWorker(QObject):
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Drop pending work and join the thread (a running forward pass finishes first)."""
         self._dwell.stop()
-        if not self._thread.isRunning():
+        if not self._thread.is_running():
             return
         self._queue.clear()
-        self._thread.quit()
-        deadline = time.monotonic() + timeout_ms / 1000
-        while not self._thread.wait(50) and time.monotonic() < deadline:
-            pass
+        self._thread.join(timeout_ms)
 
     def is_running(self) -> bool:
-        return self._thread.isRunning()
+        return self._thread.is_running()

@@ -8,9 +8,7 @@ through queued signals, and turns CancelledError / CSKNetError / anything else i
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,44 +19,28 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from csknet_studio.core.errors import CancelledError, CSKNetError
 from csknet_studio.ui.thread_exit import stop_with_app
+from csknet_studio.ui.worker_thread import Engine, ThreadPolicy, WorkerThread, default_num_threads
+
+__all__ = ["GuiCall", "Job", "JobRunner", "default_num_threads"]
 
 Job = Callable[[Callable[[int, int, float], None], Callable[[], bool]], Any]
 
 
-def default_num_threads() -> int:
-    """Leave one core to the GUI and one to inference where there are enough."""
-    return max(1, (os.cpu_count() or 2) - 2)
-
-
-def _lower_priority(nice: int) -> None:
-    """Raise this thread's nice value (Linux: per thread), so when the cores are busy the scheduler
-    serves the GUI and inference threads first. Elsewhere, or when refused, nothing happens."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-
-
-class _Job(QObject):
-    """Lives in the worker thread for one run."""
+class _Job(Engine):
+    """Lives in the worker thread for one run (its policy applied first, by `on_started`)."""
 
     progress = Signal(int, int, float)
     done = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
 
-    def __init__(self, fn: Job, cancel: threading.Event, num_threads: int, nice: int = 0) -> None:
-        super().__init__()
+    def __init__(self, fn: Job, cancel: threading.Event, policy: ThreadPolicy) -> None:
+        super().__init__(policy)
         self._fn = fn
         self._cancel = cancel
-        self._num_threads = num_threads
-        self._nice = nice
 
     @Slot()
     def run(self) -> None:
-        import torch
-
-        torch.set_num_threads(self._num_threads)
-        if self._nice:
-            _lower_priority(self._nice)
         try:
             result = self._fn(lambda s, t, loss: self.progress.emit(int(s), int(t), float(loss)),
                               self._cancel.is_set)
@@ -96,7 +78,7 @@ class JobRunner(QObject):
         self.nice = nice
         self.freeze_gc = freeze_gc
         self.num_threads = num_threads or default_num_threads()
-        self._thread: QtCore.QThread | None = None
+        self._thread: WorkerThread | None = None
         self._job: _Job | None = None
         self._cancel = threading.Event()
         self._on_done: Callable[[Any], None] | None = None
@@ -127,14 +109,10 @@ class JobRunner(QObject):
             if self._gc_thresholds is None:
                 self._gc_thresholds = gc.get_threshold()
                 gc.set_threshold(self._gc_thresholds[0], self._gc_thresholds[1], 1_000_000)
-        thread = QtCore.QThread()
-        thread.setObjectName(f"csknet-{self.name}")
-        job = _Job(fn, self._cancel, self.num_threads, self.nice)
-        job.moveToThread(thread)
-        thread.started.connect(job.run)
-        thread.finished.connect(job.deleteLater)  # deleted in its own thread, not by Python's GC here
-        # Cross-thread signals go to @Slot methods, never straight to another signal or a lambda
-        # (PySide6 >= 6.8 can crash on those, PYSIDE-3124).
+        job = _Job(fn, self._cancel, ThreadPolicy(self.name, self.num_threads, self.nice))
+        thread = WorkerThread(job)  # its policy is applied before `run`: connected first
+        thread.qthread.started.connect(job.run)
+        thread.qthread.finished.connect(job.deleteLater)  # deleted in its own thread, not by Python's GC here
         job.progress.connect(self._relay_progress)
         job.done.connect(self._finish_done)
         job.failed.connect(self._finish_failed)
@@ -155,8 +133,7 @@ class JobRunner(QObject):
             gc.set_threshold(*self._gc_thresholds)
             self._gc_thresholds = None
         if thread is not None:
-            thread.quit()
-            thread.wait()
+            thread.join()
             self._finished = (thread, job)  # dropped at the next start, long after the thread ended
         self.running_changed.emit(False)
 
@@ -184,9 +161,7 @@ class JobRunner(QObject):
         thread = self._thread
         if thread is not None:
             self._cancel.set()
-            thread.quit()
-            while not thread.wait(20):
-                QtCore.QCoreApplication.processEvents()
+            thread.join(process_events=True)
             self._thread, self._job = None, None
 
 

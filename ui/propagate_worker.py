@@ -13,6 +13,7 @@ from PySide6.QtCore import Signal
 
 from csknet_studio.core.propagate import PropagationConfig, propagate_labels, propagation_targets
 from csknet_studio.ui.job_thread import GuiCall, JobRunner
+from csknet_studio.ui.worker_thread import PROPAGATE_NICE
 
 
 class PropagateWorker(JobRunner):
@@ -21,7 +22,7 @@ class PropagateWorker(JobRunner):
     propagated = Signal(list)
 
     def __init__(self, parent=None, num_threads: int | None = None) -> None:
-        super().__init__(parent, num_threads, name="propagate", nice=2)
+        super().__init__(parent, num_threads, name="propagate", nice=PROPAGATE_NICE)
         self._call = GuiCall(self)
 
     def start_propagation(self, session, start: int, count: int, direction: int,
