@@ -1,4 +1,4 @@
-"""Raw frames to screen values: fixed display levels, the IR palettes, and a span in °C.
+"""Raw frames to screen values: the IR palettes and a span in °C (levels: core.data.levels).
 
 A radiometric frame (one whose `radiometry` says how counts read as °C) is shown through the span
 the user sets (10–40 °C by default), the same span on every frame and every sequence, so a colour
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 
-import cv2
 import numpy as np
 import pyqtgraph as pg
 
+from csknet_studio.core.data.levels import apply_levels
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.radiometry import LinearScale
 
@@ -49,30 +49,10 @@ def celsius_u8(frame: FramePair, span: tuple[float, float]) -> np.ndarray:
     lo, hi = float(span[0]), float(span[1])
     rad = frame.radiometry
     if isinstance(rad, LinearScale) and rad.gain > 0 and frame.ir.dtype.kind in "ui":
-        return to_display_u8(frame.ir, (rad.raw_of(lo), rad.raw_of(hi)))
+        return apply_levels(frame.ir, (rad.raw_of(lo), rad.raw_of(hi)))
     c = frame.ir_celsius()
-    return to_display_u8(np.nan_to_num(c, nan=lo, posinf=hi, neginf=lo), (lo, hi))
+    return apply_levels(np.nan_to_num(c, nan=lo, posinf=hi, neginf=lo), (lo, hi))
 
 
 def format_celsius(v: float) -> str:
     return "— °C" if not np.isfinite(v) else f"{v:.2f} °C"
-
-
-@functools.lru_cache(maxsize=8)
-def _levels_lut(lo: float, hi: float, size: int) -> np.ndarray:
-    """uint8 LUT mapping raw integer values 0..size-1 through fixed display levels."""
-    x = (np.arange(size, dtype=np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
-    return np.clip(x, 0, 255).astype(np.uint8)
-
-
-def to_display_u8(img: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
-    """Scale raw values into uint8 with fixed levels, once per frame (integer input: a cached LUT)."""
-    lo, hi = float(levels[0]), float(levels[1])
-    if img.dtype == np.uint8:
-        if (lo, hi) == (0.0, 255.0):
-            return img
-        return cv2.LUT(img, _levels_lut(lo, hi, 256))
-    if img.dtype == np.uint16:
-        return np.take(_levels_lut(lo, hi, 65536), img)
-    out = (img.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
-    return np.clip(out, 0, 255).astype(np.uint8)

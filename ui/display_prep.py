@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtGui
 
+from csknet_studio.core.data.levels import apply_levels
 from csknet_studio.core.frames import FramePair
-from csknet_studio.ui.display_maps import DEFAULT_SPAN, celsius_u8, thermal_lut, to_display_u8
+from csknet_studio.ui.display_maps import DEFAULT_SPAN, celsius_u8, thermal_lut
 
 _RGB32 = QtGui.QImage.Format.Format_RGB32
 PREFETCH_AHEAD = 3  # frames rendered ahead of the shown one, in the direction of travel
@@ -72,12 +73,12 @@ def checker(shape: tuple[int, int]) -> np.ndarray:
 
 def render_frame(frame: FramePair, style: DisplayStyle) -> FrameImages:
     """The pictures of `frame` under `style`. Safe to call from any thread."""
-    eo8 = None if frame.eo is None else np.ascontiguousarray(to_display_u8(frame.eo, style.eo_levels))
+    eo8 = None if frame.eo is None else np.ascontiguousarray(apply_levels(frame.eo, style.eo_levels))
     radiometric = frame.ir is not None and frame.radiometry is not None and not frame.bad
     ir8 = None
     if frame.ir is not None:
         ir8 = np.ascontiguousarray(celsius_u8(frame, style.span) if radiometric
-                                   else to_display_u8(frame.ir, style.ir_levels))
+                                   else apply_levels(frame.ir, style.ir_levels))
     lut = thermal_lut(style.palette)
     ir_rgb = None if ir8 is None else lut[ir8]
     base_name = style.base if eo8 is not None and ir8 is not None else ("IR" if eo8 is None else "EO")

@@ -16,10 +16,10 @@ from PySide6.QtCore import Signal
 
 from csknet_studio.core.frames import FramePair
 from csknet_studio.ui.colour_bar import ColourBar
-from csknet_studio.ui.display_maps import DEFAULT_SPAN, PALETTES, thermal_lut, to_display_u8
+from csknet_studio.ui.display_maps import DEFAULT_SPAN, PALETTES, thermal_lut
 from csknet_studio.ui.display_prep import DisplayStyle, FrameImages, FramePrefetcher, render_frame
 
-__all__ = ["BASES", "PALETTES", "ImageViews", "thermal_lut", "to_display_u8"]
+__all__ = ["BASES", "PALETTES", "ImageViews", "thermal_lut"]
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 

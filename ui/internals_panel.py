@@ -8,10 +8,12 @@ displays numpy arrays from a `Prediction`; feature maps are computed in `Feature
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from csknet_studio.core.data.levels import apply_levels
 from csknet_studio.ui.image_views import ImageViewBox
 
 # Gate-map keys of a prediction: the GSU after the decoders has one gate per input (Fo, Fi, Fo + Fi);
@@ -32,15 +34,11 @@ def _image_item() -> pg.ImageItem:
 
 
 def _to_display(img: np.ndarray | None, levels: tuple[float, float] | None) -> np.ndarray | None:
-    """Grey uint8 background for blending (EO is turned to luminance)."""
+    """Grey uint8 background for blending (EO is turned to luminance), with the sequence's levels."""
     if img is None:
         return None
-    a = np.asarray(img, dtype=np.float32)
-    if a.ndim == 3:
-        a = a @ np.array([0.299, 0.587, 0.114], np.float32)
-    lo, hi = levels if levels is not None else (float(a.min()), float(a.max()))
-    scale = 255.0 / max(hi - lo, 1e-6)
-    return np.clip((a - lo) * scale, 0, 255).astype(np.uint8)
+    g = apply_levels(img, levels if levels is not None else (float(img.min()), float(img.max())))
+    return cv2.cvtColor(g, cv2.COLOR_RGB2GRAY) if g.ndim == 3 else g
 
 
 class _HeatView(pg.GraphicsLayoutWidget):
@@ -145,7 +143,7 @@ class InternalsPanel(QtWidgets.QWidget):
 
     def _build_exchange(self) -> QtWidgets.QWidget:
         page = QtWidgets.QWidget()
-        self.exchange_plot = pg.PlotWidget()
+        self.exchange_plot = pg.PlotWidget(background=None)  # the theme's background: a plot, not an image
         self.exchange_plot.setLabel("bottom", "channel index")
         self.exchange_plot.showGrid(x=True, alpha=0.2)
         self.exchange_plot.getViewBox().invertY(True)

@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
+from csknet_studio.core.data.levels import apply_levels
 from csknet_studio.core.frames import FramePair
-from csknet_studio.ui.image_views import BASES, PALETTES, ImageViews, thermal_lut, to_display_u8
+from csknet_studio.ui.image_views import BASES, PALETTES, ImageViews, thermal_lut
 
 
 def test_levels_map_raw_values_including_16_bit():
     ir16 = np.array([[1000, 2000, 3000]], np.uint16)
-    np.testing.assert_array_equal(to_display_u8(ir16, (1000, 3000)), [[0, 127, 255]])
+    np.testing.assert_array_equal(apply_levels(ir16, (1000, 3000)), [[0, 128, 255]])
     eo = np.array([[[10, 20, 30]]], np.uint8)
-    np.testing.assert_array_equal(to_display_u8(eo, (10, 30)), [[[0, 127, 255]]])
+    np.testing.assert_array_equal(apply_levels(eo, (10, 30)), [[[0, 128, 255]]])
     f = np.array([[-1.0, 0.5, 2.0]], np.float32)
-    np.testing.assert_array_equal(to_display_u8(f, (0.0, 1.0)), [[0, 127, 255]])
+    np.testing.assert_array_equal(apply_levels(f, (0.0, 1.0)), [[0, 128, 255]])
 
 
 @pytest.mark.parametrize("name", PALETTES)
@@ -41,7 +42,7 @@ def test_bases_and_levels_fixed_per_sequence(qtbot):
     views.set_levels({"eo": (0, 255), "ir": (2000, 3000)})
     views.show_frame(f)
     assert views.ir_item.levels is None  # scaled once with the sequence's levels, never auto-levelled
-    np.testing.assert_array_equal(views.ir_item.image, to_display_u8(f.ir, (2000, 3000)))
+    np.testing.assert_array_equal(views.ir_item.image, apply_levels(f.ir, (2000, 3000)))
     seen = {}
     for base in BASES:
         views.set_base(base)

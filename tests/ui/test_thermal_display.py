@@ -75,11 +75,11 @@ def test_span_spin_boxes_change_the_rendered_palette(radiometric_window, qsettin
     assert _rendered_ir(win, X, Y) == tuple(int(v) for v in thermal_lut("white-hot")[170])
 
     controls.span_lo.setValue(20.0)  # the user's spin box
-    assert int(views.ir_item.image[Y, X]) == 127  # now half way up 20..40 °C
-    assert _rendered_ir(win, X, Y) == (127, 127, 127)
+    assert int(views.ir_item.image[Y, X]) == 128  # now half way up 20..40 °C (127.5, rounded)
+    assert _rendered_ir(win, X, Y) == (128, 128, 128)
     assert views.colour_bar.labels() == ["40 °C", "30 °C", "20 °C"]
     controls.palette.setCurrentText("black-hot")
-    assert _rendered_ir(win, X, Y) == (128, 128, 128)
+    assert _rendered_ir(win, X, Y) == (127, 127, 127)  # 255 - 128
 
     controls.span_hi.setValue(15.0)  # below the low end: the low end moves along, never lo >= hi
     assert controls.span == (14.0, 15.0)
