@@ -5,14 +5,13 @@ decoded to EO pixel coordinates, pixel centres on integers):
 
 - `from_points`: from 4 or more point pairs a user clicked (least squares over all of them), with
   the mean reprojection residual in EO pixels.
-- `estimate_ecc`: OpenCV's ECC maximisation (MOTION_HOMOGRAPHY) on edge maps of both images. Raw
-  intensities do not match across modalities (a warm wall is bright in IR, maybe dark in EO), but
-  the outlines of objects show in both, so ECC compares normalised gradient magnitudes. It runs
-  over an image pyramid, coarse to fine, so a start far off in shift or scale still converges;
-  it starts from plain resizing, or from a manual estimate.
+- `estimate_ecc`: OpenCV's ECC maximisation on edge maps of both images (`core.ecc`: the
+  normalised gradient magnitudes, since raw intensities do not match across modalities but
+  outlines show in both). It runs over an image pyramid, coarse to fine, so a start far off in
+  shift or scale still converges; it starts from plain resizing, or from a manual estimate.
 
 The result is stored in the project (`AnnotationSession.set_alignment(reg.to_dict())`), and the
-sequence applies it wherever IR is resampled onto the EO grid (`core.data.base.align_ir`).
+sequence applies it wherever IR is resampled onto the EO grid (`core.data.alignment.align_ir`).
 """
 
 from __future__ import annotations
@@ -27,20 +26,11 @@ import numpy as np
 
 from csknet_studio.core.data import open_sequence
 from csknet_studio.core.data.alignment import Alignment, default_homography, warp_to_grid
-from csknet_studio.core.errors import CSKNetError, ProjectError
+from csknet_studio.core.ecc import ECC_EPS, ECC_ITERATIONS, RegistrationError, ecc_homography, pyramid_levels
+from csknet_studio.core.errors import ProjectError
 from csknet_studio.core.project import ProjectStore, default_project_path
 
 MIN_POINTS = 4
-# The coarsest pyramid level keeps at least this many pixels on its short side: fewer and the
-# edge maps lose the structure ECC needs.
-MIN_LEVEL_SIDE = 60
-MAX_LEVELS = 5
-ECC_ITERATIONS = 200
-ECC_EPS = 1e-6
-
-
-class RegistrationError(CSKNetError):
-    """The alignment could not be estimated (too few points, ECC did not converge)."""
 
 
 @dataclass(frozen=True)
@@ -139,38 +129,6 @@ def from_points(ir_pts: Sequence[Sequence[float]] | np.ndarray, eo_pts: Sequence
 
 
 # ------------------------------------------------------------------------------------ automatic
-def edge_map(img: np.ndarray, blur_sigma: float = 1.0) -> np.ndarray:
-    """Gradient magnitude of an image, float32 in [0, 1], robust to either modality's scale.
-
-    Grey first (EO RGB averaged), then a light blur so sensor noise does not dominate, Sobel
-    magnitude, divided by its 99th percentile and clipped; the square root evens out strong and
-    weak edges, which a thermal and a visible camera render with unrelated contrasts."""
-    a = np.asarray(img)
-    g = a.astype(np.float32).mean(axis=2) if a.ndim == 3 else a.astype(np.float32)
-    finite = np.isfinite(g)
-    if not finite.all():
-        g = np.where(finite, g, 0.0).astype(np.float32)
-    if blur_sigma > 0:
-        g = cv2.GaussianBlur(g, (0, 0), blur_sigma)
-    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
-    mag = cv2.magnitude(gx, gy)
-    hi = float(np.percentile(mag, 99.0))
-    if hi <= 0:
-        return np.zeros_like(mag)
-    return np.sqrt(np.clip(mag / hi, 0.0, 1.0)).astype(np.float32)
-
-
-def _level_map(shape: tuple[int, int], small: tuple[int, int]) -> np.ndarray:
-    return default_homography(shape, small)
-
-
-def pyramid_levels(eo_shape: tuple[int, int], ir_shape: tuple[int, int]) -> int:
-    """How many levels keep the coarsest short side at MIN_LEVEL_SIDE px or more (at most MAX_LEVELS)."""
-    side = min(*eo_shape[:2], *ir_shape[:2])
-    return int(max(1, min(MAX_LEVELS, 1 + math.floor(math.log2(max(side, 1) / MIN_LEVEL_SIDE)))))
-
-
 def estimate_ecc(
     eo: np.ndarray,
     ir: np.ndarray,
@@ -182,12 +140,14 @@ def estimate_ecc(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> Registration:
-    """Homography IR -> EO maximising the ECC correlation of the two edge maps, coarse to fine.
+    """Homography IR -> EO maximising the ECC correlation of the two edge maps, coarse to fine
+    (`core.ecc`).
 
-    init: a starting IR -> EO 3x3 (a manual estimate); default plain resizing. Each level halves
-    both images; the estimate found on one level starts the next finer one. `progress(done,
-    total)` is called once per level; `cancelled()` is checked before each (None when it says
-    so is not an estimate: a RegistrationError is raised)."""
+    init: a starting IR -> EO 3x3 (a manual estimate); default plain resizing, and then a few
+    zooms are tried on the coarsest level. Each level halves both images; the estimate found on
+    one level starts the next finer one. `progress(done, total)` is called once per level;
+    `cancelled()` is checked before each (None when it says so is not an estimate: a
+    RegistrationError is raised)."""
     eo_shape, ir_shape = tuple(eo.shape[:2]), tuple(ir.shape[:2])
     h = default_homography(ir_shape, eo_shape) if init is None else np.asarray(init, dtype=np.float64)
     h = h / h[2, 2]
@@ -195,62 +155,21 @@ def estimate_ecc(
     # Resample IR to about EO's pixel size first, so one blur and one Sobel see the same detail
     # in both edge maps (a 320-px thermal image beside a 1280-px EO one otherwise never matches).
     k = math.sqrt(abs(np.linalg.det(h[:2, :2])))
-    ir_full = ir_shape
     to_r = np.eye(3)
+    ir_r = ir
     if not 0.8 <= k <= 1.25:
         rs = (max(8, round(ir_shape[0] * k)), max(8, round(ir_shape[1] * k)))
-        ir = cv2.resize(ir, (rs[1], rs[0]), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+        ir_r = cv2.resize(ir, (rs[1], rs[0]), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
         to_r = default_homography(ir_shape, rs)
         h = h @ np.linalg.inv(to_r)
-        ir_shape = rs
-    e_eo, e_ir = edge_map(eo), edge_map(ir)
-    rho = float("nan")
-    ok_levels = 0
-    for k, lvl in enumerate(range(n - 1, -1, -1)):
-        if cancelled is not None and cancelled():
-            raise RegistrationError("registration cancelled")
-        f = 0.5 ** lvl
-        se = (max(8, round(eo_shape[0] * f)), max(8, round(eo_shape[1] * f)))
-        si = (max(8, round(ir_shape[0] * f)), max(8, round(ir_shape[1] * f)))
-        t = cv2.resize(e_eo, (se[1], se[0]), interpolation=cv2.INTER_AREA) if se != eo_shape else e_eo
-        m = cv2.resize(e_ir, (si[1], si[0]), interpolation=cv2.INTER_AREA) if si != ir_shape else e_ir
-        s_eo, s_ir = _level_map(eo_shape, se), _level_map(ir_shape, si)
-        h_l = s_eo @ h @ np.linalg.inv(s_ir)  # IR -> EO at this level
-        warp = np.linalg.inv(h_l)  # ECC's warp takes template (EO) coordinates to input (IR) ones
-        warp = warp / warp[2, 2]
-        # Coarse levels fit an affine map: a homography's two extra degrees of freedom drift on a
-        # few thousand pixels (it zooms into one patch that happens to correlate). The finest level
-        # adds the perspective terms. A start that already has them keeps the full model throughout.
-        affine = lvl > 0 and np.abs(warp[2, :2]).max() < 1e-9
-        motion = cv2.MOTION_AFFINE if affine else cv2.MOTION_HOMOGRAPHY
-        w32 = (warp[:2] if affine else warp).astype(np.float32)
-        # Coarse levels only need to bring the next one into its basin: half the iterations.
-        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, int(iterations) if lvl == 0 else
-                    max(1, int(iterations) // 2), float(eps) if lvl == 0 else float(eps) * 10)
-        # OpenCV warps a mask of the input along, so EO pixels IR does not cover never count.
-        try:
-            rho, w32 = cv2.findTransformECC(t, m, w32, motion, criteria, None, 3)
-        except cv2.error as exc:
-            if lvl > 0:  # a coarse level that cannot converge leaves the estimate to the finer ones
-                if progress is not None:
-                    progress(k + 1, n)
-                continue
-            if ok_levels:
-                break
-            raise RegistrationError(f"ECC did not converge: {str(exc).strip().splitlines()[-1]}") from None
-        ok_levels += 1
-        warp = np.vstack([w32, (0.0, 0.0, 1.0)]) if affine else w32
-        h_l = np.linalg.inv(warp.astype(np.float64))
-        h = np.linalg.inv(s_eo) @ h_l @ s_ir
-        h = h / h[2, 2]
-        if progress is not None:
-            progress(k + 1, n)
+    h, rho = ecc_homography(eo, ir_r, h, levels=n, search=init is None, iterations=iterations, eps=eps,
+                            progress=progress, cancelled=cancelled)
     h = h @ to_r
     h = h / h[2, 2]
     if not np.isfinite(h).all() or abs(np.linalg.det(h)) < 1e-12:
         raise RegistrationError("ECC gave a degenerate homography")
     method = "ecc" if init is None else "manual+ecc"
-    return Registration(h, method, ir_full, eo_shape, correlation=None if math.isnan(rho) else float(rho))
+    return Registration(h, method, ir_shape, eo_shape, correlation=None if math.isnan(rho) else float(rho))
 
 
 def check_plausible(reg: Registration, max_corner_shift: float = 0.5) -> None:
