@@ -64,6 +64,7 @@ class PredictedLabels:
         self.names = list(getattr(sequence, "names", [])) or [sequence[i].name for i in range(len(sequence))]
         self.source = getattr(sequence, "source", None)
         self.checkpoint_hash = checkpoint_hash
+        self.checkpoint = None  # the hash above names the weights; there is no project record
         self._cache: dict[int, np.ndarray] = {}
         self.skipped: dict[int, str] = {}  # unreadable frames, written as 255
 
@@ -75,6 +76,12 @@ class PredictedLabels:
 
     def origin(self, i: int) -> Origin:
         return Origin.PREDICTED
+
+    def prediction(self, i: int) -> np.ndarray:
+        return self.labels(i)
+
+    def corrected_frames(self) -> list[int]:
+        return []  # nobody corrected anything: every frame is the model's
 
     def labels(self, i: int) -> np.ndarray:
         if i not in self._cache:

@@ -45,6 +45,7 @@ from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.errors import CancelledError, CSKNetError, ExportError
 from csknet_studio.core.export_process import WriterFailed, WriterProcess
+from csknet_studio.core.label_source import LabelSource, PredictFn
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.palette_png import write_palette_png
 from csknet_studio.core.project import utc_now
@@ -59,7 +60,6 @@ AXISTAGS = json.dumps({"axes": [
 ]})
 Progress = Callable[[int, int], None]
 ProbabilitySource = Callable[[int], np.ndarray] | np.ndarray | None
-LabelSource = Callable[[int], np.ndarray | None]
 FRAME_ORIGINS = ("corrected", "propagated", "predicted", "unlabelled")
 FRAMES_JSON = "frames.json"
 
@@ -108,8 +108,8 @@ def _check_cancel(cancel: Callable[[], bool] | None, path: Path) -> None:
         raise CancelledError(f"export to {path} cancelled; any earlier {path.name} is unchanged")
 
 
-def frame_content(session: Any, i: int, include_predictions: bool = True, include_propagated: bool = True,
-                  predict: LabelSource | None = None) -> tuple[str, np.ndarray | None]:
+def frame_content(session: LabelSource, i: int, include_predictions: bool = True, include_propagated: bool = True,
+                  predict: PredictFn | None = None) -> tuple[str, np.ndarray | None]:
     """(origin, labels) frame i exports with; labels None means all 255 ("unlabelled")."""
     origin = session.origin(i)
     if origin is Origin.CORRECTED or (origin is Origin.PROPAGATED and include_propagated):
@@ -146,7 +146,7 @@ def read_frame_origins(path: str | os.PathLike) -> list[str]:
 
 
 def export_hdf5(
-    session: Any,
+    session: LabelSource,
     path: str | os.PathLike,
     *,
     compression: str = "gzip",
@@ -157,7 +157,7 @@ def export_hdf5(
     mode: Mode | str = Mode.BOTH,
     include_predictions: bool = True,
     include_propagated: bool = True,
-    predict: LabelSource | None = None,
+    predict: PredictFn | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Path:
@@ -290,7 +290,7 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def _send_frames(writer: WriterProcess, session: Any, path: Path, shape: tuple[int, int],
+def _send_frames(writer: WriterProcess, session: LabelSource, path: Path, shape: tuple[int, int],
                  probs: ProbabilitySource, copy_images: bool, cancel: Callable[[], bool] | None,
                  content: Callable[[int], tuple[str, np.ndarray | None]]) -> tuple[np.ndarray, list[str], list[str]]:
     """Compute every frame's content here and hand it to the writer; (corrected, origins, names)."""
@@ -343,7 +343,7 @@ def _send_frames(writer: WriterProcess, session: Any, path: Path, shape: tuple[i
     return corrected, origins, list(session.names)
 
 
-def _attrs(session: Any, path: Path, checkpoint_hash: str | None, mode: Mode) -> dict[str, Any]:
+def _attrs(session: LabelSource, path: Path, checkpoint_hash: str | None, mode: Mode) -> dict[str, Any]:
     scheme: ClassScheme = session.scheme
     src = session.source if getattr(session, "source", None) is not None else None
     ck = checkpoint_hash
@@ -359,7 +359,7 @@ def _attrs(session: Any, path: Path, checkpoint_hash: str | None, mode: Mode) ->
     }
 
 
-def _alignment_json(session: Any) -> str:
+def _alignment_json(session: LabelSource) -> str:
     """How IR was put on the EO grid for this export, as JSON (`Alignment.to_dict()`: a homography
     from IR pixels to EO pixels, or dx/dy/scale); "" when IR was only resized (or there is none)."""
     seq = getattr(session, "sequence", None)
@@ -408,13 +408,13 @@ def read_labels_hdf5(path: str | os.PathLike) -> LabelExport:
 
 
 def export_png(
-    session: Any,
+    session: LabelSource,
     out_dir: str | os.PathLike,
     *,
     only_corrected: bool = False,
     include_predictions: bool = True,
     include_propagated: bool = True,
-    predict: LabelSource | None = None,
+    predict: PredictFn | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Path:

@@ -45,7 +45,8 @@ from csknet_studio.core.atomic import atomic_path, atomic_write_bytes, atomic_wr
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.errors import CancelledError, CSKNetError, ExportError
-from csknet_studio.core.export import FRAMES_JSON, LabelSource, Progress, frame_content
+from csknet_studio.core.export import FRAMES_JSON, Progress, frame_content
+from csknet_studio.core.label_source import LabelSource, PredictFn
 from csknet_studio.core.palette_png import write_palette_png
 from csknet_studio.core.project import utc_now
 from csknet_studio.core.version import __version__
@@ -69,8 +70,8 @@ def _cancelled(cancel: Cancel, what: str) -> None:
         raise CancelledError(f"export to {what} cancelled")
 
 
-def _expected_frames(session: Any, include_predictions: bool, include_propagated: bool,
-                     predict: LabelSource | None) -> int:
+def _expected_frames(session: LabelSource, include_predictions: bool, include_propagated: bool,
+                     predict: PredictFn | None) -> int:
     """How many frames can carry labels (an upper bound for the free-space check)."""
     kept = {Origin.CORRECTED} | ({Origin.PROPAGATED} if include_propagated else set())
     if include_predictions:
@@ -91,8 +92,8 @@ def check_free_space(folder: Path, need: int, target: Path) -> None:
                           f"{folder} has {free / 1e6:.1f} MB free; free some space or choose another disk")
 
 
-def labelled_frames(session: Any, include_predictions: bool, include_propagated: bool,
-                    predict: LabelSource | None, cancel: Cancel, what: str, origins: dict[str, str],
+def labelled_frames(session: LabelSource, include_predictions: bool, include_propagated: bool,
+                    predict: PredictFn | None, cancel: Cancel, what: str, origins: dict[str, str],
                     progress: Progress | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """(frame, labels) of each frame that has a labelled pixel; `origins` gets every frame's origin,
     and progress(i + 1, n) is called once the caller is done with frame i (or it was skipped)."""
@@ -144,7 +145,7 @@ def _relative(target: Path, start: Path) -> str:
 
 
 # --- COCO ----------------------------------------------------------------------------------------
-def _coco_header(session: Any, path: Path, per_class: bool) -> dict[str, Any]:
+def _coco_header(session: LabelSource, path: Path, per_class: bool) -> dict[str, Any]:
     scheme: ClassScheme = session.scheme
     src = getattr(session, "source", None)
     ck = getattr(getattr(session, "checkpoint", None), "weights_hash", "") or ""
@@ -159,7 +160,7 @@ def _coco_header(session: Any, path: Path, per_class: bool) -> dict[str, Any]:
     return {"info": info, "licenses": [], "categories": cats, "images": [], "annotations": []}
 
 
-def _image_entry(session: Any, i: int, shape: tuple[int, int], file_name: str, origin: str,
+def _image_entry(session: LabelSource, i: int, shape: tuple[int, int], file_name: str, origin: str,
                  stamps: dict[str, Any]) -> dict[str, Any]:
     img: dict[str, Any] = {"id": i + 1, "file_name": file_name, "width": int(shape[1]), "height": int(shape[0]),
                            "frame_name": session.names[i], "frame_index": i, "frame_origin": origin}
@@ -171,7 +172,7 @@ def _image_entry(session: Any, i: int, shape: tuple[int, int], file_name: str, o
     return img
 
 
-def _copy_frame(session: Any, i: int, root: Path) -> tuple[str, str | None, int]:
+def _copy_frame(session: LabelSource, i: int, root: Path) -> tuple[str, str | None, int]:
     """Write frame i's EO and IR as PNG under root/images/{eo,ir}/; (EO or IR file, IR file, bytes)."""
     fp = session.sequence[i]
     stem = file_stem(session.names[i])
@@ -190,7 +191,7 @@ def _copy_frame(session: Any, i: int, root: Path) -> tuple[str, str | None, int]
     return names.get("eo", names.get("ir", f"{stem}.png")), names.get("ir") if "eo" in names else None, size
 
 
-def _source_files(session: Any, root: Path) -> list[str | None]:
+def _source_files(session: LabelSource, root: Path) -> list[str | None]:
     """Each frame's EO (or combined RGB+T) file relative to `root`, where the sequence has one."""
     frames = getattr(getattr(session, "sequence", None), "frames", None)
     if not isinstance(frames, list) or len(frames) != len(session):
@@ -233,14 +234,14 @@ def _rle(mask_utils: Any, shape: tuple[int, int], y: int, x: int, crop: np.ndarr
 
 
 def export_coco(
-    session: Any,
+    session: LabelSource,
     path: str | os.PathLike,
     *,
     per_class: bool = False,
     copy_images: bool = False,
     include_predictions: bool = True,
     include_propagated: bool = True,
-    predict: LabelSource | None = None,
+    predict: PredictFn | None = None,
     progress: Progress | None = None,
     cancel: Cancel = None,
 ) -> Path:
@@ -343,13 +344,13 @@ def _write_cvat_frame(root: Path, stem: str, lab: np.ndarray, lut: np.ndarray, i
 
 
 def export_cvat(
-    session: Any,
+    session: LabelSource,
     out_dir: str | os.PathLike,
     *,
     with_objects: bool = True,
     include_predictions: bool = True,
     include_propagated: bool = True,
-    predict: LabelSource | None = None,
+    predict: PredictFn | None = None,
     progress: Progress | None = None,
     cancel: Cancel = None,
 ) -> Path:
