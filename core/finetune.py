@@ -55,6 +55,7 @@ from csknet_studio.core.holdout import HeldOut, Split, hold_out
 from csknet_studio.core.losses import LossConfig, total_loss
 from csknet_studio.core.model.preprocess import InputNorm
 from csknet_studio.core.modes import Mode
+from csknet_studio.core.predictor import model_lock
 
 ProgressFn = Callable[[int, int, float], None]
 
@@ -280,7 +281,9 @@ def _working_copy(model: nn.Module, cfg: FinetuneConfig, data: list[Sample],
     except StopIteration:  # pragma: no cover
         model_device = torch.device("cpu")
     device = resolve_device(cfg.device) if cfg.device else model_device
-    work = copy.deepcopy(model).to(device)
+    with model_lock(model):  # the live model: a weight swap on the inference thread waits for the copy
+        work = copy.deepcopy(model)
+    work = work.to(device)
     if cfg.num_classes is not None and cfg.num_classes != work.config.num_classes:
         work = replace_head(work, cfg.num_classes)
     k = int(work.config.num_classes)
