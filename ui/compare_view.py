@@ -88,6 +88,14 @@ class CompareView(QtWidgets.QWidget):
         layout.addWidget(self.graphics, 1)
         self._update_titles()
 
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        """Tall enough to read the labels: a bottom dock opens at its widget's hint, and the
+        graphics view's own hint gave three thumbnails some 50 px high."""
+        return QtCore.QSize(900, 240)
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        return QtCore.QSize(300, 120)
+
     # --- state --------------------------------------------------------------------------------
     @property
     def left_mode(self) -> Mode:

@@ -56,7 +56,10 @@ class ExportDialog(QtWidgets.QDialog):
         self._make_format_radios()
         self._shown_fmt = "hdf5"
         self.path_edit = QtWidgets.QLineEdit(str(default_export_path(session, "hdf5")))
+        self.path_edit.setToolTip("File (HDF5, COCO) or folder (PNG, CVAT) the labels are written to")
+        self.path_edit.setMinimumWidth(self.path_edit.fontMetrics().horizontalAdvance("x" * 60))
         self.browse_button = QtWidgets.QPushButton("Browse…")
+        self.browse_button.setMinimumWidth(self.browse_button.sizeHint().width() + 16)  # text off the edges
         self.compression_combo = QtWidgets.QComboBox()
         self.compression_combo.addItems(["gzip", "lzf"])
         self.compression_combo.setToolTip("gzip: smaller files; lzf: faster")
@@ -65,7 +68,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.images_check = QtWidgets.QCheckBox("Copy the EO / IR images into the file")
         has_model = getattr(inference_worker, "model", None) is not None
         self.predictions_check = QtWidgets.QCheckBox(
-            "Model predictions for the frames nobody corrected" + (" (computes missing ones)" if has_model else ""))
+            "The model's predictions" + (" (computes missing ones)" if has_model else ""))
         self.predictions_check.setChecked(True)
         self.predictions_check.setToolTip("Off: those frames are written as 255 (unlabelled). Without a model, "
                                           "only the frames already segmented have a prediction.")
@@ -92,10 +95,14 @@ class ExportDialog(QtWidgets.QDialog):
         self.buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Cancel)
         self.export_button = self.buttons.addButton("Export", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
         lay = QtWidgets.QVBoxLayout(self)
+        format_box = QtWidgets.QGroupBox("Format")
+        rl = QtWidgets.QVBoxLayout(format_box)
         for radio in self.format_radios.values():
-            lay.addWidget(radio)
-        lay.addWidget(QtWidgets.QLabel("Output"))
-        lay.addLayout(path_row)
+            rl.addWidget(radio)
+        lay.addWidget(format_box)
+        output_box = QtWidgets.QGroupBox("Output")
+        output_box.setLayout(path_row)
+        lay.addWidget(output_box)
         lay.addWidget(self.frames_box)
         for box in self.format_boxes.values():
             lay.addWidget(box)

@@ -50,6 +50,8 @@ def samples_from_session(sequence, session, frames: list[int]) -> Callable[[], l
     return load
 
 
+_NO_FRAMES = ("Corrected frames: none yet. Paint a frame's labels, or accept its prediction (A), "
+              "to train on it.")
 _NO_FIGURES = "mIoU on held-out corrections: before – / after –"
 
 
@@ -145,14 +147,27 @@ class FinetunePanel(QtWidgets.QWidget):
         self.warning_label.hide()
         self.status_label = QtWidgets.QLabel("")
         self.status_label.setWordWrap(True)
-        self.loss_plot = pg.PlotWidget()
+        self.loss_plot = pg.PlotWidget(background=None)  # the theme's background: a plot, not an image
         self.loss_plot.setLabel("left", "loss")
         self.loss_plot.getAxis("left").enableAutoSIPrefix(False)  # "loss", never "loss (x0.001)"
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#ff7f0e", width=2))
         self.loss_plot.setMinimumHeight(120)
+        self.frames_label = QtWidgets.QLabel(_NO_FRAMES)
+        self.frames_label.setWordWrap(True)
+        self._lay_out()
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.accept_button.clicked.connect(self.accept_result)
+        self.reject_button.clicked.connect(self.reject_result)
+        self.revert_button.clicked.connect(self.revert)
+        self.save_button.clicked.connect(self._ask_save)
 
+    def _lay_out(self) -> None:
+        """The controls top to bottom, in a scroll area: when the dock is short (a 768-pixel
+        screen with Compare modes open) it scrolls, where its 460-pixel minimum made the window
+        taller than the screen."""
         form = QtWidgets.QFormLayout()
         form.addRow("Steps", self.steps_spin)
         form.addRow("Learning rate", self.lr_spin)
@@ -165,8 +180,9 @@ class FinetunePanel(QtWidgets.QWidget):
         decide_row = QtWidgets.QHBoxLayout()
         for b in (self.accept_button, self.reject_button, self.revert_button, self.save_button):
             decide_row.addWidget(b)
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.addWidget(QtWidgets.QLabel("Corrected frames"))
+        inner = QtWidgets.QWidget()
+        lay = QtWidgets.QVBoxLayout(inner)
+        lay.addWidget(self.frames_label)
         lay.addWidget(self.frame_list, 1)
         lay.addLayout(form)
         lay.addLayout(run_row)
@@ -177,12 +193,13 @@ class FinetunePanel(QtWidgets.QWidget):
         lay.addWidget(self.warning_label)
         lay.addLayout(decide_row)
         lay.addWidget(self.status_label)
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.accept_button.clicked.connect(self.accept_result)
-        self.reject_button.clicked.connect(self.reject_result)
-        self.revert_button.clicked.connect(self.revert)
-        self.save_button.clicked.connect(self._ask_save)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setWidget(inner)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
     # --- frames -------------------------------------------------------------------------------
     def set_frames(self, corrected: list[int], names: list[str] | None = None) -> None:
@@ -199,6 +216,7 @@ class FinetunePanel(QtWidgets.QWidget):
                 item.setCheckState(QtCore.Qt.CheckState.Unchecked if i in unchecked
                                    else QtCore.Qt.CheckState.Checked)
                 self.frame_list.addItem(item)
+        self.frames_label.setText(f"Corrected frames ({len(corrected)})" if corrected else _NO_FRAMES)
         self._update_buttons()
 
     def _all_frames(self) -> list[int]:

@@ -57,6 +57,12 @@ class ClassLegend(QtWidgets.QWidget):
         lay.addWidget(self.list)
         self._scheme: ClassScheme | None = None
 
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        """Every row and no more: the dock beside it (Frames) gets the rest of the column."""
+        rows = max(self.list.count(), 4)
+        row_h = self.list.sizeHintForRow(0) if self.list.count() else self.fontMetrics().height() + 4
+        return QtCore.QSize(190, rows * row_h + 2 * self.list.frameWidth() + 8)
+
     def set_scheme(self, scheme: ClassScheme) -> None:
         self._scheme = scheme
         hidden = default_hidden(scheme)
@@ -80,6 +86,8 @@ class ClassLegend(QtWidgets.QWidget):
                 item.setToolTip(f"class {i} '{name}' {class_key(i)}".strip())
             self.list.addItem(item)
         self.list.blockSignals(False)
+        # No taller than its rows: the empty half of a column went to the legend, not to Frames.
+        self.setMaximumHeight(self.sizeHint().height())
         self.set_current(min(1, scheme.num_classes - 1))
         self.visibility_changed.emit(self.hidden())
 

@@ -91,7 +91,7 @@ class RegistrationDialog(QtWidgets.QDialog):
     def __init__(self, session, frame_index: int, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Register EO/IR")
-        self.resize(1100, 800)
+        self._fit_screen(parent)
         self._session = session
         seq = session.sequence
         self._eo, self._ir = seq.raw_pair(frame_index)
@@ -113,6 +113,7 @@ class RegistrationDialog(QtWidgets.QDialog):
         self.preview_box = self.preview.addViewBox(lockAspect=True, invertY=True)
         self.preview_image = pg.ImageItem(axisOrder="row-major")
         self.preview_box.addItem(self.preview_image)
+        self.preview.addLabel("Preview: IR warped onto EO through the estimate", row=1, col=0)
         self.eo_view.set_image(self._eo_u8)
         self.ir_view.set_image(self._ir_u8)
         self.eo_view.clicked.connect(lambda x, y: self.add_point("eo", x, y))
@@ -145,6 +146,7 @@ class RegistrationDialog(QtWidgets.QDialog):
         pair.addWidget(self.ir_view)
         tools = QtWidgets.QHBoxLayout()
         for w in (self.undo_button, self.clear_button, self.auto_button):
+            w.setMinimumWidth(w.sizeHint().width() + 16)  # the theme's padding leaves the text touching the edge
             tools.addWidget(w)
         tools.addStretch(1)
         tools.addWidget(QtWidgets.QLabel("Preview"))
@@ -158,6 +160,12 @@ class RegistrationDialog(QtWidgets.QDialog):
         lay.addWidget(self.status_label)
         lay.addWidget(self.buttons)
         self._refresh()
+
+    def _fit_screen(self, parent: QtWidgets.QWidget | None) -> None:
+        """1100x800, or 90 % of a smaller screen (a 1366x768 laptop): Apply must stay on screen."""
+        screen = parent.screen() if parent is not None else QtWidgets.QApplication.primaryScreen()
+        avail = screen.availableGeometry()
+        self.resize(min(1100, int(avail.width() * 0.9)), min(800, int(avail.height() * 0.9)))
 
     # --- points ---------------------------------------------------------------------------------
     def add_point(self, which: str, x: float, y: float) -> None:

@@ -26,6 +26,10 @@ FIXED_KEYS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# The Keys column's widest (px): longer mouse gestures wrap, so What it does keeps its room.
+KEYS_COLUMN_MAX = 220
+
+
 @dataclass(frozen=True)
 class ShortcutEntry:
     keys: str
@@ -98,7 +102,8 @@ class ShortcutsDialog(QtWidgets.QDialog):
                  parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent or root)
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(560, 520)
+        avail = (parent or root).screen().availableGeometry()
+        self.resize(min(720, int(avail.width() * 0.9)), min(600, int(avail.height() * 0.85)))
         self._root = root
         self._fixed = fixed
         self.filter_edit = QtWidgets.QLineEdit()
@@ -110,6 +115,8 @@ class ShortcutsDialog(QtWidgets.QDialog):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setWordWrap(True)  # a long mouse gesture wraps in its cell, not off the sheet's right edge
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         layout = QtWidgets.QVBoxLayout(self)
@@ -131,6 +138,9 @@ class ShortcutsDialog(QtWidgets.QDialog):
             for c, text in enumerate((e.group, e.keys, e.description)):
                 self.table.setItem(r, c, QtWidgets.QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
+        keys_w = min(self.table.columnWidth(1), KEYS_COLUMN_MAX)
+        self.table.setColumnWidth(1, keys_w)
+        self.table.resizeRowsToContents()
         self._apply_filter(self.filter_edit.text())
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt override)
