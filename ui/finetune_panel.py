@@ -25,6 +25,8 @@ from PySide6 import QtCore, QtWidgets
 from csknet_studio.core.errors import CSKNetError
 from csknet_studio.ui.finetune_worker import FinetuneWorker
 
+# The frame list's and the loss plot's least heights (px): the rest of the panel is fixed.
+MIN_LIST_H, MIN_PLOT_H = 40, 100
 WARNING_STYLE = "color: #e8a33d; font-weight: bold;"
 
 SampleProvider = Callable[[list[int]], Any]
@@ -153,7 +155,8 @@ class FinetunePanel(QtWidgets.QWidget):
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#ff7f0e", width=2))
-        self.loss_plot.setMinimumHeight(120)
+        self.loss_plot.setMinimumHeight(MIN_PLOT_H)
+        self.frame_list.setMinimumHeight(MIN_LIST_H)
         self.frames_label = QtWidgets.QLabel(_NO_FRAMES)
         self.frames_label.setWordWrap(True)
         self._lay_out()
@@ -165,9 +168,8 @@ class FinetunePanel(QtWidgets.QWidget):
         self.save_button.clicked.connect(self._ask_save)
 
     def _lay_out(self) -> None:
-        """The controls top to bottom, in a scroll area: when the dock is short (a 768-pixel
-        screen with Compare modes open) it scrolls, where its 460-pixel minimum made the window
-        taller than the screen."""
+        """The controls top to bottom. The list and the plot may shrink far: with Compare modes
+        open on a 768-pixel screen, a 460-pixel minimum made the window taller than the screen."""
         form = QtWidgets.QFormLayout()
         form.addRow("Steps", self.steps_spin)
         form.addRow("Learning rate", self.lr_spin)
@@ -180,8 +182,7 @@ class FinetunePanel(QtWidgets.QWidget):
         decide_row = QtWidgets.QHBoxLayout()
         for b in (self.accept_button, self.reject_button, self.revert_button, self.save_button):
             decide_row.addWidget(b)
-        inner = QtWidgets.QWidget()
-        lay = QtWidgets.QVBoxLayout(inner)
+        lay = QtWidgets.QVBoxLayout(self)
         lay.addWidget(self.frames_label)
         lay.addWidget(self.frame_list, 1)
         lay.addLayout(form)
@@ -193,13 +194,6 @@ class FinetunePanel(QtWidgets.QWidget):
         lay.addWidget(self.warning_label)
         lay.addLayout(decide_row)
         lay.addWidget(self.status_label)
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setWidget(inner)
-        outer = QtWidgets.QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
 
     # --- frames -------------------------------------------------------------------------------
     def set_frames(self, corrected: list[int], names: list[str] | None = None) -> None:
