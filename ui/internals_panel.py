@@ -26,6 +26,8 @@ GATE_MEANING = {
     "sum": "how much of the EO + IR sum the fusion took, per pixel",
 }
 DIRECTIONS: tuple[str, ...] = ("ir->eo", "eo->ir")
+# How a direction reads on screen: an arrow, so a wrapped line never breaks inside "ir->eo".
+DIR_TEXT = {"ir->eo": "IR\u2192EO", "eo->ir": "EO\u2192IR"}
 _DIR_STYLE = {"ir->eo": ("#ff7f0e", "t1", 0.18), "eo->ir": ("#1f9bff", "t", -0.18)}  # colour, symbol, y offset
 
 
@@ -151,7 +153,7 @@ class InternalsPanel(QtWidgets.QWidget):
         self.exchange_scatter: dict[str, pg.ScatterPlotItem] = {}
         for d in DIRECTIONS:
             colour, symbol, _ = _DIR_STYLE[d]
-            sp = pg.ScatterPlotItem(size=7, pen=None, brush=pg.mkBrush(colour), symbol=symbol, name=d,
+            sp = pg.ScatterPlotItem(size=7, pen=None, brush=pg.mkBrush(colour), symbol=symbol, name=DIR_TEXT[d],
                                     hoverable=True, tip=None)
             sp.sigClicked.connect(self._on_point_clicked)
             self.exchange_plot.addItem(sp)
@@ -203,11 +205,15 @@ class InternalsPanel(QtWidgets.QWidget):
         self.next_button.setToolTip("Go to the predicted frame with the highest mean entropy that is not "
                                     "corrected yet (U)")
         self.next_button.clicked.connect(self.next_uncertain_requested)
+        self.next_button.setMinimumWidth(self.next_button.sizeHint().width() + 16)  # text off the edges
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.entropy_info, 1)
         row.addWidget(self.next_button)
+        blend_row = QtWidgets.QHBoxLayout()
+        blend_row.addWidget(QtWidgets.QLabel("Entropy"))
+        blend_row.addWidget(self.entropy_blend_combo, 1)
         lay = QtWidgets.QVBoxLayout(page)
-        lay.addWidget(self.entropy_blend_combo)
+        lay.addLayout(blend_row)
         lay.addWidget(self.entropy_view, 1)
         lay.addLayout(row)
         return page
@@ -259,7 +265,7 @@ class InternalsPanel(QtWidgets.QWidget):
             self.feature_items["before"].getViewBox().autoRange(padding=0.0)
         stream = direction.split("->")[1]
         self.feature_title.setText(
-            f"{layer}, channel {channel} of the {stream.upper()} stream ({direction}): before "
+            f"{layer}, channel {channel} of the {stream.upper()} stream ({DIR_TEXT.get(direction, direction)}): before "
             f"[{float(np.min(before)):.2g}, {float(np.max(before)):.2g}] | after exchange "
             f"[{float(np.min(after)):.2g}, {float(np.max(after)):.2g}] (blue < 0 < red)")
 
@@ -335,7 +341,7 @@ class InternalsPanel(QtWidgets.QWidget):
             _, _, off = _DIR_STYLE[d]
             self.exchange_scatter[d].setData(x=x.astype(np.float64), y=y + off,
                                              data=[(self._layers[int(r)], d, int(c)) for c, r in zip(x, y, strict=True)])
-            counts.append(f"{d}: {x.size}")
+            counts.append(f"{DIR_TEXT[d]}: {x.size}")
         axis = self.exchange_plot.getAxis("left")
         axis.setTicks([[(i, name) for i, name in enumerate(self._layers)]])
         if not self._layers:
@@ -344,7 +350,8 @@ class InternalsPanel(QtWidgets.QWidget):
         per_layer = ", ".join(
             f"{name} {len(exchanged[name].get('ir->eo', ()))}/{len(exchanged[name].get('eo->ir', ()))}"
             for name in self._layers)
-        self.exchange_info.setText(f"Exchanged channels ({', '.join(counts)}). Per site ir->eo/eo->ir: {per_layer}")
+        self.exchange_info.setText(f"Exchanged channels ({', '.join(counts)}). Per site "
+                                   f"{DIR_TEXT['ir->eo']} / {DIR_TEXT['eo->ir']}: {per_layer}")
 
     def _draw_entropy(self) -> None:
         ent = getattr(self._pred, "entropy", None)
@@ -365,5 +372,5 @@ class InternalsPanel(QtWidgets.QWidget):
         if data is None:
             return
         layer, direction, channel = data
-        self.feature_title.setText(f"Computing {layer}, channel {channel} ({direction})…")
+        self.feature_title.setText(f"Computing {layer}, channel {channel} ({DIR_TEXT.get(direction, direction)})…")
         self.channel_selected.emit(layer, direction, int(channel))

@@ -59,7 +59,7 @@ def test_gate_maps_exchange_plot_and_entropy_show_the_prediction(qtbot, setup):
         np.testing.assert_array_equal(pts[:, 1], rows)
         total += len(expect)
     assert total == 5  # the five gammas zeroed above
-    assert "ir->eo: 2" in panel.exchange_info.text() and "eo->ir: 3" in panel.exchange_info.text()
+    assert "IR\u2192EO: 2" in panel.exchange_info.text() and "EO\u2192IR: 3" in panel.exchange_info.text()
 
     np.testing.assert_array_equal(panel.entropy_view.heat.image, pred.entropy)
     assert f"{pred.entropy.mean():.3f}" in panel.entropy_info.text()
