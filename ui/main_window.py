@@ -23,11 +23,14 @@ from csknet_studio.core.frames import FramePair
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.studio import StudioState
 from csknet_studio.ui.frame_list import FrameList
+from csknet_studio.ui.frame_states import FrameStates
 from csknet_studio.ui.image_views import ImageViews
 from csknet_studio.ui.inference_worker import InferenceWorker
 from csknet_studio.ui.legend import UNLABELLED_RGB, ClassLegend
 from csknet_studio.ui.menus import build_menus, finish_menus, name_class_actions
 from csknet_studio.ui.panels import install_panels
+from csknet_studio.ui.project_open import SessionReports, open_project_session
+from csknet_studio.ui.readout import CursorReadout
 from csknet_studio.ui.registration_dialog import open_or_register
 from csknet_studio.ui.status import StatusBar
 from csknet_studio.ui.thermal import install_thermal
@@ -54,9 +57,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.settings = settings if settings is not None else QtCore.QSettings()
         self.device_name = device
         self.state = StudioState(MFNET)  # what is shown and edited; everything below observes it
-        self._save_error_shown = False
         self._error_boxes: list[QtWidgets.QMessageBox] = []
-        self._hover: tuple[int, int] = (-1, -1)  # pixel under the cursor, for the read-out
         self._failed_index = -1  # frame whose inference failed (playback must not wait for it)
         self._shown_index = -1  # the frame shown before, for the direction the next ones are rendered in
         self.confirm_close = self._ask_save  # tests replace this to avoid a modal prompt
@@ -104,6 +105,9 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.legend.visibility_changed.connect(self.state.set_hidden)
         self._observe_state()
         self.views.hovered.connect(self._on_hover)
+        self.frame_states = FrameStates(self.state, self.timeline, self.frame_list)
+        self.readout = CursorReadout(self.state, self.views, self.status)
+        self.reports = SessionReports(self)
         self.controls.bind_settings(self.settings)  # display settings as the user left them
         self._on_scheme(MFNET)
         install_panels(self)  # internals, compare, fine-tuning, export, F1 sheet, U (sets self.panels)
@@ -254,7 +258,6 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
 
     def set_sequence(self, seq, project_path: str | Path | None = None) -> None:
         """Show `seq` with its annotation session (restoring saved corrections)."""
-        from csknet_studio.ui.project_open import open_project_session, report_open
 
         session = open_project_session(self, seq, project_path, self.state.scheme)
         self._close_session()
@@ -264,15 +267,9 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.state.open(seq, session)
         session.events.origin_changed.connect(self._on_origin_changed)
         session.events.history_changed.connect(self._update_undo_actions)
-        session.events.save_failed.connect(self._on_save_failed)
-        session.events.saved.connect(self._on_saved)
-        self._save_error_shown = False
         self.views.set_levels(seq.display_levels())
         n = len(seq)
-        states = [self._state_of(i) for i in range(n)]
-        self.timeline.set_count(n)
-        self.timeline.set_states(states)
-        self.frame_list.set_frames(list(seq.names), states)
+        self.frame_states.fill()
         read_only = " (read-only)" if session.read_only else ""
         self.setWindowTitle(f"CSKNet Studio — {getattr(seq, 'source', '')}{read_only}")
         restored = len(session.corrected_frames())
@@ -281,29 +278,10 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             self.show_status(f"{opened}; restored {restored} corrected frames from {session.project_path}", 10000)
         else:
             self.show_status(opened, 10000)
-        report_open(self, session)
-        session.events.problems_found.connect(self._on_problems_found)
+        self.reports.watch(session)
         self.sequence_opened.emit(seq)
         self.set_frame(0)
         self._update_undo_actions()
-
-    def _on_problems_found(self, problems) -> None:
-        """A mask file found unusable when its frame was first shown (dropped, or ids set to 255)."""
-        self.show_status("; ".join(str(p) for p in problems), 15000)
-        for p in problems:
-            if p.frame is not None:
-                self._set_state(p.frame)
-
-    def _on_save_failed(self, err) -> None:
-        """Autosave failed (read-only folder, full disk): one dialog, then status-bar reminders."""
-        if self._save_error_shown:
-            self.show_status(f"corrections not saved yet: {err}", 10000)
-        else:
-            self._save_error_shown = True
-            self.show_error(str(err))
-
-    def _on_saved(self, _path) -> None:
-        self._save_error_shown = False
 
     def _close_session(self) -> None:
         session, seq = self.state.session, self.state.sequence
@@ -318,17 +296,6 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         if seq is not None or session is not None:
             self.state.close()
         self._update_undo_actions()
-
-    def _state_of(self, i: int) -> str:
-        if i in getattr(self.state.sequence, "bad_frames", ()):
-            return "bad"
-        o = self.state.session.origin(i).value if self.state.session is not None else "empty"
-        return {"corrected": "corrected", "predicted": "predicted", "propagated": "propagated"}.get(o, "new")
-
-    def _set_state(self, i: int) -> None:
-        st = self._state_of(i)
-        self.timeline.set_state(i, st)
-        self.frame_list.set_state(i, st)
 
     # ------------------------------------------------------------------ navigation
     def set_frame(self, index: int) -> None:
@@ -353,7 +320,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         self.frame_list.set_current(index)
         self.status.set_frame(index, len(st), frame.name, st.mode.label)
         if frame.bad:
-            self._set_state(index)
+            self.frame_states.refresh(index)
             self.show_status(f"frame {index + 1} is unreadable: {frame.error}", 10000)
         self.frame_changed.emit(index)
 
@@ -408,7 +375,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     def _on_prediction(self, index: int) -> None:
         pred = self.state.prediction
         self.status.set_ms(pred.ms)
-        self._set_state(index)
+        self.frame_states.refresh(index)
         self.prediction_ready.emit(pred)
 
     def _on_failed(self, index: int, mode: Mode | None, message: str) -> None:
@@ -419,11 +386,11 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ labels
     def _on_overlay(self) -> None:
         self.views.show_labels(self.state.mask)
-        self._update_readout()
+        self.readout.update()
 
     def _on_overlay_rect(self, rect) -> None:
         self.views.label_item.repaint_rect(rect.y0, rect.y1, rect.x0, rect.x1)
-        self._update_readout()  # the pixel under the cursor may have changed class
+        self.readout.update()  # the pixel under the cursor may have changed class
 
     def _labels_on_screen(self) -> bool:
         """Playback may move on: this frame's labels are shown, or none can come."""
@@ -433,7 +400,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
                 or self._failed_index == st.index)
 
     def _on_origin_changed(self, frame: int) -> None:
-        self._set_state(frame)
+        self.frame_states.refresh(frame)
         self.origin_changed.emit(frame)
 
     def _update_undo_actions(self) -> None:
@@ -445,21 +412,9 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
                 act.setEnabled(bool(ok))
 
     def _on_hover(self, x: int, y: int) -> None:
-        self._hover = (x, y)
-        self._update_readout()
+        self.readout.hover(x, y)
         if x >= 0 and self.state.frame is not None:
             self.tools.hover(x, y)
-
-    def _update_readout(self) -> None:
-        """The status bar's class and pixel values at the cursor, for the frame and labels shown now."""
-        x, y = self._hover
-        f = self.state.frame
-        if x < 0 or f is None or not (0 <= y < f.shape[0] and 0 <= x < f.shape[1]):
-            self.status.clear_cursor()
-            return
-        cls = self.state.class_at(x, y)
-        self.status.set_cursor(x, y, cls, None if f.eo is None else f.eo[y, x],
-                               None if f.ir is None else f.ir[y, x], self.views.celsius_at(x, y))
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.tools.cancel()

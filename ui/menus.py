@@ -78,6 +78,7 @@ def _open_checkpoint(win) -> None:
 
 
 def build_menus(win) -> None:
+    """The menu bar and the main toolbar, menu by menu (panels add theirs later)."""
     mb = win.menuBar()
     for name in ("File", "Edit", "View", "Model", "Tools", "Help"):
         win.menus[name] = mb.addMenu(name if name != "Tools" else "&Tools")
@@ -85,7 +86,14 @@ def build_menus(win) -> None:
     tb.setObjectName("toolbar_main")
     tb.setMovable(False)
     tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    _file_menu(win, tb)
+    _edit_menu(win)
+    _mode_actions(win, tb)
+    _tool_actions(win, tb)
+    _view_menu(win)
 
+
+def _file_menu(win, tb: QtWidgets.QToolBar) -> None:
     f = win.menus["File"]
     f.addAction(_action(win, "open_folder", "Open folder…", lambda: _open_dialog(win, "folder"), ["Ctrl+O"],
                         "Open a sequence folder (paired EO/IR images)", _icon(win, _SP.SP_DirOpenIcon)))
@@ -109,6 +117,8 @@ def build_menus(win) -> None:
     tb.addSeparator()
     fill_recent(win)
 
+
+def _edit_menu(win) -> None:
     e = win.menus["Edit"]
     e.addAction(_action(win, "undo", "Undo", win.tools.undo, ["Ctrl+Z"], "Undo the last edit",
                         _icon(win, _SP.SP_ArrowBack, "undo")))
@@ -131,6 +141,9 @@ def build_menus(win) -> None:
     _set_paint_start(win, late.isChecked())
     e.addAction(late)
 
+
+def _mode_actions(win, tb: QtWidgets.QToolBar) -> None:
+    """1 / 2 / 3: EO + IR, IR only, EO only (Model menu and toolbar)."""
     modes = QtGui.QActionGroup(win)
     tb.addSeparator()
     for key, mode in zip(("1", "2", "3"), (Mode.BOTH, Mode.IR, Mode.EO), strict=True):
@@ -143,19 +156,26 @@ def build_menus(win) -> None:
     win.actions_by_name["mode_both"].setChecked(True)
     tb.addSeparator()
 
+
+_TOOL_ACTIONS = (
+    ("pan", "Pan / zoom", "V", "Navigate: drag pans, wheel zooms"),
+    ("brush", "Brush", "B", "Paint the picked class ([ and ] change the size)"),
+    ("eraser", "Eraser", "E", "Erase to unlabelled"),
+    ("fill", "Flood fill", "F", "Fill the connected region under the click"),
+    ("polygon", "Polygon", "G", "Click vertices; double-click or Enter fills, Backspace removes the last vertex, "
+     "Esc cancels"),
+    ("take", "Take region", "W", "Click: take the model's region under the cursor with its predicted class; "
+     "Shift+click: with the picked class"),
+    ("snap", "Snap brush", "S", "Paint whole superpixels of EO + IR: the stroke stops at edges either modality sees"),
+    ("box", "Box (GrabCut)", "R", "Drag a box around an object: GrabCut on EO + IR gives its foreground the "
+     "picked class"),
+)
+
+
+def _tool_actions(win, tb: QtWidgets.QToolBar) -> None:
+    """The Tools menu: painting tools, brush size, class picks, and the gestures' keys."""
     tools = QtGui.QActionGroup(win)
-    for name, text, key, tip in (("pan", "Pan / zoom", "V", "Navigate: drag pans, wheel zooms"),
-                                 ("brush", "Brush", "B", "Paint the picked class ([ and ] change the size)"),
-                                 ("eraser", "Eraser", "E", "Erase to unlabelled"),
-                                 ("fill", "Flood fill", "F", "Fill the connected region under the click"),
-                                 ("polygon", "Polygon", "G", "Click vertices; double-click or Enter fills, Backspace removes the last vertex, Esc cancels"),
-                                 ("take", "Take region", "W",
-                                  "Click: take the model's region under the cursor with its predicted class; "
-                                  "Shift+click: with the picked class"),
-                                 ("snap", "Snap brush", "S",
-                                  "Paint whole superpixels of EO + IR: the stroke stops at edges either modality sees"),
-                                 ("box", "Box (GrabCut)", "R",
-                                  "Drag a box around an object: GrabCut on EO + IR gives its foreground the picked class")):
+    for name, text, key, tip in _TOOL_ACTIONS:
         act = _action(win, f"tool_{name}", text, lambda on, n=name: on and win.tools.set_tool(n), [key], tip,
                       _icon(win, None, name), checkable=True)
         tools.addAction(act)
@@ -182,6 +202,8 @@ def build_menus(win) -> None:
     tb.addAction(win.actions_by_name["redo"])
     tb.addAction(win.actions_by_name["accept"])
 
+
+def _view_menu(win) -> None:
     v = win.menus["View"]
     v.addAction(_action(win, "play", "Play / pause", win.timeline.toggle_play, ["Space"]))
     v.addAction(_action(win, "next", "Next frame", win.next_frame, ["Right"]))

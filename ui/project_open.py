@@ -79,3 +79,36 @@ def report_open(win, session) -> None:
         win.show_error(f"Project {session.project_path} was opened with repairs:\n{problems_text(serious)}")
     if session.read_only:
         win.show_status(f"{session.project_path} is open read-only: corrections made here are not saved", 15000)
+
+
+class SessionReports:
+    """What the open session says as it works: problems found in mask files as frames are first
+    shown, and autosave failures (one dialog, then status-bar reminders until a save succeeds)."""
+
+    def __init__(self, win) -> None:
+        self.win = win
+        self.save_error_shown = False
+
+    def watch(self, session) -> None:
+        self.save_error_shown = False
+        session.events.save_failed.connect(self._on_save_failed)
+        session.events.saved.connect(self._on_saved)
+        session.events.problems_found.connect(self._on_problems_found)
+        report_open(self.win, session)
+
+    def _on_problems_found(self, problems) -> None:
+        """A mask file found unusable when its frame was first shown (dropped, or ids set to 255)."""
+        self.win.show_status("; ".join(str(p) for p in problems), 15000)
+        for p in problems:
+            if p.frame is not None:
+                self.win.frame_states.refresh(p.frame)
+
+    def _on_save_failed(self, err) -> None:
+        if self.save_error_shown:
+            self.win.show_status(f"corrections not saved yet: {err}", 10000)
+        else:
+            self.save_error_shown = True
+            self.win.show_error(str(err))
+
+    def _on_saved(self, _path) -> None:
+        self.save_error_shown = False
