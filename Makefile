@@ -20,7 +20,7 @@ QT_DEBS := libgl1 libegl1 libfontconfig1 libglib2.0-0 libdbus-1-3 libxkbcommon0 
 # h5dump (HDF5 1.10), for the test that our HDF5 exports open in HDF5 1.x readers.
 TEST_DEBS := hdf5-tools
 
-.PHONY: run test lint lint-imports bench model demo screenshot clean sysdeps install dev
+.PHONY: run test lint lint-imports bench model demo screenshot screenshots clean sysdeps install dev
 
 run: $(STAMP) $(SYS_STAMP)
 	$(PY) -m csknet_studio $(ARGS)
@@ -88,6 +88,12 @@ demo: $(STAMP)
 
 screenshot: $(STAMP) $(SYS_STAMP)
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m csknet_studio --screenshot docs/screenshot.png
+
+# Every panel and dialog, dark and light, on a 1366x768 screen (docs/images/panels/), and the
+# README's picture (docs/screenshot.png) as the dark window opens on that screen.
+screenshots: $(STAMP) $(SYS_STAMP)
+	xvfb-run -a -s "-screen 0 1366x768x24" $(PY) docs/make_screenshots.py --out docs/images/panels \
+		--size 1366x768 --readme docs/screenshot.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
