@@ -29,6 +29,7 @@ from csknet_studio.core.data.alignment import Alignment, default_homography, war
 from csknet_studio.core.ecc import ECC_EPS, ECC_ITERATIONS, RegistrationError, ecc_homography, pyramid_levels
 from csknet_studio.core.errors import ProjectError
 from csknet_studio.core.project import ProjectStore, default_project_path
+from csknet_studio.core.project_settings import stored_ir_scale
 
 MIN_POINTS = 4
 
@@ -236,9 +237,12 @@ def stored_alignment(source: Any, project_path: Any = None) -> Alignment | None:
 
 
 def open_aligned(path: Any, *, project_path: Any = None, alignment: Alignment | None = None, **kw: Any):
-    """`open_sequence` with the alignment its project stores (`alignment` wins when given), so
-    readers without a session (training, batch inference, evaluation) and the GUI's open all see
-    the IR the user registered, and a sequence whose IR needs that alignment opens at all."""
+    """`open_sequence` with the alignment and IR scale its project stores (`alignment` and
+    `ir_scale` win when given), so readers without a session (training, batch inference,
+    evaluation) and the GUI's open all see the IR the user registered and read as °C the way the
+    user said, and a sequence whose IR needs that alignment opens at all."""
     if alignment is None:
         alignment = stored_alignment(path, project_path)
+    if kw.get("ir_scale") is None:
+        kw["ir_scale"] = stored_ir_scale(path, project_path)
     return open_sequence(path, alignment, **kw)

@@ -1,11 +1,15 @@
 """Thermal wiring of the main window: the °C span controls feed the views, the span controls are
 enabled for radiometric sequences, and View ▸ IR temperature scale… tells the app how a sequence's
-counts read as °C when its files do not say (a unit, or GAIN,OFFSET)."""
+counts read as °C when its files do not say (a unit, or GAIN,OFFSET). The scale the user gives
+(the dialog, or `--ir-scale` at launch) is kept in the open sequence's project, which applies it
+on the next open (`core.project_settings`)."""
 
 from __future__ import annotations
 
 from PySide6 import QtGui, QtWidgets
 
+from csknet_studio.core.errors import CSKNetError
+from csknet_studio.core.project_settings import store_ir_scale, stored_ir_scale_text
 from csknet_studio.core.radiometry import parse_ir_scale
 
 
@@ -14,6 +18,7 @@ def install_thermal(win) -> None:
     win.controls.span_changed.connect(win.views.set_span)
     win.views.set_span(*win.controls.span)
     win.sequence_opened.connect(lambda seq: win.controls.set_radiometric(bool(getattr(seq, "radiometric", False))))
+    win.sequence_opened.connect(lambda _seq: remember_ir_scale(win) if win.ir_scale else None)
     act = QtGui.QAction("IR temperature scale…", win)
     act.setToolTip("How the IR values of the open sequence read as °C (a unit or GAIN,OFFSET)")
     act.triggered.connect(lambda: ask_ir_scale(win))
@@ -27,7 +32,7 @@ def ask_ir_scale(win, text: str | None = None) -> bool:
     if seq is None:
         return False
     if text is None:
-        current = win.ir_scale or ""
+        current = win.ir_scale or project_ir_scale(win) or ""
         text, ok = QtWidgets.QInputDialog.getText(
             win, "IR temperature scale",
             "How the IR values read as °C: a unit (centikelvin, kelvin, celsius, ...) or GAIN,OFFSET\n"
@@ -54,7 +59,38 @@ def ask_ir_scale(win, text: str | None = None) -> bool:
             win.show_error(str(exc))
             fallback = None
         seq.set_ir_scale(fallback, override=False)
+    remember_ir_scale(win)
     win.controls.set_radiometric(seq.radiometric)
     win.reload_frame()
     win.show_status("IR values read as " + (seq.radiometry.describe() if seq.radiometric else "raw counts (not °C)"))
+    return True
+
+
+def _writable_project(win):
+    session = win.session
+    if session is None or getattr(session, "read_only", True) or getattr(session, "project_path", None) is None:
+        return None
+    return session.project_path
+
+
+def project_ir_scale(win) -> str | None:
+    """The IR scale the open sequence's project keeps (what its open applied), else None."""
+    session = win.session
+    try:
+        return stored_ir_scale_text(None, getattr(session, "project_path", None)) if session is not None else None
+    except CSKNetError:
+        return None
+
+
+def remember_ir_scale(win) -> bool:
+    """Keep `win.ir_scale` (None: forget the kept one) in the open sequence's project, when the
+    app may write it (not read-only, not held by another copy)."""
+    project = _writable_project(win)
+    if project is None:
+        return False
+    try:
+        store_ir_scale(project, win.ir_scale)
+    except (CSKNetError, OSError, ValueError) as exc:
+        win.show_error(f"The IR temperature scale could not be kept in the project {project}:\n{exc}")
+        return False
     return True

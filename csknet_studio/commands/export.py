@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from csknet_studio.commands._common import add_scheme_argument
-from csknet_studio.commands._ir_scale import add_ir_scale_argument, ir_scale_kwargs
+from csknet_studio.commands._ir_scale import add_ir_scale_argument, ir_scale_kwargs, remember_ir_scale
 from csknet_studio.core.modes import ALL_MODES
 
 FORMATS = ("hdf5", "png", "coco", "cvat")
@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         closing.callback(seq.close)
         session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink, read_only=True)
         reapply_given_alignment(args, seq)
+        remember_ir_scale(args, session.project_path)
         for note in session.open_notes():  # repairs, or another copy writing the project
             print(f"warning: {note}", file=sys.stderr)
         predictor, weights_hash = _predictor(args, session)

@@ -115,3 +115,19 @@ def test_non_radiometric_ir_keeps_levels_until_a_scale_is_set(main_window):
     assert win.sequence.radiometric
     assert ask_ir_scale(win, "")  # back to what the files say: nothing here
     assert not win.sequence.radiometric and "°C" not in _hover(win, X, Y)
+
+
+def test_the_scale_the_user_gives_is_kept_in_the_project(main_window, tmp_path, qtbot):
+    from csknet_studio.core.project_settings import stored_ir_scale_text
+    from csknet_studio.ui.thermal import project_ir_scale
+
+    win, project = main_window, tmp_path / "project"
+    assert ask_ir_scale(win, "0.5,-20")
+    assert stored_ir_scale_text(None, project) == "0.5,-20" == project_ir_scale(win)
+    assert ask_ir_scale(win, "")  # back to what the files say: forgotten
+    assert stored_ir_scale_text(None, project) is None
+    win.ir_scale = "centikelvin"  # as `--ir-scale` at launch sets it: kept by the next open
+    second = ArraySequence(np.zeros((2, 48, 64, 3), np.uint8), np.full((2, 48, 64), 90, np.uint8))
+    with qtbot.waitSignal(win.prediction_ready, timeout=30000):
+        win.set_sequence(second, project_path=tmp_path / "second")
+    assert stored_ir_scale_text(None, tmp_path / "second") == "centikelvin"
