@@ -39,7 +39,15 @@ def display_problem() -> str | None:
             "  Headless work needs no GUI:       csknet-studio infer|eval|export --help")
 
 
+# How long a background thread may hold the GIL while the GUI thread waits for it (Python's
+# default is 5 ms). Inference, read-ahead and frame rendering run Python between their numpy /
+# torch calls; at 5 ms each hand-over to the GUI thread could stall a repaint by that much, and a
+# frame change needs dozens of them.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
 def make_app(theme: str = "dark") -> QtWidgets.QApplication:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     app = QtWidgets.QApplication.instance()
     if app is None:
         app = QtWidgets.QApplication([sys.argv[0] if sys.argv else "csknet-studio"])

@@ -229,8 +229,9 @@ class InternalsPanel(QtWidgets.QWidget):
         self._frame_images = {"eo": eo, "ir": ir}
         self._levels = dict(levels or {})
         self._display_cache.clear()
-        self._draw_gate()
-        self._draw_entropy()
+        if self._pred is not None:  # with no prediction there is no map to blend them under
+            self._draw_gate()
+            self._draw_entropy()
 
     def set_prediction(self, pred) -> None:
         """Show a `core.predictor.Prediction` (None clears the panel)."""
@@ -238,6 +239,7 @@ class InternalsPanel(QtWidgets.QWidget):
         if pred is None:
             self._show_empty()
             return
+        self._empty = False
         stages = list(getattr(pred, "gate_maps", {}) or {})
         stages.sort(key=lambda k: (GATE_ORDER.index(k) if k in GATE_ORDER else len(GATE_ORDER), k))
         current = self.stage_combo.currentData()
@@ -284,6 +286,10 @@ class InternalsPanel(QtWidgets.QWidget):
 
     # --- drawing ------------------------------------------------------------------------------
     def _show_empty(self) -> None:
+        """No prediction: clear every view once (scrubbing past frames repeats this per frame)."""
+        if getattr(self, "_empty", False):
+            return
+        self._empty = True
         self.gate_view.show_map(None, None, None, 1.0)
         self.entropy_view.show_map(None, None, None, 1.0)
         for sp in self.exchange_scatter.values():

@@ -66,3 +66,12 @@ def test_scrubbing_swaps_images_rendered_off_the_gui_thread(main_window, qtbot, 
     np.testing.assert_array_equal(shown, real(win.current_frame, win.views.style).ir8)
     win.views.set_palette("white-hot")  # a style change renders the shown frame at once
     assert threads == ["MainThread"]
+
+
+def test_the_app_hands_the_gil_to_the_gui_thread_quickly(qapp):
+    import sys
+
+    from csknet_studio.ui.app import GIL_SWITCH_INTERVAL_S, make_app
+
+    make_app("dark")
+    assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S) and GIL_SWITCH_INTERVAL_S <= 0.001
