@@ -182,7 +182,7 @@ def main() -> None:
             auto = med[f"{n}: stroke + autosave"] - alone
             c_auto = cmed[f"{n}: stroke + autosave"] - cmed["stroke alone (no project)"]
             t0 = time.perf_counter()
-            s._compact_now({})  # noqa: SLF001 - what the background compaction does, timed here alone
+            s._io.compact_now({})  # noqa: SLF001 - what the background compaction does, timed here alone
             comp = (time.perf_counter() - t0) * 1e3
             print(f"{n:6d} {auto:12.2f} {p90[f'{n}: stroke + autosave'] - alone:7.2f} {auto / base:7.2f} "
                   f"{c_auto:7.2f} {comp:14.1f} {comp / COMPACT_LINES:9.2f}")
