@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import PySide6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.studio import PaintStart
+from csknet_studio.core.version import __version__
 from csknet_studio.ui.legend import class_key
 from csknet_studio.ui.model_loading import load_model_into
 from csknet_studio.ui.theme import apply_theme
@@ -88,6 +90,9 @@ def build_menus(win) -> None:
     tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     _file_menu(win, tb)
     _edit_menu(win)
+    tb.addSeparator()  # undo, redo and accept early: on a narrow screen the toolbar's end folds away
+    for name in ("undo", "redo", "accept"):
+        tb.addAction(win.actions_by_name[name])
     _mode_actions(win, tb)
     _tool_actions(win, tb)
     _view_menu(win)
@@ -114,7 +119,6 @@ def _file_menu(win, tb: QtWidgets.QToolBar) -> None:
     f.addAction(_action(win, "quit", "Quit", win.close, ["Ctrl+Q"]))
     tb.addAction(win.actions_by_name["open_folder"])
     tb.addAction(win.actions_by_name["save"])
-    tb.addSeparator()
     fill_recent(win)
 
 
@@ -197,10 +201,6 @@ def _tool_actions(win, tb: QtWidgets.QToolBar) -> None:
     win.menus["Tools"].addAction(_action(win, "fill_frame", "Set whole frame to class", win.tools.fill_frame,
                                          ["Shift+F"], "The whole frame becomes the picked class (undoable)"))
     _action(win, "cancel_tool", "Cancel", win.tools.cancel, ["Escape"])
-    tb.addSeparator()
-    tb.addAction(win.actions_by_name["undo"])
-    tb.addAction(win.actions_by_name["redo"])
-    tb.addAction(win.actions_by_name["accept"])
 
 
 def _view_menu(win) -> None:
@@ -254,14 +254,16 @@ def finish_menus(win) -> None:
 
 def show_about(win) -> QtWidgets.QMessageBox:
     """A non-modal About box (modal boxes would stall the event loop and the tests)."""
-    import PySide6
-
-    from csknet_studio import __version__
-
+    ck = win.checkpoint_path
+    model = (f"model: {ck.name} ({ck})" if ck is not None else
+             "model: untrained (no checkpoint loaded)" if win.worker.model is not None else "model: none loaded")
     text = (f"<b>CSKNet Studio</b> {__version__}<br><br>"
             "Labelling and analysis of paired visible (EO) and thermal (IR) image sequences with "
             "CSK-Net, a two-stream segmentation network (arXiv 2312.02240).<br><br>"
-            f"PySide6 {PySide6.__version__}, Qt {QtCore.qVersion()}")
+            f"{model}<br>"
+            f"PySide6 {PySide6.__version__}, Qt {QtCore.qVersion()}<br><br>"
+            "Licence: MIT. The bundled demo is synthetic and MIT too; datasets you open keep their own "
+            "licences.")
     box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Information, "About CSKNet Studio", text,
                                 QtWidgets.QMessageBox.StandardButton.Ok, win)
     box.setTextFormat(QtCore.Qt.TextFormat.RichText)

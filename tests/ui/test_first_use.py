@@ -325,4 +325,14 @@ def test_quit_is_last_in_file_and_help_has_about(main_window, qtbot):
     win.actions_by_name["about"].trigger()
     boxes = [w for w in QtWidgets.QApplication.topLevelWidgets()
              if isinstance(w, QtWidgets.QMessageBox) and w.isVisible()]
-    assert any("CSKNet Studio" in b.text() for b in boxes)
+    assert any("CSKNet Studio" in b.text() and "model: " in b.text() and "Licence" in b.text() for b in boxes)
+
+
+def test_undo_redo_and_accept_come_early_in_the_toolbar(main_window):
+    """On a 1366 px screen the toolbar's end folds behind its extension button: keep these visible."""
+    from PySide6 import QtWidgets as W
+
+    tb = main_window.findChild(W.QToolBar, "toolbar_main")
+    names = {a: n for n, a in main_window.actions_by_name.items()}
+    order = [names.get(a) for a in tb.actions() if not a.isSeparator()]
+    assert order.index("accept") < order.index("mode_both") < order.index("tool_pan")
