@@ -6,8 +6,6 @@ import json
 
 from csknet_studio.cli import main
 
-from .core.bagdata import Camera, write_recording
-
 
 def _last_json(out: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
@@ -31,11 +29,11 @@ def test_info_on_demo(tmp_path, capsys):
     assert "radiometric: yes, °C = v × 0.01 - 273.15 (demo.json)" in out
 
 
-def test_info_on_recording(tmp_path, capsys):
-    cams = [Camera("/eo", 30.0, "rgb8", (48, 64)),
-            Camera("/ir", 9.0, "mono16", (24, 32), offset_ns=3_000_000, gaps=[(5, 8)], corrupt=[2]),
-            Camera("/ir_preview", 9.0, "mono8", (24, 32))]
-    bag = write_recording(tmp_path / "rec.bag", cams, 2.0, "ros1")
+def test_info_on_recording(tmp_path, capsys, bagdata):
+    cams = [bagdata.Camera("/eo", 30.0, "rgb8", (48, 64)),
+            bagdata.Camera("/ir", 9.0, "mono16", (24, 32), offset_ns=3_000_000, gaps=[(5, 8)], corrupt=[2]),
+            bagdata.Camera("/ir_preview", 9.0, "mono8", (24, 32))]
+    bag = bagdata.write_recording(tmp_path / "rec.bag", cams, 2.0, "ros1")
     assert main(["info", str(bag)]) == 2  # three image topics: the user must pick
     err = capsys.readouterr().err
     assert "--eo-topic" in err and "/ir_preview" in err

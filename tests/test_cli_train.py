@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 from csknet_studio.cli import main
-from tests.core.engine_helpers import make_frames, tiny_config_toml, write_generic_dataset
 
 
 @pytest.mark.slow
-def test_train_eval_infer_cli(tmp_path: Path, capsys):
+def test_train_eval_infer_cli(tmp_path: Path, capsys, write_generic_dataset, make_frames, tiny_config_toml):
     data = write_generic_dataset(tmp_path / "data", make_frames(8, size=64, seed=0))
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(tiny_config_toml(data, tmp_path / "run", epochs=1))

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-from tests.core.engine_helpers import make_frames, tiny_config_toml, write_generic_dataset
-
 WORKER = Path(__file__).with_name("ddp_worker.py")
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 @pytest.mark.ddp
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo backend")
-def test_two_ranks_end_with_identical_weights(tmp_path: Path):
+def test_two_ranks_end_with_identical_weights(tmp_path: Path, write_generic_dataset, make_frames,
+                                              tiny_config_toml):
     data = write_generic_dataset(tmp_path / "data", make_frames(10, size=64, seed=0))
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(tiny_config_toml(data, tmp_path / "run", epochs=2) + "\n[teacher]\nepochs = 1\n")

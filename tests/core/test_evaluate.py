@@ -16,7 +16,6 @@ from csknet_studio.core.evaluate import (
     format_table,
 )
 from csknet_studio.core.modes import ALL_MODES, Mode
-from tests.core.engine_helpers import SCHEME3, make_frames
 
 
 def test_confusion_matrix_by_hand():
@@ -48,13 +47,13 @@ def test_out_of_range_predictions_are_not_counted_as_hits():
     assert conf.sum() == 1 and conf[1, 1] == 1
 
 
-def test_evaluate_runs_each_mode_and_matches_manual_argmax():
+def test_evaluate_runs_each_mode_and_matches_manual_argmax(make_frames, scheme3):
     from csknet_studio.core.data import ArraySequence
     from csknet_studio.core.model import create_model, to_tensors
 
     frames = make_frames(5, size=48, seed=1)
     seq = ArraySequence(np.stack([f.eo for f in frames]), np.stack([f.ir for f in frames]),
-                        np.stack([f.label for f in frames]), scheme=SCHEME3)
+                        np.stack([f.label for f in frames]), scheme=scheme3)
     model = create_model("csknet-tiny", num_classes=3).eval()
     res = evaluate(model, seq, ALL_MODES, device="cpu", batch=2)
     assert set(res) == set(ALL_MODES)
@@ -67,12 +66,12 @@ def test_evaluate_runs_each_mode_and_matches_manual_argmax():
                 conf += confusion_matrix(model(eo, ir).logits.argmax(1)[0], f.label, 3)
         np.testing.assert_array_equal(res[mode].confusion, conf)
         assert res[mode].pixels == 5 * 48 * 48
-    table = format_table(res, SCHEME3.class_names)
+    table = format_table(res, scheme3.class_names)
     assert "person" in table and "IR only" in table and "mIoU" in table
     assert f"{100 * res[Mode.IR].miou:.1f}" in table
 
 
-def test_unlabelled_and_bad_frames_are_skipped_but_counted_in_progress():
+def test_unlabelled_and_bad_frames_are_skipped_but_counted_in_progress(make_frames):
     from csknet_studio.core.frames import FramePair
     from csknet_studio.core.model import create_model
 

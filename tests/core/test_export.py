@@ -24,13 +24,12 @@ from csknet_studio.core.export import export_hdf5, export_png, read_labels_hdf5
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.palette_png import decode_png_indices, encode_palette_png
 from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
 
 N = 5
 
 
 @pytest.fixture
-def session(tmp_path) -> AnnotationSession:
+def session(tmp_path, make_sequence) -> AnnotationSession:
     seq = make_sequence(tmp_path / "data" / "seq", n=N)
     s = AnnotationSession(seq)
     for i in (1, 2, 3):
@@ -185,19 +184,8 @@ def test_png_decoder_handles_every_row_filter():
         encode_palette_png(ids.astype(np.uint16), MFNET.palette_array())
 
 
-def _folder_sequence(root: Path, n: int = 4) -> Path:
-    seq = make_sequence(None, n=n)
-    for sub in ("eo", "ir"):
-        (root / sub).mkdir(parents=True)
-    for i in range(n):
-        fp = seq[i]
-        cv2.imwrite(str(root / "eo" / f"{fp.name}.png"), fp.eo[..., ::-1])
-        cv2.imwrite(str(root / "ir" / f"{fp.name}.png"), fp.ir)
-    return root
-
-
-def test_cli_exports_a_folder_sequence_with_its_project(tmp_path, capsys):
-    root = _folder_sequence(tmp_path / "seq")
+def test_cli_exports_a_folder_sequence_with_its_project(tmp_path, capsys, folder_sequence):
+    root = folder_sequence(tmp_path / "seq")
     seq = open_sequence(root)
     s = AnnotationSession(seq)
     s.paint_stroke(1, [(10, 10), (20, 12)], 3, 2)
@@ -216,7 +204,7 @@ def test_cli_exports_a_folder_sequence_with_its_project(tmp_path, capsys):
     assert np.array_equal(ids, r.labels[1])
 
     # a project of another sequence is a one-line error, exit code 2
-    other = _folder_sequence(tmp_path / "other", n=3)
+    other = folder_sequence(tmp_path / "other", n=3)
     assert main(["export", str(other), "--project", str(tmp_path / "seq.csknet"), "--quiet"]) == 2
     assert "another sequence" in capsys.readouterr().err
     assert main(["export", str(root), "--probabilities", "--quiet"]) == 2
@@ -224,11 +212,11 @@ def test_cli_exports_a_folder_sequence_with_its_project(tmp_path, capsys):
     assert s.origin(1) is Origin.CORRECTED
 
 
-def test_cli_with_a_checkpoint_exports_predictions_and_probabilities(tmp_path):
+def test_cli_with_a_checkpoint_exports_predictions_and_probabilities(tmp_path, folder_sequence):
     from csknet_studio.core.checkpoint import save_checkpoint
     from csknet_studio.core.model import create_model
 
-    root = _folder_sequence(tmp_path / "seq", n=3)
+    root = folder_sequence(tmp_path / "seq", n=3)
     seq = open_sequence(root)
     s = AnnotationSession(seq)
     s.fill_polygon(0, [(0, 0), (30, 0), (0, 30)], 4)
@@ -293,8 +281,8 @@ def test_each_frame_exports_what_the_options_say_and_records_its_origin(session,
     assert (ids == 255).all()
 
 
-def test_cli_flags_for_propagated_frames_and_predictions(tmp_path, capsys):
-    root = _folder_sequence(tmp_path / "seq", n=3)
+def test_cli_flags_for_propagated_frames_and_predictions(tmp_path, capsys, folder_sequence):
+    root = folder_sequence(tmp_path / "seq", n=3)
     seq = open_sequence(root)
     s = AnnotationSession(seq)
     s.apply_propagation({1: np.full((48, 64), 2, np.uint8)})

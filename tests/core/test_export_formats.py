@@ -27,7 +27,6 @@ from csknet_studio.core.export_formats import (
 from csknet_studio.core.napari_reader import LazyFrames, get_reader, read_label_export
 from csknet_studio.core.palette_png import decode_png_indices
 from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
 
 N, H, W = 5, 48, 64
 # pycocotools' decode trips numpy 2's __array__(copy=) check: its warning, not ours
@@ -47,7 +46,7 @@ def _frame0() -> np.ndarray:
 
 
 @pytest.fixture
-def session(tmp_path) -> AnnotationSession:
+def session(tmp_path, make_sequence) -> AnnotationSession:
     seq = make_sequence(tmp_path / "data" / "seq", n=N)
     s = AnnotationSession(seq)
     s.set_prediction(0, _frame0())
@@ -108,7 +107,7 @@ def test_coco_per_class_is_one_annotation_per_class_and_frame(session, tmp_path)
     assert data["info"]["annotation_style"] == "class"
 
 
-def test_coco_names_the_image_files_and_copies_them_on_request(tmp_path):
+def test_coco_names_the_image_files_and_copies_them_on_request(tmp_path, make_sequence):
     root = tmp_path / "seq"
     seq = make_sequence(None, n=3)
     for sub in ("eo", "ir"):
@@ -132,7 +131,7 @@ def test_coco_names_the_image_files_and_copies_them_on_request(tmp_path):
     folder.close()
 
 
-def test_coco_images_carry_a_recordings_camera_stamps(tmp_path):
+def test_coco_images_carry_a_recordings_camera_stamps(tmp_path, make_sequence):
     seq = make_sequence(None, n=2)
     seq.timestamps_ns = np.array([1_700_000_000_400_000_000, 1_700_000_000_500_000_000], np.int64)
     seq.ir_timestamps_ns = seq.timestamps_ns + 3_000_000
@@ -197,7 +196,7 @@ def test_cvat_folder_reads_back_to_identical_class_ids(session, tmp_path):
                                                       "unlabelled": 1}
 
 
-def test_cvat_refuses_a_scheme_whose_colours_clash_and_voids_objects_past_254(tmp_path):
+def test_cvat_refuses_a_scheme_whose_colours_clash_and_voids_objects_past_254(tmp_path, make_sequence):
     twins = ClassScheme("twins", ("bg", "a", "b"), ((0, 0, 0), (9, 9, 9), (9, 9, 9)))
     s = AnnotationSession(make_sequence(None, n=1, scheme=twins))
     with pytest.raises(ExportError, match="share the colour"):
@@ -239,7 +238,7 @@ def test_napari_reader_gives_eo_ir_and_coloured_labels(session, tmp_path):
     assert lab_kw["features"]["class"][2] == "person" and lab_kw["metadata"]["frame_origin"][3] == "unlabelled"
 
 
-def test_napari_reader_falls_back_on_the_source_sequence(tmp_path):
+def test_napari_reader_falls_back_on_the_source_sequence(tmp_path, make_sequence):
     root = tmp_path / "seq"
     seq = make_sequence(None, n=3)
     for sub in ("eo", "ir"):
@@ -279,10 +278,9 @@ def test_napari_opens_the_file_through_the_plugin(session, tmp_path):
     assert np.array_equal(np.asarray(lab.data[0]), session.labels(0))
 
 
-def test_cli_exports_each_format(tmp_path, capsys):
-    from tests.core.test_export import _folder_sequence
+def test_cli_exports_each_format(tmp_path, capsys, folder_sequence):
 
-    root = _folder_sequence(tmp_path / "seq", n=3)
+    root = folder_sequence(tmp_path / "seq", n=3)
     from csknet_studio.core.data import open_sequence
 
     seq = open_sequence(root)

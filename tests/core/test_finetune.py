@@ -11,7 +11,6 @@ from csknet_studio.core.checkpoint import weights_hash
 from csknet_studio.core.errors import CancelledError, ConfigError, TrainingError
 from csknet_studio.core.finetune import FinetuneConfig, finetune, replace_head, split_samples
 from csknet_studio.core.holdout import hold_out
-from tests.core.engine_helpers import make_frames
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def frames():
+def frames(make_frames):
     return make_frames(4, size=48, seed=0)
 
 

@@ -13,20 +13,19 @@ from csknet_studio.core.batch_infer import infer_sequence
 from csknet_studio.core.errors import CancelledError, ModelInputError
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.predictor import Predictor
-from tests.core.engine_helpers import SCHEME3, make_frames
 
 
 @pytest.fixture(scope="module")
-def frames():
+def frames(make_frames):
     return make_frames(5, size=48, seed=2)
 
 
 @pytest.fixture
-def predictor():
+def predictor(scheme3):
     from csknet_studio.core.model import create_model
 
     torch.manual_seed(0)
-    return Predictor(create_model("csknet-tiny", num_classes=3), "cpu", SCHEME3)
+    return Predictor(create_model("csknet-tiny", num_classes=3), "cpu", scheme3)
 
 
 def test_prediction_fields(predictor, frames):
@@ -99,20 +98,20 @@ def test_predictor_is_safe_across_threads(predictor, frames):
     assert not errors and len(out) == 9 and all(np.array_equal(ref, o) for o in out)
 
 
-def test_infer_sequence_png_and_hdf5(tmp_path: Path, predictor, frames):
+def test_infer_sequence_png_and_hdf5(tmp_path: Path, predictor, frames, scheme3):
     from csknet_studio.core.data import ArraySequence
     from csknet_studio.core.export import read_labels_hdf5
     from csknet_studio.core.palette_png import decode_png_indices
 
     seq = ArraySequence(np.stack([f.eo for f in frames]), np.stack([f.ir for f in frames]),
-                        names=[f.name for f in frames], scheme=SCHEME3)
+                        names=[f.name for f in frames], scheme=scheme3)
     done = []
     res = infer_sequence(predictor, seq, "ir", tmp_path / "masks", batch=2, progress=lambda d, t: done.append((d, t)))
     assert res.frames == 5 and done[-1] == (5, 5)
     for f in frames:
         ids, palette = decode_png_indices((tmp_path / "masks" / f"{f.name}.png").read_bytes())
         np.testing.assert_array_equal(ids, predictor.predict(None, f.ir, "ir").labels)
-        np.testing.assert_array_equal(palette[:3], SCHEME3.palette_array())
+        np.testing.assert_array_equal(palette[:3], scheme3.palette_array())
     assert (tmp_path / "masks" / "classes.json").is_file()
 
     h5 = infer_sequence(predictor, seq, "both", tmp_path / "pred.h5", batch=3, fmt="hdf5", checkpoint_hash="abc")
@@ -120,7 +119,7 @@ def test_infer_sequence_png_and_hdf5(tmp_path: Path, predictor, frames):
     assert back.labels.shape == (5, 48, 48) and back.mode == "both" and back.checkpoint_hash == "abc"
     for i, f in enumerate(frames):
         np.testing.assert_array_equal(back.labels[i], predictor.predict(f.eo, f.ir).labels)
-    assert back.class_names == SCHEME3.class_names
+    assert back.class_names == scheme3.class_names
 
     calls = iter([False, False, True])
     with pytest.raises(CancelledError):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.session import AnnotationSession
-from tests.core.kill_child import REPO, run_and_kill
-from tests.core.seqdata import make_sequence
 
+REPO = Path(__file__).resolve().parents[2]
 N_FRAMES, SIZE = 6, (96, 128)
 
 # The k-th edit, shared by the child (which autosaves) and the parent (which replays in memory).
@@ -40,7 +41,7 @@ for k in range(100000):
 
 
 @pytest.mark.parametrize("kill_after", [15, 40])
-def test_sigkill_mid_session_loses_no_saved_correction(tmp_path, kill_after):
+def test_sigkill_mid_session_loses_no_saved_correction(tmp_path, kill_after, run_and_kill, make_sequence):
     seq_dir = tmp_path / "seq"
     last = run_and_kill(CHILD, seq_dir, kill_after, 0.003 * (kill_after % 7))  # inside a later step's save
 

@@ -11,7 +11,6 @@ from csknet_studio.core.errors import CancelledError
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.propagate import PropagationConfig, propagate_labels, propagation_targets
 from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
 
 H, W, PAD = 72, 96, 24
 
@@ -141,7 +140,7 @@ def _labels(value: int, shape=(48, 64)) -> np.ndarray:
     return np.full(shape, value, np.uint8)
 
 
-def test_a_propagation_is_one_undo_step_and_never_touches_corrections(tmp_path):
+def test_a_propagation_is_one_undo_step_and_never_touches_corrections(tmp_path, make_sequence):
     seq = make_sequence(tmp_path / "seq", n=6)
     s = AnnotationSession(seq)
     s.set_prediction(2, seq[2].label)
@@ -161,7 +160,7 @@ def test_a_propagation_is_one_undo_step_and_never_touches_corrections(tmp_path):
     assert (s.labels(3) == 3).all() and s.origin(3) is Origin.PROPAGATED
 
 
-def test_editing_or_accepting_a_propagated_frame_corrects_it_and_undo_brings_it_back(tmp_path):
+def test_editing_or_accepting_a_propagated_frame_corrects_it_and_undo_brings_it_back(tmp_path, make_sequence):
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=4))
     s.apply_propagation({1: _labels(1), 2: _labels(2)})
     s.paint_stroke(1, [(5, 5), (10, 5)], 6, 2)
@@ -178,7 +177,7 @@ def test_editing_or_accepting_a_propagated_frame_corrects_it_and_undo_brings_it_
     assert s.apply_propagation({1: _labels(7), 3: _labels(3)}) == [3]
 
 
-def test_propagated_frames_survive_a_relaunch(tmp_path):
+def test_propagated_frames_survive_a_relaunch(tmp_path, make_sequence):
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=5))
     s.apply_propagation({1: _labels(1), 2: _labels(2), 3: _labels(3)})
     s.accept_prediction(3)

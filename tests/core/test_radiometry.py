@@ -17,8 +17,6 @@ from csknet_studio.core.data.thermal import read_ir_file, tiff_scale
 from csknet_studio.core.errors import CorruptImageError, SequenceError
 from csknet_studio.core.radiometry import LinearScale, PlanckScale, parse_ir_scale, scale_from_meta
 
-from .flirdata import CONSTANTS, write_rjpeg
-
 H, W = 12, 16
 
 
@@ -141,18 +139,18 @@ def test_planck_conversion_matches_a_hand_computed_value():
         PlanckScale(r1=1, r2=1, b=1, f=1, o=0, emissivity=0)
 
 
-def test_planck_with_object_parameters_matches_flyr():
+def test_planck_with_object_parameters_matches_flyr(flir_constants):
     from flyr import FlyrThermogram
 
     raw = np.linspace(12000, 20000, H * W).reshape(H, W)
-    ours = PlanckScale.from_flir(CONSTANTS, "test").celsius(raw)
-    theirs = FlyrThermogram(raw.copy(), CONSTANTS).celsius
+    ours = PlanckScale.from_flir(flir_constants, "test").celsius(raw)
+    theirs = FlyrThermogram(raw.copy(), flir_constants).celsius
     np.testing.assert_allclose(ours, theirs, atol=2e-3)
-    assert not np.allclose(ours, PlanckScale.from_flir({**CONSTANTS, "emissivity": 1.0}, "t").celsius(raw), atol=0.1)
+    assert not np.allclose(ours, PlanckScale.from_flir({**flir_constants, "emissivity": 1.0}, "t").celsius(raw), atol=0.1)
 
 
 @pytest.mark.parametrize("png", [True, False], ids=["png-raw", "plain-raw"])
-def test_flir_rjpeg_counts_and_celsius_match_flyr(tmp_path, png):
+def test_flir_rjpeg_counts_and_celsius_match_flyr(tmp_path, png, write_rjpeg):
     import flyr
 
     counts = (np.arange(H * W).reshape(H, W) * 30 + 14000).astype(np.uint16)
@@ -164,7 +162,7 @@ def test_flir_rjpeg_counts_and_celsius_match_flyr(tmp_path, png):
     np.testing.assert_allclose(scale.celsius(raw), flyr.unpack(str(path)).celsius, atol=2e-3)
 
 
-def test_folder_of_flir_rjpegs_is_radiometric(tmp_path):
+def test_folder_of_flir_rjpegs_is_radiometric(tmp_path, write_rjpeg):
     def write(stem, i):
         write_rjpeg(stem.with_suffix(".jpg"), np.full((H, W), 17000 + 500 * i, np.uint16))
 
@@ -178,7 +176,7 @@ def test_folder_of_flir_rjpegs_is_radiometric(tmp_path):
     assert r["ir_celsius_range"] == pytest.approx([t0, t1], abs=1e-2)
 
 
-def test_damaged_rjpeg_names_the_file(tmp_path):
+def test_damaged_rjpeg_names_the_file(tmp_path, write_rjpeg):
     path = write_rjpeg(tmp_path / "bad.jpg", np.full((H, W), 15000, np.uint16), png=False)
     data = path.read_bytes()
     path.write_bytes(data[:400])  # the thermal record is cut off
@@ -234,7 +232,7 @@ def test_cli_export_with_ir_scale_writes_celsius(tmp_path, capsys):
     assert r["radiometric"] and r["ir_celsius_range"] == pytest.approx([31315 - 273.15, 31317 - 273.15])
 
 
-def test_damaged_rjpegs_and_tiffs_raise_only_corrupt_image_error(tmp_path):
+def test_damaged_rjpegs_and_tiffs_raise_only_corrupt_image_error(tmp_path, write_rjpeg):
     """Truncated and bit-flipped R-JPEGs and TIFFs: a frame or one CorruptImageError, nothing else."""
     rjpeg = write_rjpeg(tmp_path / "ok.jpg", np.full((H, W), 15000, np.uint16), png=True).read_bytes()
     tif = tmp_path / "ok.tif"

@@ -185,8 +185,7 @@ def test_offset_scale_alignment_is_the_same_homography():
     assert a.dtype == np.uint16 and np.array_equal(a, b)
 
 
-def test_homography_round_trips_through_the_project(tmp_path):
-    from tests.core.seqdata import make_sequence
+def test_homography_round_trips_through_the_project(tmp_path, make_sequence):
 
     shape = (48, 64)
     h = _similarity(shape, 1.05, 3.0, 2.0, -1.5, persp=1e-4)
@@ -204,8 +203,7 @@ def test_homography_round_trips_through_the_project(tmp_path):
     s2.close()
 
 
-def test_an_old_offset_scale_project_still_opens(tmp_path):
-    from tests.core.seqdata import make_sequence
+def test_an_old_offset_scale_project_still_opens(tmp_path, make_sequence):
 
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=2))
     s.set_alignment({"dx": 2.0, "dy": -1.0, "scale": 1.01})
@@ -272,12 +270,11 @@ def test_align_cli_json(tmp_path, capsys):
     assert main(["align", str(tmp_path / "seq"), "--manual", str(tmp_path / "missing.json")]) == 2
 
 
-def test_readers_without_a_session_take_the_project_alignment(tmp_path):
+def test_readers_without_a_session_take_the_project_alignment(tmp_path, write_generic_dataset, make_frames):
     """Training, batch inference and evaluation open the sequence alone: the project's homography
     still reaches their IR."""
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.training.data import open_training_sequence
-    from tests.core.engine_helpers import make_frames, write_generic_dataset
 
     root = write_generic_dataset(tmp_path / "data", make_frames(2, size=64))
     assert reg.stored_alignment(root) is None

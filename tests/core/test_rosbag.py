@@ -17,29 +17,29 @@ from csknet_studio.core.data.rosbag import (
 from csknet_studio.core.data.time_pairing import pair_timestamps
 from csknet_studio.core.errors import CorruptImageError, SequenceError
 
-from .bagdata import T0_NS, Camera, frame_value, mcap_file, write_recording
-
 IR_OFFSET_NS = 3_000_000  # the IR camera's clock runs 3 ms ahead
 
 
-def _cams(**ir_kw) -> list[Camera]:
+def _cams(bagdata, **ir_kw) -> list:
     ir = {"encoding": "mono16", "size": (24, 32), "offset_ns": IR_OFFSET_NS, "gaps": [(5, 8)], "corrupt": [2]}
     ir.update(ir_kw)
-    return [Camera("/cam/eo/image_raw", 30.0, "rgb8", (48, 64)), Camera("/cam/ir/image_raw", 9.0, **ir)]
+    return [bagdata.Camera("/cam/eo/image_raw", 30.0, "rgb8", (48, 64)),
+            bagdata.Camera("/cam/ir/image_raw", 9.0, **ir)]
 
 
-def _path(tmp_path, storage):
+def _path(bagdata, tmp_path, storage):
     if storage == "ros1":
-        return write_recording(tmp_path / "rec.bag", _cams(), 2.0, "ros1")
-    bag = write_recording(tmp_path / "rec", _cams(), 2.0, "mcap" if storage.startswith("mcap") else "sqlite3")
-    return mcap_file(bag) if storage == "mcap-file" else bag
+        return bagdata.write_recording(tmp_path / "rec.bag", _cams(bagdata), 2.0, "ros1")
+    bag = bagdata.write_recording(tmp_path / "rec", _cams(bagdata), 2.0,
+                                  "mcap" if storage.startswith("mcap") else "sqlite3")
+    return bagdata.mcap_file(bag) if storage == "mcap-file" else bag
 
 
 # ------------------------------------------------------------------------------------ pairing
-def test_pairing_30_and_9_hz_with_gap_and_offset():
-    eo = T0_NS + np.arange(60) * 10**9 // 30
+def test_pairing_30_and_9_hz_with_gap_and_offset(bagdata):
+    eo = bagdata.T0_NS + np.arange(60) * 10**9 // 30
     ir_k = np.array([k for k in range(18) if not 5 <= k < 8])
-    ir = T0_NS + ir_k * 10**9 // 9 + IR_OFFSET_NS
+    ir = bagdata.T0_NS + ir_k * 10**9 // 9 + IR_OFFSET_NS
     pr = pair_timestamps(eo, ir)
     assert len(pr) == 15  # every IR frame finds an EO frame within half the IR period
     assert pr.tolerance_ns == (10**9 // 9) // 2
@@ -77,8 +77,8 @@ def test_pick_topics_defaults_and_errors():
 
 # ------------------------------------------------------------------------------------ reading
 @pytest.mark.parametrize("storage", ["ros1", "sqlite3", "mcap", "mcap-file"])
-def test_recording_opens_pairs_and_marks_corrupt_frame_bad(tmp_path, storage):
-    path = _path(tmp_path, storage)
+def test_recording_opens_pairs_and_marks_corrupt_frame_bad(tmp_path, storage, bagdata):
+    path = _path(bagdata, tmp_path, storage)
     assert is_recording(path)
     topics = list_image_topics(path)
     assert [(t.name, t.encoding, t.count) for t in topics] == [
@@ -105,20 +105,22 @@ def test_recording_opens_pairs_and_marks_corrupt_frame_bad(tmp_path, storage):
             assert not fp.bad, fp.error
             assert fp.eo.shape == (48, 64, 3) and fp.eo.dtype == np.uint8
             assert fp.ir.shape == (48, 64) and fp.ir.dtype == np.uint16  # IR resampled onto the EO grid
-            eo_k = int(round((int(seq.timestamps_ns[i]) - T0_NS) * 30 / 1e9))
-            assert fp.eo[0, 0, 0] == frame_value(eo_k) and fp.eo[0, 0, 2] == 255 - frame_value(eo_k)
-            assert abs(int(fp.ir[10, 10]) - (20000 + 100 * frame_value(ir_k[i]) + 10)) < 30
+            eo_k = int(round((int(seq.timestamps_ns[i]) - bagdata.T0_NS) * 30 / 1e9))
+            assert (fp.eo[0, 0, 0] == bagdata.frame_value(eo_k)
+                    and fp.eo[0, 0, 2] == 255 - bagdata.frame_value(eo_k))
+            assert abs(int(fp.ir[10, 10]) - (20000 + 100 * bagdata.frame_value(ir_k[i]) + 10)) < 30
         assert seq.bad_frames == {ir_k.index(2)}
 
 
 @pytest.mark.parametrize(("eo_enc", "ir_enc"), [("bgr8", "mono8"), ("rgb8", "16UC1"), ("jpeg", "png")])
-def test_encodings(tmp_path, eo_enc, ir_enc):
-    cams = [Camera("/eo", 10.0, eo_enc, (32, 40)), Camera("/ir", 10.0, ir_enc, (32, 40), offset_ns=1_000_000)]
-    bag = write_recording(tmp_path / "rec", cams, 1.0, "sqlite3")
+def test_encodings(tmp_path, eo_enc, ir_enc, bagdata):
+    cams = [bagdata.Camera("/eo", 10.0, eo_enc, (32, 40)),
+            bagdata.Camera("/ir", 10.0, ir_enc, (32, 40), offset_ns=1_000_000)]
+    bag = bagdata.write_recording(tmp_path / "rec", cams, 1.0, "sqlite3")
     with open_sequence(bag, eo_topic="/eo", ir_topic="/ir", prefetch=0) as seq:
         assert len(seq) == 10 and not seq.bad_frames
         fp = seq[4]
-        v = frame_value(4)
+        v = bagdata.frame_value(4)
         assert fp.eo.shape == (32, 40, 3)
         assert abs(int(fp.eo[5, 5, 0]) - v) <= 3 and abs(int(fp.eo[5, 5, 2]) - (255 - v)) <= 3  # RGB order
         want_ir = v if ir_enc in ("mono8", "png") else 20000 + 100 * v + 10
@@ -126,9 +128,9 @@ def test_encodings(tmp_path, eo_enc, ir_enc):
         assert abs(int(fp.ir[5, 5]) - want_ir) <= 1
 
 
-def test_topic_choice(tmp_path):
-    cams = _cams(corrupt=[]) + [Camera("/cam/depth/image", 5.0, "mono16", (24, 32))]
-    bag = write_recording(tmp_path / "rec", cams, 1.0, "sqlite3")
+def test_topic_choice(tmp_path, bagdata):
+    cams = _cams(bagdata, corrupt=[]) + [bagdata.Camera("/cam/depth/image", 5.0, "mono16", (24, 32))]
+    bag = bagdata.write_recording(tmp_path / "rec", cams, 1.0, "sqlite3")
     with pytest.raises(TopicError, match="/cam/depth/image") as exc:
         open_sequence(bag)
     assert len(exc.value.topics) == 3
@@ -136,8 +138,8 @@ def test_topic_choice(tmp_path):
         assert seq.ir_topic == "/cam/depth/image" and len(seq) == 5
 
 
-def test_cache_stays_bounded(tmp_path):
-    bag = write_recording(tmp_path / "rec", _cams(corrupt=[]), 2.0, "mcap")
+def test_cache_stays_bounded(tmp_path, bagdata):
+    bag = bagdata.write_recording(tmp_path / "rec", _cams(bagdata, corrupt=[]), 2.0, "mcap")
     with open_sequence(bag, cache_frames=3, prefetch=2) as seq:
         for i in range(len(seq)):
             seq[i]
@@ -147,25 +149,26 @@ def test_cache_stays_bounded(tmp_path):
         assert not back.bad
 
 
-def test_unreadable_recordings_say_so(tmp_path):
+def test_unreadable_recordings_say_so(tmp_path, bagdata):
     junk = tmp_path / "junk.bag"
     junk.write_bytes(b"#ROSBAG V2.0\n" + b"\x00" * 64)
     with pytest.raises(CorruptImageError, match="junk.bag"):
         open_sequence(junk)
     mcap = tmp_path / "half.mcap"
-    full = mcap_file(write_recording(tmp_path / "rec", _cams(corrupt=[]), 1.0, "mcap")).read_bytes()
+    bag = bagdata.write_recording(tmp_path / "rec", _cams(bagdata, corrupt=[]), 1.0, "mcap")
+    full = bagdata.mcap_file(bag).read_bytes()
     mcap.write_bytes(full[: len(full) // 2])
     with pytest.raises(SequenceError, match="half.mcap"):
         open_sequence(mcap)
 
 
-def test_export_keeps_timestamps(tmp_path):
+def test_export_keeps_timestamps(tmp_path, bagdata):
     import h5py
 
     from csknet_studio.core.export import export_hdf5
     from csknet_studio.core.session import AnnotationSession
 
-    bag = write_recording(tmp_path / "rec", _cams(corrupt=[]), 1.0, "sqlite3")
+    bag = bagdata.write_recording(tmp_path / "rec", _cams(bagdata, corrupt=[]), 1.0, "sqlite3")
     with open_sequence(bag, prefetch=0) as seq:
         session = AnnotationSession(seq, tmp_path / "rec.csknet", autosave=False)
         try:

@@ -16,14 +16,13 @@ from csknet_studio.core.classes import MFNET, PST900
 from csknet_studio.core.edits import EMPTY_RECT, Origin, Rect
 from csknet_studio.core.errors import ProjectError
 from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
 
 
 def state(s: AnnotationSession) -> list[tuple[str, bytes]]:
     return [(s.origin(i).value, s.labels(i).tobytes()) for i in range(len(s))]
 
 
-def test_untouched_frames_are_empty_and_cost_nothing():
+def test_untouched_frames_are_empty_and_cost_nothing(make_sequence):
     s = AnnotationSession(make_sequence(None, n=4))
     assert s.project_path is None
     assert s.origins() == [Origin.EMPTY] * 4
@@ -35,7 +34,7 @@ def test_untouched_frames_are_empty_and_cost_nothing():
         s.labels(4)
 
 
-def test_prediction_is_not_a_correction():
+def test_prediction_is_not_a_correction(make_sequence):
     seq = make_sequence(None, n=3)
     s = AnnotationSession(seq)
     seen = []
@@ -49,7 +48,7 @@ def test_prediction_is_not_a_correction():
         s.set_prediction(1, np.zeros((10, 10), np.uint8))
 
 
-def test_tools_change_the_right_pixels_and_return_the_dirty_rect():
+def test_tools_change_the_right_pixels_and_return_the_dirty_rect(make_sequence):
     seq = make_sequence(None, n=3)
     s = AnnotationSession(seq)
     r = s.paint_stroke(0, [(10, 20), (30, 20)], class_id=2, radius=3)
@@ -84,7 +83,7 @@ def test_tools_change_the_right_pixels_and_return_the_dirty_rect():
         s.flood_fill(0, (0, 0), 42)
 
 
-def test_accepting_a_prediction_marks_the_frame_corrected_and_undo_reverts():
+def test_accepting_a_prediction_marks_the_frame_corrected_and_undo_reverts(make_sequence):
     seq = make_sequence(None, n=2)
     s = AnnotationSession(seq)
     s.set_prediction(0, seq[0].label)
@@ -98,7 +97,7 @@ def test_accepting_a_prediction_marks_the_frame_corrected_and_undo_reverts():
         s.accept_prediction(1)
 
 
-def test_a_live_stroke_is_one_undo_step_and_repaints_only_its_segments():
+def test_a_live_stroke_is_one_undo_step_and_repaints_only_its_segments(make_sequence):
     s = AnnotationSession(make_sequence(None, n=1))
     rects = []
     s.events.labels_changed.connect(lambda f, r: rects.append(r))
@@ -115,7 +114,7 @@ def test_a_live_stroke_is_one_undo_step_and_repaints_only_its_segments():
     assert (s.labels(0)[5, 5:16] == 3).all() and (s.labels(0)[5:26, 15] == 3).all()
 
 
-def test_cancel_stroke_restores_the_pixels_without_an_undo_step():
+def test_cancel_stroke_restores_the_pixels_without_an_undo_step(make_sequence):
     s = AnnotationSession(make_sequence(None, n=1))
     s.paint_stroke(0, [(10, 10)], 1, 4)
     before = s.labels(0).copy()
@@ -127,7 +126,7 @@ def test_cancel_stroke_restores_the_pixels_without_an_undo_step():
     assert not s.can_undo and s.origin(0) is Origin.EMPTY
 
 
-def test_small_stroke_diff_is_tiny_compared_with_a_frame():
+def test_small_stroke_diff_is_tiny_compared_with_a_frame(make_sequence):
     h, w = 480, 640
     s = AnnotationSession(make_sequence(None, n=2, size=(h, w)))
     s.set_prediction(1, np.zeros((h, w), np.uint8))
@@ -138,7 +137,7 @@ def test_small_stroke_diff_is_tiny_compared_with_a_frame():
     assert s.undo_nbytes < 0.05 * h * w
 
 
-def test_history_is_trimmed_to_the_memory_budget_and_reports_it():
+def test_history_is_trimmed_to_the_memory_budget_and_reports_it(make_sequence):
     s = AnnotationSession(make_sequence(None, n=1), undo_budget_bytes=3000)
     trimmed = []
     s.events.history_trimmed.connect(trimmed.append)
@@ -170,7 +169,7 @@ def _apply(s: AnnotationSession, kind: int, f: int, x0: int, y0: int, x1: int, y
 @given(st.lists(st.tuples(st.integers(0, 7), st.integers(0, 2), st.integers(0, 19), st.integers(0, 15),
                           st.integers(0, 19), st.integers(0, 15), st.sampled_from([0, 1, 2, 255])),
                 min_size=1, max_size=25))
-def test_random_edit_undo_redo_sequences_restore_exact_masks(ops):
+def test_random_edit_undo_redo_sequences_restore_exact_masks(make_sequence, ops):
     seq = make_sequence(None, n=3, size=(16, 20), seed=1)
     s = AnnotationSession(seq)
     s.set_prediction(1, seq[1].label)
@@ -201,7 +200,7 @@ def test_random_edit_undo_redo_sequences_restore_exact_masks(ops):
     assert pos == len(snaps) - 1
 
 
-def test_autosave_restores_corrections_and_drops_undone_ones(tmp_path):
+def test_autosave_restores_corrections_and_drops_undone_ones(tmp_path, make_sequence):
     seq = make_sequence(tmp_path / "seq", n=5)
     s = AnnotationSession(seq)
     saved = []
@@ -228,7 +227,7 @@ def test_autosave_restores_corrections_and_drops_undone_ones(tmp_path):
         assert (s2.labels(i) == s.labels(i)).all()
 
 
-def test_project_settings_round_trip(tmp_path):
+def test_project_settings_round_trip(tmp_path, make_sequence):
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=2))
     ck = tmp_path / "weights.pt"
     s.set_checkpoint(ck, "abc123")
@@ -238,7 +237,7 @@ def test_project_settings_round_trip(tmp_path):
     assert s2.alignment == {"dx": 2.0, "dy": -1.0, "scale": 1.01}
 
 
-def test_a_project_of_another_sequence_is_refused(tmp_path):
+def test_a_project_of_another_sequence_is_refused(tmp_path, make_sequence):
     s = AnnotationSession(make_sequence(tmp_path / "a", n=3))
     s.paint_stroke(0, [(5, 5)], 1, 2)
     with pytest.raises(ProjectError, match="another sequence"):
@@ -255,14 +254,14 @@ def test_a_project_of_another_sequence_is_refused(tmp_path):
     ('{"format": "csknet-studio-project", "format_version": 99}', "version 99"),
     ('{"format": "csknet-studio-project", "format_version": 1}', "malformed"),
 ])
-def test_bad_project_files_raise_project_error(tmp_path, content, match):
+def test_bad_project_files_raise_project_error(tmp_path, content, match, make_sequence):
     (tmp_path / "seq.csknet").mkdir()
     (tmp_path / "seq.csknet" / "project.json").write_text(content)
     with pytest.raises(ProjectError, match=match):
         AnnotationSession(make_sequence(tmp_path / "seq", n=2))
 
 
-def test_full_disk_keeps_everything_in_memory_and_saves_later(tmp_path, monkeypatch):
+def test_full_disk_keeps_everything_in_memory_and_saves_later(tmp_path, monkeypatch, make_sequence):
     seq = make_sequence(tmp_path / "seq", n=3)
     s = AnnotationSession(seq)
     s.paint_stroke(0, [(5, 5)], 1, 2)  # the first save writes the manifest
@@ -297,7 +296,7 @@ def test_full_disk_keeps_everything_in_memory_and_saves_later(tmp_path, monkeypa
     assert s2.corrected_frames() == [0, 1, 2] and s2.labels(1)[20, 20] == 2
 
 
-def test_scheme_switch_refuses_to_drop_labels_unless_forced(tmp_path):
+def test_scheme_switch_refuses_to_drop_labels_unless_forced(tmp_path, make_sequence):
     seq = make_sequence(tmp_path / "seq", n=2, scheme=MFNET)
     s = AnnotationSession(seq)
     s.paint_stroke(0, [(5, 5)], 7, 2)  # color_cone: PST900 has only 5 classes
@@ -313,7 +312,7 @@ def test_scheme_switch_refuses_to_drop_labels_unless_forced(tmp_path):
     assert s2.scheme == PST900 and s2.labels(0)[5, 5] == 255
 
 
-def test_save_as_moves_the_project(tmp_path):
+def test_save_as_moves_the_project(tmp_path, make_sequence):
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=3))
     s.paint_stroke(0, [(5, 5)], 1, 2)
     s2 = AnnotationSession(make_sequence(tmp_path / "seq", n=3))  # frame 0 still only on disk

@@ -15,22 +15,22 @@ from csknet_studio.core.device import autocast, resolve_device
 from csknet_studio.core.errors import CancelledError, CheckpointError, ConfigError
 from csknet_studio.core.training import TrainConfig, train
 from csknet_studio.core.training.schedule import lr_lambda
-from tests.core.engine_helpers import make_frames, tiny_config_toml, write_generic_dataset
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
+def dataset(tmp_path_factory, write_generic_dataset, make_frames) -> Path:
     return write_generic_dataset(tmp_path_factory.mktemp("ds") / "data", make_frames(8, size=64, seed=0))
 
 
-def _cfg(tmp_path: Path, dataset: Path, epochs: int = 1, extra: str = "", **top) -> TrainConfig:
+def _cfg(tiny_config_toml, tmp_path: Path, dataset: Path, epochs: int = 1, extra: str = "",
+         **top) -> TrainConfig:
     path = tmp_path / "cfg.toml"
     path.write_text(tiny_config_toml(dataset, tmp_path / "run", epochs=epochs, **top) + extra)
     return TrainConfig.from_toml(path)
 
 
-def test_unknown_keys_are_named(tmp_path: Path, dataset: Path):
-    cfg = _cfg(tmp_path, dataset)
+def test_unknown_keys_are_named(tmp_path: Path, dataset: Path, tiny_config_toml):
+    cfg = _cfg(tiny_config_toml, tmp_path, dataset)
     assert cfg.model.name == "csknet-tiny" and cfg.augment.crop == (64, 64) and cfg.loss.samples == 64
     path = tmp_path / "cfg.toml"
     base = path.read_text()
@@ -71,8 +71,9 @@ def test_device_resolution():
 
 
 @pytest.mark.slow
-def test_train_writes_checkpoints_is_seeded_and_resumes_exactly(tmp_path: Path, dataset: Path):
-    cfg = _cfg(tmp_path, dataset, epochs=3, extra="\n[teacher]\nepochs = 1\n")
+def test_train_writes_checkpoints_is_seeded_and_resumes_exactly(tmp_path: Path, dataset: Path,
+                                                                tiny_config_toml):
+    cfg = _cfg(tiny_config_toml, tmp_path, dataset, epochs=3, extra="\n[teacher]\nepochs = 1\n")
     events = []
     full = train(cfg, progress=lambda stage, s, t, info: events.append(stage))
     out = cfg.out_path
@@ -95,12 +96,12 @@ def test_train_writes_checkpoints_is_seeded_and_resumes_exactly(tmp_path: Path, 
     assert resumed.history[-1]["val"] == full.history[-1]["val"]
 
 
-def test_class_balance_is_computed_from_the_training_labels_and_recorded(tmp_path: Path, dataset: Path):
+def test_class_balance_is_computed_from_the_training_labels_and_recorded(tmp_path: Path, dataset: Path,
+                                                                         tiny_config_toml, make_frames):
     from csknet_studio.core.losses import class_balance_weights
     from csknet_studio.core.training.data import label_pixel_counts, split_indices
-    from tests.core.engine_helpers import make_frames
 
-    base = _cfg(tmp_path, dataset, epochs=1)
+    base = _cfg(tiny_config_toml, tmp_path, dataset, epochs=1)
     cfg = dataclasses.replace(base, loss=dataclasses.replace(base.loss, class_balance="enet"),
                               optim=dataclasses.replace(base.optim, amp=True, cpu_bf16=True))
     res = train(cfg)
@@ -140,8 +141,8 @@ def test_training_sequence_keeps_every_decoded_frame_within_cache_mb(dataset: Pa
         TrainConfig.from_dict({"data": {"path": "x", "cache_mb": -1}})
 
 
-def test_resume_without_checkpoint_and_cancel(tmp_path: Path, dataset: Path):
-    cfg = _cfg(tmp_path, dataset)
+def test_resume_without_checkpoint_and_cancel(tmp_path: Path, dataset: Path, tiny_config_toml):
+    cfg = _cfg(tiny_config_toml, tmp_path, dataset)
     with pytest.raises(ConfigError, match="detected as 'folders'"):
         train(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, layout="mfnet")))
     with pytest.raises(CheckpointError, match="no .*last.pt"):
@@ -159,7 +160,7 @@ def test_shipped_configs_parse():
         assert cfg.data.path and cfg.optim.epochs >= 1, path
 
 
-def test_a_warm_start_from_a_checkpoint_seeds_the_solo_scales_and_refuses_a_misfit(tmp_path: Path, dataset: Path):
+def test_a_warm_start_from_a_checkpoint_seeds_the_solo_scales_and_refuses_a_misfit(tmp_path: Path, dataset: Path, tiny_config_toml):
     """`model.init`: a run starts from another run's weights. A checkpoint made without solo BN
     affines gets them seeded from its paired ones, so the warm-started model computes what the
     checkpoint did; a checkpoint that does not fit is refused naming model.init."""
@@ -167,7 +168,7 @@ def test_a_warm_start_from_a_checkpoint_seeds_the_solo_scales_and_refuses_a_misf
     from csknet_studio.core.model import create_model
     from csknet_studio.core.training.loop import warm_start
 
-    first = train(_cfg(tmp_path, dataset, extra="\n[teacher]\nepochs = 1\n"))
+    first = train(_cfg(tiny_config_toml, tmp_path, dataset, extra="\n[teacher]\nepochs = 1\n"))
     best = tmp_path / "run" / "best.pt"
     src = load_checkpoint(best)
     model = create_model("csknet-tiny", num_classes=3, solo_affine=True).eval()

@@ -20,12 +20,11 @@ from csknet_studio.core.errors import ProjectError
 from csknet_studio.core.project import JOURNAL, MANIFEST, ProjectData, ProjectStore, names_digest
 from csknet_studio.core.project_journal import Journal, encode_records, frame_record, read_journal
 from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
 
 N_BIG = 400  # corrected frames in the "large" project
 
 
-def _big_project(tmp_path, n=N_BIG):
+def _big_project(make_sequence, tmp_path, n=N_BIG):
     """A project of n corrected frames written directly (one mask copied n times, the manifest)."""
     seq = make_sequence(tmp_path / "seq", n=n)
     store = ProjectStore(tmp_path / "seq.csknet")
@@ -42,8 +41,9 @@ def _snapshot(root):
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != JOURNAL}
 
 
-def test_an_edit_costs_one_fsync_and_writes_no_mask_file_in_a_large_project(tmp_path, monkeypatch):
-    seq, store = _big_project(tmp_path)
+def test_an_edit_costs_one_fsync_and_writes_no_mask_file_in_a_large_project(tmp_path, monkeypatch,
+                                                                            make_sequence):
+    seq, store = _big_project(make_sequence, tmp_path)
     s = AnnotationSession(seq)
     s.paint_stroke(0, [(5, 5)], 1, 2)  # the journal opens
     before = _snapshot(store.root)
@@ -62,7 +62,7 @@ def test_an_edit_costs_one_fsync_and_writes_no_mask_file_in_a_large_project(tmp_
     s.close()
 
 
-def test_a_background_compaction_writes_the_masks_and_the_manifest(tmp_path, monkeypatch):
+def test_a_background_compaction_writes_the_masks_and_the_manifest(tmp_path, monkeypatch, make_sequence):
     monkeypatch.setattr(session_store, "COMPACT_LINES", 4)
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=6))
     s.paint_stroke(0, [(5, 5)], 1, 2)  # the first save writes the manifest
@@ -86,7 +86,7 @@ def test_a_background_compaction_writes_the_masks_and_the_manifest(tmp_path, mon
     r.close()
 
 
-def test_a_failed_background_compaction_loses_nothing_and_is_retried(tmp_path, monkeypatch):
+def test_a_failed_background_compaction_loses_nothing_and_is_retried(tmp_path, monkeypatch, make_sequence):
     monkeypatch.setattr(session_store, "COMPACT_LINES", 2)
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=5))
     s.paint_stroke(0, [(5, 5)], 1, 2)
@@ -110,7 +110,7 @@ def test_a_failed_background_compaction_loses_nothing_and_is_retried(tmp_path, m
     r.close()
 
 
-def test_an_append_cut_short_at_a_line_boundary_is_ignored_whole(tmp_path):
+def test_an_append_cut_short_at_a_line_boundary_is_ignored_whole(tmp_path, make_sequence):
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=6))
     s.paint_stroke(0, [(5, 5)], 1, 2)
     s.paint_stroke(5, [(5, 5)], 1, 2)
@@ -138,7 +138,7 @@ def test_a_torn_last_line_is_cut_before_the_next_append(tmp_path):
     assert parsed.journal_id == "abc" and [r["f"] for _, r in parsed.records] == [1, 3]
 
 
-def test_a_project_of_format_2_opens_and_is_rewritten_as_format_3(tmp_path):
+def test_a_project_of_format_2_opens_and_is_rewritten_as_format_3(tmp_path, make_sequence):
     seq = make_sequence(tmp_path / "seq", n=4)
     root = tmp_path / "seq.csknet"
     (root / "masks").mkdir(parents=True)

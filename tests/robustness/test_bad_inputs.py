@@ -44,8 +44,6 @@ from csknet_studio.core.project import JOURNAL, MANIFEST, ProjectStore
 from csknet_studio.core.project_journal import encode_records, frame_record
 from csknet_studio.core.session import AnnotationSession
 from csknet_studio.core.training import TrainConfig
-from tests.core.engine_helpers import make_frames, tiny_config_toml, write_generic_dataset
-from tests.core.seqdata import make_sequence
 
 H, W = 16, 24
 
@@ -327,7 +325,7 @@ def test_the_good_checkpoint_loads(good_checkpoint):
 
 # --- configs ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def base_config(tmp_path_factory) -> str:
+def base_config(tmp_path_factory, write_generic_dataset, tiny_config_toml, make_frames) -> str:
     data = write_generic_dataset(tmp_path_factory.mktemp("data"), make_frames(4, size=32, seed=0))
     return tiny_config_toml(data, tmp_path_factory.mktemp("run"), epochs=1)
 
@@ -381,7 +379,7 @@ N_PROJ = 4
 
 
 @pytest.fixture(scope="module")
-def project_template(tmp_path_factory) -> Path:
+def project_template(tmp_path_factory, make_sequence) -> Path:
     """seq/ and seq.csknet/ with frames 0..2 corrected (compacted: masks on disk, journal empty)."""
     root = tmp_path_factory.mktemp("proj")
     s = AnnotationSession(make_sequence(root / "seq", n=N_PROJ))
@@ -423,7 +421,8 @@ MANIFEST_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(MANIFEST_CASES))
-def test_a_damaged_manifest_is_a_project_error_naming_the_project(tmp_path, project_template, case):
+def test_a_damaged_manifest_is_a_project_error_naming_the_project(tmp_path, project_template, case,
+                                                                  make_sequence):
     project = _copy_project(project_template, tmp_path)
     MANIFEST_CASES[case](project)
     with pytest.raises(ProjectError) as ei:
@@ -457,7 +456,7 @@ JOURNAL_CASES = {  # name: (the line, the frame it concerns or None)
 
 
 @pytest.mark.parametrize("case", sorted(JOURNAL_CASES))
-def test_a_bad_journal_line_costs_that_line_and_is_reported(tmp_path, project_template, case):
+def test_a_bad_journal_line_costs_that_line_and_is_reported(tmp_path, project_template, case, make_sequence):
     project = _copy_project(project_template, tmp_path)
     line, frame = JOURNAL_CASES[case]
     _journal_line(project, b'{"journal": "x"}\n' + line)
@@ -488,7 +487,7 @@ MASK_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(MASK_CASES))
-def test_a_bad_mask_file_costs_its_frame_and_is_reported(tmp_path, project_template, case):
+def test_a_bad_mask_file_costs_its_frame_and_is_reported(tmp_path, project_template, case, make_sequence):
     project = _copy_project(project_template, tmp_path)
     MASK_CASES[case](project)
     s = AnnotationSession(make_sequence(project.parent / "seq", n=N_PROJ), read_only=True)
@@ -497,7 +496,8 @@ def test_a_bad_mask_file_costs_its_frame_and_is_reported(tmp_path, project_templ
     assert "masks/000001.png" in str(s.problems[0])
 
 
-def test_masks_with_ids_outside_the_scheme_and_an_orphan_of_another_size(tmp_path, project_template):
+def test_masks_with_ids_outside_the_scheme_and_an_orphan_of_another_size(tmp_path, project_template,
+                                                                         make_sequence):
     project = _copy_project(project_template, tmp_path)
     m = cv2.imread(str(_mask(project, 2)), cv2.IMREAD_UNCHANGED)
     m[:2, :3] = 77
@@ -511,7 +511,7 @@ def test_masks_with_ids_outside_the_scheme_and_an_orphan_of_another_size(tmp_pat
 
 # --- exports -----------------------------------------------------------------------------------------
 @pytest.fixture
-def small_session():
+def small_session(make_sequence):
     s = AnnotationSession(make_sequence(None, n=3), autosave=False)
     s.paint_stroke(0, [(5, 5)], 1, 3)
     return s

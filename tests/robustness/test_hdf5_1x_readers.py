@@ -16,7 +16,6 @@ import pytest
 from csknet_studio.core.classes import MFNET
 from csknet_studio.core.export import export_hdf5
 from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
 
 H5DUMP = shutil.which("h5dump")
 pytestmark = pytest.mark.skipif(H5DUMP is None, reason="h5dump (Debian hdf5-tools, HDF5 1.x) is not installed")
@@ -33,7 +32,7 @@ def _h5dump_version() -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("compression", ["gzip", "lzf"])
-def test_hdf5_1x_h5dump_reads_our_export(tmp_path, compression):
+def test_hdf5_1x_h5dump_reads_our_export(tmp_path, compression, make_sequence):
     seq = make_sequence(tmp_path / "seq", n=4)
     s = AnnotationSession(seq, autosave=False)
     s.set_prediction(1, seq[1].label)

@@ -4,13 +4,14 @@ the journal into the manifest."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from csknet_studio.core.project import JOURNAL
 from csknet_studio.core.session import AnnotationSession
-from tests.core.kill_child import REPO, run_and_kill
-from tests.core.seqdata import make_sequence
 
+REPO = Path(__file__).resolve().parents[2]
 N_FRAMES, SIZE = 8, (96, 128)
 
 # The k-th step, shared by the child (which autosaves) and the parent (which replays in memory).
@@ -46,7 +47,8 @@ def _state(s: AnnotationSession) -> list:
 
 
 @pytest.mark.parametrize("kill_after", [9, 26, 61])
-def test_sigkill_during_journalled_autosave_loses_no_acknowledged_edit(tmp_path, kill_after):
+def test_sigkill_during_journalled_autosave_loses_no_acknowledged_edit(tmp_path, kill_after, run_and_kill,
+                                                                       make_sequence):
     seq_dir = tmp_path / "seq"
     last = run_and_kill(CHILD, seq_dir, kill_after, 0.002 * (kill_after % 5))  # inside a later step's save
 
@@ -103,7 +105,8 @@ for k in range(100000):
 
 
 @pytest.mark.parametrize("kill_after", [12, 45])
-def test_sigkill_during_background_compaction_loses_no_acknowledged_edit(tmp_path, kill_after):
+def test_sigkill_during_background_compaction_loses_no_acknowledged_edit(tmp_path, kill_after, run_and_kill,
+                                                                         make_sequence):
     seq_dir = tmp_path / "seq"
     last = run_and_kill(CHILD_COMPACT, seq_dir, kill_after, 0.003 * (kill_after % 4))
     project = tmp_path / "seq.csknet"

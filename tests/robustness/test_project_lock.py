@@ -18,7 +18,6 @@ from csknet_studio.core.edits import Origin
 from csknet_studio.core.errors import ProjectError, ProjectLockedError
 from csknet_studio.core.project_lock import LOCK_NAME, LockHolder, process_start_time
 from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,7 +50,7 @@ def _files(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
-def test_a_second_copy_is_refused_and_may_open_read_only(tmp_path):
+def test_a_second_copy_is_refused_and_may_open_read_only(tmp_path, make_sequence):
     seq_dir = tmp_path / "seq"
     proc = _spawn_holder(seq_dir)
     try:
@@ -83,7 +82,7 @@ def test_a_second_copy_is_refused_and_may_open_read_only(tmp_path):
     s.close()
 
 
-def test_the_lock_of_a_killed_copy_is_taken_over(tmp_path):
+def test_the_lock_of_a_killed_copy_is_taken_over(tmp_path, make_sequence):
     seq_dir = tmp_path / "seq"
     proc = _spawn_holder(seq_dir)
     proc.kill()  # SIGKILL: no clean-up, the lock file stays behind
@@ -105,7 +104,7 @@ def _write_lock(project: Path, holder: LockHolder) -> None:
     (project / LOCK_NAME).write_text(holder.to_text())
 
 
-def test_a_lock_naming_a_dead_or_reused_pid_is_taken_over(tmp_path):
+def test_a_lock_naming_a_dead_or_reused_pid_is_taken_over(tmp_path, make_sequence):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     me = LockHolder.me()
@@ -118,7 +117,7 @@ def test_a_lock_naming_a_dead_or_reused_pid_is_taken_over(tmp_path):
         s.close()
 
 
-def test_a_live_process_named_by_the_lock_is_respected_without_flock(tmp_path):
+def test_a_live_process_named_by_the_lock_is_respected_without_flock(tmp_path, make_sequence):
     """On a filesystem without flock the pid + start time check alone keeps a live copy's lock."""
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -137,7 +136,7 @@ def test_a_live_process_named_by_the_lock_is_respected_without_flock(tmp_path):
     s.close()
 
 
-def test_a_lock_from_another_machine_is_taken_over_only_when_asked(tmp_path):
+def test_a_lock_from_another_machine_is_taken_over_only_when_asked(tmp_path, make_sequence):
     other = LockHolder(12345, "elsewhere." + socket.gethostname(), "b", 7, "2025-01-01T00:00:00Z")
     _write_lock(tmp_path / "seq.csknet", other)
     with pytest.raises(ProjectLockedError, match="another machine") as info:
@@ -148,7 +147,7 @@ def test_a_lock_from_another_machine_is_taken_over_only_when_asked(tmp_path):
     s.close()
 
 
-def test_sessions_of_one_process_share_the_lock_and_closing_frees_it(tmp_path):
+def test_sessions_of_one_process_share_the_lock_and_closing_frees_it(tmp_path, make_sequence):
     a = AnnotationSession(make_sequence(tmp_path / "seq", n=2))
     b = AnnotationSession(make_sequence(tmp_path / "seq", n=2))
     lock = tmp_path / "seq.csknet" / LOCK_NAME
@@ -159,7 +158,8 @@ def test_sessions_of_one_process_share_the_lock_and_closing_frees_it(tmp_path):
     assert not lock.exists() and not (tmp_path / "seq.csknet").exists()  # nothing was ever saved
 
 
-def test_a_dropped_session_freed_by_the_collector_inside_acquire_does_not_hang(tmp_path, monkeypatch):
+def test_a_dropped_session_freed_by_the_collector_inside_acquire_does_not_hang(tmp_path, monkeypatch,
+                                                                               make_sequence):
     """A session dropped without close() releases its lock from a finalizer, which the garbage
     collector may run while this thread is inside acquire() of another project."""
     dropped = AnnotationSession(make_sequence(tmp_path / "a", n=2))

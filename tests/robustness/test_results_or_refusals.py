@@ -33,13 +33,6 @@ from csknet_studio.core.errors import (
 from csknet_studio.core.model import create_model
 from csknet_studio.core.model.pretrained import read_state_dict
 from csknet_studio.core.training import TrainConfig, train
-from tests.core.engine_helpers import (
-    SCHEME3,
-    make_frames,
-    tiny_config_toml,
-    write_aspect_pair_folder,
-    write_generic_dataset,
-)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
+def data(tmp_path_factory, write_generic_dataset, make_frames) -> Path:
     """Eight 32x32 labelled frames in the generic eo/ ir/ labels/ layout (classes 0..2)."""
     return write_generic_dataset(tmp_path_factory.mktemp("data"), make_frames(8, size=32, seed=0))
 
@@ -60,12 +53,12 @@ def _checkpoint(path: Path, scheme) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory) -> dict[str, Path]:
+def ckpts(tmp_path_factory, scheme3) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ckpt")
-    return {s.name: _checkpoint(root / f"{s.name}.pt", s) for s in (SCHEME3, MFNET, PST900)}
+    return {s.name: _checkpoint(root / f"{s.name}.pt", s) for s in (scheme3, MFNET, PST900)}
 
 
-def _config_dict(data: Path, out: Path) -> dict:
+def _config_dict(tiny_config_toml, data: Path, out: Path) -> dict:
     return tomllib.loads(tiny_config_toml(data, out, epochs=1))
 
 
@@ -106,8 +99,9 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize(("section", "key", "value", "shown"), BAD_VALUES,
                          ids=[f"{s or 'top'}.{k}={v!r}" for s, k, v, _ in BAD_VALUES])
-def test_config_value_of_wrong_type_names_key_type_and_value(tmp_path, data, section, key, value, shown):
-    d = _config_dict(data, tmp_path / "run")
+def test_config_value_of_wrong_type_names_key_type_and_value(tmp_path, data, section, key, value, shown,
+                                                             tiny_config_toml):
+    d = _config_dict(tiny_config_toml, data, tmp_path / "run")
     (d.setdefault(section, {}) if section else d)[key] = value
     with pytest.raises(ConfigError) as ei:
         TrainConfig.from_dict(d)
@@ -116,8 +110,8 @@ def test_config_value_of_wrong_type_names_key_type_and_value(tmp_path, data, sec
     assert "not supported between" not in msg
 
 
-def test_model_override_of_wrong_type_is_named(tmp_path, data):
-    d = _config_dict(data, tmp_path / "run")
+def test_model_override_of_wrong_type_is_named(tmp_path, data, tiny_config_toml):
+    d = _config_dict(tiny_config_toml, data, tmp_path / "run")
     d["model"]["overrides"] = {"base_width": "wide"}
     with pytest.raises(ConfigError, match=r"model\.overrides\.base_width must be an integer, got str 'wide'"):
         TrainConfig.from_dict(d)
@@ -129,7 +123,7 @@ def test_model_override_of_wrong_type_is_named(tmp_path, data):
     ("lr = inf", "optim.lr"),
     ("weight_decay = nan", "optim.weight_decay"),
 ])
-def test_toml_file_errors_name_file_and_key(tmp_path, data, line, key):
+def test_toml_file_errors_name_file_and_key(tmp_path, data, line, key, tiny_config_toml):
     text = tiny_config_toml(data, tmp_path / "run", epochs=1)
     name = line.split(" ")[0]
     lines = [ln for ln in text.splitlines() if not ln.startswith(f"{name} =")]
@@ -141,8 +135,8 @@ def test_toml_file_errors_name_file_and_key(tmp_path, data, line, key):
     assert str(cfg) in str(ei.value) and key in str(ei.value)
 
 
-def test_valid_configs_still_load(tmp_path, data):
-    cfg = TrainConfig.from_dict(_config_dict(data, tmp_path / "run"))
+def test_valid_configs_still_load(tmp_path, data, tiny_config_toml):
+    cfg = TrainConfig.from_dict(_config_dict(tiny_config_toml, data, tmp_path / "run"))
     assert cfg.optim.batch == 4 and cfg.augment.crop == (64, 64) and cfg.val_modes == ("both", "ir", "eo")
     for toml in sorted((REPO / "configs").glob("*.toml")):
         TrainConfig.from_toml(toml)  # every shipped config passes the type check
@@ -168,11 +162,12 @@ def test_unreadable_config_file_is_one_clear_line(tmp_path, capsys, content, nee
 
 
 @pytest.mark.parametrize("bad_id", [3, 200])
-def test_label_id_beyond_scheme_in_training_names_the_frame(tmp_path, bad_id):
+def test_label_id_beyond_scheme_in_training_names_the_frame(tmp_path, bad_id, make_frames,
+                                                            write_generic_dataset, tiny_config_toml):
     frames = make_frames(4, size=32, seed=1)
     frames[2].label[0, 0] = bad_id
     root = write_generic_dataset(tmp_path / "data", frames)
-    d = _config_dict(root, tmp_path / "run")
+    d = _config_dict(tiny_config_toml, root, tmp_path / "run")
     d["data"]["val_fraction"] = 0.0
     d["optim"]["batch"] = 2
     d["augment"]["crop"] = [32, 32]
@@ -230,9 +225,10 @@ def _nan_after_step(monkeypatch, bad_steps: int):
 
 
 @pytest.mark.parametrize("bad_step", [1, 2])
-def test_non_finite_weights_stop_training_naming_the_step_and_save_nothing(tmp_path, data, monkeypatch, bad_step):
+def test_non_finite_weights_stop_training_naming_the_step_and_save_nothing(tmp_path, data, monkeypatch,
+                                                                           bad_step, tiny_config_toml):
     _nan_after_step(monkeypatch, bad_step)
-    d = _config_dict(data, tmp_path / "run")
+    d = _config_dict(tiny_config_toml, data, tmp_path / "run")
     d["optim"]["batch"] = 2
     d["augment"]["crop"] = [32, 32]
     d["loss"]["contrastive"] = 0.0
@@ -244,7 +240,7 @@ def test_non_finite_weights_stop_training_naming_the_step_and_save_nothing(tmp_p
     assert not (tmp_path / "run" / "best.pt").exists() and not (tmp_path / "run" / "last.pt").exists()
 
 
-def test_inf_lr_is_refused_by_the_cli_before_training(tmp_path, capsys, data):
+def test_inf_lr_is_refused_by_the_cli_before_training(tmp_path, capsys, data, tiny_config_toml):
     text = tiny_config_toml(data, tmp_path / "run", epochs=1).replace("lr = 0.01", "lr = inf")
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(text)
@@ -257,7 +253,7 @@ def test_inf_lr_is_refused_by_the_cli_before_training(tmp_path, capsys, data):
 
 
 @pytest.fixture
-def data_with_bad_frames(tmp_path) -> tuple[Path, list[str]]:
+def data_with_bad_frames(tmp_path, write_generic_dataset, make_frames) -> tuple[Path, list[str]]:
     root = write_generic_dataset(tmp_path / "bad", make_frames(10, size=32, seed=2))
     bad = ["f003", "f006", "f009"]
     for name in bad:
@@ -290,7 +286,7 @@ def test_infer_on_good_frames_exits_zero_without_skip_notes(tmp_path, capsys, ck
 
 
 @pytest.fixture(scope="module")
-def mfnet_data(tmp_path_factory) -> Path:
+def mfnet_data(tmp_path_factory, make_frames, write_generic_dataset) -> Path:
     """MFNet-scheme data (sidecar names it) with labels using ids up to 8."""
     frames = make_frames(4, size=32, seed=3)
     for f in frames:
@@ -343,14 +339,15 @@ def test_export_with_checkpoint_of_another_scheme_is_refused(tmp_path, capsys, c
     assert out.is_file()
 
 
-@pytest.mark.parametrize(("scheme", "ids", "ok"), [
-    (SCHEME3, [0, 1, 2, 255], True),
-    (SCHEME3, [0, 3], False),
-    (PST900, [4, 255], True),
-    (PST900, [5], False),
-    (MFNET, [8], True),
+@pytest.mark.parametrize(("scheme_name", "ids", "ok"), [
+    ("toy3", [0, 1, 2, 255], True),
+    ("toy3", [0, 3], False),
+    ("pst900", [4, 255], True),
+    ("pst900", [5], False),
+    ("mfnet", [8], True),
 ])
-def test_label_ids_checked_against_the_checkpoint(scheme, ids, ok):
+def test_label_ids_checked_against_the_checkpoint(scheme_name, ids, ok, scheme3):
+    scheme = {s.name: s for s in (scheme3, PST900, MFNET)}[scheme_name]
     labels = np.zeros((3, 8, 8), np.uint8)
     labels[1, 0, : len(ids)] = ids
     seq = ArraySequence(np.zeros((3, 8, 8, 3), np.uint8), np.zeros((3, 8, 8), np.uint8), labels)
@@ -394,7 +391,8 @@ def test_ir_of_another_aspect_ratio_needs_an_alignment(tmp_path, eo_hw, ir_hw, r
         assert seq[0].ir.shape == eo_hw and int(seq[0].ir[eo_hw[0] // 2, eo_hw[1] // 2]) == 120
 
 
-def test_the_command_line_supplies_the_alignment_another_aspect_ratio_needs(tmp_path, capsys):
+def test_the_command_line_supplies_the_alignment_another_aspect_ratio_needs(tmp_path, capsys,
+                                                                            write_aspect_pair_folder):
     """Refused without an alignment, with the two ways out named; `align` registers the very
     sequence it could not open before; `--alignment plain` or a JSON file serves one run."""
     root = write_aspect_pair_folder(tmp_path / "seq")

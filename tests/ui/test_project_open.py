@@ -11,7 +11,6 @@ import pytest
 from csknet_studio.core.errors import ProjectLockedError
 from csknet_studio.core.project_lock import LOCK_NAME, LockHolder, process_start_time
 from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ def _close_boxes(win):
         box.close()
 
 
-def test_a_held_project_opens_read_only_when_chosen(bare_window, tmp_path, other_copy, qtbot):
+def test_a_held_project_opens_read_only_when_chosen(bare_window, tmp_path, other_copy, qtbot, make_sequence):
     win = bare_window
     asked = []
     win.ask_locked = lambda err: asked.append(err) or "read_only"
@@ -46,7 +45,7 @@ def test_a_held_project_opens_read_only_when_chosen(bare_window, tmp_path, other
     _close_boxes(win)
 
 
-def test_cancel_keeps_the_project_closed(bare_window, tmp_path, other_copy):
+def test_cancel_keeps_the_project_closed(bare_window, tmp_path, other_copy, make_sequence):
     win = bare_window
     win.ask_locked = lambda err: "cancel"
     with pytest.raises(ProjectLockedError):
@@ -54,7 +53,7 @@ def test_cancel_keeps_the_project_closed(bare_window, tmp_path, other_copy):
     assert win.session is None
 
 
-def test_retry_opens_once_the_other_copy_is_gone(bare_window, tmp_path, other_copy):
+def test_retry_opens_once_the_other_copy_is_gone(bare_window, tmp_path, other_copy, make_sequence):
     win = bare_window
 
     def close_other(err):
@@ -68,7 +67,7 @@ def test_retry_opens_once_the_other_copy_is_gone(bare_window, tmp_path, other_co
     assert win.session.lock_taken_over.pid == other_copy.pid
 
 
-def test_repairs_are_reported_when_the_project_opens(bare_window, tmp_path):
+def test_repairs_are_reported_when_the_project_opens(bare_window, tmp_path, make_sequence):
     s = AnnotationSession(make_sequence(tmp_path / "seq", n=3))
     s.paint_stroke(1, [(5, 5)], 1, 2)
     s.paint_stroke(2, [(5, 5)], 1, 2)

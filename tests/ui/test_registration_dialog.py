@@ -7,7 +7,6 @@ import pytest
 
 from csknet_studio.core import registration as reg
 from csknet_studio.ui.registration_dialog import RegistrationDialog, compose_preview
-from tests.core.engine_helpers import write_aspect_pair_folder
 
 
 def _open(win) -> RegistrationDialog:
@@ -61,7 +60,8 @@ def test_checkerboard_alternates_tiles():
     assert out[0, 0, 0] == 0 and out[0, 40, 0] == 200 and out[40, 40, 0] == 0
 
 
-def test_the_app_offers_to_register_ir_of_another_aspect_ratio(bare_window, tmp_path, qtbot):
+def test_the_app_offers_to_register_ir_of_another_aspect_ratio(bare_window, tmp_path, qtbot,
+                                                               write_aspect_pair_folder):
     """Opening it in the GUI asks; declining opens nothing, agreeing opens it resized with the
     registration dialog up, and Apply's homography is what the next open uses."""
     root = write_aspect_pair_folder(tmp_path / "seq")

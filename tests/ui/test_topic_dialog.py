@@ -6,8 +6,6 @@ from PySide6 import QtWidgets
 
 from csknet_studio.core.data.rosbag import ImageTopic
 
-from ..core.bagdata import Camera, write_recording
-
 TOPICS = [ImageTopic("/eo", "sensor_msgs/msg/Image", 30, "rgb8", (48, 64)),
           ImageTopic("/ir", "sensor_msgs/msg/Image", 9, "mono16", (24, 32)),
           ImageTopic("/ir_preview", "sensor_msgs/msg/CompressedImage", 9, "jpeg", (24, 32))]
@@ -29,12 +27,12 @@ def test_dialog_preselects_and_refuses_one_topic_twice(qtbot):
     assert dlg3.choice() == ("/eo", "/ir_preview") and dlg3.eo_box.count() == 3
 
 
-def test_window_opens_a_recording_with_the_picked_topics(bare_window, tmp_path, monkeypatch):
+def test_window_opens_a_recording_with_the_picked_topics(bare_window, tmp_path, monkeypatch, bagdata):
     import csknet_studio.ui.topic_dialog as td
 
-    cams = [Camera("/eo", 30.0, "rgb8", (48, 64)), Camera("/ir", 9.0, "mono16", (24, 32)),
-            Camera("/ir_preview", 9.0, "mono8", (24, 32))]
-    bag = write_recording(tmp_path / "rec", cams, 1.0, "mcap")
+    cams = [bagdata.Camera("/eo", 30.0, "rgb8", (48, 64)), bagdata.Camera("/ir", 9.0, "mono16", (24, 32)),
+            bagdata.Camera("/ir_preview", 9.0, "mono8", (24, 32))]
+    bag = bagdata.write_recording(tmp_path / "rec", cams, 1.0, "mcap")
     asked = []
 
     def pick(parent, source, topics, eo=None, ir=None):

@@ -1,17 +1,23 @@
-"""Writes small FLIR R-JPEGs: a JPEG whose APP1 "FLIR" segments carry a FFF container with a
-raw-data record (16-bit counts, plain little-endian or byte-swapped PNG) and a camera-info record
-(Planck constants and object parameters at the offsets FLIR uses, the ones flyr reads).
+"""Fixtures of the engine tests: FLIR R-JPEGs written here, and a small eo/ ir/ PNG folder sequence.
 
-No FLIR sample ships with flyr or in the shared real-data folder, so the tests build their own.
+An R-JPEG is a JPEG whose APP1 "FLIR" segments carry a FFF container with a raw-data record (16-bit
+counts, plain little-endian or byte-swapped PNG) and a camera-info record (Planck constants and
+object parameters at the offsets FLIR uses, the ones flyr reads). No FLIR sample ships with flyr or
+in the shared real-data folder, so the tests build their own.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+
+from csknet_studio.core.data import ArraySequence
 
 RAW, CAMERA_INFO = 1, 32
 
@@ -32,7 +38,7 @@ _FLOATS = {  # camera-info record: offset of each little-endian float32
 }
 
 
-def camera_info(constants: dict) -> bytes:
+def _camera_info(constants: dict) -> bytes:
     rec = bytearray(832)
     for key, at in _FLOATS.items():
         rec[at:at + 4] = struct.pack("<f", float(constants[key]))
@@ -40,7 +46,7 @@ def camera_info(constants: dict) -> bytes:
     return bytes(rec)
 
 
-def raw_record(counts: np.ndarray, png: bool) -> bytes:
+def _raw_record(counts: np.ndarray, png: bool) -> bytes:
     h, w = counts.shape
     head = bytearray(32)
     head[0:2] = (2).to_bytes(2, "little")
@@ -54,7 +60,7 @@ def raw_record(counts: np.ndarray, png: bool) -> bytes:
     return bytes(head) + body
 
 
-def fff(records: list[tuple[int, bytes]]) -> bytes:
+def _fff(records: list[tuple[int, bytes]]) -> bytes:
     """FFF container: a 64-byte header, the record directory at 0x40, then the records."""
     n = len(records)
     count = n + 2  # the directory is read from 32 * index, so its first two slots fall in the header
@@ -76,7 +82,7 @@ def fff(records: list[tuple[int, bytes]]) -> bytes:
     return bytes(head + directory + body)
 
 
-def app1_segments(container: bytes, chunk: int = 60000) -> bytes:
+def _app1_segments(container: bytes, chunk: int = 60000) -> bytes:
     parts = [container[i:i + chunk] for i in range(0, len(container), chunk)]
     out = bytearray()
     for k, part in enumerate(parts):
@@ -85,7 +91,7 @@ def app1_segments(container: bytes, chunk: int = 60000) -> bytes:
     return bytes(out)
 
 
-def write_rjpeg(path: Path, counts: np.ndarray, constants: dict | None = None, png: bool = True) -> Path:
+def _write_rjpeg(path: Path, counts: np.ndarray, constants: dict | None = None, png: bool = True) -> Path:
     """An R-JPEG at `path`: the visible JPEG is a grey rendering, the thermal data `counts`."""
     c = {**CONSTANTS, **(constants or {})}
     lo, hi = float(counts.min()), float(counts.max())
@@ -93,6 +99,35 @@ def write_rjpeg(path: Path, counts: np.ndarray, constants: dict | None = None, p
     ok, jpg = cv2.imencode(".jpg", preview)
     assert ok
     jpg = jpg.tobytes()
-    container = fff([(RAW, raw_record(counts, png)), (CAMERA_INFO, camera_info(c))])
-    Path(path).write_bytes(jpg[:2] + app1_segments(container) + jpg[2:])
+    container = _fff([(RAW, _raw_record(counts, png)), (CAMERA_INFO, _camera_info(c))])
+    Path(path).write_bytes(jpg[:2] + _app1_segments(container) + jpg[2:])
     return Path(path)
+
+
+def _folder_sequence(make_sequence: Callable[..., ArraySequence], root: Path, n: int = 4) -> Path:
+    seq = make_sequence(None, n=n)
+    for sub in ("eo", "ir"):
+        (root / sub).mkdir(parents=True)
+    for i in range(n):
+        fp = seq[i]
+        cv2.imwrite(str(root / "eo" / f"{fp.name}.png"), fp.eo[..., ::-1])
+        cv2.imwrite(str(root / "ir" / f"{fp.name}.png"), fp.ir)
+    return root
+
+
+@pytest.fixture(scope="session")
+def flir_constants() -> dict:
+    """A FLIR camera's calibration and a scene's object parameters (temperatures in kelvin)."""
+    return dict(CONSTANTS)
+
+
+@pytest.fixture(scope="session")
+def write_rjpeg() -> Callable[..., Path]:
+    """`write_rjpeg(path, counts, constants=None, png=True)`: an R-JPEG whose thermal data is `counts`."""
+    return _write_rjpeg
+
+
+@pytest.fixture(scope="session")
+def folder_sequence(make_sequence: Callable[..., ArraySequence]) -> Callable[..., Path]:
+    """`folder_sequence(root, n=4)`: `make_sequence`'s frames as eo/ and ir/ PNG folders under root."""
+    return partial(_folder_sequence, make_sequence)
