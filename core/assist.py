@@ -11,13 +11,13 @@ mask inside it (or the new values in it), so every tool is one undo step of a fe
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from csknet_studio.core.edits import EMPTY_RECT, Point, Rect, brush_segment, flood_region
+from csknet_studio.core.lru import BoundedLRU
 
 # A superpixel is this many pixels on average: 12x12 follows object outlines at 480x640 and keeps
 # SLIC well under a second there.
@@ -220,30 +220,11 @@ def grabcut_region(image: np.ndarray, box: Rect, *, iterations: int = 5) -> tupl
     return Rect(box.y0 + sub.y0, box.x0 + sub.x0, box.y0 + sub.y1, box.x0 + sub.x1), inner[sub.slices]
 
 
-class SuperpixelCache:
+class SuperpixelCache(BoundedLRU[int, np.ndarray]):
     """Superpixel maps of the last few frames, keyed by frame index (each map is 4 bytes a pixel)."""
 
     def __init__(self, max_frames: int = 4) -> None:
-        self.max_frames = int(max_frames)
-        self._maps: OrderedDict[int, np.ndarray] = OrderedDict()
-
-    def get(self, frame: int) -> np.ndarray | None:
-        seg = self._maps.get(int(frame))
-        if seg is not None:
-            self._maps.move_to_end(int(frame))
-        return seg
-
-    def put(self, frame: int, segments: np.ndarray) -> None:
-        self._maps[int(frame)] = segments
-        self._maps.move_to_end(int(frame))
-        while len(self._maps) > self.max_frames:
-            self._maps.popitem(last=False)
-
-    def clear(self) -> None:
-        self._maps.clear()
-
-    def __contains__(self, frame: int) -> bool:
-        return int(frame) in self._maps
+        super().__init__(max_items=max_frames)
 
 
 __all__ = [

@@ -7,8 +7,8 @@ brush stroke costs a few hundred bytes and the history can be long (napari #2339
 from __future__ import annotations
 
 import zlib
-from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -106,30 +106,12 @@ class Packed:
         return len(self.data) + 64
 
 
-
 def readonly(a: np.ndarray) -> np.ndarray:
     """A read-only view: what the session hands out must not be edited behind its back."""
     v = a.view()
     v.flags.writeable = False
     return v
 
-
-def cached_unpack(cache: OrderedDict[int, np.ndarray], i: int, load: Callable[[], Packed | None],
-                  keep: int = 8) -> np.ndarray | None:
-    """Frame i's mask from `cache` (an LRU of the last `keep` frames read), else `load()`ed,
-    unpacked once and kept read-only; None when there is nothing to load. Stepping back and forth
-    between frames does not decompress the same mask again."""
-    if i in cache:
-        cache.move_to_end(i)
-        return cache[i]
-    packed = load()
-    if packed is None:
-        return None
-    arr = readonly(packed.unpack())
-    cache[i] = arr
-    while len(cache) > keep:
-        cache.popitem(last=False)
-    return arr
 
 # --- tools: each returns (rect, boolean mask of the pixels to set inside rect) ------------------
 def _as_xy(points: Sequence[Point]) -> np.ndarray:

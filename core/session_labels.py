@@ -10,16 +10,21 @@ It knows no events, no undo and no files: the session's Editor and ProjectIO wor
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from csknet_studio.core.classes import IGNORE_INDEX, ClassScheme
-from csknet_studio.core.edits import Origin, Packed, cached_unpack, readonly
+from csknet_studio.core.edits import Origin, Packed, readonly
+from csknet_studio.core.lru import BoundedLRU
 
 MaskReader = Callable[[int, str, str], "np.ndarray | None"]  # (frame, path in the project, kind) -> mask
+UNPACKED_KEPT = 8  # unpacked masks kept per layer: stepping between frames decompresses nothing twice
+
+
+def _unpacked(packed: Packed | None) -> np.ndarray | None:
+    return readonly(packed.unpack()) if packed is not None else None
 
 
 class LabelStore:
@@ -41,8 +46,8 @@ class LabelStore:
         self.shapes: dict[int, tuple[int, int]] = {}
         self.dirty_frames: set[int] = set()
         self.read_mask: MaskReader | None = None
-        self._pred_cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._prop_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._pred_cache: BoundedLRU[int, np.ndarray] = BoundedLRU(max_items=UNPACKED_KEPT)
+        self._prop_cache: BoundedLRU[int, np.ndarray] = BoundedLRU(max_items=UNPACKED_KEPT)
         self._empties: dict[tuple[int, int], np.ndarray] = {}
 
     def check(self, i: int) -> int:
@@ -117,7 +122,7 @@ class LabelStore:
     def prediction(self, i: int) -> np.ndarray | None:
         """The model's labels for frame i (read-only), or None."""
         i = self.check(i)
-        return cached_unpack(self._pred_cache, i, lambda: self.pred.get(i))
+        return self._pred_cache.get_or_load(i, lambda: _unpacked(self.pred.get(i)))
 
     def propagated_pack(self, i: int) -> Packed | None:
         if i in self.prop_unread:
@@ -129,7 +134,7 @@ class LabelStore:
     def propagated(self, i: int) -> np.ndarray | None:
         """Frame i's propagated labels (read-only), or None."""
         i = self.check(i)
-        return cached_unpack(self._prop_cache, i, lambda: self.propagated_pack(i))
+        return self._prop_cache.get_or_load(i, lambda: _unpacked(self.propagated_pack(i)))
 
     def base_pack(self, i: int) -> Packed | None:
         """What a first correction of frame i starts from: its propagated labels, else its prediction."""
@@ -183,8 +188,7 @@ class LabelStore:
             raise ValueError(f"prediction for frame {i} has shape {arr.shape}, the frame is {known}")
         arr = arr.astype(np.uint8, copy=True)
         self.pred[i] = Packed.pack(arr)
-        self._pred_cache[i] = readonly(arr)
-        self._pred_cache.move_to_end(i)
+        self._pred_cache.put(i, readonly(arr))
         self.shapes[i] = arr.shape  # type: ignore[assignment]
         return arr.shape  # type: ignore[return-value]
 
@@ -198,7 +202,7 @@ class LabelStore:
     def set_propagated(self, i: int, packed: Packed | None) -> None:
         """Make `packed` frame i's propagated labels (None: it has none)."""
         self.prop_unread.pop(i, None)
-        self._prop_cache.pop(i, None)
+        self._prop_cache.pop(i)
         if packed is None:
             self.prop.pop(i, None)
         else:

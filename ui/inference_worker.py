@@ -11,7 +11,7 @@ Results are numpy-only `Prediction`s, cached per (frame, mode, weights_version) 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ from PySide6 import QtCore
 from PySide6.QtCore import QObject, Signal, Slot
 
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.lru import BoundedLRU
 from csknet_studio.core.modes import Mode
 from csknet_studio.ui.worker_thread import (
     INFERENCE_NICE,
@@ -141,48 +142,15 @@ class _Engine(Engine):
         QtCore.QTimer.singleShot(0, self.drain)
 
 
-class _LRU:
-    """Predictions by key, bounded by total array bytes."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, tuple[object, bool, int, tuple]] = OrderedDict()
-        self._bytes = 0
-
-    @staticmethod
-    def _nbytes(pred) -> int:
-        n = 0
-        for v in vars(pred).values():
-            if isinstance(v, np.ndarray):
-                n += v.nbytes
-            elif isinstance(v, dict):
-                n += sum(a.nbytes for a in v.values() if isinstance(a, np.ndarray))
-        return n
-
-    def get(self, key: tuple):
-        item = self._items.get(key)
-        if item is None:
-            return None
-        self._items.move_to_end(key)
-        return item
-
-    def put(self, key: tuple, pred, introspected: bool, features: tuple[str, ...] = ()) -> None:
-        old = self._items.pop(key, None)
-        if old is not None:
-            self._bytes -= old[2]
-        size = self._nbytes(pred)
-        self._items[key] = (pred, introspected, size, tuple(features))
-        self._bytes += size
-        while self._bytes > self.max_bytes and len(self._items) > 1:
-            _, (_, _, s, _) = self._items.popitem(last=False)
-            self._bytes -= s
-
-    def clear(self) -> None:
-        self._items.clear()
-        self._bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
+def _prediction_nbytes(pred) -> int:
+    """Bytes of a Prediction's arrays (its maps and the dicts of maps it holds)."""
+    n = 0
+    for v in vars(pred).values():
+        if isinstance(v, np.ndarray):
+            n += v.nbytes
+        elif isinstance(v, dict):
+            n += sum(a.nbytes for a in v.values() if isinstance(a, np.ndarray))
+    return n
 
 
 class InferenceWorker(QObject):
@@ -203,7 +171,9 @@ class InferenceWorker(QObject):
         if num_threads is None:
             num_threads = inference_threads()
         self._queue = _JobQueue()
-        self._cache = _LRU(cache_bytes)
+        # (index, Mode, weights version) -> (Prediction, introspected, bytes, features)
+        self._cache: BoundedLRU[tuple, tuple] = BoundedLRU(max_bytes=cache_bytes, size=lambda item: item[2],
+                                                           keep_newest=True)
         self._version = 0
         self._inputs = 0  # generation of the frames behind the indices (bumped by clear_cache)
         self._model = None
@@ -371,7 +341,7 @@ class InferenceWorker(QObject):
         if version != self._version or inputs != self._inputs:
             return  # computed with weights, or on frames, that were replaced meanwhile
         m = mode
-        self._cache.put((index, m, version), pred, introspected, features)
+        self._cache.put((index, m, version), (pred, introspected, _prediction_nbytes(pred), tuple(features)))
         self.last_ms = float(getattr(pred, "ms", 0.0))
         self.result_ready.emit(index, m, pred)
         cur = self._current

@@ -39,7 +39,7 @@ def test_lru_cache_is_bounded_by_count_and_bytes():
         c.put(i, fp)
     c.get(2)  # touch: 2 becomes most recent
     c.put(9, fp)
-    assert sorted(c._d) == [2, 4, 9]
+    assert sorted(c.keys()) == [2, 4, 9]
 
 
 def test_scrubbing_keeps_cache_and_memory_flat(tmp_path):
@@ -68,13 +68,13 @@ def test_prefetch_reads_ahead_in_scrub_direction_and_close_joins(tmp_path):
     seq = open_sequence(root, prefetch=3, workers=2)
     seq[10]
     seq.wait_prefetch()
-    assert {11, 12, 13} <= set(seq.cache._d)
+    assert {11, 12, 13} <= set(seq.cache.keys())
     hits = seq.cache.hits
     assert seq[11].name == "00011" and seq.cache.hits == hits + 1  # served from cache, no decode
     seq[20]
     seq[19]  # moving backwards: read behind
     seq.wait_prefetch()
-    assert {18, 17, 16} <= set(seq.cache._d)
+    assert {18, 17, 16} <= set(seq.cache.keys())
     assert prefetch_threads()
     seq.close()
     assert not any(t.is_alive() for t in prefetch_threads())
@@ -177,7 +177,7 @@ def test_background_reads_do_not_steer_the_read_ahead(tmp_path):
         for i in (30, 31, 32):
             assert not seq.read(i, prefetch=False).bad
         seq.wait_prefetch()
-        assert 33 not in seq.cache and {11, 12, 13} <= set(seq.cache._d)
+        assert 33 not in seq.cache and {11, 12, 13} <= set(seq.cache.keys())
 
 
 def test_array_sequence_leaves_the_callers_arrays_writable():
