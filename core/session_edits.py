@@ -277,16 +277,6 @@ class Editor:
     def can_redo(self) -> bool:
         return self.history.can_redo
 
-    @property
-    def undo_nbytes(self) -> int:
-        """Memory held by the undo/redo history (bounded by undo_budget_bytes)."""
-        return self.history.nbytes
-
-    @property
-    def history_dropped(self) -> int:
-        """How many of the oldest undo steps were dropped to stay within the memory budget."""
-        return self.history.dropped_total
-
     def undo(self) -> tuple[int, Rect] | None:
         """Undo the newest step; returns (frame, changed rect) so the GUI can show it, or None."""
         self.finish_stroke()

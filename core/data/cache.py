@@ -19,7 +19,3 @@ class FrameCache(BoundedLRU[int, FramePair]):
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, max_frames: int = DEFAULT_CACHE_FRAMES) -> None:
         super().__init__(max_items=max_frames, max_bytes=max_bytes, size=frame_nbytes)
-
-    @property
-    def max_frames(self) -> int:
-        return int(self.max_items or 0)
