@@ -8,6 +8,7 @@ temporary INI file, never to the user's.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from csknet_studio.core.model import create_model
 H, W, N = 48, 64, 8
 
 
-def synthetic_frames(n: int = N, h: int = H, w: int = W, seed: int = 0):
+def _synthetic_frames(n: int = N, h: int = H, w: int = W, seed: int = 0):
     """Blobs that are bright in EO only, in IR only, or in both, so the modes disagree."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
@@ -39,6 +40,12 @@ def synthetic_frames(n: int = N, h: int = H, w: int = W, seed: int = 0):
     return eo, ir
 
 
+@pytest.fixture(scope="session")
+def synthetic_frames() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """`synthetic_frames(n=8, h=48, w=64, seed=0)`: (eo, ir) stacks of blobs in EO only, IR only, both."""
+    return _synthetic_frames
+
+
 @pytest.fixture
 def qsettings(tmp_path) -> QtCore.QSettings:
     return QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
@@ -46,7 +53,7 @@ def qsettings(tmp_path) -> QtCore.QSettings:
 
 @pytest.fixture
 def tiny_sequence():
-    eo, ir = synthetic_frames()
+    eo, ir = _synthetic_frames()
     seq = ArraySequence(eo, ir, names=[f"f{i:03d}" for i in range(N)])
     yield seq
     seq.close()

@@ -9,8 +9,6 @@ import sys
 import cv2
 import pytest
 
-from tests.ui.conftest import synthetic_frames
-
 
 def _env(tmp_path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
@@ -25,7 +23,7 @@ def _run(args, env, timeout=120):
                           timeout=timeout)
 
 
-def _sequence_and_checkpoint(tmp_path, tiny_model):
+def _sequence_and_checkpoint(synthetic_frames, tmp_path, tiny_model):
     from csknet_studio.core.checkpoint import save_checkpoint
     from csknet_studio.core.classes import MFNET
 
@@ -42,8 +40,8 @@ def _sequence_and_checkpoint(tmp_path, tiny_model):
 
 
 @pytest.mark.slow
-def test_screenshot_writes_png_of_segmented_window(tmp_path, tiny_model):
-    seq, ckpt = _sequence_and_checkpoint(tmp_path, tiny_model)
+def test_screenshot_writes_png_of_segmented_window(tmp_path, tiny_model, synthetic_frames):
+    seq, ckpt = _sequence_and_checkpoint(synthetic_frames, tmp_path, tiny_model)
     shot = tmp_path / "shot.png"
     r = _run([str(seq), "--checkpoint", str(ckpt), "--device", "cpu", "--screenshot", str(shot)],
              _env(tmp_path, QT_QPA_PLATFORM="offscreen"))
@@ -63,8 +61,8 @@ def test_without_display_says_how_to_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_frame_opens_that_frame_one_based(tmp_path, tiny_model):
-    seq, ckpt = _sequence_and_checkpoint(tmp_path, tiny_model)
+def test_frame_opens_that_frame_one_based(tmp_path, tiny_model, synthetic_frames):
+    seq, ckpt = _sequence_and_checkpoint(synthetic_frames, tmp_path, tiny_model)
     shot = tmp_path / "shot.png"
     env = _env(tmp_path, QT_QPA_PLATFORM="offscreen")
     r = _run([str(seq), "--frame", "3", "--checkpoint", str(ckpt), "--device", "cpu", "--screenshot", str(shot)], env)

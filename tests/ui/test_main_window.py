@@ -137,10 +137,8 @@ def test_themes_apply(qapp, theme):
     assert len(qapp.styleSheet()) > 1000
 
 
-def _disk_sequence(root, n=4):
+def _disk_sequence(synthetic_frames, root, n=4):
     import cv2
-
-    from tests.ui.conftest import synthetic_frames
 
     (root / "eo").mkdir(parents=True)
     (root / "ir").mkdir()
@@ -151,10 +149,10 @@ def _disk_sequence(root, n=4):
     return root
 
 
-def test_corrections_survive_a_crash(bare_window, qsettings, qtbot, tmp_path):
+def test_corrections_survive_a_crash(bare_window, qsettings, qtbot, tmp_path, synthetic_frames):
     from csknet_studio.ui.main_window import MainWindow
 
-    seq = _disk_sequence(tmp_path / "seq")
+    seq = _disk_sequence(synthetic_frames, tmp_path / "seq")
     win = bare_window
     with qtbot.waitSignal(win.prediction_ready, timeout=30000):
         assert win.open_sequence(seq)
@@ -185,10 +183,10 @@ def test_close_with_unsaved_corrections_asks(main_window):
     win.confirm_close = lambda: True
 
 
-def test_dropping_a_folder_opens_it(bare_window, qtbot, tmp_path):
+def test_dropping_a_folder_opens_it(bare_window, qtbot, tmp_path, synthetic_frames):
     from PySide6 import QtGui
 
-    seq = _disk_sequence(tmp_path / "dropped", n=2)
+    seq = _disk_sequence(synthetic_frames, tmp_path / "dropped", n=2)
     mime = QtCore.QMimeData()
     mime.setUrls([QtCore.QUrl.fromLocalFile(str(seq))])
     pos = QtCore.QPointF(200, 200)
@@ -252,8 +250,8 @@ def test_failed_autosave_shows_one_dialog_and_keeps_edits(bare_window, tiny_sequ
     assert "not saved" in win.status.currentMessage()
 
 
-def test_unreadable_frame_is_marked_bad_and_skipped(bare_window, qtbot, tmp_path):
-    seq = _disk_sequence(tmp_path / "seq", n=3)
+def test_unreadable_frame_is_marked_bad_and_skipped(bare_window, qtbot, tmp_path, synthetic_frames):
+    seq = _disk_sequence(synthetic_frames, tmp_path / "seq", n=3)
     (seq / "ir" / "0001.png").write_bytes(b"\x89PNG\r\n\x1a\n this file is damaged")
     win = bare_window
     with qtbot.waitSignal(win.prediction_ready, timeout=30000):
@@ -268,11 +266,11 @@ def test_unreadable_frame_is_marked_bad_and_skipped(bare_window, qtbot, tmp_path
         win.set_frame(2)  # the next frame works as usual
 
 
-def test_opening_another_sequence_never_shows_the_previous_ones_predictions(main_window, qtbot):
+def test_opening_another_sequence_never_shows_the_previous_ones_predictions(main_window, qtbot,
+                                                                            synthetic_frames):
     """Frame 1 of a newly opened sequence gets its own prediction: a cached or still-running result
     for frame 1 of the previous sequence (another size) is neither shown nor edited."""
     from csknet_studio.core.data.memory import ArraySequence
-    from tests.ui.conftest import synthetic_frames
 
     win = main_window
     assert win.current_prediction.labels.shape == (48, 64)

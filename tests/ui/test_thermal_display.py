@@ -12,12 +12,10 @@ from csknet_studio.core.radiometry import LinearScale
 from csknet_studio.ui.display_maps import thermal_lut
 from csknet_studio.ui.thermal import ask_ir_scale
 
-from .conftest import synthetic_frames
-
 X, Y = 5, 7  # the probed pixel, at 30.00 °C (30315 centikelvin) in every frame
 
 
-def _radiometric_frames():
+def _radiometric_frames(synthetic_frames):
     eo, ir8 = synthetic_frames()
     ir = (28315 + ir8.astype(np.uint16) * 10).astype(np.uint16)  # 10.00 .. 35.50 °C
     ir[:, Y, X] = 30315
@@ -45,8 +43,8 @@ def _rendered_ir(win, x, y):
 
 
 @pytest.fixture
-def radiometric_window(bare_window, qtbot, tmp_path):
-    eo, ir = _radiometric_frames()
+def radiometric_window(bare_window, qtbot, tmp_path, synthetic_frames):
+    eo, ir = _radiometric_frames(synthetic_frames)
     seq = ArraySequence(eo, ir, names=[f"f{i:03d}" for i in range(len(ir))],
                         ir_scale=LinearScale.of_units("centikelvin"))
     _open(bare_window, qtbot, tmp_path, seq)
