@@ -19,7 +19,7 @@ from csknet_studio.core.modes import ALL_MODES, Mode
 from csknet_studio.core.predictor import Predictor
 from csknet_studio.core.training import TrainConfig
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BUNDLED = REPO / "resources" / "default_model.pt"
 HELDOUT_SEED = 1000  # scripts/default_model_report.py; never used for training or model selection
 SIZE = (240, 320)  # cheaper than the app's 480x640; the recipe trains across both scales
