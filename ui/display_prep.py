@@ -10,10 +10,12 @@ the shown one: while the user scrubs, the GUI thread only swaps finished images.
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PySide6 import QtGui
 
@@ -52,23 +54,28 @@ class FrameImages:
 
 
 def _qimage(rgb: np.ndarray) -> QtGui.QImage:
-    """(H, W, 3) RGB or (H, W) grey uint8 as an RGB32 QImage owning its pixels."""
+    """(H, W, 3) RGB or (H, W) grey uint8 as an RGB32 QImage owning its pixels. OpenCV does the
+    channel work: it releases the GIL, so the GUI thread is not kept waiting meanwhile."""
     h, w = rgb.shape[:2]
-    bgra = np.empty((h, w, 4), np.uint8)
-    if rgb.ndim == 2:
-        bgra[..., 0] = bgra[..., 1] = bgra[..., 2] = rgb
-    else:
-        bgra[..., 0], bgra[..., 1], bgra[..., 2] = rgb[..., 2], rgb[..., 1], rgb[..., 0]
-    bgra[..., 3] = 255
+    bgra = cv2.cvtColor(rgb, cv2.COLOR_GRAY2BGRA if rgb.ndim == 2 else cv2.COLOR_RGB2BGRA)
     return QtGui.QImage(bgra.data, w, h, 4 * w, _RGB32).copy()  # copy: the image owns its memory
 
 
+def _palette(ir8: np.ndarray, name: str) -> np.ndarray:
+    """IR through a thermal palette, as (H, W, 3) RGB (cv2.LUT: no GIL held, unlike numpy indexing)."""
+    lut = thermal_lut(name).reshape(256, 1, 3)
+    return cv2.LUT(cv2.cvtColor(ir8, cv2.COLOR_GRAY2RGB), lut)
+
+
+@functools.lru_cache(maxsize=4)
 def checker(shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: True on the IR tiles of the checkerboard underlay."""
+    """(H, W) bool: True on the IR tiles of the checkerboard underlay (read-only, cached per size)."""
     h, w = shape
     tile = max(16, min(h, w) // 8)
     yy, xx = np.indices((h, w))
-    return ((yy // tile + xx // tile) % 2).astype(bool)
+    sel = ((yy // tile + xx // tile) % 2).astype(bool)
+    sel.flags.writeable = False
+    return sel
 
 
 def render_frame(frame: FramePair, style: DisplayStyle) -> FrameImages:
@@ -79,8 +86,7 @@ def render_frame(frame: FramePair, style: DisplayStyle) -> FrameImages:
     if frame.ir is not None:
         ir8 = np.ascontiguousarray(celsius_u8(frame, style.span) if radiometric
                                    else apply_levels(frame.ir, style.ir_levels))
-    lut = thermal_lut(style.palette)
-    ir_rgb = None if ir8 is None else lut[ir8]
+    ir_rgb = None if ir8 is None else _palette(ir8, style.palette)
     base_name = style.base if eo8 is not None and ir8 is not None else ("IR" if eo8 is None else "EO")
     if eo8 is None and ir8 is None:
         base, base_rgb = None, None
@@ -89,12 +95,13 @@ def render_frame(frame: FramePair, style: DisplayStyle) -> FrameImages:
     elif base_name == "IR":
         base, base_rgb = ir8, ir_rgb
     else:
-        eo_rgb = eo8 if eo8.ndim == 3 else np.repeat(eo8[..., None], 3, axis=2)
+        eo_rgb = eo8 if eo8.ndim == 3 else cv2.cvtColor(eo8, cv2.COLOR_GRAY2RGB)
         if base_name == "Blend":
             a = style.blend
-            base = (eo_rgb.astype(np.float32) * (1 - a) + ir_rgb.astype(np.float32) * a).astype(np.uint8)
+            base = cv2.addWeighted(eo_rgb, 1.0 - a, ir_rgb, a, 0.0)
         else:
-            base = np.where(checker(frame.shape)[..., None], ir_rgb, eo_rgb)
+            base = eo_rgb.copy()
+            cv2.copyTo(ir_rgb, checker(tuple(frame.shape)).view(np.uint8), base)
         base = base_rgb = np.ascontiguousarray(base)
     return FrameImages(eo8, ir8, base,
                        None if eo8 is None else _qimage(eo8),
