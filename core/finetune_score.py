@@ -33,8 +33,7 @@ def _confusions(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], 
                     raise CancelledError("fine-tuning cancelled while scoring the samples; weights unchanged")
                 if ir is not None and ir.ndim == 3:
                     ir = ir[..., 0]
-                eo_t, ir_t = to_tensors(eo if mode.uses_eo else None, ir if mode.uses_ir else None,
-                                        model.config.input_norm, device)
+                eo_t, ir_t = to_tensors(*mode.keep(eo, ir), model.config.input_norm, device)
                 pred = model(eo_t, ir_t).logits.argmax(1)[0].cpu().numpy()
                 conf += confusion_matrix(pred, mask, k, ignore)
             out[mode.value] = conf

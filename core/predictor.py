@@ -78,6 +78,14 @@ def _stack(arrs: Sequence[np.ndarray | None], what: str) -> np.ndarray | None:
     return np.stack(arrs)  # type: ignore[arg-type]
 
 
+def _stack_inputs(frames: Sequence[FramePair], mode: Mode) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The batch's EO and IR arrays for `mode` (a stream the mode leaves out is not even stacked)."""
+    eo = _stack([f.eo for f in frames], "EO") if mode.uses_eo else None
+    ir = _stack([f.ir if f.ir is None or f.ir.ndim == 2 else f.ir[..., 0] for f in frames], "IR") \
+        if mode.uses_ir else None
+    return eo, ir
+
+
 class Predictor:
     """Runs one model on one device. Forward passes and weight swaps hold the model's lock
     (`model_lock`), so other threads running the same model never see half-loaded weights."""
@@ -155,18 +163,14 @@ class Predictor:
         mode = Mode(mode)
         if not frames:
             return []
-        eo = _stack([f.eo for f in frames], "EO") if mode.uses_eo else None
-        ir = _stack([f.ir if f.ir is None or f.ir.ndim == 2 else f.ir[..., 0] for f in frames], "IR") \
-            if mode.uses_ir else None
+        eo, ir = _stack_inputs(frames, mode)
         return self._run(eo, ir, mode, introspect, tuple(features))
 
     @torch.no_grad()
     def predict_labels(self, frames: Sequence[FramePair], mode: Mode | str = Mode.BOTH) -> np.ndarray:
         """(B, H, W) uint8 class ids only: batch inference skips softmax, entropy and probabilities."""
         mode = Mode(mode)
-        eo = _stack([f.eo for f in frames], "EO") if mode.uses_eo else None
-        ir = _stack([f.ir if f.ir is None or f.ir.ndim == 2 else f.ir[..., 0] for f in frames], "IR") \
-            if mode.uses_ir else None
+        eo, ir = _stack_inputs(frames, mode)
         with self.locked() as model:
             eo_t, ir_t = to_tensors(eo, ir, model.config.input_norm, self.device)
             with autocast(self.device, enabled=self.amp):

@@ -303,8 +303,7 @@ class InferenceWorker(QObject):
             return hit
         if self._model is None:
             return None
-        eo = frame.eo if mode.uses_eo else None
-        ir = frame.ir if mode.uses_ir else None
+        eo, ir = mode.keep(frame.eo, frame.ir)
         job = _Job(index, mode, eo, ir, self._introspect, self._features, self._version, self._inputs)
         if background and self._current is not None and index == self._current[0] and self._dwell_done != index:
             if all((j.index, j.mode) != (index, mode) for j in self._held):

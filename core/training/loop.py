@@ -277,8 +277,7 @@ def _step_mode(rng: random.Random, p_ir: float, p_eo: float) -> Mode:
 def _train_step(cfg: TrainConfig, s: _Student, batch: dict, mode: Mode, dev: torch.device,
                 where: str) -> torch.Tensor:
     """One optimiser step on `batch` with the modalities of `mode`; returns the loss."""
-    eo = batch["eo"].to(dev, non_blocking=True) if mode.uses_eo else None
-    ir = batch["ir"].to(dev, non_blocking=True) if mode.uses_ir else None
+    eo, ir = (None if t is None else t.to(dev, non_blocking=True) for t in mode.keep(batch["eo"], batch["ir"]))
     labels = batch["label"].to(dev, non_blocking=True)
     with autocast(dev, enabled=cfg.optim.amp, cpu_bf16=cfg.optim.cpu_bf16):
         t_out = None
