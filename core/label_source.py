@@ -1,7 +1,7 @@
 """What an exporter reads: the labels of a sequence, frame by frame, and where each came from.
 
-Three things provide it: the `AnnotationSession` itself, the GUI's snapshot of it handed to the
-export thread (`ui/export_worker.py`), and `PredictedLabels`, the model's labels computed batch by
+Three things provide it: the `AnnotationSession` itself, the GUI's view of it that the export
+thread reads through calls answered on the GUI thread (`ui/export_worker.py`), and `PredictedLabels`, the model's labels computed batch by
 batch (`core/batch_infer.py`). Every writer in core/export.py and core/export_formats.py takes a
 `LabelSource`, so a new writer serves all three and a new source serves every writer.
 """

@@ -38,8 +38,8 @@ class Prediction:
     """One frame's result, numpy only (safe to hand across threads).
 
     labels (H,W) uint8 class ids; probs (K,H,W) float16 softmax; entropy (H,W) float32 in [0, 1]
-    (divided by log K); gate_maps {stage: (h,w) float32 in [0,1]} (weight on EO, both-mode +
-    introspect only); exchanged {site: {"ir->eo"|"eo->ir": int64 channel indices}} (introspect, both);
+    (divided by log K); gate_maps {stage: (h,w) float32 in [0,1]} (the GSU's gates, e.g.
+    "eo" / "ir" / "sum" stages; the logit ensemble's are its weight on EO; both-mode + introspect only); exchanged {site: {"ir->eo"|"eo->ir": int64 channel indices}} (introspect, both);
     features {name: (h,w) float32} channel-mean of requested feature maps; ms: model wall time.
     """
 

@@ -1,7 +1,7 @@
 """The `csknet-studio` command line.
 
 `csknet-studio [SEQUENCE] [--checkpoint FILE] [--device ...]` opens the GUI; the sub-commands
-(`train`, `eval`, `infer`, `demo`, `export`, `finetune`, `align`) run headless. Each sub-command lives in its own
+(`train`, `eval`, `infer`, `demo`, `info`, `export`, `finetune`, `align`) run headless. Each sub-command lives in its own
 module under `csknet_studio.commands` exposing `add_arguments(parser)` and `run(args) -> int`,
 imported lazily so `csknet-studio demo` never loads Qt and the GUI never loads training code.
 """
@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "Write the procedural EO/IR demo sequence with ground truth.",
     "info": "Say what a sequence or recording holds: layout, frames, sizes, bit depth, labels, bad frames, "
             "topics and clocks.",
-    "export": "Export a sequence's labels and corrections to HDF5 or PNG masks.",
+    "export": "Export a sequence's labels and corrections: HDF5, indexed PNG masks, COCO JSON or a CVAT mask folder.",
     "finetune": "Fine-tune a checkpoint on a project's corrections (or ground-truth labels), judged on "
                 "held-out corrections (DDP-aware).",
     "align": "Estimate the EO/IR homography (ECC on edge maps, or clicked point pairs) and store it in the "

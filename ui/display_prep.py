@@ -3,8 +3,8 @@
 `render_frame` turns a `FramePair` into what the three views draw: EO and IR scaled with the
 sequence's fixed levels (IR through its palette, radiometric IR through the °C span) and the
 overlay's underlay (EO, IR, a blend or a checkerboard), each already a `QImage` in the raster
-engine's own 32-bit format, so painting converts nothing. It is plain numpy and QImage (both safe
-outside the GUI thread), so `FramePrefetcher` runs it in a background thread for the frames next to
+engine's own 32-bit format, so painting converts nothing. It is numpy, OpenCV and QImage (all safe
+outside the GUI thread; OpenCV releases the GIL), so `FramePrefetcher` runs it in a background thread for the frames next to
 the shown one: while the user scrubs, the GUI thread only swaps finished images.
 """
 

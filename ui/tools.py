@@ -2,8 +2,8 @@
 region / snap brush / box, plus frame-level edits.
 
 Every edit goes through the `AnnotationSession` (undo, autosave live there); the session announces
-the changed rectangle and the main window copies just that rectangle into the displayed mask and
-repaints it, so a stroke on a 480x640 frame costs a few small numpy slices per mouse move.
+the changed rectangle, the Studio's state (`core/studio.py`) copies just that rectangle into the
+overlay mask and the window repaints it, so a stroke on a 480x640 frame costs a few small numpy slices per mouse move.
 Undo/redo never change the active tool.
 
 The mouse handler sits on the overlay's view box, not on the label image: a frame whose labels have
