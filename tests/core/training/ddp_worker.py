@@ -1,4 +1,4 @@
-"""Run by tests/core/test_ddp.py under `torchrun --nproc_per_node=2` (gloo, CPU).
+"""Run by tests/core/training/test_ddp.py under `torchrun --nproc_per_node=2` (gloo, CPU).
 
 Trains, fine-tunes and runs batch inference under DDP and writes, per rank, the hashes of the weights
 it ends with, so the test can check that every rank holds identical weights.

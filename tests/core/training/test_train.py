@@ -153,7 +153,7 @@ def test_resume_without_checkpoint_and_cancel(tmp_path: Path, dataset: Path, tin
 
 
 def test_shipped_configs_parse():
-    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.toml"))
+    configs = sorted((Path(__file__).resolve().parents[3] / "configs").glob("*.toml"))
     assert configs, "configs/*.toml examples are missing"
     for path in configs:
         cfg = TrainConfig.from_toml(path)
