@@ -107,6 +107,7 @@ class StudioState:
         self.paint_start: PaintStart = PaintStart.EMPTY
         self._mask: np.ndarray | None = None
         self._painted_early: set[int] = set()  # frames first edited before their prediction came
+        self._recorded: dict[int, tuple] = {}  # (mode, weights version) of each frame's prediction in the session
 
     # ------------------------------------------------------------------ sequence
     def open(self, sequence: Any, session: Any) -> None:
@@ -115,6 +116,7 @@ class StudioState:
         self.sequence, self.session = sequence, session
         self.index, self.frame, self.prediction, self._mask = -1, None, None, None
         self._painted_early.clear()
+        self._recorded.clear()
         if session is not None:
             session.events.labels_changed.connect(self._on_session_labels)
             session.events.origin_changed.connect(self._on_session_origin)
@@ -127,6 +129,7 @@ class StudioState:
         self.sequence = self.session = None
         self.index, self.frame, self.prediction, self._mask = -1, None, None, None
         self._painted_early.clear()
+        self._recorded.clear()
         self.events.sequence_changed.emit(None)
         self.events.overlay_changed.emit()
         return session
@@ -153,6 +156,8 @@ class StudioState:
         self._mask = self._compute_mask()
         self.events.frame_changed.emit(index)
         self.events.overlay_changed.emit()
+        if prediction is not None:
+            self.events.prediction_changed.emit(index)
         return True
 
     def step(self, delta: int) -> bool:
@@ -200,7 +205,11 @@ class StudioState:
         s = self.session
         if s is None:
             return
+        key = (getattr(prediction, "mode", None), getattr(prediction, "weights_version", None))
+        if key[1] is not None and self._recorded.get(index) == key and s.prediction(index) is not None:
+            return  # this very prediction is the session's already (a revisit): no repacking
         s.set_prediction(index, prediction.labels)
+        self._recorded[index] = key
         if index in self._painted_early and self.paint_start is PaintStart.PREDICTION:
             self._painted_early.discard(index)
             s.fill_unlabelled_from_prediction(index)

@@ -21,7 +21,9 @@ from PySide6 import QtGui
 
 from csknet_studio.core.data.levels import apply_levels
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.threads import lower_thread_priority
 from csknet_studio.ui.display_maps import DEFAULT_SPAN, celsius_u8, thermal_lut
+from csknet_studio.ui.worker_thread import DISPLAY_NICE
 
 _RGB32 = QtGui.QImage.Format.Format_RGB32
 PREFETCH_AHEAD = 3  # frames rendered ahead of the shown one, in the direction of travel
@@ -120,7 +122,8 @@ class FramePrefetcher:
     """
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csknet-display")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csknet-display",
+                                        initializer=lower_thread_priority, initargs=(DISPLAY_NICE,))
         self._lock = threading.Lock()
         self._jobs: dict[int, Future] = {}
         self._key: tuple[int, DisplayStyle] | None = None

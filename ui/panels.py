@@ -21,6 +21,8 @@ from csknet_studio.ui.registration_dialog import install_registration
 from csknet_studio.ui.segment_all import FrameScanner
 from csknet_studio.ui.shortcuts import install_shortcuts_sheet
 
+INTERNALS_SETTLE_MS = 120  # frames must stop changing this long before the internals panel redraws
+
 
 class PanelHub(QtCore.QObject):
     """Owns the panels' helpers (uncertainty tracker, feature worker, frame scanner)."""
@@ -76,8 +78,14 @@ class PanelHub(QtCore.QObject):
         self.export_dialog = None
 
         win.worker.introspect = True  # gate maps, exchanged channels and entropy for every result
+        # The internals panel draws gate and entropy maps (several ms a frame): while the user scrubs
+        # it waits until the frames stop changing, then shows the frame they stopped on.
+        self._internals_due = QtCore.QTimer(win)
+        self._internals_due.setSingleShot(True)
+        self._internals_due.setInterval(INTERNALS_SETTLE_MS)
+        self._internals_due.timeout.connect(self._refresh_internals)
         win.frame_changed.connect(self._on_frame_changed)
-        win.prediction_ready.connect(self.internals.set_prediction)
+        win.prediction_ready.connect(lambda _p: self._internals_due.start())
         win.sequence_opened.connect(self._on_sequence_opened)
         win.origin_changed.connect(lambda _i: self._refresh_corrected())  # not per stroke move
         win.worker.result_ready.connect(self._on_result)
@@ -178,8 +186,14 @@ class PanelHub(QtCore.QObject):
         self._refresh_corrected()
 
     def _on_frame_changed(self, index: int) -> None:
-        frame = self.win.current_frame
-        seq = self.win.sequence
+        self.internals.set_prediction(None)  # not the last frame's maps over this frame
+        self._internals_due.start()
+        self.compare.clear()
+        self._fill_compare()
+
+    def _refresh_internals(self) -> None:
+        """The shown frame's images and prediction in the internals panel."""
+        frame, seq = self.win.current_frame, self.win.sequence
         levels = None
         if seq is not None and hasattr(seq, "display_levels"):
             try:
@@ -188,9 +202,7 @@ class PanelHub(QtCore.QObject):
                 levels = None
         self.internals.set_frame(frame.eo if frame is not None else None,
                                  frame.ir if frame is not None else None, levels)
-        self.internals.set_prediction(self.win.worker.cached(index, self.win.mode))
-        self.compare.clear()
-        self._fill_compare()
+        self.internals.set_prediction(self.win.current_prediction)
 
     def _fill_compare(self) -> None:
         """Show cached modes at once; ask the worker for the others (they arrive via result_ready)."""

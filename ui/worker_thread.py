@@ -10,7 +10,6 @@ points, for workers that answer what the user asked last (feature maps, superpix
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -22,6 +21,7 @@ from PySide6 import QtCore
 from PySide6.QtCore import QObject, Signal, Slot
 
 from csknet_studio.core.errors import CancelledError
+from csknet_studio.core.threads import lower_thread_priority
 from csknet_studio.ui.thread_exit import stop_with_app
 
 # Nice values (Linux: per thread; a higher value is served later when the cores are busy). The GUI
@@ -31,6 +31,8 @@ ON_DEMAND_NICE = 4  # a channel map or superpixels the user just asked for: as u
 EXPORT_NICE = 0  # the export dialog is modal while it runs, and the job asks the GUI thread for
 # every frame's labels: nothing of the GUI competes with it
 PROPAGATE_NICE = 2  # a dialog shows its progress, but it runs many frames: behind inference
+DISPLAY_NICE = 2  # frames rendered ahead while scrubbing: behind the GUI thread, ahead of inference
+# (a rendering not ready in time is made by the GUI thread itself)
 FINETUNE_NICE = 10  # minutes of training: bench/gui_latency.py measured p99 stalls of 10-19 ms
 # at nice 10 against 19-30 ms at nice 0 (docs/benchmarks.md)
 
@@ -67,13 +69,6 @@ class ThreadPolicy:
         return f"csknet-{self.name}"
 
 
-def lower_priority(nice: int) -> None:
-    """Raise the calling thread's nice value (Linux: per thread), so when the cores are busy the
-    scheduler serves the GUI thread first. Elsewhere, or when refused, nothing happens."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-
-
 def apply_policy(policy: ThreadPolicy) -> None:
     """Apply `policy` to the calling thread: call it from inside the worker thread."""
     if policy.num_threads is not None:
@@ -81,7 +76,7 @@ def apply_policy(policy: ThreadPolicy) -> None:
 
         torch.set_num_threads(policy.num_threads)
     if policy.nice:
-        lower_priority(policy.nice)
+        lower_thread_priority(policy.nice)
 
 
 class Engine(QObject):

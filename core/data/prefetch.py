@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.threads import READ_AHEAD_NICE, lower_thread_priority
 
 from .cache import FrameCache
 
@@ -70,7 +71,8 @@ class ReadAheadMixin:
             if self._closed:
                 return
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="csknet-prefetch")
+                self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="csknet-prefetch",
+                                                initializer=lower_thread_priority, initargs=(READ_AHEAD_NICE,))
             epoch = self._epoch
             for j in todo:
                 if j in self._inflight:

@@ -157,3 +157,14 @@ def test_classes_radius_visibility_and_closing(state: StudioState):
     assert not state.go_to(0)
     session.events.labels_changed.emit(0, Rect.full((H, W)))  # a closed session no longer reaches it
     assert state.mask is None
+
+
+def test_a_revisit_does_not_hand_the_session_the_same_prediction_again(state: StudioState):
+    pred = _prediction(2)
+    state.go_to(0, pred)
+    rec = Recorder(state)
+    state.go_to(1)
+    state.go_to(0, pred)  # the worker's cache hit: same mode, same weights
+    assert "labels_changed" not in rec.names()  # the session was not told (nor repacked) again
+    state.set_mode(Mode.IR, _prediction(3, Mode.IR))  # another mode's prediction is recorded
+    assert state.session.prediction(0)[0, 0] == 3

@@ -18,13 +18,15 @@ def test_panels_follow_the_shown_frame(main_window, qtbot):
     keys = {e.keys: e.description for e in collect_shortcuts(win)}
     assert keys["U"] == "Next most uncertain frame" and keys["Ctrl+E"] == "Export labels"
     assert keys["F1"] == "Keyboard shortcuts"
-    assert hub.internals.prediction is win.current_prediction
+    qtbot.waitUntil(lambda: hub.internals.prediction is win.current_prediction, timeout=5000)  # once settled
     assert hub.internals.stage_combo.count() == len(win.current_prediction.gate_maps) > 0
     qtbot.waitUntil(lambda: hub.compare.result is not None, timeout=30000)  # BOTH vs IR of frame 0
     both, ir = win.worker.cached(0, Mode.BOTH), win.worker.cached(0, Mode.IR)
     np.testing.assert_array_equal(hub.compare.result.mask, disagreement(both.labels, ir.labels).mask)
     with qtbot.waitSignal(win.prediction_ready, timeout=30000):
         win.set_frame(3)
+    assert hub.internals.prediction is None  # cleared at once, redrawn when the frames settle
+    qtbot.waitUntil(lambda: hub.internals.prediction is win.current_prediction, timeout=5000)
     assert hub.internals.prediction.weights_version == win.worker.weights_version
     np.testing.assert_array_equal(hub.internals.entropy_view.heat.image, win.current_prediction.entropy)
 
