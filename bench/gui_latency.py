@@ -90,18 +90,32 @@ def spin(app, seconds: float) -> None:
 
 
 # ---------------------------------------------------------------------- phases
+class Slider:
+    """A user dragging the timeline: one frame on every tick, back and forth between the ends (a
+    jump from the last frame to the first is a jump, measured by "step + wait", not scrubbing)."""
+
+    def __init__(self, win) -> None:
+        self.win, self.step = win, 1
+
+    def move(self) -> None:
+        i, n = self.win.current_index, len(self.win.sequence)
+        if not 0 <= i + self.step < n:
+            self.step = -self.step
+        self.win.set_frame(i + self.step)
+
+
 def phase_idle(ctx: Ctx) -> None:
     """Baseline: the window shown, nothing running."""
     spin(ctx.app, min(3.0, ctx.seconds))
 
 
 def phase_scrub(ctx: Ctx) -> None:
-    """Move to the next frame every 40 ms (a user dragging the slider); inference never stops."""
-    win, n = ctx.win, len(ctx.win.sequence)
+    """Move one frame every 40 ms (a user dragging the slider); inference never stops."""
+    win = ctx.win
     changes: list[int] = []
     win.frame_changed.connect(changes.append)
     t = QtCore.QTimer()
-    t.timeout.connect(lambda: win.set_frame((win.current_index + 1) % n))
+    t.timeout.connect(Slider(win).move)
     t.start(40)
     c0 = win.worker.inference_count
     spin(ctx.app, ctx.seconds)
@@ -162,9 +176,8 @@ def _finetune(ctx: Ctx, scrub: bool) -> None:
     panel.steps_spin.setValue(100000)
     steps: list[float] = []
     panel.worker.progress.connect(lambda *_a: steps.append(time.perf_counter()))
-    n = len(win.sequence)
     t = QtCore.QTimer()
-    t.timeout.connect(lambda: win.set_frame((win.current_index + 1) % n))
+    t.timeout.connect(Slider(win).move)
     c0 = win.worker.inference_count
     t0 = time.perf_counter()
     if not panel.start():
