@@ -115,7 +115,8 @@ def phase_scrub(ctx: Ctx) -> None:
     changes: list[int] = []
     win.frame_changed.connect(changes.append)
     t = QtCore.QTimer()
-    t.timeout.connect(Slider(win).move)
+    slider = Slider(win)  # held here: Qt keeps only a weak reference to a bound method's object
+    t.timeout.connect(slider.move)
     t.start(40)
     c0 = win.worker.inference_count
     spin(ctx.app, ctx.seconds)
@@ -177,7 +178,8 @@ def _finetune(ctx: Ctx, scrub: bool) -> None:
     steps: list[float] = []
     panel.worker.progress.connect(lambda *_a: steps.append(time.perf_counter()))
     t = QtCore.QTimer()
-    t.timeout.connect(Slider(win).move)
+    slider = Slider(win)  # held here: Qt keeps only a weak reference to a bound method's object
+    t.timeout.connect(slider.move)
     c0 = win.worker.inference_count
     t0 = time.perf_counter()
     if not panel.start():
