@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from csknet_studio.ui.worker_thread import DISPLAY_NICE
 
 _RGB32 = QtGui.QImage.Format.Format_RGB32
 PREFETCH_AHEAD = 3  # frames rendered ahead of the shown one, in the direction of travel
+KEEP_RENDERED = 6  # finished renderings kept for a slider dragged back (about 5 MB each at 480x640)
 
 
 @dataclass(frozen=True)
@@ -117,15 +119,16 @@ class FramePrefetcher:
 
     `ahead(sequence, index, step, style)` queues the next PREFETCH_AHEAD frames in the direction of
     travel; `take(sequence, index, style)` hands over a finished rendering of the shown frame, or
-    None (the caller then renders it itself). Results for another sequence or style are dropped,
-    and a queued job for a frame the user has passed is skipped before it starts.
+    None (the caller then renders it itself). The last KEEP_RENDERED renderings stay, so a slider
+    dragged back finds the frames it just passed. Results for another sequence or style are
+    dropped, and a queued job for a frame the user has passed is skipped before it starts.
     """
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csknet-display",
                                         initializer=lower_thread_priority, initargs=(DISPLAY_NICE,))
         self._lock = threading.Lock()
-        self._jobs: dict[int, Future] = {}
+        self._jobs: OrderedDict[int, Future] = OrderedDict()  # oldest first
         self._key: tuple[int, DisplayStyle] | None = None
         self._wanted: set[int] = set()
 
@@ -140,9 +143,10 @@ class FramePrefetcher:
     def take(self, sequence, index: int, style: DisplayStyle) -> FrameImages | None:
         with self._lock:
             self._retarget(sequence, style)
-            fut = self._jobs.pop(index, None)
-        if fut is None or not fut.done() or fut.cancelled() or fut.exception() is not None:
-            return None
+            fut = self._jobs.get(index)
+            if fut is None or not fut.done() or fut.cancelled() or fut.exception() is not None:
+                return None
+            self._jobs.move_to_end(index)
         return fut.result()
 
     def ahead(self, sequence, index: int, step: int, style: DisplayStyle) -> None:
@@ -157,6 +161,9 @@ class FramePrefetcher:
             for i in wanted:
                 if i not in self._jobs:
                     self._jobs[i] = self._pool.submit(self._render, sequence, i, style)
+            kept = [i for i, f in self._jobs.items() if f.done() and i not in self._wanted]
+            for i in kept[:max(0, len(kept) - KEEP_RENDERED)]:
+                del self._jobs[i]  # memory stays at a few frames' pictures
 
     def _render(self, sequence, index: int, style: DisplayStyle) -> FrameImages | None:
         with self._lock:
@@ -178,4 +185,4 @@ class FramePrefetcher:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["DisplayStyle", "FrameImages", "FramePrefetcher", "PREFETCH_AHEAD", "checker", "render_frame"]
+__all__ = ["DisplayStyle", "FrameImages", "FramePrefetcher", "KEEP_RENDERED", "PREFETCH_AHEAD", "checker", "render_frame"]

@@ -51,6 +51,27 @@ def test_the_prefetcher_renders_ahead_in_the_direction_of_travel(seq, qtbot):
         pf.shutdown()
 
 
+def test_frames_just_passed_stay_rendered_within_a_bound(qtbot):
+    from csknet_studio.ui.display_prep import KEEP_RENDERED
+
+    rng = np.random.default_rng(4)
+    n = 3 * KEEP_RENDERED
+    long_seq = ArraySequence(rng.integers(0, 255, (n, 16, 16, 3), np.uint8), rng.integers(0, 255, (n, 16, 16), np.uint8),
+                             names=[f"f{i}" for i in range(n)])
+    pf = FramePrefetcher()
+    style = DisplayStyle()
+    try:
+        for i in range(n - 4):  # a slider dragged forward, each frame's rendering ready before it is shown
+            pf.ahead(long_seq, i, 1, style)
+            qtbot.waitUntil(lambda i=i: all(f.done() for f in pf._jobs.values()), timeout=10000)
+            if i:
+                assert pf.take(long_seq, i + 1, style) is not None
+        assert len(pf._jobs) <= KEEP_RENDERED + 3  # the kept ones and the ones ahead: no more
+        assert pf.take(long_seq, n - 6, style) is not None  # dragged back: a frame just passed
+    finally:
+        pf.shutdown()
+
+
 def test_scrubbing_swaps_images_rendered_off_the_gui_thread(main_window, qtbot, monkeypatch):
     win = main_window
     threads: list[str] = []
