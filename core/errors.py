@@ -90,6 +90,12 @@ class CancelledError(CSKNetError):
     """A long job was cancelled by the user; nothing was changed."""
 
 
+class ColourMappedIRWarning(UserWarning):
+    """The IR images are colour-mapped (their three channels differ, as a palette such as jet makes
+    them): they are read as their grey conversion, which orders hot and cold only roughly and is
+    no temperature."""
+
+
 # --- projects / export --------------------------------------------------------------------------
 class ProjectError(CSKNetError):
     """A project (annotation) file is unreadable or belongs to another sequence."""

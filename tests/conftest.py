@@ -183,6 +183,23 @@ def write_aspect_pair_folder() -> Callable[[Path], Path]:
     return _write_aspect_pair_folder
 
 
+def _write_colour_mapped_folder(root: Path) -> Path:
+    (root / "eo").mkdir(parents=True)
+    (root / "ir").mkdir()
+    ramp = np.tile(np.arange(64, dtype=np.uint8) * 4, (48, 1))
+    for i in range(2):
+        cv2.imwrite(str(root / "eo" / f"{i:03d}.png"), np.dstack([ramp] * 3))
+        cv2.imwrite(str(root / "ir" / f"{i:03d}.png"), cv2.applyColorMap(ramp, cv2.COLORMAP_JET))
+    return root
+
+
+@pytest.fixture(scope="session")
+def write_colour_mapped_folder() -> Callable[[Path], Path]:
+    """`write_colour_mapped_folder(root)`: two 64x48 pairs in eo/ and ir/ whose IR is jet-coloured
+    (as some datasets ship their thermal previews)."""
+    return _write_colour_mapped_folder
+
+
 # --- sensor recordings (ROS 1, ROS 2 and MCAP, written with rosbags) -------------------------------
 
 

@@ -47,3 +47,16 @@ def test_info_on_recording(tmp_path, capsys, bagdata):
     assert abs(r["clock_offset_ns"] + 3_000_000) < 17_000_000
     assert r["bad_frames"] == [2]
     assert "clock offset" in out and "/ir [IR]" in out
+
+
+def test_info_warns_of_colour_mapped_thermal(tmp_path, capsys, write_colour_mapped_folder):
+    seq = write_colour_mapped_folder(tmp_path / "jet")
+    assert main(["info", str(seq), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert _last_json(out)["ir_colour_mapped"] is True
+    assert sum("colour-mapped" in line for line in out.splitlines()[:-1]) == 1  # said once, not per frame
+    demo = tmp_path / "demo"
+    assert main(["demo", "--out", str(demo), "--frames", "2", "--size", "48x64", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(demo), "--json"]) == 0
+    assert _last_json(capsys.readouterr().out)["ir_colour_mapped"] is False

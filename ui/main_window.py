@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt, Signal
 
 from csknet_studio.core.classes import MFNET, ClassScheme
+from csknet_studio.core.data.imaging import noticing_colour_mapped_ir
 from csknet_studio.core.errors import CSKNetError
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.modes import Mode
@@ -243,11 +244,14 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
             topic_kw = self.recording_topics(seq_path, topics)
             if topic_kw is None:  # the topic picker was cancelled
                 return False
-            opened = open_or_register(self, seq_path, project, ir_scale=self.ir_scale, **topic_kw)
-            if opened is None:  # IR needs registering and the user declined
-                return False
-            seq, register = opened
-            self.set_sequence(seq, project_path=project)
+            with noticing_colour_mapped_ir() as colour_mapped:
+                opened = open_or_register(self, seq_path, project, ir_scale=self.ir_scale, **topic_kw)
+                if opened is None:  # IR needs registering and the user declined
+                    return False
+                seq, register = opened
+                self.set_sequence(seq, project_path=project)
+            for notice in colour_mapped:
+                self.show_error(f"{path}: {notice}", "Colour-mapped thermal")
             if register:
                 self.open_registration()
         except (CSKNetError, OSError, ValueError) as exc:

@@ -6,17 +6,19 @@ arrays or a `CorruptImageError` naming the file, so readers never see a half-dec
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from csknet_studio.core.classes import IGNORE_INDEX, ClassScheme
-from csknet_studio.core.errors import CorruptImageError
+from csknet_studio.core.errors import ColourMappedIRWarning, CorruptImageError
 
 IMAGE_EXTS: tuple[str, ...] = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".jp2", ".webp", ".pgm", ".ppm")
 VIDEO_EXTS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".ts")
@@ -29,6 +31,28 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 # cv2 would try to allocate whatever a (possibly forged) header claims; refuse absurd sizes early.
 MAX_PIXELS = 1 << 28
+
+
+COLOUR_MAPPED_IR = ("the IR images are colour-mapped (a palette such as jet, not raw thermal): they are read as "
+                    "their grey conversion, which is no temperature and orders hot and cold only roughly; open "
+                    "the camera's raw (grey or 16-bit) thermal images if you have them")
+
+
+@contextlib.contextmanager
+def noticing_colour_mapped_ir() -> Iterator[list[str]]:
+    """Collect, while the block runs (in this thread), the notice that IR came colour-mapped: the
+    list holds the message once when it did, else stays empty."""
+    seen: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ColourMappedIRWarning)
+        try:
+            yield seen
+        finally:
+            if any(issubclass(w.category, ColourMappedIRWarning) for w in caught):
+                seen.append(COLOUR_MAPPED_IR)
+            for w in caught:  # anything else goes on to whoever listens
+                if not issubclass(w.category, ColourMappedIRWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def natural_key(s: str) -> tuple:
@@ -180,6 +204,7 @@ def to_grey(img: np.ndarray, bgr: bool = True) -> np.ndarray:
     three = img[:, :, :3]
     if np.array_equal(three[:, :, 0], three[:, :, 1]) and np.array_equal(three[:, :, 0], three[:, :, 2]):
         return np.ascontiguousarray(three[:, :, 0])
+    warnings.warn(ColourMappedIRWarning(COLOUR_MAPPED_IR), stacklevel=2)
     code = cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY
     return cv2.cvtColor(np.ascontiguousarray(three), code)
 

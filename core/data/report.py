@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .base import BaseSequence
+from .imaging import COLOUR_MAPPED_IR
 
 BAD_REASONS_SHOWN = 10
 
@@ -115,6 +116,8 @@ def report_lines(r: dict[str, Any]) -> list[str]:
     if r.get("ir_bits_used"):
         out[-1] += f", {r['ir_bits_used']} bits used"
     out.append("  radiometric: " + _radiometric_line(r))
+    if r.get("ir_colour_mapped"):
+        out.append(f"  warning: {COLOUR_MAPPED_IR}")
     labels = "none"
     if r["labels"]:
         labels = f"yes ({r['scheme'] or 'no scheme'})" + (f" from {r['label_file']}" if r["label_file"] else "")

@@ -29,13 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from csknet_studio.commands._alignment import alignment_kwargs
+    from csknet_studio.core.data.imaging import noticing_colour_mapped_ir
     from csknet_studio.core.data.report import report_lines, sequence_report
     from csknet_studio.core.registration import open_aligned
 
     kw = {**topic_kwargs(args), **ir_scale_kwargs(args), **alignment_kwargs(args)}
     if args.split:
         kw["split"] = args.split
-    with open_aligned(args.sequence, prefetch=0, **kw) as seq:
+    with noticing_colour_mapped_ir() as colour_mapped, open_aligned(args.sequence, prefetch=0, **kw) as seq:
         bar = None
         if not args.no_scan and sys.stderr.isatty() and len(seq) > 200:
             from tqdm import tqdm
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+    report["ir_colour_mapped"] = bool(colour_mapped)
     for line in report_lines(report):
         print(line)
     if args.json:

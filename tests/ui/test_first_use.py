@@ -200,6 +200,16 @@ def test_open_error_names_the_path_once(main_window, qtbot, tmp_path):
     assert b.args[0].count(str(missing)) == 1, b.args[0]
 
 
+def test_colour_mapped_thermal_opens_with_one_warning(bare_window, qtbot, tmp_path, write_colour_mapped_folder):
+    seq = write_colour_mapped_folder(tmp_path / "jet")
+    shown: list[str] = []
+    bare_window.error_shown.connect(shown.append)
+    assert bare_window.open_sequence(seq) is True  # opened all the same, as its grey conversion
+    assert len(shown) == 1 and "colour-mapped" in shown[0] and str(seq) in shown[0]
+    bare_window.set_frame(1)
+    assert len(shown) == 1  # one message, not one per frame
+
+
 def test_truncated_png_prints_nothing_from_opencv(tmp_path):
     import cv2
 
