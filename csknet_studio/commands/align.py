@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ._frame import frame_number
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sequence", type=Path, help="the sequence (folder, video pair or HDF5 file)")
@@ -20,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manual", type=Path, default=None, metavar="POINTS.json",
                    help='clicked point pairs, {"ir": [[x, y], ...], "eo": [[x, y], ...]} (4 or more)')
     p.add_argument("--refine", action="store_true", help="with --manual: refine the estimate by ECC")
-    p.add_argument("--frame", type=int, default=None,
-                   help="frame to register on (default: the middle one)")
+    p.add_argument("--frame", type=frame_number, default=None, metavar="N",
+                   help="frame to register on (1-based, as in the window; default: the middle one)")
     p.add_argument("--dry-run", action="store_true", help="estimate and print, store nothing")
     p.add_argument("--relink", action="store_true", help="accept a project whose sequence was moved")
     p.add_argument("--json", action="store_true",
@@ -46,12 +48,12 @@ def run(args: argparse.Namespace) -> int:
     seq = open_sequence(args.sequence, Alignment())  # estimates from IR as decoded: opens whatever the aspect
     try:
         n = len(seq)
-        i = n // 2 if args.frame is None else args.frame
+        i = n // 2 if args.frame is None else args.frame - 1
         if not 0 <= i < n:
-            raise ConfigError(f"--frame {i} is out of range (the sequence has {n} frames, 0-{n - 1})")
+            raise ConfigError(f"--frame {args.frame} is out of range (the sequence has {n} frames, 1-{n})")
         eo, ir = seq.raw_pair(i)
         if eo is None or ir is None:
-            raise ConfigError(f"frame {i} of {args.sequence} lacks {'EO' if eo is None else 'IR'}: "
+            raise ConfigError(f"frame {i + 1} of {args.sequence} lacks {'EO' if eo is None else 'IR'}: "
                               "registration needs both")
         if points is not None:
             result = reg.from_points(points[0], points[1], ir.shape[:2], eo.shape[:2])
@@ -76,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
             quality.append(f"residual {result.residual:.3f} px over {len(points[0])} pairs")  # type: ignore[index]
         if result.correlation is not None:
             quality.append(f"edge correlation {result.correlation:.3f}")
-        print(f"{result.method} homography from frame {i} ({seq.names[i]}), IR {ir.shape[1]}x{ir.shape[0]} "
+        print(f"{result.method} homography from frame {i + 1} ({seq.names[i]}), IR {ir.shape[1]}x{ir.shape[0]} "
               f"-> EO {eo.shape[1]}x{eo.shape[0]}: " + ", ".join(quality) + f"; {where}")
         for row in result.homography:
             print("  " + "  ".join(f"{v:12.6g}" for v in row))
         if args.json:
             print(json.dumps({"homography": [[float(v) for v in row] for row in result.homography],
                               "residual": result.residual, "correlation": result.correlation,
-                              "method": result.method, "frame": i}))
+                              "method": result.method, "frame": i + 1}))
         return 0
     finally:
         seq.close()

@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import argparse
 
+from ._frame import frame_number
 from ._ir_scale import add_ir_scale_argument
 from ._topics import add_topic_arguments
-
-
-def _frame_number(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"a frame number is 1 or more, got {text!r}")
-    return n
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sequence", nargs="?", default=None,
                         help="sequence folder, video, HDF5 file or recording (default: the bundled demo sequence)")
-    parser.add_argument("--frame", type=_frame_number, default=None, metavar="N",
+    parser.add_argument("--frame", type=frame_number, default=None, metavar="N",
                         help="open on frame N (1-based, as in the window; default: the first frame)")
     parser.add_argument("--checkpoint", default=None, metavar="FILE",
                         help="model weights (.pt); default: the bundled checkpoint")

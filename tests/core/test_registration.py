@@ -268,6 +268,13 @@ def test_align_cli_json(tmp_path, capsys):
     manifest = json.loads(next((tmp_path / "seq.csknet").glob("*.json")).read_text())
     assert manifest["alignment"]["method"] == "ecc"
     assert main(["align", str(tmp_path / "seq"), "--manual", str(tmp_path / "missing.json")]) == 2
+    # frame numbers count from 1, as in the window: 2 is the last of two, 0 and 3 are refused
+    assert main(["align", str(tmp_path / "seq"), "--frame", "2", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["frame"] == 2
+    assert main(["align", str(tmp_path / "seq"), "--frame", "3", "--dry-run"]) == 2
+    assert "1-2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["align", str(tmp_path / "seq"), "--frame", "0"])
 
 
 def test_readers_without_a_session_take_the_project_alignment(tmp_path, write_generic_dataset, make_frames):
