@@ -19,6 +19,7 @@ from csknet_studio.core.data import Alignment, apply_levels
 from csknet_studio.core.errors import AspectMismatchError
 from csknet_studio.ui.job_thread import JobRunner
 from csknet_studio.ui.message_box import question_box
+from csknet_studio.ui.worker_thread import REGISTRATION_NICE
 
 CHECKER_PX = 32
 
@@ -105,7 +106,7 @@ class RegistrationDialog(QtWidgets.QDialog):
         self.ir_points: list[tuple[float, float]] = []
         self.result: reg.Registration | None = None
         self._start_h = reg.current_homography(session.alignment, self.ir_shape, self.eo_shape)
-        self.runner = JobRunner(self, num_threads=1, name="registration", nice=5, freeze_gc=False)
+        self.runner = JobRunner(self, num_threads=1, name="registration", nice=REGISTRATION_NICE, freeze_gc=False)
 
         self.eo_view = _PointView("EO: click a point", "#ff4040")
         self.ir_view = _PointView("IR: click the same point", "#40c0ff")

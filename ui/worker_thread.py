@@ -30,6 +30,7 @@ INFERENCE_NICE = 4  # the shown frame's prediction: served right after the GUI t
 ON_DEMAND_NICE = 4  # a channel map or superpixels the user just asked for: as urgent as inference
 EXPORT_NICE = 0  # the export dialog is modal while it runs, and the job asks the GUI thread for
 # every frame's labels: nothing of the GUI competes with it
+REGISTRATION_NICE = 5  # ECC in the registration dialog: the dialog's preview keeps drawing meanwhile
 PROPAGATE_NICE = 2  # a dialog shows its progress, but it runs many frames: behind inference
 DISPLAY_NICE = 2  # frames rendered ahead while scrubbing: behind the GUI thread, ahead of inference
 # (a rendering not ready in time is made by the GUI thread itself)
