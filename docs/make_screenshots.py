@@ -84,7 +84,7 @@ def open_window(settings, size: tuple[int, int]):
     win.error_shown.connect(lambda msg: print(f"error shown: {msg}", file=sys.stderr))
     ready: list[object] = []
     win.prediction_ready.connect(ready.append)
-    win.restore_state()
+    win.files.restore_state()
     win.resize(size[0], size[1] - TASKBAR_PX)
     win.move(0, 0)
     win.show()

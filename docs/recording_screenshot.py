@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     win = MainWindow(settings=settings, device="cpu")
     win.confirm_close = lambda: True
     win.resize(1366, 728)
-    win.restore_state()  # the first-launch dock sizes, as the app does
+    win.files.restore_state()  # the first-launch dock sizes, as the app does
     win.show()
     load_model_into(win)
     win.ir_scale = "0.01,-273.15"

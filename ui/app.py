@@ -104,7 +104,7 @@ def run_app(args) -> int:
     result = {"rc": 0}
     if shot:
         _arm_screenshot(app, win, Path(shot), result, None if frame is None else frame - 1)
-    win.restore_state()
+    win.files.restore_state()
     win.show()
     if load_model_into(win, getattr(args, "checkpoint", None)) == "error" and shot:
         _save_shot(win, Path(shot))

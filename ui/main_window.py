@@ -38,10 +38,10 @@ from csknet_studio.ui.thermal import install_thermal
 from csknet_studio.ui.timeline import Timeline
 from csknet_studio.ui.tools import ToolController
 from csknet_studio.ui.view_controls import ViewControls, fit_combos
-from csknet_studio.ui.window_files import WindowFilesMixin, describe_layout, project_sequence, without_path
+from csknet_studio.ui.window_files import WindowFiles, describe_layout, project_sequence, without_path
 
 
-class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
+class MainWindow(QtWidgets.QMainWindow):
     sequence_opened = Signal(object)
     frame_changed = Signal(int)
     mode_changed = Signal(object)  # Mode
@@ -54,14 +54,14 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
                  parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("CSKNet Studio")
-        self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QtCore.QSettings()
         self.device_name = device
         self.state = StudioState(MFNET)  # what is shown and edited; everything below observes it
         self._error_boxes: list[QtWidgets.QMessageBox] = []
         self._failed_index = -1  # frame whose inference failed (playback must not wait for it)
         self._shown_index = -1  # the frame shown before, for the direction the next ones are rendered in
-        self.confirm_close = self._ask_save  # tests replace this to avoid a modal prompt
+        self.files = WindowFiles(self)  # recent files, drops, the save prompt, the dock layout
+        self.confirm_close = self.files.ask_save  # tests replace this to avoid a modal prompt
         self.checkpoint_path: Path | None = None
         self.ir_scale: str | None = None  # --ir-scale / View ▸ IR temperature scale…: counts to °C
         self.frame_shown_at: float = 0.0  # perf_counter of the last frame change (latency bench)
@@ -241,7 +241,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         or a `<seq>.csknet` project (its sequence with it); on error show it and keep the current one."""
         try:
             seq_path, project = project_sequence(Path(path))
-            topic_kw = self.recording_topics(seq_path, topics)
+            topic_kw = self.files.recording_topics(seq_path, topics)
             if topic_kw is None:  # the topic picker was cancelled
                 return False
             with noticing_colour_mapped_ir() as colour_mapped:
@@ -257,7 +257,7 @@ class MainWindow(WindowFilesMixin, QtWidgets.QMainWindow):
         except (CSKNetError, OSError, ValueError) as exc:
             self.show_error(f"Could not open {path}:\n{without_path(str(exc), path)}")
             return False
-        self._add_recent(str(path))
+        self.files.add_recent(str(path))
         return True
 
     def set_sequence(self, seq, project_path: str | Path | None = None) -> None:

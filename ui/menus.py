@@ -58,7 +58,7 @@ def _set_paint_start(win, on: bool) -> None:
 
 
 def _open_dialog(win, kind: str) -> None:
-    start = str(Path(win.recent_files()[0]).parent) if win.recent_files() else str(Path.home())
+    start = str(Path(win.files.recent_files()[0]).parent) if win.files.recent_files() else str(Path.home())
     if kind == "folder":
         path = QtWidgets.QFileDialog.getExistingDirectory(win, "Open sequence folder", start)
     else:
@@ -112,7 +112,7 @@ def _file_menu(win, tb: QtWidgets.QToolBar) -> None:
     f.addAction(_action(win, "open_checkpoint", "Open checkpoint…", lambda: _open_checkpoint(win), [],
                         "Load model weights (.pt)"))
     f.addSeparator()
-    f.addAction(_action(win, "save", "Save corrections", win.save_session, ["Ctrl+S"],
+    f.addAction(_action(win, "save", "Save corrections", win.files.save_session, ["Ctrl+S"],
                         "Write corrections to the project now (they are autosaved after each edit)",
                         _icon(win, _SP.SP_DialogSaveButton)))
     f.addSeparator()
@@ -290,7 +290,7 @@ def name_class_actions(win, scheme) -> None:
 def fill_recent(win) -> None:
     menu = win.recent_menu
     menu.clear()
-    recent = win.recent_files()
+    recent = win.files.recent_files()
     for p in recent:
         act = menu.addAction(p)
         act.triggered.connect(lambda _=False, p=p: win.open_sequence(p))

@@ -1,17 +1,19 @@
-"""The main window's file-side chores: recent files, drag and drop, save prompt, dock layout.
+"""The main window's file-side chores: recent files, the recording topic picker, drag and drop,
+the save prompt and the first dock layout.
 
-A mixin of `MainWindow` (kept apart so each file stays small); it uses the window's `settings`,
-`session`, `docks`, `open_sequence` and `show_error`.
+`WindowFiles` is owned by the window (`win.files`) and works through the window's public face:
+`settings`, `session`, `docks`, `open_sequence`, `show_error`, `show_status`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 from PySide6.QtCore import Qt
 
 from csknet_studio.core.errors import CSKNetError
+from csknet_studio.ui.menus import fill_recent
 
 MAX_RECENT = 8
 
@@ -52,21 +54,24 @@ def project_sequence(path: Path) -> tuple[Path, Path | None]:
     return source.resolve(), path
 
 
-class WindowFilesMixin:
+class WindowFiles(QtCore.QObject):
+    """Recent files, recording topics, drops, the save prompt and the dock layout of `win`."""
+
+    def __init__(self, win: QtWidgets.QMainWindow) -> None:
+        super().__init__(win)
+        self.win = win
+        win.setAcceptDrops(True)
+        win.installEventFilter(self)  # drops on the window open what was dropped
+
     def recent_files(self) -> list[str]:
-        v = self.settings.value("recent", []) or []
+        v = self.win.settings.value("recent", []) or []
         return [v] if isinstance(v, str) else list(v)
 
-    def _add_recent(self, path: str) -> None:
+    def add_recent(self, path: str) -> None:
         path = str(Path(path).resolve())
         items = [path] + [p for p in self.recent_files() if p != path]
-        self.settings.setValue("recent", items[:MAX_RECENT])
-        self.menus_changed()
-
-    def menus_changed(self) -> None:
-        from csknet_studio.ui.menus import fill_recent
-
-        fill_recent(self)
+        self.win.settings.setValue("recent", items[:MAX_RECENT])
+        fill_recent(self.win)
 
     def recording_topics(self, path: str | Path, topics: dict[str, str] | None = None) -> dict[str, str] | None:
         """open_sequence keywords naming a recording's EO and IR topics: `topics` when both are
@@ -81,39 +86,41 @@ class WindowFilesMixin:
         if topics.get("eo_topic") and topics.get("ir_topic"):
             return topics
         key = "recording_topics/" + str(Path(path).resolve()).replace("/", "|")
-        last = self.settings.value(key) or []
+        last = self.win.settings.value(key) or []
         eo = topics.get("eo_topic") or (last[0] if len(last) == 2 else None)
         ir = topics.get("ir_topic") or (last[1] if len(last) == 2 else None)
         found = list_image_topics(path)
         if len(found) < 2:
             return topics  # open_sequence says what is missing
         names = {t.name for t in found}
-        picked = choose_topics(self, str(path), found, eo if eo in names else None, ir if ir in names else None)
+        picked = choose_topics(self.win, str(path), found, eo if eo in names else None, ir if ir in names else None)
         if picked is None:
             return None
-        self.settings.setValue(key, list(picked))
+        self.win.settings.setValue(key, list(picked))
         return {"eo_topic": picked[0], "ir_topic": picked[1]}
 
-    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802
-        if ev.mimeData().hasUrls():
+    def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802 (Qt name)
+        if obj is self.win and ev.type() == QtCore.QEvent.Type.DragEnter and ev.mimeData().hasUrls():
             ev.acceptProposedAction()
+            return True
+        if obj is self.win and ev.type() == QtCore.QEvent.Type.Drop:
+            urls = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+            if urls:
+                ev.acceptProposedAction()
+                self.win.open_sequence(urls[0])
+                return True
+        return False
 
-    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
-        urls = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            ev.acceptProposedAction()
-            self.open_sequence(urls[0])
-
-    def _ask_save(self) -> bool:
+    def ask_save(self) -> bool:
         """Unsaved corrections (autosave failed or is off): save, discard or cancel the close."""
-        if self.session is not None and self.session.read_only:
+        if self.win.session is not None and self.win.session.read_only:
             btn = QtWidgets.QMessageBox.question(
-                self, "Read-only project", "This project is open read-only, so the corrections made here "
+                self.win, "Read-only project", "This project is open read-only, so the corrections made here "
                 "cannot be saved to it. Close and discard them?",
                 QtWidgets.QMessageBox.StandardButton.Discard | QtWidgets.QMessageBox.StandardButton.Cancel)
             return btn == QtWidgets.QMessageBox.StandardButton.Discard
         btn = QtWidgets.QMessageBox.question(
-            self, "Unsaved corrections", "Some corrections are not saved yet. Save them before closing?",
+            self.win, "Unsaved corrections", "Some corrections are not saved yet. Save them before closing?",
             QtWidgets.QMessageBox.StandardButton.Save | QtWidgets.QMessageBox.StandardButton.Discard
             | QtWidgets.QMessageBox.StandardButton.Cancel)
         if btn == QtWidgets.QMessageBox.StandardButton.Cancel:
@@ -123,28 +130,28 @@ class WindowFilesMixin:
         return True
 
     def save_session(self) -> bool:
-        if self.session is None:
+        if self.win.session is None:
             return True
         try:
-            path = self.session.save()
+            path = self.win.session.save()
         except CSKNetError as exc:
-            self.show_error(str(exc))
+            self.win.show_error(str(exc))
             return False
-        self.show_status(f"corrections saved to {path}")
+        self.win.show_status(f"corrections saved to {path}")
         return True
 
     def restore_state(self) -> None:
         """Restore dock layout after every panel is added (the panels' docks included)."""
-        st = self.settings.value("window/state")
+        st = self.win.settings.value("window/state")
         if st is not None:
-            self.restoreState(st)
+            self.win.restoreState(st)
             return
-        left = [d for d in self.docks.values() if self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
-        right = [d for d in self.docks.values() if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
+        left = [d for d in self.win.docks.values() if self.win.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
+        right = [d for d in self.win.docks.values() if self.win.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
         def size_docks() -> None:
             if left:
-                self.resizeDocks(left[:1], [190], Qt.Orientation.Horizontal)
+                self.win.resizeDocks(left[:1], [190], Qt.Orientation.Horizontal)
             if right:
-                self.resizeDocks(right[:1], [400], Qt.Orientation.Horizontal)
+                self.win.resizeDocks(right[:1], [400], Qt.Orientation.Horizontal)
 
         QtCore.QTimer.singleShot(0, size_docks)

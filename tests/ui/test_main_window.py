@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core.modes import Mode
 
@@ -111,8 +111,8 @@ def test_corrupt_sequence_shows_error_and_app_stays_usable(main_window, qtbot, t
 
 def test_recent_files_and_geometry_go_to_the_given_settings(bare_window, qsettings, tmp_path):
     win = bare_window
-    win._add_recent(str(tmp_path))
-    assert win.recent_files()[0] == str(tmp_path.resolve())
+    win.files.add_recent(str(tmp_path))
+    assert win.files.recent_files()[0] == str(tmp_path.resolve())
     assert [a.text() for a in win.recent_menu.actions()] == [str(tmp_path.resolve())]
     win.close()
     qsettings.sync()
@@ -192,14 +192,14 @@ def test_dropping_a_folder_opens_it(bare_window, qtbot, tmp_path, synthetic_fram
     pos = QtCore.QPointF(200, 200)
     enter = QtGui.QDragEnterEvent(pos.toPoint(), QtCore.Qt.DropAction.CopyAction, mime,
                                   QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
-    bare_window.dragEnterEvent(enter)
+    QtWidgets.QApplication.sendEvent(bare_window, enter)  # through Qt, as a real drag arrives
     assert enter.isAccepted()
     drop = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
                             QtCore.Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(bare_window.sequence_opened, timeout=10000):
-        bare_window.dropEvent(drop)
+        QtWidgets.QApplication.sendEvent(bare_window, drop)
     assert len(bare_window.sequence) == 2
-    assert bare_window.recent_files()[0] == str(seq.resolve())
+    assert bare_window.files.recent_files()[0] == str(seq.resolve())
 
 
 def test_space_plays_and_pauses(main_window, qtbot):
