@@ -273,14 +273,19 @@ def test_stroke_under_way_survives_a_frame_change_and_an_edit_from_elsewhere(mai
         return gv.mapFromScene(vb.mapViewToScene(QtCore.QPointF(p[0] + 0.5, p[1] + 0.5)))
 
     left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+
+    def move(p):  # a mouse moves at most 100 times a second: pyqtgraph drops moves closer than 10 ms
+        QtCore.QThread.msleep(12)
+        _send(vp, QtCore.QEvent.Type.MouseMove, at(p), left, none)
+
     _send(vp, QtCore.QEvent.Type.MouseButtonPress, at((10, 20)), left)
-    _send(vp, QtCore.QEvent.Type.MouseMove, at((20, 20)), left, none)
+    move((20, 20))
     s.flood_fill(1, (0, 0), 2)  # an edit on another frame ends the session's stroke mid-drag
-    _send(vp, QtCore.QEvent.Type.MouseMove, at((30, 20)), left, none)
+    move((30, 20))
     assert (s.labels(0)[20, 12:28] == 4).all(), "the rest of the stroke was dropped"
     frame1 = s.labels(1).copy()
     win.next_frame()  # the frame changes while the button is still down
-    _send(vp, QtCore.QEvent.Type.MouseMove, at((40, 20)), left, none)
+    move((40, 20))
     _send(vp, QtCore.QEvent.Type.MouseButtonRelease, at((40, 20)), none)
     QtWidgets.QApplication.processEvents()
     assert win.current_index == 1 and not s.stroke_active
