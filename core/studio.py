@@ -220,10 +220,6 @@ class StudioState:
         if self.source is OverlaySource.PREDICTION:
             self._repaint()
 
-    @property
-    def waiting_for_prediction(self) -> bool:
-        return self.frame is not None and not self.frame.bad and self.prediction is None
-
     # ------------------------------------------------------------------ overlay
     @property
     def mask(self) -> np.ndarray | None:
@@ -340,9 +336,6 @@ class StudioState:
             self.events.scheme_changed.emit(scheme)
 
     # ------------------------------------------------------------------ editing
-    def can_edit(self) -> bool:
-        return self.session is not None and self.index >= 0 and not (self.frame is not None and self.frame.bad)
-
     def _on_session_origin(self, frame: int) -> None:
         """Remember frames corrected before any prediction came (for `PaintStart.PREDICTION`)."""
         s = self.session

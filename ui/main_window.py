@@ -348,9 +348,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def set_mode(self, mode: Mode | str) -> None:
         mode = Mode(mode)
-        act = self.actions_by_name.get(f"mode_{mode.value}")
-        if act is not None and not act.isChecked():
-            act.setChecked(True)
         st = self.state
         hit = self.worker.cached(st.index, mode) if st.index >= 0 else None
         if st.set_mode(mode, hit):
