@@ -288,3 +288,13 @@ def test_opening_another_sequence_never_shows_the_previous_ones_predictions(main
     assert all(p is None or p.labels.shape == (40, 56)
                for p in (win.worker.cached(i, m) for i in range(4) for m in Mode))
     other.close()
+
+
+def test_the_mode_actions_follow_the_mode_however_it_is_set(main_window):
+    from csknet_studio.core.modes import Mode
+
+    win = main_window
+    win.set_mode(Mode.IR)  # from code, not from the action
+    assert win.actions_by_name["mode_ir"].isChecked() and win.mode is Mode.IR
+    win.actions_by_name["mode_eo"].trigger()  # from the action (key 3)
+    assert win.mode is Mode.EO and not win.actions_by_name["mode_ir"].isChecked()
