@@ -37,6 +37,12 @@ def default_hidden(scheme: ClassScheme) -> frozenset[int]:
     return frozenset(hidden)
 
 
+def _shown_name(cls: int, name: str) -> str:
+    """MFNet calls its background class 'unlabeled': beside the real "unlabelled" row (pixels nobody
+    labelled) the legend names it what it is. The scheme, exports and scores keep the dataset's name."""
+    return "background" if cls == 0 and name.lower() in _BACKGROUND_NAMES else name
+
+
 class ClassLegend(QtWidgets.QWidget):
     """Rows of (eye checkbox, swatch, "n  name"), then "unlabelled"; the picked class is highlighted."""
 
@@ -73,7 +79,7 @@ class ClassLegend(QtWidgets.QWidget):
         for i, name, rgb in rows:
             pix = QtGui.QPixmap(16, 16)
             pix.fill(QtGui.QColor(*rgb))
-            text = f"{i}  {name}" if i != IGNORE_INDEX else "    unlabelled"
+            text = f"{i}  {_shown_name(i, name)}" if i != IGNORE_INDEX else "    unlabelled (ignored)"
             item = QtWidgets.QListWidgetItem(QtGui.QIcon(pix), text)
             item.setData(QtCore.Qt.ItemDataRole.UserRole, i)
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
@@ -83,7 +89,10 @@ class ClassLegend(QtWidgets.QWidget):
                                 "paint, fill or outline them with any tool; the eraser (E) makes them too; "
                                 "tick to show them")
             else:
-                item.setToolTip(f"class {i} '{name}' {class_key(i)}".strip())
+                tip = f"class {i} '{name}' {class_key(i)}".strip()
+                if _shown_name(i, name) != name:
+                    tip += ": the scheme's background class, a class like any other (not the unlabelled pixels)"
+                item.setToolTip(tip)
             self.list.addItem(item)
         self.list.blockSignals(False)
         # No taller than its rows: the empty half of a column went to the legend, not to Frames.

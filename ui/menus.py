@@ -250,6 +250,32 @@ def finish_menus(win) -> None:
     h.addSeparator()
     h.addAction(_action(win, "about", "About CSKNet Studio", lambda: show_about(win), [],
                         "Version, model and licences"))
+    win.toolbar_fit = ToolbarFit(win.findChild(QtWidgets.QToolBar, "toolbar_main"))
+
+
+class ToolbarFit(QtCore.QObject):
+    """Names beside the icons while the toolbar has room for every button, icons alone (names in
+    the tooltips) when it has not, so a laptop screen shows every tool instead of folding the last
+    ones behind the extension button."""
+
+    def __init__(self, tb: QtWidgets.QToolBar) -> None:
+        super().__init__(tb)
+        self.tb = tb
+        self._wide = 0  # the width every button needs with its name beside its icon
+        tb.installEventFilter(self)
+
+    def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802 (Qt name)
+        if ev.type() == QtCore.QEvent.Type.Resize:
+            self.fit()
+        return False
+
+    def fit(self) -> None:
+        beside = QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+        if self.tb.toolButtonStyle() == beside:
+            self._wide = self.tb.sizeHint().width()
+        style = beside if self.tb.width() >= self._wide else QtCore.Qt.ToolButtonStyle.ToolButtonIconOnly
+        if style != self.tb.toolButtonStyle():
+            self.tb.setToolButtonStyle(style)
 
 
 def show_about(win) -> QtWidgets.QMessageBox:

@@ -12,6 +12,7 @@ from PySide6 import QtCore, QtWidgets
 from PySide6.QtCore import Signal
 
 from csknet_studio.ui.display_maps import DEFAULT_SPAN, PALETTE_ALIASES, PALETTES
+from csknet_studio.ui.flow_layout import FlowLayout
 from csknet_studio.ui.image_views import BASES
 
 SPAN_RANGE = (-273.0, 3000.0)  # °C a spin box accepts (FLIR cameras reach 2000 °C and more)
@@ -59,22 +60,14 @@ class ViewControls(QtWidgets.QWidget):
         self.contours = QtWidgets.QCheckBox("Contours")
         self.contours.setToolTip("Draw only the class boundaries, leaving the image under them visible")
         self.contours.toggled.connect(self.contours_changed)
-        # A tool bar, not a row layout: when the window is narrow the controls that do not fit move
-        # behind its extension button instead of holding the window wide.
-        self.bar = QtWidgets.QToolBar(self)
-        self.bar.setMovable(False)
-        self.bar.setFloatable(False)
-        lay = QtWidgets.QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.bar)
-        for text, w in (("Opacity", self.opacity), ("Under labels", self.base), ("", self.blend),
-                        ("", self.contours), ("IR palette", self.palette), ("span", self.span_lo), ("–", self.span_hi),
-                        ("Overlay shows", self.source)):
-            if text:
-                label = QtWidgets.QLabel(f" {text} ")
-                label.setToolTip(w.toolTip())
-                self.bar.addWidget(label)
-            self.bar.addWidget(w)
+        # A flow of small groups, not one row: on a narrow window the groups wrap onto a second row
+        # instead of holding the window wide or hiding behind an extension button.
+        flow = FlowLayout(self, spacing=10)
+        flow.setContentsMargins(4, 2, 4, 2)
+        for parts in (("Opacity", self.opacity), ("Under labels", self.base, self.blend), (self.contours,),
+                      ("IR palette", self.palette, self.span_lo, "–", self.span_hi),
+                      ("Overlay shows", self.source)):
+            flow.addWidget(self._group(parts))
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
         self.base.currentTextChanged.connect(self._emit_base)
         self.blend.valueChanged.connect(lambda _v: self._emit_base(self.base.currentText()))
@@ -111,8 +104,23 @@ class ViewControls(QtWidgets.QWidget):
         self.span_changed.connect(lambda lo, hi: (settings.setValue("view/span_lo", lo),
                                                   settings.setValue("view/span_hi", hi)))
 
-    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
-        return self.bar.minimumSizeHint()
+    @staticmethod
+    def _group(parts: tuple) -> QtWidgets.QWidget:
+        """A label (its tooltip the control's) and its controls, kept together when the strip wraps."""
+        box = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(4)
+        for i, part in enumerate(parts):
+            if isinstance(part, str):
+                label = QtWidgets.QLabel(part)
+                nxt = parts[i + 1] if i + 1 < len(parts) else None
+                if isinstance(nxt, QtWidgets.QWidget):
+                    label.setToolTip(nxt.toolTip())
+                row.addWidget(label)
+            else:
+                row.addWidget(part)
+        return box
 
     def _span_box(self, value: float) -> QtWidgets.QDoubleSpinBox:
         box = QtWidgets.QDoubleSpinBox()

@@ -130,6 +130,11 @@ def test_background_and_unlabelled_are_transparent_until_shown(main_window):
     legend = win.legend
     last = legend.list.item(legend.list.count() - 1)
     assert "unlabelled" in last.text()
+    # MFNet's class 0 is called "unlabeled": the legend names it background, so only one row
+    # reads "unlabelled", the pixels nobody labelled.
+    assert legend.list.item(0).text() == "0  background"
+    assert [r for r in range(legend.list.count()) if "unlabel" in legend.list.item(r).text()] == [
+        legend.list.count() - 1]
     win.legend.set_visible(255, True)
     assert tuple(win.views.label_item._lut[255]) != (0, 0, 0, 0)
     win.legend.set_visible(0, True)
@@ -302,6 +307,29 @@ def test_window_can_be_made_1024_px_wide(main_window, qtbot):
     assert win.minimumSizeHint().width() <= 1024, win.minimumSizeHint()
     win.resize(1024, 700)
     qtbot.waitUntil(lambda: win.width() <= 1024, timeout=3000)
+
+
+@pytest.mark.parametrize("width", [1366, 1024])
+def test_every_control_and_tool_stays_on_screen_on_a_narrow_window(main_window, qtbot, width):
+    """The view strip wraps onto a second row and the toolbar drops the names beside its icons:
+    nothing folds behind an extension button, the °C span included."""
+    win = main_window
+    win.resize(width, 740)
+    qtbot.waitUntil(lambda: win.width() <= width, timeout=3000)
+    qtbot.wait(50)
+    strip = win.controls
+    for w in (strip.opacity, strip.base, strip.contours, strip.palette, strip.span_lo, strip.span_hi, strip.source):
+        assert w.isVisible(), w
+        right = w.mapTo(strip, QtCore.QPoint(w.width(), 0)).x()
+        assert right <= strip.width(), (w, right, strip.width())
+    tb = win.findChild(QtWidgets.QToolBar, "toolbar_main")
+    shown = [a for a in tb.actions() if not a.isSeparator() and tb.widgetForAction(a) is not None]
+    assert shown and all(tb.widgetForAction(a).isVisible() for a in shown)
+    assert tb.toolButtonStyle() == QtCore.Qt.ToolButtonStyle.ToolButtonIconOnly
+    assert all(a.toolTip() for a in shown)  # the names the icons lost are in the tooltips
+    win.resize(1900, 900)  # room again: the names come back
+    qtbot.waitUntil(lambda: tb.toolButtonStyle() == QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon,
+                    timeout=3000)
 
 
 def test_combo_boxes_fit_their_longest_entry(main_window):
