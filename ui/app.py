@@ -119,9 +119,9 @@ def run_app(args) -> int:
     if seq is not None and not win.open_sequence(seq, topics or None) and shot:
         _save_shot(win, Path(shot))
         return 1
-    if frame is not None and win.sequence is not None:
-        if frame > len(win.sequence):
-            print(f"csknet-studio: --frame {frame}: the sequence has {len(win.sequence)} frames", file=sys.stderr)
+    if frame is not None and win.state.sequence is not None:
+        if frame > len(win.state.sequence):
+            print(f"csknet-studio: --frame {frame}: the sequence has {len(win.state.sequence)} frames", file=sys.stderr)
             win.confirm_close = lambda: True
             win.close()
             return 2
@@ -147,7 +147,7 @@ def _arm_screenshot(app, win, path: Path, result: dict, frame: int | None = None
         QtWidgets.QApplication.processEvents()
         if not _save_shot(win, path):
             result["rc"] = 1
-        shown = f" (frame {win.current_index + 1})" if win.current_index >= 0 else ""
+        shown = f" (frame {win.state.index + 1})" if win.state.index >= 0 else ""
         print(f"screenshot written to {path}{shown}" if not result["rc"] else f"could not write {path}")
         win.confirm_close = lambda: True
         win.close()
@@ -159,7 +159,7 @@ def _arm_screenshot(app, win, path: Path, result: dict, frame: int | None = None
         shoot()
 
     def on_ready(_pred) -> None:
-        if frame is not None and win.current_index != frame:
+        if frame is not None and win.state.index != frame:
             return
         win.prediction_ready.disconnect(on_ready)
         QtCore.QTimer.singleShot(300, shoot)

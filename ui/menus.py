@@ -211,7 +211,7 @@ def _view_menu(win) -> None:
     v.addAction(_action(win, "first", "First frame", lambda: win.set_frame(0), ["Home"]))
     v.addAction(_action(win, "goto", "Go to frame…", win.timeline.focus_goto, ["Ctrl+G"],
                         "Type a frame number in the box beside the timeline"))
-    v.addAction(_action(win, "last", "Last frame", lambda: win.sequence and win.set_frame(len(win.sequence) - 1),
+    v.addAction(_action(win, "last", "Last frame", lambda: win.state.sequence and win.set_frame(len(win.state.sequence) - 1),
                         ["End"]))
     v.addSeparator()
     v.addAction(_action(win, "toggle_source", "Prediction / corrected labels", win.state.toggle_source, ["P"],

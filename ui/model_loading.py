@@ -29,8 +29,8 @@ def load_model_into(win, checkpoint: str | Path | None = None, device: str | Non
             return "error"
         win.set_model(lc.model, lc.scheme, dev)
         win.checkpoint_path = path
-        if win.session is not None:
-            win.session.set_checkpoint(path, lc.weights_hash)
+        if win.state.session is not None:
+            win.state.session.set_checkpoint(path, lc.weights_hash)
         win.show_status(f"model: {path.name}")
         return ""
     model = create_model(FALLBACK_MODEL)

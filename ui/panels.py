@@ -30,6 +30,7 @@ class PanelHub(QtCore.QObject):
     def __init__(self, win) -> None:
         super().__init__(win)
         self.win = win
+        self.state = win.state  # what is shown and edited (read here, changed through its methods)
         self.tracker = UncertaintyTracker()
         self.features = FeatureWorker(self)
         self.scanner = FrameScanner(win, self.tracker)
@@ -38,7 +39,7 @@ class PanelHub(QtCore.QObject):
         win.status.addPermanentWidget(self.scan_progress)
 
         self.internals = InternalsPanel()
-        self.compare = CompareView(win.scheme)
+        self.compare = CompareView(win.state.scheme)
         self.finetune = self._make_finetune_panel()
         win.add_panel(self.internals, "Model internals", Qt.DockWidgetArea.RightDockWidgetArea)
         win.add_panel(self.compare, "Compare modes", Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -105,8 +106,8 @@ class PanelHub(QtCore.QObject):
     def _make_finetune_panel(self):
         from csknet_studio.ui.finetune_panel import FinetunePanel
 
-        panel = FinetunePanel(self.win.worker, self._samples, scheme_getter=lambda: self.win.scheme,
-                              session_getter=lambda: self.win.session,
+        panel = FinetunePanel(self.win.worker, self._samples, scheme_getter=lambda: self.state.scheme,
+                              session_getter=lambda: self.state.session,
                               checkpoint_path_getter=lambda: self.win.checkpoint_path)
         panel.error.connect(lambda msg: self.win.show_error(msg, "Fine-tuning"))
         panel.weights_accepted.connect(
@@ -123,10 +124,10 @@ class PanelHub(QtCore.QObject):
     def _samples(self, frames: list[int]):
         from csknet_studio.ui.finetune_panel import samples_from_session
 
-        return samples_from_session(self.win.sequence, self.win.session, frames)
+        return samples_from_session(self.state.sequence, self.state.session, frames)
 
     def _refresh_corrected(self) -> None:
-        session = self.win.session
+        session = self.state.session
         if self.finetune is not None:
             self.finetune.set_frames(session.corrected_frames() if session is not None else [],
                                      list(session.names) if session is not None else None)
@@ -135,7 +136,7 @@ class PanelHub(QtCore.QObject):
     def open_export(self) -> None:
         from csknet_studio.ui.export_dialog import ExportDialog
 
-        if self.win.session is None:
+        if self.state.session is None:
             self.win.show_error("Open a sequence first: there are no labels to export.", "Export")
             return
         old = self.export_dialog
@@ -145,7 +146,7 @@ class PanelHub(QtCore.QObject):
                 old.raise_()
                 return
             old.deleteLater()
-        self.export_dialog = ExportDialog(self.win.session, self.win.worker, mode=self.win.mode, parent=self.win)
+        self.export_dialog = ExportDialog(self.state.session, self.win.worker, mode=self.state.mode, parent=self.win)
         self.export_dialog.open()
 
     # --- propagation --------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class PanelHub(QtCore.QObject):
         from csknet_studio.ui.propagate_dialog import PropagateDialog
 
         win = self.win
-        if win.session is None or win.current_index < 0:
+        if win.state.session is None or win.state.index < 0:
             win.show_error("Open a sequence first: there are no labels to propagate.", "Propagate labels")
             return
         old = self.propagate_dialog
@@ -163,7 +164,7 @@ class PanelHub(QtCore.QObject):
                 old.raise_()
                 return
             old.deleteLater()
-        dlg = PropagateDialog(win.session, win.current_index, parent=win)
+        dlg = PropagateDialog(win.state.session, win.state.index, parent=win)
         dlg.propagated.connect(self._on_propagated)
         dlg.failed.connect(lambda msg: win.show_error(msg, "Propagate labels"))
         self.propagate_dialog = dlg
@@ -182,7 +183,7 @@ class PanelHub(QtCore.QObject):
         self.scan_action.setChecked(False)
         if self.propagate_dialog is not None:
             self.propagate_dialog.worker.shutdown()  # its result belongs to the previous sequence
-        self.compare.set_scheme(self.win.scheme)
+        self.compare.set_scheme(self.state.scheme)
         self._refresh_corrected()
 
     def _on_frame_changed(self, index: int) -> None:
@@ -193,7 +194,7 @@ class PanelHub(QtCore.QObject):
 
     def _refresh_internals(self) -> None:
         """The shown frame's images and prediction in the internals panel."""
-        frame, seq = self.win.current_frame, self.win.sequence
+        frame, seq = self.state.frame, self.state.sequence
         levels = None
         if seq is not None and hasattr(seq, "display_levels"):
             try:
@@ -202,44 +203,44 @@ class PanelHub(QtCore.QObject):
                 levels = None
         self.internals.set_frame(frame.eo if frame is not None else None,
                                  frame.ir if frame is not None else None, levels)
-        self.internals.set_prediction(self.win.current_prediction)
+        self.internals.set_prediction(self.state.prediction)
 
     def _fill_compare(self) -> None:
         """Show cached modes at once; ask the worker for the others (they arrive via result_ready)."""
         win = self.win
-        if win.current_index < 0 or win.current_frame is None or win.current_frame.bad:
+        if win.state.index < 0 or win.state.frame is None or win.state.frame.bad:
             return
         for mode in {self.compare.left_mode, self.compare.right_mode}:
-            hit = win.worker.cached(win.current_index, mode)
+            hit = win.worker.cached(win.state.index, mode)
             if hit is not None:
                 self.compare.set_labels(mode, hit.labels)
-            elif mode is not win.mode:
-                win.worker.request(win.current_index, win.current_frame, mode, background=True)
+            elif mode is not win.state.mode:
+                win.worker.request(win.state.index, win.state.frame, mode, background=True)
 
     def _on_result(self, index: int, mode: str, pred) -> None:
         self.tracker.record(index, mode, pred.entropy, pred.weights_version)
-        if index == self.win.current_index:
+        if index == self.state.index:
             self.compare.set_labels(mode, pred.labels)
         self.scanner.on_result(index, mode, pred)
 
     def _on_weights_changed(self, _version: int) -> None:
-        self.compare.set_scheme(self.win.scheme)  # a new checkpoint may bring another scheme
+        self.compare.set_scheme(self.state.scheme)  # a new checkpoint may bring another scheme
         self.compare.clear()
         self.scanner.restart()
 
     def _corrected(self) -> set[int]:
-        session = self.win.session
+        session = self.state.session
         return set(session.corrected_frames()) if session is not None else set()
 
     def next_uncertain(self) -> int | None:
         """Move to the most uncertain predicted frame that is neither shown nor corrected."""
         win = self.win
-        target = self.tracker.next_most_uncertain(win.mode, exclude=self._corrected() | {win.current_index})
+        target = self.tracker.next_most_uncertain(win.state.mode, exclude=self._corrected() | {win.state.index})
         if target is None:
             win.show_status("No other predicted, uncorrected frame yet: browse or use View > Segment and score every frame.")
             return None
         win.set_frame(target)
-        score = self.tracker.score(target, win.mode)
+        score = self.tracker.score(target, win.state.mode)
         win.show_status(f"frame {target + 1}: mean entropy {score:.3f} (highest among scored frames)")
         return target
 
@@ -266,16 +267,16 @@ class PanelHub(QtCore.QObject):
     # --- channel feature maps -------------------------------------------------------------------------
     def _on_channel_selected(self, site: str, direction: str, channel: int) -> None:
         win = self.win
-        frame = win.current_frame
+        frame = win.state.frame
         if frame is None or frame.eo is None or frame.ir is None or win.worker.model is None:
             self.internals.show_feature_error("needs a frame with both EO and IR and a model")
             return
-        tag = (win.current_index, win.worker.weights_version, direction)
+        tag = (win.state.index, win.worker.weights_version, direction)
         self.features.request(win.worker.model, frame.eo, frame.ir, site, direction, channel, tag)
 
     def _on_channel_maps(self, tag, maps) -> None:
         index, version, direction = tag
-        if index != self.win.current_index or version != self.win.worker.weights_version:
+        if index != self.state.index or version != self.win.worker.weights_version:
             return  # the user moved on
         self.internals.set_feature_maps(maps.site, direction, maps.channel, maps.before, maps.after)
 

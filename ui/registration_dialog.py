@@ -288,14 +288,14 @@ def install_registration(win):
     state: dict[str, RegistrationDialog | None] = {"dialog": None}
 
     def on_applied(_d: dict) -> None:
-        if win.session is not None:
-            win.session.clear_predictions()
+        if win.state.session is not None:
+            win.state.session.clear_predictions()
         win.worker.clear_cache()
         win.reload_frame()
         win.show_status("EO/IR registration applied: IR is resampled through the new homography")
 
     def open_dialog() -> None:
-        if win.session is None or win.current_index < 0:
+        if win.state.session is None or win.state.index < 0:
             win.show_error("Open a sequence first: there is nothing to register.", "Register EO/IR")
             return
         old = state["dialog"]
@@ -303,7 +303,7 @@ def install_registration(win):
             old.close()
             old.deleteLater()
         try:
-            dlg = RegistrationDialog(win.session, win.current_index, parent=win)
+            dlg = RegistrationDialog(win.state.session, win.state.index, parent=win)
         except (ValueError, OSError) as exc:
             win.show_error(str(exc), "Register EO/IR")
             return

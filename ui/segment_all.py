@@ -28,6 +28,7 @@ class FrameScanner(QtCore.QObject):
     def __init__(self, win, tracker) -> None:
         super().__init__(win)
         self.win = win
+        self.state = win.state  # what is shown and edited (read here, changed through its methods)
         self.tracker = tracker
         self.mode: Mode = Mode.BOTH
         self._running = False
@@ -42,7 +43,7 @@ class FrameScanner(QtCore.QObject):
 
     @property
     def total(self) -> int:
-        seq = self.win.sequence
+        seq = self.state.sequence
         return len(seq) if seq is not None else 0
 
     def done_count(self) -> int:
@@ -50,9 +51,9 @@ class FrameScanner(QtCore.QObject):
         return sum(1 for i in range(n) if i in self._skipped or self.tracker.score(i, self.mode) is not None)
 
     def start(self) -> None:
-        if self._running or self.win.sequence is None:
+        if self._running or self.state.sequence is None:
             return
-        self.mode = self.win.mode
+        self.mode = self.state.mode
         self._running = True
         self._skipped = set()
         self._attempts = {}
@@ -90,9 +91,9 @@ class FrameScanner(QtCore.QObject):
         """Every result of the worker comes here (the scan's own and the user's)."""
         if Mode(mode) is not self.mode:
             return
-        session = self.win.session
+        session = self.state.session
         # the frame on screen in another mode keeps showing that mode's labels
-        shown_elsewhere = index == self.win.current_index and self.win.mode is not self.mode
+        shown_elsewhere = index == self.state.index and self.state.mode is not self.mode
         if session is not None and not shown_elsewhere and 0 <= index < len(session):
             session.set_prediction(index, pred.labels)
         if not self._running:
@@ -109,7 +110,7 @@ class FrameScanner(QtCore.QObject):
             QtCore.QTimer.singleShot(0, self._step)
 
     def _step(self) -> None:
-        win, seq = self.win, self.win.sequence
+        win, seq = self.win, self.state.sequence
         if not self._running or seq is None or self._pending is not None or win.worker.busy:
             return
         while self._todo and self.tracker.score(self._todo[0], self.mode) is not None:

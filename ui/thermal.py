@@ -28,7 +28,7 @@ def install_thermal(win) -> None:
 
 def ask_ir_scale(win, text: str | None = None) -> bool:
     """Ask for (or take `text` as) the open sequence's IR scale and apply it; empty = as its files say."""
-    seq = win.sequence
+    seq = win.state.sequence
     if seq is None:
         return False
     if text is None:
@@ -67,7 +67,7 @@ def ask_ir_scale(win, text: str | None = None) -> bool:
 
 
 def _writable_project(win):
-    session = win.session
+    session = win.state.session
     if session is None or getattr(session, "read_only", True) or getattr(session, "project_path", None) is None:
         return None
     return session.project_path
@@ -75,7 +75,7 @@ def _writable_project(win):
 
 def project_ir_scale(win) -> str | None:
     """The IR scale the open sequence's project keeps (what its open applied), else None."""
-    session = win.session
+    session = win.state.session
     try:
         return stored_ir_scale_text(None, getattr(session, "project_path", None)) if session is not None else None
     except CSKNetError:

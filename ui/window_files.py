@@ -60,6 +60,7 @@ class WindowFiles(QtCore.QObject):
     def __init__(self, win: QtWidgets.QMainWindow) -> None:
         super().__init__(win)
         self.win = win
+        self.state = win.state  # what is shown and edited (read here, changed through its methods)
         win.setAcceptDrops(True)
         win.installEventFilter(self)  # drops on the window open what was dropped
 
@@ -113,7 +114,7 @@ class WindowFiles(QtCore.QObject):
 
     def ask_save(self) -> bool:
         """Unsaved corrections (autosave failed or is off): save, discard or cancel the close."""
-        if self.win.session is not None and self.win.session.read_only:
+        if self.state.session is not None and self.state.session.read_only:
             btn = QtWidgets.QMessageBox.question(
                 self.win, "Read-only project", "This project is open read-only, so the corrections made here "
                 "cannot be saved to it. Close and discard them?",
@@ -130,10 +131,10 @@ class WindowFiles(QtCore.QObject):
         return True
 
     def save_session(self) -> bool:
-        if self.win.session is None:
+        if self.state.session is None:
             return True
         try:
-            path = self.win.session.save()
+            path = self.state.session.save()
         except CSKNetError as exc:
             self.win.show_error(str(exc))
             return False
