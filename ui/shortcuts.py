@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 FIXED_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Mouse", "Left drag", "Paint with the brush or eraser (Pan tool: pan the views)"),
     ("Mouse", "Left click", "Flood fill, or add a polygon vertex"),
+    ("Mouse", "Left drag a vertex (Polygon)", "Move that vertex of the polygon in progress"),
     ("Mouse", "Left click (Take region)", "Take the model's region under the cursor, with its predicted class"),
     ("Mouse", "Shift+left click (Take region)", "Take the model's region under the cursor as the picked class"),
     ("Mouse", "Left drag (Snap brush)", "Fill the EO + IR superpixels the stroke crosses with the picked class"),

@@ -22,6 +22,7 @@ from csknet_studio.core.assist import SuperpixelCache
 from csknet_studio.core.classes import IGNORE_INDEX
 from csknet_studio.core.errors import CSKNetError
 from csknet_studio.core.studio import ROUND_TOOLS, TOOLS
+from csknet_studio.ui.polygon_tool import PolygonEditor
 from csknet_studio.ui.superpixel_worker import SuperpixelWorker
 
 
@@ -38,7 +39,6 @@ class ToolController(QObject):
         super().__init__(win)
         self.win = win
         self.state = win.state  # tool, class and radius live there; this draws and routes the mouse
-        self._polygon: list[tuple[float, float]] = []
         self._stroking = False
         self._snap_points: list[tuple[float, float]] = []
         self._box_start: tuple[float, float] | None = None
@@ -57,9 +57,8 @@ class ToolController(QObject):
         self._cursor.setVisible(False)
         self._cursor.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         win.views.overlay_view.addItem(self._cursor, ignoreBounds=True)
-        self._poly_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 0), width=2), symbol="o", symbolSize=5)
-        self._poly_item.setZValue(60)
-        win.views.overlay_view.addItem(self._poly_item, ignoreBounds=True)
+        self.polygon = PolygonEditor(win.views.overlay_view)  # the vertices in progress, as draggable handles
+        win.views.overlay_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._snap_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 255, 220), width=2))
         self._snap_item.setZValue(60)
         win.views.overlay_view.addItem(self._snap_item, ignoreBounds=True)
@@ -122,6 +121,10 @@ class ToolController(QObject):
         self._cursor.setRect(QtCore.QRectF(x + 0.5 - r, y + 0.5 - r, 2 * r, 2 * r))
 
     # ------------------------------------------------------------------ mouse
+    def _on_mouse_moved(self, scene_pos) -> None:
+        if self.tool == "polygon" and self.polygon.points:  # highlight the vertex a press would grab
+            self.polygon.hover(self.win.views.overlay_view.image_point(scene_pos))
+
     def _handle(self, ev) -> bool:
         """Mouse events on the overlay view; True when consumed (else the view pans/zooms)."""
         win = self.win
@@ -147,6 +150,9 @@ class ToolController(QObject):
             return
         if self.tool == "box":
             self._drag_box(ev, pt)
+            return
+        if self.tool == "polygon":  # a drag from a vertex moves it; the view never pans under it
+            self.polygon.drag(ev, self.win.views.overlay_view.image_point(ev.buttonDownScenePos()), pt)
             return
         s, i = self.state.session, self.state.index
         if self.tool not in ("brush", "eraser"):
@@ -177,11 +183,10 @@ class ToolController(QObject):
         elif self.tool == "box":
             self.win.show_status("drag a box around the object")
         elif self.tool == "polygon":
-            if ev.double() and len(self._polygon) >= 3:
+            if ev.double() and len(self.polygon.points) >= 3:
                 self.finish_polygon()
                 return
-            self._polygon.append(pt)
-            self._draw_polygon()
+            self.polygon.add(pt)
 
     def _drag_snap(self, ev, pt) -> None:
         if ev.isStart():
@@ -293,19 +298,9 @@ class ToolController(QObject):
     def shutdown(self) -> None:
         self.superpixel_worker.shutdown()
 
-    def _draw_polygon(self) -> None:
-        pts = self._polygon
-        if not pts:
-            self._poly_item.setData([], [])
-            return
-        xs = [p[0] for p in pts] + ([pts[0][0]] if len(pts) > 2 else [])
-        ys = [p[1] for p in pts] + ([pts[0][1]] if len(pts) > 2 else [])
-        self._poly_item.setData(xs, ys)
-
     # ------------------------------------------------------------------ commands
     def finish_polygon(self) -> None:
-        pts, self._polygon = self._polygon, []
-        self._draw_polygon()
+        pts = self.polygon.take()
         if len(pts) >= 3 and self.state.session is not None:
             try:
                 self.state.session.fill_polygon(self.state.index, pts, self.class_id)
@@ -330,9 +325,7 @@ class ToolController(QObject):
     def remove_last_vertex(self) -> None:
         """Backspace: take back the polygon's last click, so one misplaced vertex does not cost the
         whole outline."""
-        if self._polygon:
-            self._polygon.pop()
-            self._draw_polygon()
+        self.polygon.pop()
 
     def finish_gesture(self) -> None:
         """End what the mouse is doing before the frame changes: a brush or snap stroke is kept on
@@ -351,9 +344,8 @@ class ToolController(QObject):
     def cancel(self) -> None:
         """Abandon a polygon, box or stroke in progress (Esc, frame change); released snap strokes
         waiting for their superpixels are kept."""
-        if self._polygon:
-            self._polygon = []
-            self._draw_polygon()
+        if self.polygon.points:
+            self.polygon.clear()
         if self._snap_points:
             self._snap_points = []
             self._snap_item.setData([], [])
