@@ -8,7 +8,9 @@ stdout: one per frame written, which is the progress. The child runs in its own 
 Ctrl+C in the terminal reaches only the parent, which decides how to stop (cancel, clean up).
 
 Messages are length-prefixed pickles between the two halves of this program, never read from
-anywhere else. Parent to child: ("open", tmp, spec), ("frame", i, labels, probs, images),
+anywhere else. A frame's labels travel as gzip chunks the parent deflated ahead (on threads), or,
+for lzf (a filter only HDF5 applies), as the number of a shared memory slot they were copied into.
+Parent to child: ("open", tmp, spec), ("frame", i, labels, probs, images),
 ("finish", corrected, origins, names, attrs). Child to parent: ("ok", i), ("done",), ("error", text).
 The child imports only numpy and h5py, so it starts in a fraction of a second.
 """
@@ -16,6 +18,7 @@ The child imports only numpy and h5py, so it starts in a fraction of a second.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import pickle
 import queue
@@ -23,17 +26,37 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import zlib
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: pipes keep their default size
+    fcntl = None  # type: ignore[assignment]
 
 # Upper bound on the file format: HDF5 1.10 and later read the file. HDF5 2.0's "latest" writes a
 # layout message version that 1.x readers reject ("bad version number for layout message").
 LIBVER = ("earliest", "v110")
 _HEADER = struct.Struct("<Q")
 _POLL_S = 0.05
+# A frame of labels is 300 KB at 480x640 and a pipe holds 64 KB by default: each frame took five
+# wake-ups of the child to cross. Linux lets a pipe grow to 1 MB (fs.pipe-max-size) unprivileged.
+_F_SETPIPE_SZ = 1031
+PIPE_BYTES = 1 << 20
+# gzip labels are deflated in the parent, on threads (zlib releases the GIL), this many frames ahead
+# of the one the child writes; the child stores the deflated chunk as it is.
+DEFLATE_THREADS = 2
+# Frames sent and not yet confirmed: enough that the parent keeps computing while the child starts
+# (importing h5py) and while each confirmation crosses back; few enough to bound memory (a frame
+# with EO, IR and probabilities is a few MB).
+IN_FLIGHT = 8
+DEFLATE_AHEAD = 4
 
 
 def _send(fh: IO[bytes], msg: tuple) -> None:
@@ -82,6 +105,9 @@ class _Writer:
             dim.label = key
         self.f["exported_data"] = h5py.SoftLink("/labels")
         self.extra: dict[str, Any] = {}
+        slots = spec.get("slots")
+        self.slots = None if slots is None else mmap.mmap(slots["fd"], slots["bytes"] * slots["n"])
+        self.slot_bytes = 0 if slots is None else slots["bytes"]
 
     def _dataset(self, name: str, sample: Any, attrs: dict[str, str] | None = None) -> Any:
         if name not in self.extra:
@@ -95,9 +121,12 @@ class _Writer:
     def frame(self, i: int, labels: Any, probs: Any, images: dict[str, Any]) -> None:
         if probs is not None:
             self._dataset("probabilities", probs, {"axes": "tcyx"})[i] = probs
-        if self.spec["compression"] == "gzip":  # deflated here and written raw: what the filter stores
-            data = zlib.compress(self.np.ascontiguousarray(labels).tobytes(), int(self.spec["level"]))
-            self.labels.id.write_direct_chunk((i, 0, 0), data)
+        if isinstance(labels, bytes):  # deflated by the parent: exactly what HDF5's gzip filter stores
+            self.labels.id.write_direct_chunk((i, 0, 0), labels)
+        elif isinstance(labels, int):  # in shared slot `labels`, which the parent reuses once i is confirmed
+            h, w = self.spec["h"], self.spec["w"]
+            self.labels[i] = self.np.frombuffer(self.slots, self.np.uint8, h * w,
+                                                labels * self.slot_bytes).reshape(h, w)
         else:
             self.labels[i] = labels
         for key, img in images.items():
@@ -172,8 +201,10 @@ def _error_text(exc: Exception) -> str:
 
 # --- the parent ------------------------------------------------------------------------------------
 def writer_command() -> list[str]:
-    """The child's command line (tests substitute one that limits the child's file size)."""
-    return [sys.executable, "-m", "csknet_studio.core.export_process"]
+    """The child's command line (tests substitute one that limits the child's file size). This file
+    run as a script, with -P so its folder does not shadow the standard library: the child needs
+    numpy and h5py, not the package (whose import alone takes 70 ms)."""
+    return [sys.executable, "-P", str(Path(__file__).resolve())]
 
 
 def signal_text(code: int) -> str:
@@ -194,8 +225,50 @@ class WriterFailed(Exception):
         self.crashed = crashed
 
 
+class _Slots:
+    """`IN_FLIGHT` frame-sized slots of memory the child maps too, so raw labels (lzf, which only
+    HDF5 can apply) cross by one copy instead of through the pipe. An unnamed file (O_TMPFILE,
+    in RAM under /dev/shm) inherited by descriptor: nothing is left behind whatever stops first."""
+
+    def __init__(self, fh: IO[bytes], size: int) -> None:
+        self._fh, self.size, self.fd = fh, size, fh.fileno()
+        self._map = mmap.mmap(self.fd, size * IN_FLIGHT)
+
+    @classmethod
+    def create(cls, size: int) -> _Slots | None:
+        """None where descriptors cannot be passed (Windows) or no such file can be made: the
+        labels then go through the pipe."""
+        if os.name != "posix":
+            return None
+        try:
+            fh = tempfile.TemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)  # noqa: SIM115 (closed by close())
+        except OSError:
+            return None
+        try:
+            fh.truncate(size * IN_FLIGHT)
+            return cls(fh, size)
+        except (OSError, ValueError):
+            fh.close()
+            return None
+
+    def put(self, slot: int, labels: Any) -> Any:
+        """Copy C-ordered uint8 `labels` into `slot` and return the slot number; anything of
+        another size is returned as it is, for the pipe."""
+        src = memoryview(labels)
+        if not src.c_contiguous or src.nbytes != self.size:
+            return labels
+        with memoryview(self._map) as whole:
+            whole[slot * self.size:(slot + 1) * self.size] = src.cast("B")
+        return slot
+
+    def close(self) -> None:
+        with contextlib.suppress(BufferError, ValueError):
+            self._map.close()
+        self._fh.close()
+
+
 class WriterProcess:
-    """The parent's handle on one child writing `tmp`; at most two frames are in flight.
+    """The parent's handle on one child writing `tmp`; at most `IN_FLIGHT` frames are in the pipe.
 
     `frame` and `finish` wait for the child, checking `cancel()` every 50 ms; progress(done, n) is
     called as the child confirms frames. Raises WriterFailed, or whatever `on_cancel()` raises."""
@@ -204,8 +277,13 @@ class WriterProcess:
                  cancel: Callable[[], bool] | None, on_cancel: Callable[[], None]) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).strip(os.pathsep)
+        self._level = int(spec["level"]) if spec["compression"] == "gzip" else None
+        self._slots = _Slots.create(int(spec["h"]) * int(spec["w"])) if self._level is None else None
+        if self._slots is not None:
+            spec = {**spec, "slots": {"fd": self._slots.fd, "bytes": self._slots.size, "n": IN_FLIGHT}}
         self._proc = subprocess.Popen(writer_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                      start_new_session=True)
+                                      start_new_session=True,
+                                      pass_fds=() if self._slots is None else (self._slots.fd,))
         self._replies: queue.Queue[tuple | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, name="export-writer-replies", daemon=True)
         self._reader.start()
@@ -214,6 +292,13 @@ class WriterProcess:
         self._cancel = cancel
         self._on_cancel = on_cancel
         self._confirmed = 0
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if fcntl is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+        self._deflate = ThreadPoolExecutor(DEFLATE_THREADS, thread_name_prefix="export-deflate") \
+            if self._level is not None else None
+        self._ahead: deque[tuple[int, Future, Any, dict[str, Any]]] = deque()
         self._send(("open", str(tmp), spec))
 
     def _read(self) -> None:
@@ -262,17 +347,40 @@ class WriterProcess:
                 raise WriterFailed(str(msg[1]), crashed=False)
 
     def frame(self, i: int, labels: Any, probs: Any, images: dict[str, Any]) -> None:
-        self._wait(max(0, i - 1))
+        """Hand frame i over; with gzip its labels are deflated ahead while earlier frames go out."""
+        if self._deflate is None:
+            self._send_frame(i, labels, probs, images)
+            return
+        data = labels.tobytes()  # a C-order copy: the caller may reuse its array
+        self._ahead.append((i, self._deflate.submit(zlib.compress, data, self._level), probs, images))
+        while len(self._ahead) > DEFLATE_AHEAD or (self._ahead and self._ahead[0][1].done()):
+            self._send_oldest()
+
+    def _send_oldest(self) -> None:
+        i, fut, probs, images = self._ahead.popleft()
+        self._send_frame(i, fut.result(), probs, images)
+
+    def _send_frame(self, i: int, labels: Any, probs: Any, images: dict[str, Any]) -> None:
+        self._wait(max(0, i + 1 - IN_FLIGHT))  # frame i - IN_FLIGHT is written: its slot is free
+        if self._slots is not None and not isinstance(labels, bytes):
+            labels = self._slots.put(i % IN_FLIGHT, labels)
         self._send(("frame", i, labels, probs, images))
 
     def finish(self, corrected: Any, origins: list[str], names: list[str], attrs: dict[str, Any],
                origin_values: list[str]) -> None:
+        while self._ahead:
+            self._send_oldest()
         self._send(("finish", corrected, origins, names, attrs, origin_values))
         self._wait(None)
         self._proc.wait(30)
 
     def close(self) -> None:
         """Stop the child if it still runs (a cancel or a failure); safe to call twice."""
+        if self._deflate is not None:
+            self._deflate.shutdown(wait=True, cancel_futures=True)
+        self._ahead.clear()
+        if self._slots is not None:
+            self._slots.close()
         with contextlib.suppress(OSError):
             self._proc.stdin.close()  # type: ignore[union-attr]
         try:

@@ -61,6 +61,26 @@ def test_round_trip_gives_identical_arrays_and_attributes(session, tmp_path):
     assert created.tzinfo is not None and abs((dt.datetime.now(dt.UTC) - created).total_seconds()) < 120
 
 
+@pytest.mark.parametrize("compression", ["gzip", "lzf"])
+def test_every_frame_arrives_intact_through_the_writer_pipeline(tmp_path, make_sequence, compression):
+    """Three times more frames than the writer keeps in flight: gzip chunks deflated ahead on
+    threads and lzf labels through the reused shared slots each land on their own frame."""
+    n = 3 * export_process.IN_FLIGHT + 1
+    seq = make_sequence(tmp_path / "many", n=n, size=(24, 40))
+    s = AnnotationSession(seq, autosave=False)
+    rng = np.random.default_rng(5)
+    masks = [rng.integers(0, 9, (24, 40), dtype=np.uint8) for _ in range(n)]
+    for i, m in enumerate(masks):
+        s.set_prediction(i, m)
+        if i % 3 == 0:
+            s.accept_prediction(i)
+    out = export_hdf5(s, tmp_path / f"many-{compression}.h5", compression=compression)
+    with h5py.File(out, "r") as f:
+        assert f["labels"].compression == compression
+        assert all(np.array_equal(f["labels"][i], masks[i]) for i in range(n))
+        assert f["corrected"][()].tolist() == [i % 3 == 0 for i in range(n)]
+
+
 def test_the_file_as_plain_h5py_sees_it(session, tmp_path):
     out = export_hdf5(session, tmp_path / "l.h5", compression="lzf")
     with h5py.File(out, "r") as f:
