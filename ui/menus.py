@@ -166,7 +166,7 @@ _TOOL_ACTIONS = (
     ("brush", "Brush", "B", "Paint the picked class ([ and ] change the size)"),
     ("eraser", "Eraser", "E", "Erase to unlabelled"),
     ("fill", "Flood fill", "F", "Fill the connected region under the click"),
-    ("polygon", "Polygon", "G", "Click vertices; double-click or Enter fills, Backspace removes the last vertex, "
+    ("polygon", "Polygon", "G", "Click vertices, drag one to move it; double-click or Enter fills, Backspace removes the last vertex, "
      "Esc cancels"),
     ("take", "Take region", "W", "Click: take the model's region under the cursor with its predicted class; "
      "Shift+click: with the picked class"),
