@@ -46,7 +46,11 @@ def test_round_trip_gives_identical_arrays_and_attributes(session, tmp_path):
     done = []
     out = export_hdf5(session, tmp_path / "out" / "labels.h5", include_probabilities=probs, copy_images=True,
                       mode=Mode.IR, progress=lambda d, t: done.append((d, t)))
-    assert done == [(i + 1, N) for i in range(N)]
+    # progress as the writer confirms frames: rising, a few frames at a time, ending at N of N
+    steps = [d for d, _t in done]
+    assert done[-1] == (N, N) and all(t == N for _d, t in done)
+    assert steps == sorted(set(steps)) and all(b - a <= export_process.REPLY_EVERY
+                                               for a, b in zip([0, *steps], steps, strict=False))
     r = read_labels_hdf5(out)
     for i in range(N):
         assert np.array_equal(r.labels[i], session.labels(i))
