@@ -27,13 +27,14 @@ from csknet_studio.core.errors import (
     SequenceError,
 )
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.radiometry import Radiometry
 
 from .alignment import Alignment, align_ir, check_aspect
 from .cache import DEFAULT_CACHE_BYTES, DEFAULT_CACHE_FRAMES, FrameCache
 from .imaging import fit_to_grid
 from .levels import _percentiles, _subsample, apply_levels
-from .prefetch import DEFAULT_PREFETCH, ReadAheadMixin
-from .thermal import RadiometricMixin
+from .prefetch import DEFAULT_PREFETCH, ReadAhead
+from .thermal import IRScale
 
 LEVEL_SAMPLE_FRAMES = 32
 PROBE_FRAMES = 8
@@ -79,8 +80,11 @@ class RawFrame:
 
 
 # ------------------------------------------------------------------------------------ sequence
-class BaseSequence(ReadAheadMixin, RadiometricMixin, _Seq):
-    """Lazy sequence of FramePairs. Returned arrays are read-only (they live in a shared cache)."""
+class BaseSequence(_Seq):
+    """Lazy sequence of FramePairs. Returned arrays are read-only (they live in a shared cache).
+
+    It owns its read-ahead (`ReadAhead`, which fills the same cache under the same lock) and its
+    IR-to-°C rule (`IRScale`)."""
 
     def __init__(
         self,
@@ -108,15 +112,18 @@ class BaseSequence(ReadAheadMixin, RadiometricMixin, _Seq):
         self.label_errors: dict[int, str] = {}
         self._alignment = alignment
         self._cache = FrameCache(cache_bytes, cache_frames)
-        self._init_read_ahead(prefetch, workers)
         self._lock = threading.Lock()
         self._closed = False
+        self._epoch = 0  # bumped when alignment, labels or IR scale change so stale prefetches are dropped
+        self._read_ahead = ReadAhead(cache=self._cache, lock=self._lock, build=self._build,
+                                     epoch=lambda: self._epoch, closed=lambda: self._closed,
+                                     prefetch=prefetch, workers=workers)
+        self._ir_scale = IRScale()
         self._ref: tuple[tuple[int, int], Any, Any] | None = None  # (shape, eo dtype, ir dtype)
         self._levels: dict[str, tuple[float, float]] | None = None
         self._label_provider: Callable[[int], np.ndarray | None] | None = None
         self.label_file: Path | None = None  # set when labels come from an attached export
         self._label_closer: Callable[[], None] | None = None
-        self._epoch = 0  # bumped when alignment changes so stale prefetches are dropped
         # What to pass to open_sequence to get this sequence again (a path, or an (eo, ir) pair).
         self.origin: str | tuple[str, str] = str(self.source)
         if not self.names:
@@ -163,14 +170,14 @@ class BaseSequence(ReadAheadMixin, RadiometricMixin, _Seq):
             raise SequenceError(f"{self.source}: sequence was closed; open it again to read frame {i}")
         fp = self._cache.get(i)
         if fp is None:
-            fp = self._take_read_ahead(i)
+            fp = self._read_ahead.take(i)
             if fp is None:
                 epoch = self._epoch
                 fp = self._build(i)
                 if epoch == self._epoch:
                     self._cache.put(i, fp)
         if prefetch:
-            self._schedule(i)
+            self._read_ahead.schedule(i, len(self))
         return fp
 
     def __iter__(self) -> Iterator[FramePair]:
@@ -205,7 +212,7 @@ class BaseSequence(ReadAheadMixin, RadiometricMixin, _Seq):
         """Changing the alignment invalidates every cached frame (IR is resampled on read)."""
         self._epoch += 1
         self._alignment = value
-        self._cancel_pending(keep=())
+        self._read_ahead.cancel_pending(keep=())
         self._cache.clear()
 
     # -- frames --------------------------------------------------------------------------------
@@ -257,7 +264,7 @@ class BaseSequence(ReadAheadMixin, RadiometricMixin, _Seq):
             if a is not None:
                 a.flags.writeable = False
         return FramePair(name=name, eo=eo, ir=ir, label=label,
-                         radiometry=None if ir is None else self._frame_radiometry(raw.radiometry))
+                         radiometry=None if ir is None else self._ir_scale.frame_radiometry(raw.radiometry))
 
     def _mark_bad(self, i: int, error: str) -> None:
         """Copy-on-write, so a reader on another thread iterating bad_frames never sees it change."""
@@ -301,6 +308,45 @@ class BaseSequence(ReadAheadMixin, RadiometricMixin, _Seq):
     @property
     def cache(self) -> FrameCache:
         return self._cache
+
+    # -- read-ahead ----------------------------------------------------------------------------
+    def prefetch_pending(self) -> int:
+        """Read-ahead jobs queued or decoding."""
+        return self._read_ahead.pending()
+
+    def wait_prefetch(self, timeout: float | None = 5.0) -> None:
+        """Block until queued prefetches finish (tests and benchmarks; the UI never waits)."""
+        self._read_ahead.wait(timeout)
+
+    # -- temperature ---------------------------------------------------------------------------
+    def set_ir_scale(self, scale: Radiometry | None, *, override: bool = True) -> None:
+        """Change how IR counts read as °C (see `IRScale`: with override the scale wins over every
+        file, without it it is the fallback for files that state none). Cached frames carry the
+        old conversion, so they go."""
+        self._ir_scale = IRScale(scale, bool(override))
+        self._epoch += 1
+        self._cache.clear()
+
+    @property
+    def radiometry(self) -> Radiometry | None:
+        """The conversion of the first readable frame (frames of one sequence share their kind)."""
+        forced = self._ir_scale.forced
+        if forced is not None:
+            return forced
+        for i in range(min(len(self), PROBE_FRAMES)):
+            fp = self.read(i, prefetch=False)
+            if not fp.bad:
+                return fp.radiometry
+        return None
+
+    @property
+    def radiometric(self) -> bool:
+        """True when IR counts read as °C (the status bar, the °C span and `ir_celsius` apply)."""
+        return self.radiometry is not None
+
+    def ir_celsius(self, i: int) -> np.ndarray | None:
+        """(H, W) float32 °C of frame i's IR on the EO grid, or None when it is not radiometric."""
+        return self.read(i, prefetch=False).ir_celsius()
 
     # -- display levels --------------------------------------------------------------------------
     def display_levels(self) -> dict[str, tuple[float, float]]:
@@ -357,7 +403,7 @@ class BaseSequence(ReadAheadMixin, RadiometricMixin, _Seq):
         if self._closed:
             return
         self._closed = True
-        self._stop_read_ahead()
+        self._read_ahead.close()
         self._cache.clear()
         self._close()
         if self._label_closer is not None:

@@ -48,7 +48,7 @@ class ArraySequence(BaseSequence):
         self._eo, self._ir, self._labels = eo, ir, labels
         super().__init__(layout=layout, source=Path(source), names=list(names or [f"{i:06d}" for i in range(n)]),
                          scheme=scheme, alignment=alignment, prefetch=0)
-        self._ir_scale = ir_scale  # a LinearScale / PlanckScale when the IR arrays are radiometric
+        self.set_ir_scale(ir_scale)  # a LinearScale / PlanckScale when the IR arrays are radiometric
         if n:
             self._probe()
 

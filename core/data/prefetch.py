@@ -21,16 +21,19 @@ DEFAULT_PREFETCH = 4
 PREFETCH_YIELD_S = 0.004
 
 
-class ReadAheadMixin:
-    """The prefetch half of `BaseSequence`; the sequence provides the attributes annotated here."""
+class ReadAhead:
+    """The read-ahead a sequence owns. It is handed everything it touches: the frame cache it fills,
+    the lock it shares with its sequence (so a job's stale check and the sequence's state agree),
+    `build(i)` to decode one frame, and `epoch()` / `closed()` to tell whether a job went stale.
+    Workers are started on first use, at a lower OS priority than the UI thread."""
 
-    _cache: FrameCache
-    _lock: threading.Lock
-    _closed: bool
-    _epoch: int
-    _build: Callable[[int], FramePair]
-
-    def _init_read_ahead(self, prefetch: int, workers: int) -> None:
+    def __init__(self, *, cache: FrameCache, lock: threading.Lock, build: Callable[[int], FramePair],
+                 epoch: Callable[[], int], closed: Callable[[], bool], prefetch: int, workers: int):
+        self._cache = cache
+        self._lock = lock
+        self._build = build
+        self._epoch = epoch
+        self._closed = closed
         self._prefetch_n = max(0, int(prefetch))
         self._workers = max(1, int(workers))
         self._pool: ThreadPoolExecutor | None = None
@@ -40,7 +43,7 @@ class ReadAheadMixin:
         self._want: frozenset[int] = frozenset()  # the current read-ahead window
         self._last = -1
 
-    def _take_read_ahead(self, i: int) -> FramePair | None:
+    def take(self, i: int) -> FramePair | None:
         """Frame i from a read-ahead already decoding it, else None (a queued or yielding job is
         claimed, so it skips and the caller decodes i itself without waiting on a sleep)."""
         with self._lock:
@@ -55,25 +58,25 @@ class ReadAheadMixin:
                 return None
         return None
 
-    def _schedule(self, i: int) -> None:
-        if self._prefetch_n == 0 or self._closed:
+    def schedule(self, i: int, n_frames: int) -> None:
+        """Frame i was just read: queue the next frames past it, in the direction of travel."""
+        if self._prefetch_n == 0 or self._closed():
             return
         step = -1 if i < self._last else 1
         self._last = i
-        n = len(self)  # type: ignore[arg-type]
-        want = [j for j in (i + step * k for k in range(1, self._prefetch_n + 1)) if 0 <= j < n]
+        want = [j for j in (i + step * k for k in range(1, self._prefetch_n + 1)) if 0 <= j < n_frames]
         self._want = frozenset(want)
-        self._cancel_pending(keep=want)
+        self.cancel_pending(keep=want)
         todo = [j for j in want if j not in self._cache]
         if not todo:
             return
         with self._lock:
-            if self._closed:
+            if self._closed():
                 return
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="csknet-prefetch",
                                                 initializer=lower_thread_priority, initargs=(READ_AHEAD_NICE,))
-            epoch = self._epoch
+            epoch = self._epoch()
             for j in todo:
                 if j in self._inflight:
                     continue
@@ -85,13 +88,13 @@ class ReadAheadMixin:
             time.sleep(PREFETCH_YIELD_S)
             with self._lock:
                 # Stale by now (the user jumped elsewhere while this job yielded): skip it.
-                if self._closed or epoch != self._epoch or j in self._claimed or j not in self._want:
+                if self._closed() or epoch != self._epoch() or j in self._claimed or j not in self._want:
                     return None
                 self._decoding.add(j)
             fp = self._cache.get(j)
             if fp is None:
                 fp = self._build(j)
-                if epoch == self._epoch and not self._closed:
+                if epoch == self._epoch() and not self._closed():
                     self._cache.put(j, fp)
             return fp
         finally:
@@ -100,14 +103,15 @@ class ReadAheadMixin:
                 self._decoding.discard(j)
                 self._claimed.discard(j)
 
-    def _cancel_pending(self, keep: list[int] | tuple[int, ...]) -> None:
+    def cancel_pending(self, keep: list[int] | tuple[int, ...] = ()) -> None:
+        """Cancel queued jobs for frames not in keep (jobs already decoding run to the end)."""
         with self._lock:
             for j, fut in list(self._inflight.items()):
                 if j not in keep and fut.cancel():
                     del self._inflight[j]
                     self._claimed.discard(j)
 
-    def _stop_read_ahead(self) -> None:
+    def close(self) -> None:
         """Cancel queued jobs and join the worker threads (the sequence is closing)."""
         with self._lock:
             pool, self._pool = self._pool, None
@@ -118,12 +122,13 @@ class ReadAheadMixin:
             self._decoding.clear()
             self._claimed.clear()
 
-    def prefetch_pending(self) -> int:
+    def pending(self) -> int:
+        """Jobs queued or decoding."""
         with self._lock:
             return len(self._inflight)
 
-    def wait_prefetch(self, timeout: float | None = 5.0) -> None:
-        """Block until queued prefetches finish (tests and benchmarks; the UI never waits)."""
+    def wait(self, timeout: float | None = 5.0) -> None:
+        """Block until queued jobs finish (tests and benchmarks; the UI never waits)."""
         with self._lock:
             futs = list(self._inflight.values())
         for f in futs:

@@ -9,6 +9,7 @@ Both return the raw counts the model gets and the conversion to °C the file sta
   `radiometry.scale_from_meta`), and GDAL's metadata tag may carry a band scale / offset (with
   a unit type of K for kelvin, else °C).
 Every other file decodes as before (OpenCV), without a conversion.
+`IRScale` is the rule a sequence lays over these: a user's scale, or a fallback for files that state none.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -194,44 +196,27 @@ def hdf5_ir_scale(path: Path) -> Radiometry | None:
 
 
 # ------------------------------------------------------------------------------------ sequences
-class RadiometricMixin:
-    """What a sequence says about temperature: `radiometric`, `radiometry`, `ir_celsius(i)`.
+@dataclass(frozen=True)
+class IRScale:
+    """How a sequence's IR counts read as °C: the scale `set_ir_scale` was given and whether it
+    wins over what each file states. Frozen, so a sequence swaps the whole rule in one assignment
+    and a reader thread never sees a new scale with the old override flag.
 
-    Each frame's conversion is, in this order: the scale set with `set_ir_scale(s)` (a user's
-    choice wins over any file), the one the frame's own file states (FLIR R-JPEG, TIFF metadata),
-    the sequence-wide fallback `set_ir_scale(s, override=False)` (a sidecar JSON such as the demo's
-    demo.json), else none."""
+    Each frame's conversion is, in this order: a scale set with override (a user's choice wins
+    over any file), the one the frame's own file states (FLIR R-JPEG, TIFF metadata), a scale set
+    without override (a sequence-wide fallback: a sidecar JSON such as the demo's demo.json), else
+    none."""
 
-    _ir_scale: Radiometry | None = None
-    _ir_scale_override: bool = True
-
-    def set_ir_scale(self, scale: Radiometry | None, *, override: bool = True) -> None:
-        """Change how IR counts read as °C; cached frames carry the old conversion, so they go."""
-        self._ir_scale, self._ir_scale_override = scale, bool(override)
-        self._epoch += 1  # type: ignore[attr-defined]
-        self._cache.clear()  # type: ignore[attr-defined]
-
-    def _frame_radiometry(self, own: Radiometry | None) -> Radiometry | None:
-        if self._ir_scale is not None and self._ir_scale_override:
-            return self._ir_scale
-        return own if own is not None else self._ir_scale
+    scale: Radiometry | None = None
+    override: bool = True
 
     @property
-    def radiometry(self) -> Radiometry | None:
-        """The conversion of the first readable frame (frames of one sequence share their kind)."""
-        if self._ir_scale is not None and self._ir_scale_override:
-            return self._ir_scale
-        for i in range(min(len(self), 8)):  # type: ignore[arg-type]
-            fp = self.read(i, prefetch=False)  # type: ignore[attr-defined]
-            if not fp.bad:
-                return fp.radiometry
-        return None
+    def forced(self) -> Radiometry | None:
+        """The scale every frame gets whatever its file says, or None when files have a say."""
+        return self.scale if self.override else None
 
-    @property
-    def radiometric(self) -> bool:
-        """True when IR counts read as °C (the status bar, the °C span and `ir_celsius` apply)."""
-        return self.radiometry is not None
-
-    def ir_celsius(self, i: int) -> np.ndarray | None:
-        """(H, W) float32 °C of frame i's IR on the EO grid, or None when it is not radiometric."""
-        return self.read(i, prefetch=False).ir_celsius()  # type: ignore[attr-defined]
+    def frame_radiometry(self, own: Radiometry | None) -> Radiometry | None:
+        """The conversion of a frame whose file states `own` (None when it states none)."""
+        if self.scale is not None and self.override:
+            return self.scale
+        return own if own is not None else self.scale
