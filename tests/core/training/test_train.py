@@ -126,10 +126,10 @@ def test_training_sequence_keeps_every_decoded_frame_within_cache_mb(dataset: Pa
     from csknet_studio.core.training.data import open_training_sequence
 
     def epoch_misses(s) -> int:
-        before = s._cache.misses
+        before = s.cache.misses
         for i in range(len(s)):
             s[i]
-        return s._cache.misses - before
+        return s.cache.misses - before
 
     seq = open_training_sequence(dataset, cache_mb=64)
     assert epoch_misses(seq) <= len(seq)
