@@ -79,7 +79,7 @@ class ClassLegend(QtWidgets.QWidget):
         for i, name, rgb in rows:
             pix = QtGui.QPixmap(16, 16)
             pix.fill(QtGui.QColor(*rgb))
-            text = f"{i}  {_shown_name(i, name)}" if i != IGNORE_INDEX else "    unlabelled (ignored)"
+            text = f"{i}  {_shown_name(i, name)}" if i != IGNORE_INDEX else "    unlabelled"
             item = QtWidgets.QListWidgetItem(QtGui.QIcon(pix), text)
             item.setData(QtCore.Qt.ItemDataRole.UserRole, i)
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
