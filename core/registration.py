@@ -5,10 +5,11 @@ decoded to EO pixel coordinates, pixel centres on integers):
 
 - `from_points`: from 4 or more point pairs a user clicked (least squares over all of them), with
   the mean reprojection residual in EO pixels.
-- `estimate_ecc`: OpenCV's ECC maximisation on edge maps of both images (`core.ecc`: the
-  normalised gradient magnitudes, since raw intensities do not match across modalities but
-  outlines show in both). It runs over an image pyramid, coarse to fine, so a start far off in
-  shift or scale still converges; it starts from plain resizing, or from a manual estimate.
+- `estimate_ecc`: ECC maximisation on edge maps of both images (`core.ecc`: gradient magnitudes
+  measured against their surroundings, since raw intensities do not match across modalities but
+  outlines show in both, by night too). It runs over an image pyramid, coarse to fine, after a
+  search over zoom, rotation and shift on the coarsest level, so a start far off still
+  converges; it starts from plain resizing, or from a manual estimate.
 
 The result is stored in the project (`AnnotationSession.set_alignment(reg.to_dict())`), and the
 sequence applies it wherever IR is resampled onto the EO grid (`core.data.alignment.align_ir`).
@@ -144,10 +145,10 @@ def estimate_ecc(
     """Homography IR -> EO maximising the ECC correlation of the two edge maps, coarse to fine
     (`core.ecc`).
 
-    init: a starting IR -> EO 3x3 (a manual estimate); default plain resizing, and then a few
-    zooms are tried on the coarsest level. Each level halves both images; the estimate found on
-    one level starts the next finer one. `progress(done, total)` is called once per level;
-    `cancelled()` is checked before each (None when it says so is not an estimate: a
+    init: a starting IR -> EO 3x3 (a manual estimate); default plain resizing, and then zooms,
+    rotations and shifts are searched on the coarsest level. Each level halves both images; the
+    estimate found on one level starts the next finer one. `progress(done, total)` is called once
+    per level; `cancelled()` is checked before each (None when it says so is not an estimate: a
     RegistrationError is raised)."""
     eo_shape, ir_shape = tuple(eo.shape[:2]), tuple(ir.shape[:2])
     h = default_homography(ir_shape, eo_shape) if init is None else np.asarray(init, dtype=np.float64)
