@@ -1,7 +1,7 @@
 """The HDF5 writer behind `export_hdf5`, run in a child process.
 
 HDF5 can take down the process it runs in: on a full disk HDF5 2.0 segfaults inside h5py. So the
-file is written by a child (`python -m csknet_studio.core.export_process`); a crash there costs the
+file is written by a child (this file run as a script, `writer_command`); a crash there costs the
 export and nothing else, and the parent reports it as an ExportError naming the signal. The parent
 computes each frame's content, sends it down the child's stdin and reads the child's answers on its
 stdout: one per few frames written, which is the progress. The child runs in its own session, so a
@@ -52,6 +52,7 @@ PIPE_BYTES = 1 << 20
 # gzip labels are deflated in the parent, on threads (zlib releases the GIL), this many frames ahead
 # of the one the child writes; the child stores the deflated chunk as it is.
 DEFLATE_THREADS = 2
+DEFLATE_AHEAD = 4
 # Frames sent and not yet confirmed: enough that the parent keeps computing while the child starts
 # (importing h5py) and while each confirmation crosses back; few enough to bound memory (a frame
 # with EO, IR and probabilities is a few MB).
@@ -59,7 +60,6 @@ IN_FLIGHT = 8
 # The child confirms every REPLY_EVERY-th frame (and the last): each reply wakes the parent, which
 # cost the child about 1 ms a frame. Below IN_FLIGHT, so the parent never waits on a reply not sent.
 REPLY_EVERY = IN_FLIGHT // 2
-DEFLATE_AHEAD = 4
 
 
 def _send(fh: IO[bytes], msg: tuple) -> None:
