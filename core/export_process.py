@@ -11,12 +11,17 @@ Messages are length-prefixed pickles between the two halves of this program, nev
 anywhere else. A frame's labels travel as gzip chunks the parent deflated ahead (on threads), or,
 for lzf (a filter only HDF5 applies), as the number of a shared memory slot they were copied into.
 Parent to child: ("open", tmp, spec), ("frame", i, labels, probs, images),
-("finish", corrected, origins, names, attrs). Child to parent: ("ok", i), ("done",), ("error", text).
-The child imports only numpy and h5py, so it starts in a fraction of a second.
+("finish", corrected, origins, names, attrs). Child to parent: ("ready",) once numpy and h5py are
+imported, then ("ok", i), ("done",), ("error", text).
+
+Starting a child costs 0.3-0.4 s (Python, numpy, h5py), as long as writing 200 frames. `prestart()`
+starts one ahead, when the export dialog opens or the export command begins, and the next export
+takes it over warm.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import mmap
 import os
@@ -60,6 +65,10 @@ IN_FLIGHT = 8
 # The child confirms every REPLY_EVERY-th frame (and the last): each reply wakes the parent, which
 # cost the child about 1 ms a frame. Below IN_FLIGHT, so the parent never waits on a reply not sent.
 REPLY_EVERY = IN_FLIGHT // 2
+# lzf is a filter only HDF5 applies, and the child applying it to every frame was the export's
+# bottleneck while the parent's core idled: the parent compresses every LZF_SHARE-th frame itself
+# (HDF5 in memory, never on disk) and sends the stored chunk, as with gzip.
+LZF_SHARE = 2
 
 
 def _send(fh: IO[bytes], msg: tuple) -> None:
@@ -126,6 +135,8 @@ class _Writer:
             self._dataset("probabilities", probs, {"axes": "tcyx"})[i] = probs
         if isinstance(labels, bytes):  # deflated by the parent: exactly what HDF5's gzip filter stores
             self.labels.id.write_direct_chunk((i, 0, 0), labels)
+        elif isinstance(labels, tuple):  # (filter mask, chunk) HDF5 stored in the parent's memory file
+            self.labels.id.write_direct_chunk((i, 0, 0), labels[1], labels[0])
         elif isinstance(labels, int):  # in shared slot `labels`, which the parent reuses once i is confirmed
             h, w = self.spec["h"], self.spec["w"]
             self.labels[i] = self.np.frombuffer(self.slots, self.np.uint8, h * w,
@@ -165,6 +176,10 @@ def main() -> int:
     inp = sys.stdin.buffer
     writer: _Writer | None = None
     try:
+        import h5py  # noqa: F401 (child only: imported before "ready", so a prestarted child waits warm)
+        import numpy  # noqa: F401
+
+        _send(out, ("ready",))
         while True:
             msg = _recv(inp)
             if msg[0] == "open":
@@ -178,7 +193,8 @@ def main() -> int:
                 writer.finish(*msg[1:])
                 writer = None
                 _send(out, ("done",))
-                return 0
+                sys.stderr.flush()
+                os._exit(0)  # the file is closed and synced: skip tearing down numpy and h5py (50 ms)
             else:
                 raise ValueError(f"unexpected message {msg[0]!r}")
     except EOFError:  # the parent cancelled or is gone: leave nothing behind
@@ -233,27 +249,23 @@ class WriterFailed(Exception):
 class _Slots:
     """`IN_FLIGHT` frame-sized slots of memory the child maps too, so raw labels (lzf, which only
     HDF5 can apply) cross by one copy instead of through the pipe. An unnamed file (O_TMPFILE,
-    in RAM under /dev/shm) inherited by descriptor: nothing is left behind whatever stops first."""
+    in RAM under /dev/shm) inherited by descriptor: nothing is left behind whatever stops first.
+    The file is made empty when the child starts (`new_file`) and sized once the frame size is known."""
 
     def __init__(self, fh: IO[bytes], size: int) -> None:
+        fh.truncate(size * IN_FLIGHT)
         self._fh, self.size, self.fd = fh, size, fh.fileno()
         self._map = mmap.mmap(self.fd, size * IN_FLIGHT)
 
-    @classmethod
-    def create(cls, size: int) -> _Slots | None:
+    @staticmethod
+    def new_file() -> IO[bytes] | None:
         """None where descriptors cannot be passed (Windows) or no such file can be made: the
         labels then go through the pipe."""
         if os.name != "posix":
             return None
         try:
-            fh = tempfile.TemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)  # noqa: SIM115 (closed by close())
+            return tempfile.TemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)  # noqa: SIM115 (closed by the child's owner)
         except OSError:
-            return None
-        try:
-            fh.truncate(size * IN_FLIGHT)
-            return cls(fh, size)
-        except (OSError, ValueError):
-            fh.close()
             return None
 
     def put(self, slot: int, labels: Any) -> Any:
@@ -269,7 +281,117 @@ class _Slots:
     def close(self) -> None:
         with contextlib.suppress(BufferError, ValueError):
             self._map.close()
-        self._fh.close()
+
+
+class _LzfChunks:
+    """lzf chunks made in the parent: each frame written into a one-frame dataset of an HDF5 file
+    held in memory (nothing on disk, so no disk error can reach HDF5 here) and read back as stored."""
+
+    def __init__(self, h: int, w: int) -> None:
+        import h5py  # parent's lzf share only: the rest of the parent's half needs the standard library alone
+        import numpy as np
+
+        self._file = h5py.File(f"lzf-{id(self)}.h5", "w", driver="core", backing_store=False)
+        self._ds = self._file.create_dataset("labels", (1, h, w), np.uint8, chunks=(1, h, w), compression="lzf")
+
+    def __call__(self, labels: Any) -> tuple[int, bytes]:
+        self._ds[0] = labels
+        return self._ds.id.read_direct_chunk((0, 0, 0))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._file.close()
+
+
+class _Child:
+    """A started writer process: its pipes, the thread reading its replies, and the file its lzf
+    slots will live in. `ready` is set once it has imported numpy and h5py."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).strip(os.pathsep)
+        self.slot_file = _Slots.new_file()
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     start_new_session=True,
+                                     pass_fds=() if self.slot_file is None else (self.slot_file.fileno(),))
+        self.replies: queue.Queue[tuple | None] = queue.Queue()
+        self.ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="export-writer-replies", daemon=True)
+        self._reader.start()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if fcntl is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+
+    def _read(self) -> None:
+        try:
+            while True:
+                msg = _recv(self.proc.stdout)  # type: ignore[arg-type]
+                if msg == ("ready",):
+                    self.ready.set()
+                else:
+                    self.replies.put(msg)
+        except (EOFError, OSError, pickle.UnpicklingError, struct.error):
+            self.replies.put(None)
+
+    def usable(self) -> bool:
+        """Still running, and started with the command an export would use now."""
+        return self.proc.poll() is None and self.command == writer_command()
+
+    def close(self) -> None:
+        """End of input: the child removes any file it has open and exits; killed if it lingers."""
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+        with contextlib.suppress(OSError):
+            self.proc.stdout.close()  # type: ignore[union-attr]
+        if self.slot_file is not None:
+            self.slot_file.close()
+
+
+_spare: _Child | None = None
+_spare_lock = threading.Lock()
+
+
+def prestart(wait: bool = False) -> None:
+    """Start a writer for the next export now, so its start-up overlaps the user choosing a path
+    or the session opening; `wait`: return once it is ready. A no-op while a spare is running."""
+    global _spare
+    with _spare_lock:
+        if _spare is None or not _spare.usable():
+            old, _spare = _spare, _Child(writer_command())
+            if old is not None:
+                old.close()
+        child = _spare
+    if wait:
+        child.ready.wait(30)
+
+
+def _take_child() -> _Child:
+    """The prestarted child if it is still usable, else a new one."""
+    global _spare
+    with _spare_lock:
+        child, _spare = _spare, None
+    if child is not None and child.usable():
+        return child
+    if child is not None:
+        child.close()
+    return _Child(writer_command())
+
+
+@atexit.register
+def _close_spare() -> None:
+    global _spare
+    with _spare_lock:
+        child, _spare = _spare, None
+    if child is not None:
+        child.close()
 
 
 class WriterProcess:
@@ -280,38 +402,26 @@ class WriterProcess:
 
     def __init__(self, tmp: Path, spec: dict[str, Any], progress: Callable[[int, int], None] | None,
                  cancel: Callable[[], bool] | None, on_cancel: Callable[[], None]) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).strip(os.pathsep)
+        self._child = _take_child()
+        self._proc = self._child.proc
+        self._replies = self._child.replies
         self._level = int(spec["level"]) if spec["compression"] == "gzip" else None
-        self._slots = _Slots.create(int(spec["h"]) * int(spec["w"])) if self._level is None else None
+        self._slots: _Slots | None = None
+        if self._level is None and self._child.slot_file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._slots = _Slots(self._child.slot_file, int(spec["h"]) * int(spec["w"]))
         if self._slots is not None:
             spec = {**spec, "slots": {"fd": self._slots.fd, "bytes": self._slots.size, "n": IN_FLIGHT}}
-        self._proc = subprocess.Popen(writer_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                      start_new_session=True,
-                                      pass_fds=() if self._slots is None else (self._slots.fd,))
-        self._replies: queue.Queue[tuple | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, name="export-writer-replies", daemon=True)
-        self._reader.start()
+        self._lzf = _LzfChunks(int(spec["h"]), int(spec["w"])) if self._level is None else None
         self._n = int(spec["n"])
         self._progress = progress
         self._cancel = cancel
         self._on_cancel = on_cancel
         self._confirmed = 0
-        for pipe in (self._proc.stdin, self._proc.stdout):
-            if fcntl is not None:
-                with contextlib.suppress(OSError):
-                    fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
         self._deflate = ThreadPoolExecutor(DEFLATE_THREADS, thread_name_prefix="export-deflate") \
             if self._level is not None else None
         self._ahead: deque[tuple[int, Future, Any, dict[str, Any]]] = deque()
         self._send(("open", str(tmp), spec))
-
-    def _read(self) -> None:
-        try:
-            while True:
-                self._replies.put(_recv(self._proc.stdout))  # type: ignore[arg-type]
-        except (EOFError, OSError, pickle.UnpicklingError, struct.error):
-            self._replies.put(None)
 
     def _send(self, msg: tuple) -> None:
         try:
@@ -354,6 +464,8 @@ class WriterProcess:
     def frame(self, i: int, labels: Any, probs: Any, images: dict[str, Any]) -> None:
         """Hand frame i over; with gzip its labels are deflated ahead while earlier frames go out."""
         if self._deflate is None:
+            if self._lzf is not None and i % LZF_SHARE == LZF_SHARE - 1:
+                labels = self._lzf(labels)
             self._send_frame(i, labels, probs, images)
             return
         data = labels.tobytes()  # a C-order copy: the caller may reuse its array
@@ -367,7 +479,7 @@ class WriterProcess:
 
     def _send_frame(self, i: int, labels: Any, probs: Any, images: dict[str, Any]) -> None:
         self._wait(max(0, i + 1 - IN_FLIGHT))  # frame i - IN_FLIGHT is written: its slot is free
-        if self._slots is not None and not isinstance(labels, bytes):
+        if self._slots is not None and not isinstance(labels, bytes | tuple):
             labels = self._slots.put(i % IN_FLIGHT, labels)
         self._send(("frame", i, labels, probs, images))
 
@@ -377,7 +489,6 @@ class WriterProcess:
             self._send_oldest()
         self._send(("finish", corrected, origins, names, attrs, origin_values))
         self._wait(None)
-        self._proc.wait(30)
 
     def close(self) -> None:
         """Stop the child if it still runs (a cancel or a failure); safe to call twice."""
@@ -386,16 +497,9 @@ class WriterProcess:
         self._ahead.clear()
         if self._slots is not None:
             self._slots.close()
-        with contextlib.suppress(OSError):
-            self._proc.stdin.close()  # type: ignore[union-attr]
-        try:
-            self._proc.wait(5)  # it sees the end of its input, removes its file and exits
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._reader.join(5)
-        with contextlib.suppress(OSError):
-            self._proc.stdout.close()  # type: ignore[union-attr]
+        if self._lzf is not None:
+            self._lzf.close()
+        self._child.close()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core.errors import CSKNetError
+from csknet_studio.core.export_process import prestart as prestart_writer
 from csknet_studio.core.modes import Mode
 from csknet_studio.ui.export_worker import ExportOptions, ExportWorker
 
@@ -50,6 +51,7 @@ class ExportDialog(QtWidgets.QDialog):
         self._infer = inference_worker
         self._mode = Mode(mode)
         self.worker = ExportWorker(self)
+        prestart_writer()  # the HDF5 writer process starts (0.3 s) while the user picks the options
         self.progress_dialog: QtWidgets.QProgressDialog | None = None
         self.message_box: QtWidgets.QMessageBox | None = None
 

@@ -162,12 +162,15 @@ def run(args: argparse.Namespace) -> int:
     from csknet_studio.core.edits import Origin
     from csknet_studio.core.errors import CancelledError
     from csknet_studio.core.export import count_origins, read_frame_origins
+    from csknet_studio.core.export_process import prestart as prestart_writer
     from csknet_studio.core.modes import Mode
     from csknet_studio.core.registration import open_aligned
     from csknet_studio.core.session import AnnotationSession
 
     mode = Mode(args.mode)
     fmt = _format(args)
+    if fmt == "hdf5":
+        prestart_writer()  # the HDF5 writer process starts while the sequence, session and model open
     seq = open_aligned(args.sequence, project_path=args.project, **topic_kwargs(args), **ir_scale_kwargs(args),
                        **alignment_kwargs(args))
     with _cancel_on_signals() as cancelled, contextlib.ExitStack() as closing:

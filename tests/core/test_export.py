@@ -85,6 +85,34 @@ def test_every_frame_arrives_intact_through_the_writer_pipeline(tmp_path, make_s
         assert f["corrected"][()].tolist() == [i % 3 == 0 for i in range(n)]
 
 
+def test_a_writer_started_ahead_is_taken_over_warm_by_the_next_export(session, tmp_path):
+    """The export dialog and command start the writer early; the export then uses that process."""
+    export_process.prestart(wait=True)
+    spare = export_process._spare
+    assert spare is not None and spare.ready.is_set() and spare.proc.poll() is None
+    export_process.prestart()  # a second call keeps the running spare
+    assert export_process._spare is spare
+    out = export_hdf5(session, tmp_path / "warm.h5", compression="lzf")
+    assert export_process._spare is None and spare.proc.poll() == 0  # it wrote the file and exited
+    with h5py.File(out, "r") as f:
+        assert np.array_equal(f["labels"][1], session.labels(1))
+
+
+def test_a_spare_writer_started_with_another_command_is_not_used(session, tmp_path, monkeypatch):
+    export_process.prestart(wait=True)
+    spare = export_process._spare
+    marker = tmp_path / "child-ran"
+    child = textwrap.dedent(f"""
+        import pathlib
+        pathlib.Path({str(marker)!r}).write_text("x")
+        from csknet_studio.core.export_process import main
+        raise SystemExit(main())
+    """)
+    monkeypatch.setattr(export_process, "writer_command", lambda: [sys.executable, "-c", child])
+    export_hdf5(session, tmp_path / "l.h5")
+    assert marker.exists() and spare.proc.poll() is not None  # the new command wrote; the old spare stopped
+
+
 def test_the_file_as_plain_h5py_sees_it(session, tmp_path):
     out = export_hdf5(session, tmp_path / "l.h5", compression="lzf")
     with h5py.File(out, "r") as f:
