@@ -9,7 +9,8 @@ Ctrl+C in the terminal reaches only the parent, which decides how to stop (cance
 
 Messages are length-prefixed pickles between the two halves of this program, never read from
 anywhere else. A frame's labels travel as gzip chunks the parent deflated ahead (on threads), or,
-for lzf (a filter only HDF5 applies), as the number of a shared memory slot they were copied into.
+for lzf (a filter only HDF5 applies), every second frame as the chunk the parent's in-memory HDF5
+file stored and the others as the number of a shared memory slot they were copied into.
 Parent to child: ("open", tmp, spec), ("frame", i, labels, probs, images),
 ("finish", corrected, origins, names, attrs). Child to parent: ("ready",) once numpy and h5py are
 imported, then ("ok", i), ("done",), ("error", text).
