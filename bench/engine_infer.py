@@ -10,7 +10,6 @@ sequence (`infer_sequence`, PNG writing included) at batch 1 and 4 against a pla
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import tempfile
@@ -18,10 +17,11 @@ import time
 
 import numpy as np
 import torch
+from _timing import model_parser
 
 from csknet_studio.core.batch_infer import infer_sequence
 from csknet_studio.core.classes import MFNET
-from csknet_studio.core.model import MODEL_REGISTRY, create_model, to_tensors
+from csknet_studio.core.model import create_model, to_tensors
 from csknet_studio.core.modes import ALL_MODES, Mode
 from csknet_studio.core.predictor import Predictor
 
@@ -36,12 +36,7 @@ def _time(fn, repeats: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="csknet-r18", choices=sorted(MODEL_REGISTRY))
-    ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--repeats", type=int, default=6)
+    ap = model_parser(__doc__, repeats=6)
     ap.add_argument("--frames", type=int, default=8, help="frames for the batch-inference case")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

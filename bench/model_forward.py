@@ -9,23 +9,17 @@ segmentation network of the same backbone costs. Targets: IR-only / baseline <= 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import torch
-from _timing import interleaved_times, machine_line
+from _timing import interleaved_times, machine_line, model_parser
 
-from csknet_studio.core.model import MODEL_REGISTRY, SingleStreamSegNet, create_model
+from csknet_studio.core.model import SingleStreamSegNet, create_model
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="csknet-r18", choices=sorted(MODEL_REGISTRY))
-    ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap = model_parser(__doc__, repeats=8)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=8)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -280,34 +280,30 @@ class Editor:
     def undo(self) -> tuple[int, Rect] | None:
         """Undo the newest step; returns (frame, changed rect) so the GUI can show it, or None."""
         self.finish_stroke()
-        e = self.history.pop_undo()
-        if e is None:
-            return None
-        if isinstance(e, MultiFrameEdit):
-            return self._step_frames(e, undo=True)
-        if e.origin_before is Origin.CORRECTED:
-            self.labels.ensure_corrected(e.frame)[e.rect.slices] = e.old.unpack()
-            return self._after_step(e.frame, e.rect, False)
-        before = self.labels.current(e.frame).copy()
-        self.labels.drop_correction(e.frame)
-        return self._after_step(e.frame, Rect.bbox(before != self.labels.current(e.frame)), True)
+        return self._replay(self.history.pop_undo(), undo=True)
 
     def redo(self) -> tuple[int, Rect] | None:
         self.finish_stroke()
-        e = self.history.pop_redo()
+        return self._replay(self.history.pop_redo(), undo=False)
+
+    def _replay(self, e: Edit | MultiFrameEdit | None, undo: bool) -> tuple[int, Rect] | None:
+        """Put back the state edit `e` left (redo) or found (undo) on its frame."""
         if e is None:
             return None
         if isinstance(e, MultiFrameEdit):
-            return self._step_frames(e, undo=False)
+            return self._step_frames(e, undo=undo)
         if e.origin_before is Origin.CORRECTED:
-            self.labels.ensure_corrected(e.frame)[e.rect.slices] = e.new.unpack()
+            self.labels.ensure_corrected(e.frame)[e.rect.slices] = (e.old if undo else e.new).unpack()
             return self._after_step(e.frame, e.rect, False)
         before = self.labels.current(e.frame).copy()
-        shape = self.labels.frame_shape(e.frame)
-        mask = e.base.unpack() if e.base is not None else np.full(shape, IGNORE_INDEX, np.uint8)
-        mask[e.rect.slices] = e.new.unpack()
-        self.labels.corr[e.frame] = mask
-        return self._after_step(e.frame, Rect.bbox(before != mask), True)
+        if undo:  # the frame was not corrected before the edit: it goes back to its prediction
+            self.labels.drop_correction(e.frame)
+        else:
+            shape = self.labels.frame_shape(e.frame)
+            mask = e.base.unpack() if e.base is not None else np.full(shape, IGNORE_INDEX, np.uint8)
+            mask[e.rect.slices] = e.new.unpack()
+            self.labels.corr[e.frame] = mask
+        return self._after_step(e.frame, Rect.bbox(before != self.labels.current(e.frame)), True)
 
     def _after_step(self, frame: int, rect: Rect, origin_changed: bool) -> tuple[int, Rect]:
         self.labels.dirty_frames.add(frame)

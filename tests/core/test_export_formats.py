@@ -13,7 +13,7 @@ from pycocotools.coco import COCO
 
 from csknet_studio.cli import main
 from csknet_studio.core.classes import MFNET, ClassScheme
-from csknet_studio.core.data import ArraySequence
+from csknet_studio.core.data import ArraySequence, open_sequence
 from csknet_studio.core.errors import CancelledError, ExportError
 from csknet_studio.core.export import count_origins, export_hdf5, read_frame_origins
 from csknet_studio.core.export_formats import (
@@ -107,16 +107,9 @@ def test_coco_per_class_is_one_annotation_per_class_and_frame(session, tmp_path)
     assert data["info"]["annotation_style"] == "class"
 
 
-def test_coco_names_the_image_files_and_copies_them_on_request(tmp_path, make_sequence):
-    root = tmp_path / "seq"
-    seq = make_sequence(None, n=3)
-    for sub in ("eo", "ir"):
-        (root / sub).mkdir(parents=True)
-    for i in range(3):
-        cv2.imwrite(str(root / "eo" / f"{seq.names[i]}.png"), seq[i].eo[..., ::-1])
-        cv2.imwrite(str(root / "ir" / f"{seq.names[i]}.png"), seq[i].ir)
-    from csknet_studio.core.data import open_sequence
-
+def test_coco_names_the_image_files_and_copies_them_on_request(tmp_path, make_sequence, folder_sequence):
+    root = folder_sequence(tmp_path / "seq", n=3)
+    seq = make_sequence(None, n=3)  # the frames written there
     folder = open_sequence(root)
     s = AnnotationSession(folder, tmp_path / "p.csknet")
     s.fill_polygon(1, [(0, 0), (20, 0), (20, 10)], 2)
@@ -238,16 +231,9 @@ def test_napari_reader_gives_eo_ir_and_coloured_labels(session, tmp_path):
     assert lab_kw["features"]["class"][2] == "person" and lab_kw["metadata"]["frame_origin"][3] == "unlabelled"
 
 
-def test_napari_reader_falls_back_on_the_source_sequence(tmp_path, make_sequence):
-    root = tmp_path / "seq"
-    seq = make_sequence(None, n=3)
-    for sub in ("eo", "ir"):
-        (root / sub).mkdir(parents=True)
-    for i in range(3):
-        cv2.imwrite(str(root / "eo" / f"{seq.names[i]}.png"), seq[i].eo[..., ::-1])
-        cv2.imwrite(str(root / "ir" / f"{seq.names[i]}.png"), seq[i].ir)
-    from csknet_studio.core.data import open_sequence
-
+def test_napari_reader_falls_back_on_the_source_sequence(tmp_path, make_sequence, folder_sequence):
+    root = folder_sequence(tmp_path / "seq", n=3)
+    seq = make_sequence(None, n=3)  # the frames written there
     folder = open_sequence(root)
     out = export_hdf5(AnnotationSession(folder), tmp_path / "x" / "l.h5")  # images not copied
     folder.close()
@@ -279,10 +265,7 @@ def test_napari_opens_the_file_through_the_plugin(session, tmp_path):
 
 
 def test_cli_exports_each_format(tmp_path, capsys, folder_sequence):
-
     root = folder_sequence(tmp_path / "seq", n=3)
-    from csknet_studio.core.data import open_sequence
-
     seq = open_sequence(root)
     s = AnnotationSession(seq)
     s.fill_polygon(1, [(0, 0), (30, 0), (30, 20)], 2)

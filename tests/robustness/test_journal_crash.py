@@ -4,14 +4,12 @@ the journal into the manifest."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from csknet_studio.core.project import JOURNAL
 from csknet_studio.core.session import AnnotationSession
+from tests.core.crash_steps import assert_replay_reaches, autosaving_child, labels_state, load_step
 
-REPO = Path(__file__).resolve().parents[2]
 N_FRAMES, SIZE = 8, (96, 128)
 
 # The k-th step, shared by the child (which autosaves) and the parent (which replays in memory).
@@ -24,26 +22,8 @@ def step(s, k):
     f, x, y = (k * 3) % 8, (k * 37) % 120, (k * 23) % 90
     s.paint_stroke(f, [(x, y), (x + 6, y + 4), (x + 11, y + 2)], 1 + k % 8, 1 + k % 3)
 '''
-ns: dict = {}
-exec(STEP_SRC, ns)
-step = ns["step"]
-
-CHILD = f'''
-import sys
-from pathlib import Path
-sys.path.insert(0, {str(REPO)!r})
-from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
-{STEP_SRC}
-s = AnnotationSession(make_sequence(Path(sys.argv[1]), n={N_FRAMES}, size={SIZE}))
-for k in range(100000):
-    step(s, k)
-    print(k, flush=True)  # printed only after the step's autosave returned
-'''
-
-
-def _state(s: AnnotationSession) -> list:
-    return [(s.origin(i), s.labels(i).tobytes()) for i in range(N_FRAMES)]
+step = load_step(STEP_SRC)
+CHILD = autosaving_child(STEP_SRC, N_FRAMES, SIZE)
 
 
 @pytest.mark.parametrize("kill_after", [9, 26, 61])
@@ -55,24 +35,16 @@ def test_sigkill_during_journalled_autosave_loses_no_acknowledged_edit(tmp_path,
     project = tmp_path / "seq.csknet"
     assert (project / JOURNAL).stat().st_size > 0  # the child never compacted: replay is exercised
     restored = AnnotationSession(make_sequence(seq_dir, n=N_FRAMES, size=SIZE))
-    got = _state(restored)
+    got = labels_state(restored)
     # the only reports a kill may cause: a mask deleted by an undo whose journal line was not written
     assert all("missing" in p.reason or p.action.startswith("adopted") or p.action == "taken over"
                for p in restored.problems), restored.problems
     assert (project / JOURNAL).stat().st_size == 0  # folded into the manifest on open
     assert not list(project.rglob("*.tmp"))
-    replay = AnnotationSession(make_sequence(None, n=N_FRAMES, size=SIZE), autosave=False)
-    for k in range(last + 1):  # every step the child reported as done (and saved)
-        step(replay, k)
-    for k in range(last + 1, last + 50):  # the child may have saved one more before it died
-        if got == _state(replay):
-            break
-        step(replay, k)
-    else:
-        raise AssertionError(f"restored project matches no state at or after step {last}")
+    assert_replay_reaches(got, step, last, N_FRAMES, SIZE, more=50)
     restored.close()
     again = AnnotationSession(make_sequence(seq_dir, n=N_FRAMES, size=SIZE), read_only=True)
-    assert _state(again) == got and not again.problems
+    assert labels_state(again) == got and not again.problems
 
 
 # Compaction every 3 journal lines, so the kill often lands inside one (mask files being written or
@@ -83,25 +55,10 @@ STEP_COMPACT_SRC = STEP_SRC.replace("def step(s, k):", """def step(s, k):
         f = (k * 5) % 7
         s.apply_propagation({f: np.full(SIZE, 1 + k % 5, np.uint8), f + 1: np.full(SIZE, 2, np.uint8)})
         return""")
-ns2: dict = {"SIZE": SIZE}
-exec(STEP_COMPACT_SRC, ns2)
-step_compact = ns2["step"]
-
-CHILD_COMPACT = f'''
-import sys
-from pathlib import Path
-sys.path.insert(0, {str(REPO)!r})
-from csknet_studio.core import session_store
-from csknet_studio.core.session import AnnotationSession
-from tests.core.seqdata import make_sequence
+step_compact = load_step(STEP_COMPACT_SRC, SIZE=SIZE)
+CHILD_COMPACT = autosaving_child(STEP_COMPACT_SRC, N_FRAMES, SIZE, setup=f"""from csknet_studio.core import session_store
 SIZE = {SIZE}
-session_store.COMPACT_LINES = 3
-{STEP_COMPACT_SRC}
-s = AnnotationSession(make_sequence(Path(sys.argv[1]), n={N_FRAMES}, size=SIZE))
-for k in range(100000):
-    step(s, k)
-    print(k, flush=True)  # printed only after the step's autosave returned
-'''
+session_store.COMPACT_LINES = 3""")
 
 
 @pytest.mark.parametrize("kill_after", [12, 45])
@@ -111,19 +68,11 @@ def test_sigkill_during_background_compaction_loses_no_acknowledged_edit(tmp_pat
     last = run_and_kill(CHILD_COMPACT, seq_dir, kill_after, 0.003 * (kill_after % 4))
     project = tmp_path / "seq.csknet"
     restored = AnnotationSession(make_sequence(seq_dir, n=N_FRAMES, size=SIZE))
-    got = _state(restored)
+    got = labels_state(restored)
     assert all("missing" in p.reason or p.action.startswith(("adopted", "removed")) or p.action == "taken over"
                for p in restored.problems), restored.problems
     assert not list(project.rglob("*.tmp"))
-    replay = AnnotationSession(make_sequence(None, n=N_FRAMES, size=SIZE), autosave=False)
-    for k in range(last + 1):
-        step_compact(replay, k)
-    for k in range(last + 1, last + 50):
-        if got == _state(replay):
-            break
-        step_compact(replay, k)
-    else:
-        raise AssertionError(f"restored project matches no state at or after step {last}")
+    assert_replay_reaches(got, step_compact, last, N_FRAMES, SIZE, more=50)
     restored.close()
     again = AnnotationSession(make_sequence(seq_dir, n=N_FRAMES, size=SIZE), read_only=True)
-    assert _state(again) == got and not again.problems
+    assert labels_state(again) == got and not again.problems
