@@ -387,7 +387,8 @@ def _take_child() -> _Child:
 
 
 @atexit.register
-def _close_spare() -> None:
+def stop_spare() -> None:
+    """Stop the writer `prestart` started if no export took it (its owner closes, the app exits)."""
     global _spare
     with _spare_lock:
         child, _spare = _spare, None

@@ -202,6 +202,9 @@ class ImageViewBox(pg.ViewBox):
 
 def _make_view(title: str, on_reset=None) -> tuple[pg.GraphicsView, ImageViewBox, QtWidgets.QLabel]:
     gv = pg.GraphicsView()
+    # The view paints every pixel (an opaque background, then the images): without this Qt repainted
+    # the splitter, the view strip and the window behind each view on every frame change.
+    gv.viewport().setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)
     vb = ImageViewBox(on_reset)
     gv.setCentralItem(vb)
     label = QtWidgets.QLabel(title, gv)  # a child widget: costs nothing when the view repaints

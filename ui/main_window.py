@@ -321,7 +321,7 @@ class MainWindow(QtWidgets.QMainWindow):
         step, self._shown_index = (index - self._shown_index if self._shown_index >= 0 else 1), index
         self.views.show_sequence_frame(st.sequence, index, frame, step)
         self.timeline.set_current(index, frame.name)
-        self.frame_list.set_current(index)
+        self.frame_list.follow(index)
         self.status.set_frame(index, len(st), frame.name, st.mode.label)
         if frame.bad:
             self.frame_states.refresh(index)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui
 from PySide6.QtCore import Qt
 
+from csknet_studio.core.export_process import stop_spare as stop_spare_writer
 from csknet_studio.core.uncertainty import UncertaintyTracker
 from csknet_studio.ui.compare_view import CompareView
 from csknet_studio.ui.feature_worker import FeatureWorker
@@ -287,6 +288,7 @@ class PanelHub(QtCore.QObject):
             self.propagate_dialog.worker.shutdown()
         if self.export_dialog is not None:
             self.export_dialog.worker.shutdown()  # a running export is cancelled; its file is not written
+            stop_spare_writer()  # the writer the dialog started ahead, if no export took it
         if self.finetune is not None:
             self.finetune.shutdown()
 

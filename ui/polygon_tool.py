@@ -47,6 +47,7 @@ class PolygonEditor:
         for z, item in ((60, self._line), (61, self._handles)):
             item.setZValue(z)
             item.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+            item.setVisible(False)
             view.addItem(item, ignoreBounds=True)
 
     # ------------------------------------------------------------------ vertices
@@ -121,6 +122,8 @@ class PolygonEditor:
 
     def draw(self) -> None:
         pts = self.points
+        for item in (self._line, self._handles):  # an empty scatter still cost 1 ms a repaint
+            item.setVisible(bool(pts))
         xs = [p[0] + 0.5 for p in pts]
         ys = [p[1] + 0.5 for p in pts]
         closed = len(pts) > 2

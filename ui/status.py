@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from PySide6 import QtWidgets
 
+from csknet_studio.core.modes import Mode
 from csknet_studio.ui.display_maps import format_celsius
+
+
+def hold_size(label: QtWidgets.QLabel, *texts: str) -> None:
+    """Fix `label`'s size to fit the widest of `texts`. Qt lays the window out again whenever a label's text
+    changes, unless the label's size is fixed: on every frame change that relayout and the repaint
+    it caused cost the GUI thread 1.5 ms."""
+    m = label.contentsMargins()
+    widest = max(label.fontMetrics().horizontalAdvance(t) for t in texts)
+    label.setFixedSize(widest + m.left() + m.right() + 2 * label.margin() + 6,
+                       label.sizeHint().height())
 
 
 class StatusBar(QtWidgets.QStatusBar):
@@ -23,7 +34,10 @@ class StatusBar(QtWidgets.QStatusBar):
         self.device_label = QtWidgets.QLabel("device: -")
         self.busy_label = QtWidgets.QLabel("")
         self.cursor_label.setMinimumWidth(330)
-        self.ms_label.setMinimumWidth(70)
+        hold_size(self.ms_label, "99999 ms")
+        hold_size(self.busy_label, "computing…")
+        self._frames_held = -1
+        self._hold_frame_label(0)
         tips = {
             self.cursor_label: "Pixel under the cursor: class, EO RGB, IR value and, for radiometric IR, °C",
             self.frame_label: "Frame shown and the mode it was segmented with",
@@ -41,10 +55,16 @@ class StatusBar(QtWidgets.QStatusBar):
     def set_ms(self, ms: float | None) -> None:
         self.ms_label.setText("-- ms" if ms is None else f"{ms:.0f} ms")
 
+    def _hold_frame_label(self, count: int) -> None:
+        if count != self._frames_held:
+            self._frames_held = count
+            hold_size(self.frame_label, "no sequence", *(f"frame {count}/{count} [{m.label}]" for m in Mode))
+
     def set_frame(self, index: int, count: int, name: str = "", mode: str = "") -> None:
         if index < 0:
             self.frame_label.setText("no sequence")
             return
+        self._hold_frame_label(count)
         self.frame_label.setText(f"frame {index + 1}/{count}" + (f" [{mode}]" if mode else ""))
         self.frame_label.setToolTip(name)
 

@@ -61,6 +61,7 @@ class ToolController(QObject):
         win.views.overlay_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._snap_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 255, 220), width=2))
         self._snap_item.setZValue(60)
+        self._snap_item.setVisible(False)  # shown while a snapping stroke is drawn
         win.views.overlay_view.addItem(self._snap_item, ignoreBounds=True)
         self._box_item = QtWidgets.QGraphicsRectItem()
         self._box_item.setPen(pg.mkPen((255, 255, 0), width=2, style=Qt.PenStyle.DashLine))
@@ -194,11 +195,13 @@ class ToolController(QObject):
         if not self._snap_points:
             return
         self._snap_points.append(pt)
+        self._snap_item.setVisible(True)
         self._snap_item.setData([p[0] + 0.5 for p in self._snap_points], [p[1] + 0.5 for p in self._snap_points])
         self.hover(round(pt[0]), round(pt[1]))
         if ev.isFinish():
             points, self._snap_points = self._snap_points, []
             self._snap_item.setData([], [])
+            self._snap_item.setVisible(False)
             self._apply_snap(self.state.index, points, self.radius, self.class_id)
 
     def _drag_box(self, ev, pt) -> None:
@@ -349,6 +352,7 @@ class ToolController(QObject):
         if self._snap_points:
             self._snap_points = []
             self._snap_item.setData([], [])
+            self._snap_item.setVisible(False)
         self._box_start = None
         if self._box_item.isVisible():
             self._box_item.setVisible(False)

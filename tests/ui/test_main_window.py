@@ -60,7 +60,8 @@ def test_frame_navigation_and_timeline(main_window, qtbot):
     assert b.args == [1] and win.timeline.slider.value() == 1
     with qtbot.waitSignal(win.prediction_ready, timeout=30000):
         win.actions_by_name["last"].trigger()
-    assert win.current_index == 7 and win.frame_list.currentRow() == 7
+    assert win.current_index == 7
+    qtbot.waitUntil(lambda: win.frame_list.currentRow() == 7, timeout=1000)  # the list follows within 250 ms
     win.actions_by_name["first"].trigger()
     assert win.current_index == 0
 
@@ -298,3 +299,44 @@ def test_the_mode_actions_follow_the_mode_however_it_is_set(main_window):
     assert win.actions_by_name["mode_ir"].isChecked() and win.mode is Mode.IR
     win.actions_by_name["mode_eo"].trigger()  # from the action (key 3)
     assert win.mode is Mode.EO and not win.actions_by_name["mode_ir"].isChecked()
+
+
+def test_a_frame_change_repaints_the_views_not_the_window_around_them(main_window, qtbot):
+    """Scrubbing stays smooth when a frame change repaints only what changed: the read-outs keep
+    their size (no relayout of the window), the views paint over their own area (nothing behind
+    them is painted again), and the Frames list catches up at most every FOLLOW_MS."""
+    win = main_window
+    seen: list[tuple[str, int]] = []
+
+    class Watch(QtCore.QObject):
+        def eventFilter(self, obj, ev):  # noqa: N802 (Qt name)
+            if ev.type() in (QtCore.QEvent.Type.LayoutRequest, QtCore.QEvent.Type.Paint):
+                seen.append((type(obj).__name__, int(ev.type())))
+            return False
+
+    watch = Watch()
+    watched = [win, win.statusBar(), win.views, win.views.splitter]
+    for w in watched:
+        w.installEventFilter(watch)
+    win.set_frame(1)
+    qtbot.wait(50)
+    seen.clear()
+    for i in (2, 3, 4):
+        win.set_frame(i)
+        QtWidgets.QApplication.processEvents()
+    qtbot.wait(20)
+    for w in watched:
+        w.removeEventFilter(watch)
+    layout = int(QtCore.QEvent.Type.LayoutRequest)
+    assert not [s for s in seen if s[1] == layout], seen
+    assert not [s for s in seen if s[0] in ("ImageViews", "QSplitter")], seen
+    qtbot.waitUntil(lambda: win.frame_list.currentRow() == 4, timeout=1000)
+
+
+def test_the_frames_list_follows_a_fast_scrub_at_its_own_pace(main_window, qtbot):
+    fl = main_window.frame_list
+    qtbot.wait(fl.FOLLOW_MS + 50)
+    for i in (5, 6, 7):  # no events run in between: the first moves the list, the newest wins later
+        fl.follow(i)
+    assert fl.currentRow() == 5
+    qtbot.waitUntil(lambda: fl.currentRow() == 7, timeout=1000)
