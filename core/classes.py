@@ -11,6 +11,11 @@ from csknet_studio.core.errors import ConfigError, SchemeMismatchError
 IGNORE_INDEX = 255
 
 
+# What datasets call their background class. MFNet's "unlabeled" reads like the unlabelled pixels
+# (255, nobody labelled them), so people are shown "background" instead (`ClassScheme.shown_name`).
+BACKGROUND_NAMES = frozenset({"unlabeled", "unlabelled", "background", "void"})
+
+
 @dataclass(frozen=True)
 class ClassScheme:
     """Names and RGB colours of a label set. Label masks hold ids; 255 means unlabelled."""
@@ -33,6 +38,16 @@ class ClassScheme:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def shown_name(self, i: int) -> str:
+        """The name a person reads for id `i` (legend, read-out, shortcuts): class 0 under a
+        background name is "background", 255 "unlabelled". Exports and scores keep `class_names`."""
+        if i == self.ignore_index:
+            return "unlabelled"
+        if not 0 <= i < self.num_classes:
+            return f"class {i}"
+        name = self.class_names[i]
+        return "background" if i == 0 and name.lower() in BACKGROUND_NAMES else name
 
     def palette_array(self) -> np.ndarray:
         """(N, 3) uint8."""

@@ -269,7 +269,7 @@ class StudioState:
         if m is None or not (0 <= y < m.shape[0] and 0 <= x < m.shape[1]):
             return None
         c = int(m[y, x])
-        return self.scheme.class_names[c] if c < self.scheme.num_classes else "unlabelled"
+        return self.scheme.shown_name(c) if c < self.scheme.num_classes else "unlabelled"
 
     # ------------------------------------------------------------------ tools and classes
     def set_tool(self, tool: str) -> bool:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Signal
 
-from csknet_studio.core.classes import IGNORE_INDEX, ClassScheme
+from csknet_studio.core.classes import BACKGROUND_NAMES, IGNORE_INDEX, ClassScheme
 
 # Drawn for unlabelled pixels when their row is ticked: light grey reads over EO and IR alike.
 UNLABELLED_RGB = (220, 220, 220)
-_BACKGROUND_NAMES = frozenset({"unlabeled", "unlabelled", "background", "void"})
 
 
 # The key that picks "unlabelled" (255, ignored by training and scoring) as the paint class.
@@ -32,15 +31,9 @@ def class_key(cls: int) -> str:
 def default_hidden(scheme: ClassScheme) -> frozenset[int]:
     """Ids drawn transparent until the user ticks them: background and unlabelled."""
     hidden = {IGNORE_INDEX}
-    if scheme.class_names and scheme.class_names[0].lower() in _BACKGROUND_NAMES:
+    if scheme.class_names and scheme.class_names[0].lower() in BACKGROUND_NAMES:
         hidden.add(0)
     return frozenset(hidden)
-
-
-def _shown_name(cls: int, name: str) -> str:
-    """MFNet calls its background class 'unlabeled': beside the real "unlabelled" row (pixels nobody
-    labelled) the legend names it what it is. The scheme, exports and scores keep the dataset's name."""
-    return "background" if cls == 0 and name.lower() in _BACKGROUND_NAMES else name
 
 
 class ClassLegend(QtWidgets.QWidget):
@@ -79,7 +72,7 @@ class ClassLegend(QtWidgets.QWidget):
         for i, name, rgb in rows:
             pix = QtGui.QPixmap(16, 16)
             pix.fill(QtGui.QColor(*rgb))
-            text = f"{i}  {_shown_name(i, name)}" if i != IGNORE_INDEX else "    unlabelled"
+            text = f"{i}  {scheme.shown_name(i)}" if i != IGNORE_INDEX else "    unlabelled"
             item = QtWidgets.QListWidgetItem(QtGui.QIcon(pix), text)
             item.setData(QtCore.Qt.ItemDataRole.UserRole, i)
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
@@ -90,7 +83,7 @@ class ClassLegend(QtWidgets.QWidget):
                                 "tick to show them")
             else:
                 tip = f"class {i} '{name}' {class_key(i)}".strip()
-                if _shown_name(i, name) != name:
+                if scheme.shown_name(i) != name:
                     tip += ": the scheme's background class, a class like any other (not the unlabelled pixels)"
                 item.setToolTip(tip)
             self.list.addItem(item)

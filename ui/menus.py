@@ -306,7 +306,7 @@ def name_class_actions(win, scheme) -> None:
         if act is None:
             continue
         known = i < scheme.num_classes
-        name = scheme.class_names[i] if known else f"class {i}"
+        name = scheme.shown_name(i)
         act.setText(f"Pick {i} {name}")
         act.setToolTip(f"Paint with class {i} '{name}' ({class_key(i)})")
         act.setEnabled(known)

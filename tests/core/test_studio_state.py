@@ -118,6 +118,17 @@ def test_edits_repaint_only_the_touched_box(state: StudioState):
     assert state.stroke_class == IGNORE_INDEX
 
 
+def test_the_read_out_names_classes_as_the_legend_does(state: StudioState):
+    """MFNet's class 0 is "unlabeled" in the dataset: a person reads "background", which the
+    unlabelled pixels (255) are not."""
+    assert state.scheme.class_names[0] == "unlabeled"
+    state.go_to(0, _prediction(0))
+    state.session.paint_stroke(state.index, [(2, 2)], 0, 1)
+    state.session.paint_stroke(state.index, [(12, 9)], IGNORE_INDEX, 1)
+    assert state.class_at(2, 2) == "background" and state.class_at(12, 9) == "unlabelled"
+    assert state.scheme.shown_name(2) == state.scheme.class_names[2]
+
+
 def test_mode_switch_drops_the_prediction_and_takes_a_cached_one(state: StudioState):
     state.go_to(0, _prediction(1))
     rec = Recorder(state)
