@@ -7,6 +7,10 @@ HDF5 layout (axes `tyx`, one chunk per frame, gzip or lzf):
     /frame_origin    (T,) utf-8 strings: where each frame's labels come from (FRAME_ORIGINS)
     /frame_names     (T,) utf-8 strings
     /timestamps_ns   (T,) int64 EO stamps, and /ir_timestamps_ns the IR ones (recordings only)
+    /frame_shape     (T, 2) int32 (height, width) of each frame, only when the frames differ in size
+                     (stills from several cameras): every (T, H, W...) dataset is then as large as the
+                     largest frame, each frame at its top left, padded with 255 (labels), 0 (images,
+                     probabilities) or NaN (°C); our readers crop it back
     /probabilities   (T, C, H, W) float16            (optional)
     /eo (T, H, W, 3), /ir (T, H, W)                  (optional copies of the imagery)
     /ir_celsius      (T, H, W) float32 °C, attrs units "degC" and the conversion (radiometric IR, with the copies)
@@ -87,6 +91,14 @@ class LabelExport:
     ir: np.ndarray | None = None
     frame_origin: list[str] | None = None
     ir_celsius: np.ndarray | None = None
+    frame_shapes: np.ndarray | None = None  # (T, 2) when frames differ in size; the arrays are padded
+
+    def frame_labels(self, i: int) -> np.ndarray:
+        """Frame i's labels at the frame's own size (the padding cropped off)."""
+        if self.frame_shapes is None:
+            return self.labels[i]
+        h, w = (int(v) for v in self.frame_shapes[i])
+        return self.labels[i, :h, :w]
 
     @property
     def scheme(self) -> ClassScheme:
@@ -198,9 +210,21 @@ def export_hdf5(
         def on_cancel() -> None:
             _check_cancel(lambda: True, path)
 
+        def content(i: int) -> tuple[str, np.ndarray | None]:
+            return frame_content(session, i, include_predictions, include_propagated, predict)
+
         writer = WriterProcess(tmp, spec, progress, cancel, on_cancel)
-        meta = _send_frames(writer, session, path, (h, w), include_probabilities, copy_images, cancel,
-                            lambda i: frame_content(session, i, include_predictions, include_propagated, predict))
+        try:
+            meta = _send_frames(writer, session, path, (h, w), include_probabilities, copy_images, cancel, content)
+        except _MixedSizes:  # frames differ in size (stills from several cameras): pad them all
+            writer.close()
+            shapes = [tuple(session.frame_shape(i)) for i in range(n)]
+            h, w = max(s[0] for s in shapes), max(s[1] for s in shapes)
+            spec = {**spec, "h": h, "w": w,
+                    "frame_arrays": {**spec["frame_arrays"], "frame_shape": np.asarray(shapes, np.int32)}}
+            writer = WriterProcess(tmp, spec, progress, cancel, on_cancel)
+            meta = _send_frames(writer, session, path, (h, w), include_probabilities, copy_images, cancel, content,
+                                shapes)
         _check_cancel(cancel, path)
         writer.finish(*meta, _attrs(session, path, checkpoint_hash, Mode(mode)), list(FRAME_ORIGINS))
         _check_cancel(cancel, path)
@@ -290,10 +314,33 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+class _MixedSizes(Exception):
+    """A frame of another size than frame 1: the export starts again with every frame padded."""
+
+
+def _pad(a: np.ndarray, h: int, w: int, fill: float, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """`a` grown to h x w along `axes` (rows, columns), new pixels `fill`; `a` itself if it fits."""
+    y, x = axes
+    if (a.shape[y], a.shape[x]) == (h, w):
+        return a
+    shape = list(a.shape)
+    shape[y], shape[x] = h, w
+    out = np.full(shape, fill, a.dtype)
+    index = [slice(None)] * a.ndim
+    index[y], index[x] = slice(0, a.shape[y]), slice(0, a.shape[x])
+    out[tuple(index)] = a
+    return out
+
+
 def _send_frames(writer: WriterProcess, session: LabelSource, path: Path, shape: tuple[int, int],
                  probs: ProbabilitySource, copy_images: bool, cancel: Callable[[], bool] | None,
-                 content: Callable[[int], tuple[str, np.ndarray | None]]) -> tuple[np.ndarray, list[str], list[str]]:
-    """Compute every frame's content here and hand it to the writer; (corrected, origins, names)."""
+                 content: Callable[[int], tuple[str, np.ndarray | None]],
+                 shapes: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+    """Compute every frame's content here and hand it to the writer; (corrected, origins, names).
+
+    shapes: each frame's (H, W) when they differ; every array is then padded to `shape` (labels with
+    the ignore id, images and probabilities with 0, °C with NaN). Without it a frame of another
+    size raises _MixedSizes."""
     n = len(session)
     h, w = shape
     scheme: ClassScheme = session.scheme
@@ -305,23 +352,30 @@ def _send_frames(writer: WriterProcess, session: LabelSource, path: Path, shape:
         keys = tuple(k for k in ("eo", "ir") if getattr(fp0, k) is not None)
     celsius = "ir" in keys and getattr(session.sequence, "radiometry", None) is not None
     sample: dict[str, np.ndarray] = {}
-    prob_shape: tuple[int, ...] | None = None
+    n_classes: int | None = None
     for i in range(n):
         _check_cancel(cancel, path)
+        fh, fw = shapes[i] if shapes is not None else (h, w)
         p = None
         if probs is not None:
             p = np.asarray(probs(i) if callable(probs) else probs[i], dtype=np.float16)
-            if p.ndim != 3 or p.shape[1:] != (h, w) or (prob_shape is not None and p.shape != prob_shape):
-                raise ExportError(f"probabilities of frame {i} have shape {p.shape}, expected (C, {h}, {w})")
-            prob_shape = p.shape
+            if p.ndim != 3 or p.shape[1:] != (fh, fw) or (n_classes is not None and p.shape[0] != n_classes):
+                if shapes is None and p.ndim == 3 and (n_classes is None or p.shape[0] == n_classes):
+                    raise _MixedSizes
+                raise ExportError(f"probabilities of frame {i + 1} have shape {p.shape}, expected (C, {fh}, {fw})")
+            n_classes = p.shape[0]
+            p = _pad(p, h, w, 0, axes=(1, 2))
         origin, lab = content(i)
         origins.append(origin)
         if lab is None:
             lab = np.full(session.frame_shape(i), scheme.ignore_index, np.uint8)
         lab = np.ascontiguousarray(lab, dtype=np.uint8)
-        if lab.shape != (h, w):
-            raise ExportError(f"frame {i} ({session.names[i]}) is {lab.shape[1]}x{lab.shape[0]} but frame 0 is "
-                              f"{w}x{h}; HDF5 export needs one frame size (export PNG masks instead)")
+        if lab.shape != (fh, fw):
+            if shapes is None:
+                raise _MixedSizes
+            raise ExportError(f"frame {i + 1} ({session.names[i]}) has {lab.shape[1]}x{lab.shape[0]} labels but "
+                              f"is {fw}x{fh}")
+        lab = _pad(lab, h, w, scheme.ignore_index)
         corrected[i] = session.origin(i) is Origin.CORRECTED
         images: dict[str, np.ndarray] = {}
         if keys:
@@ -329,14 +383,15 @@ def _send_frames(writer: WriterProcess, session: LabelSource, path: Path, shape:
             for key in keys:
                 img = getattr(fp, key)
                 want = sample.get(key)
-                if img is None or img.shape[:2] != (h, w) or (want is not None and
-                                                              (img.shape, img.dtype) != (want.shape, want.dtype)):
-                    raise ExportError(f"{key} image of frame {i} ({session.names[i]}) does not match frame 0")
-                images[key] = np.ascontiguousarray(img)
+                if img is None or img.shape[:2] != (fh, fw) or (want is not None and
+                                                                (img.shape[2:], img.dtype) != (want.shape[2:], want.dtype)):
+                    raise ExportError(f"{key} image of frame {i + 1} ({session.names[i]}) does not match frame 1")
+                images[key] = np.ascontiguousarray(_pad(img, h, w, 0))
                 sample.setdefault(key, images[key])
             if celsius:  # float32 °C of the IR copy; NaN where a frame has none (unreadable)
                 c = fp.ir_celsius()
-                images["ir_celsius"] = np.full((h, w), np.nan, np.float32) if c is None else np.ascontiguousarray(c)
+                images["ir_celsius"] = np.full((h, w), np.nan, np.float32) if c is None else \
+                    np.ascontiguousarray(_pad(np.asarray(c, np.float32), h, w, np.nan))
         if i == 0:
             _check_space(path, [lab, *([p] if p is not None else []), *images.values()], n)
         writer.frame(i, lab, p, images)
@@ -399,6 +454,7 @@ def read_labels_hdf5(path: str | os.PathLike) -> LabelExport:
                 app_version=_text(a["app_version"]),
                 created=_text(a["created"]),
                 frame_origin=origin,
+                frame_shapes=f["frame_shape"][()] if "frame_shape" in f else None,
                 **opt,
             )
     except CSKNetError:

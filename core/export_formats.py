@@ -114,7 +114,7 @@ def _checked(lab: np.ndarray, scheme: ClassScheme, i: int, name: str) -> np.ndar
     lab = np.ascontiguousarray(lab, dtype=np.uint8)
     bad = np.setdiff1d(np.unique(lab), [*range(scheme.num_classes), scheme.ignore_index])
     if bad.size:
-        raise ExportError(f"frame {i} ({name}) holds class id(s) {bad.tolist()[:5]}, outside scheme "
+        raise ExportError(f"frame {i + 1} ({name}) holds class id(s) {bad.tolist()[:5]}, outside scheme "
                           f"{scheme.name!r} (ids 0-{scheme.num_classes - 1}, {scheme.ignore_index} = unlabelled)")
     return lab
 
@@ -183,7 +183,7 @@ def _copy_frame(session: LabelSource, i: int, root: Path) -> tuple[str, str | No
             continue
         ok, buf = cv2.imencode(".png", img[..., ::-1] if img.ndim == 3 else img)
         if not ok:
-            raise ExportError(f"could not encode the {key} image of frame {i} ({session.names[i]}) as PNG")
+            raise ExportError(f"could not encode the {key} image of frame {i + 1} ({session.names[i]}) as PNG")
         rel = f"images/{key}/{stem}.png"
         atomic_write_bytes(root / rel, buf.tobytes())
         names[key] = rel
@@ -376,7 +376,7 @@ def export_cvat(
             if not void and (lab == ignore).any():
                 if VOC_VOID in {tuple(c) for c in scheme.palette}:
                     raise ExportError(f"a class of scheme {scheme.name!r} has VOC's void colour {VOC_VOID}, "
-                                      f"which marks the unlabelled pixels of frame {i} ({session.names[i]})")
+                                      f"which marks the unlabelled pixels of frame {i + 1} ({session.names[i]})")
                 void = True
             stem = file_stem(session.names[i])
             size, lost = _write_cvat_frame(out, stem, lab, lut, ignore, with_objects, inst_palette)

@@ -208,6 +208,8 @@ class LabelStack:
             where = f"dataset '{lab.name}'"
             _frame_count(lab, self.path)
             self._lab = lab
+            where = "dataset 'frame_shape'"
+            self._shapes = _frame_shapes(self._f, int(lab.shape[0]), self.path)
             where = "the frame names"
             self.names: list[str] | None = _frame_names(self._f, int(lab.shape[0]))
             where = "the class scheme"
@@ -224,7 +226,7 @@ class LabelStack:
     def read(self, i: int) -> np.ndarray:
         try:
             with self._lock:
-                a = np.asarray(self._lab[i])
+                a = _cropped(self._lab, i, self._shapes)
         except H5_ERRORS as exc:
             raise _unreadable(self.path, f"dataset '{self._lab.name}' frame {i}", exc) from None
         return to_label(a, self.scheme, f"{self.path}:labels[{i}]")
@@ -232,6 +234,27 @@ class LabelStack:
     def close(self) -> None:
         with self._lock, contextlib.suppress(*H5_ERRORS):
             self._f.close()
+
+
+def _frame_shapes(f: h5py.File, n: int, path: Path) -> np.ndarray | None:
+    """The (T, 2) `frame_shape` of a file whose frames differ in size (their datasets are padded to
+    the largest), or None."""
+    ds = f.get("frame_shape")
+    if ds is None:
+        return None
+    shapes = np.asarray(ds[()], np.int64)
+    if shapes.shape != (n, 2) or (shapes < 1).any():
+        raise UnknownLayoutError(f"{path}: dataset 'frame_shape' has shape {shapes.shape}; expected ({n}, 2) "
+                                 "positive (height, width) pairs")
+    return shapes
+
+
+def _cropped(ds: h5py.Dataset, i: int, shapes: np.ndarray | None) -> np.ndarray:
+    """Frame i of a (T, H, W...) dataset, cropped to the frame's own size when `shapes` says it."""
+    if shapes is None:
+        return np.asarray(ds[i])
+    h, w = (int(v) for v in shapes[i])
+    return np.asarray(ds[i, :h, :w])
 
 
 def _open(path: Path) -> h5py.File:
@@ -302,6 +325,8 @@ class HDF5Sequence(BaseSequence):
             n = next(iter(counts.values()))
             if n == 0:
                 raise EmptySequenceError(f"{path}: datasets {', '.join(counts)} hold no frames")
+            where = "dataset 'frame_shape'"
+            self._shapes = _frame_shapes(f, n, path)
             where = "the frame names"
             self._names = _frame_names(f, n) or [f"{i:06d}" for i in range(n)]
             where = "the class scheme"
@@ -312,14 +337,21 @@ class HDF5Sequence(BaseSequence):
     def _has_native_labels(self) -> bool:
         return self._lab is not None
 
+    def _crop(self, a: np.ndarray, i: int) -> np.ndarray:
+        """Frame i at its own size, in a file whose frames are padded to the largest."""
+        if self._shapes is None:
+            return a
+        h, w = (int(v) for v in self._shapes[i])
+        return a[:h, :w]
+
     def _read_raw(self, i: int) -> RawFrame:
         try:
             with self._h5lock:
                 if not self._f:
                     raise CorruptImageError(f"{self.source}: file closed")
-                eo = None if self._eo is None else _frame(self._eo, self._eo_kind, i)
-                ir = None if self._ir is None else _frame(self._ir, self._ir_kind, i)
-                lab = None if self._lab is None else np.asarray(self._lab[i])
+                eo = None if self._eo is None else self._crop(_frame(self._eo, self._eo_kind, i), i)
+                ir = None if self._ir is None else self._crop(_frame(self._ir, self._ir_kind, i), i)
+                lab = None if self._lab is None else _cropped(self._lab, i, self._shapes)
         except H5_ERRORS as exc:
             raise _unreadable(Path(self.source), f"frame {i}", exc) from None
         try:

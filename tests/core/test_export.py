@@ -196,16 +196,43 @@ def test_failure_raises_export_error_and_keeps_the_earlier_file(session, tmp_pat
     assert _dir_state(out.parent) == before
 
 
-def test_frames_of_different_sizes_need_png_export(tmp_path):
+@pytest.mark.parametrize("compression", ["gzip", "lzf"])
+def test_frames_of_different_sizes_are_padded_and_read_back_at_their_own_size(tmp_path, compression):
+    """Stills from several cameras (RoadScene, TNO) differ in size: the file is as large as the
+    largest frame, pads the others (labels 255, images 0, probabilities 0) and records each size in
+    `frame_shape`, so our readers crop them back."""
     from csknet_studio.core.data import ArraySequence
 
-    eo = [np.zeros((8, 8, 3), np.uint8), np.zeros((6, 8, 3), np.uint8)]
-    s = AnnotationSession(ArraySequence(eo, None, names=["a", "b"]))
-    with pytest.raises(ExportError, match=r"frame 1 \(b\)"):
-        export_hdf5(s, tmp_path / "z.h5")
-    assert not (tmp_path / "z.h5").exists() and not list(tmp_path.iterdir())
-    export_png(s, tmp_path / "png")
-    assert decode_png_indices((tmp_path / "png" / "b.png").read_bytes())[0].shape == (6, 8)
+    rng = np.random.default_rng(3)
+    sizes = [(8, 10), (12, 7), (9, 9)]
+    eo = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+    ir = [rng.integers(0, 255, (h, w), dtype=np.uint8) for h, w in sizes]
+    s = AnnotationSession(ArraySequence(eo, ir, names=["a", "b", "c"], scheme=MFNET), autosave=False)
+    masks = [rng.integers(0, 9, (h, w), dtype=np.uint8) for h, w in sizes]
+    for i, m in enumerate(masks):
+        s.set_prediction(i, m)
+    s.accept_prediction(1)
+    probs = [rng.random((MFNET.num_classes, h, w)).astype(np.float16) for h, w in sizes]
+    out = export_hdf5(s, tmp_path / "mixed.h5", compression=compression, copy_images=True,
+                      include_probabilities=lambda i: probs[i])
+    with h5py.File(out, "r") as f:
+        assert f["labels"].shape == (3, 12, 10) and f["frame_shape"][()].tolist() == [list(v) for v in sizes]
+        assert (f["labels"][0, 8:] == 255).all() and (f["labels"][1, :, 7:] == 255).all()
+        assert f["eo"].shape == (3, 12, 10, 3) and (f["eo"][2, 9:] == 0).all()
+        assert f["probabilities"].shape == (3, MFNET.num_classes, 12, 10)
+    back = read_labels_hdf5(out)
+    assert all(np.array_equal(back.frame_labels(i), masks[i]) for i in range(3))
+    assert back.corrected.tolist() == [False, True, False]
+    seq = open_sequence(out)  # the export, opened as a sequence: every frame at its own size
+    try:
+        for i in range(3):
+            fp = seq[i]
+            assert fp.shape == sizes[i] and np.array_equal(fp.eo, eo[i]) and np.array_equal(fp.ir, ir[i])
+            assert np.array_equal(fp.label, masks[i])
+    finally:
+        seq.close()
+    export_png(s, tmp_path / "png")  # PNG masks keep each frame's size too
+    assert decode_png_indices((tmp_path / "png" / "b.png").read_bytes())[0].shape == (12, 7)
 
 
 def test_png_masks_hold_ids_and_show_colours(session, tmp_path):

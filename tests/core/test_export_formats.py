@@ -209,7 +209,7 @@ def test_an_id_outside_the_scheme_is_a_clear_error(tmp_path):
     s = AnnotationSession(ArraySequence(np.zeros((1, 8, 8, 3), np.uint8), None, names=["a"]))
     s.set_prediction(0, np.full((8, 8), 42, np.uint8))
     for export in (export_coco, export_cvat):
-        with pytest.raises(ExportError, match=r"frame 0 \(a\) holds class id\(s\) \[42\]"):
+        with pytest.raises(ExportError, match=r"frame 1 \(a\) holds class id\(s\) \[42\]"):
             export(s, tmp_path / "bad.json")
 
 
