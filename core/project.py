@@ -40,6 +40,7 @@ from csknet_studio.core.atomic import atomic_write_bytes, atomic_write_text, rem
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.errors import ProjectError
 from csknet_studio.core.project_journal import Journal, encode_records, read_journal, record_png
+from csknet_studio.core.user_dirs import in_user_cache, kept_project_path
 
 PROJECT_SUFFIX = ".csknet"
 MANIFEST = "project.json"
@@ -75,8 +76,6 @@ def default_project_path(source: str | os.PathLike) -> Path:
     When the sequence's folder is read-only (and holds no project yet), the project goes to
     `user_projects_dir()/<name>-<hash of the absolute path>.csknet`, so reopening finds it again.
     """
-    from csknet_studio.core.user_dirs import in_user_cache, kept_project_path
-
     source = Path(source)
     beside = source.with_name(source.name + PROJECT_SUFFIX)
     if in_user_cache(source) and not beside.exists():  # a cleaner may empty the cache: keep work elsewhere

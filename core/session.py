@@ -27,6 +27,7 @@ import numpy as np
 
 from csknet_studio.core import assist
 from csknet_studio.core.classes import IGNORE_INDEX, MFNET, ClassScheme
+from csknet_studio.core.data.alignment import Alignment
 from csknet_studio.core.edits import EMPTY_RECT, Origin, Packed, Point, Rect
 from csknet_studio.core.errors import ProjectError
 from csknet_studio.core.events import SessionEvents
@@ -376,8 +377,6 @@ class AnnotationSession:
         self._io.alignment = dict(value) if value is not None else None
         if (value is None and old is None) or not hasattr(self.sequence, "alignment"):
             return
-        from csknet_studio.core.data.alignment import Alignment
-
         try:
             self.sequence.alignment = Alignment.from_dict(value) if value else None
         except (ValueError, TypeError, KeyError) as exc:

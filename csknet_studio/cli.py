@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
 from csknet_studio import __version__
+from csknet_studio.commands._alignment import add_alignment_argument
+from csknet_studio.commands._topics import add_topic_arguments
+from csknet_studio.core.errors import CancelledError, CSKNetError
 
 SUBCOMMANDS: dict[str, str] = {
     "train": "Train CSK-Net from a TOML config (DDP-aware: run under torchrun to scale out).",
@@ -54,12 +58,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=SUBCOMMANDS[name], description=SUBCOMMANDS[name])
         _command_module(name).add_arguments(p)
         if name in TOPIC_COMMANDS:
-            from csknet_studio.commands._topics import add_topic_arguments
-
             add_topic_arguments(p)
         if name in ALIGNMENT_COMMANDS:
-            from csknet_studio.commands._alignment import add_alignment_argument
-
             add_alignment_argument(p)
     else:
         parser.set_defaults(command="gui")
@@ -71,8 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    from csknet_studio.core.errors import CancelledError, CSKNetError
-
     if args.command != "gui":
         _honour_sigint()
     try:
@@ -95,8 +93,6 @@ def _honour_sigint() -> None:
     its handler: `kill -INT` would be swallowed and a long export or training would run on and
     replace its output. A headless job that writes files should stop when asked to.
     """
-    import signal
-
     try:
         if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
             signal.signal(signal.SIGINT, signal.default_int_handler)

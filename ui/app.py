@@ -13,7 +13,11 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from csknet_studio.core.atomic import atomic_path
+from csknet_studio.core.demo import default_demo_dir, ensure_default_demo, is_complete_demo
+from csknet_studio.core.device import resolve_device
 from csknet_studio.core.errors import CSKNetError
+from csknet_studio.ui.main_window import MainWindow
 from csknet_studio.ui.model_loading import DEFAULT_CHECKPOINT, FALLBACK_MODEL, load_model_into
 from csknet_studio.ui.theme import apply_theme
 
@@ -59,8 +63,6 @@ def make_app(theme: str = "dark") -> QtWidgets.QApplication:
 
 def _default_sequence(parent: QtWidgets.QWidget | None = None) -> Path:
     """The bundled demo; generated once per user (a progress dialog shows the first time)."""
-    from csknet_studio.core.demo import default_demo_dir, ensure_default_demo, is_complete_demo
-
     if is_complete_demo(default_demo_dir()):
         return Path(ensure_default_demo())
     dlg = QtWidgets.QProgressDialog("Preparing the demo sequence (first launch only)…", "", 0, 100, parent)
@@ -87,9 +89,6 @@ def run_app(args) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    from csknet_studio.core.device import resolve_device
-    from csknet_studio.ui.main_window import MainWindow
-
     resolve_device(getattr(args, "device", "auto"))  # an unavailable device: one clear CLI error
     app = make_app(getattr(args, "theme", None) or "dark")
     settings = QtCore.QSettings(ORG, APP)
@@ -131,8 +130,6 @@ def run_app(args) -> int:
 
 
 def _save_shot(win, path: Path) -> bool:
-    from csknet_studio.core.atomic import atomic_path
-
     img = win.grab().toImage()
     with atomic_path(path, suffix=".png") as tmp:
         ok = img.save(str(tmp), "PNG")

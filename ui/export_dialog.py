@@ -14,8 +14,10 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core.errors import CSKNetError
+from csknet_studio.core.export import count_origins, read_frame_origins
 from csknet_studio.core.export_process import prestart as prestart_writer
 from csknet_studio.core.modes import Mode
+from csknet_studio.core.user_dirs import in_user_cache, kept_export_dir
 from csknet_studio.ui.export_worker import ExportOptions, ExportWorker
 
 _DEFAULT_NAME = {"hdf5": "{}_labels.h5", "png": "{}_masks", "coco": "{}_coco.json", "cvat": "{}_cvat"}
@@ -25,8 +27,6 @@ _WRITTEN = {"hdf5": "Labels written to", "png": "PNG masks written to the folder
 
 def default_export_path(session, fmt: str) -> Path:
     """`<sequence>_labels.h5`, `_masks/`, `_coco.json` or `_cvat/` beside the sequence (home when in memory)."""
-    from csknet_studio.core.user_dirs import in_user_cache, kept_export_dir
-
     src = getattr(session, "source", None)
     base = Path(src) if src is not None and not str(src).startswith("<") else Path.home() / "labels"
     stem = base.stem if base.suffix else base.name
@@ -228,8 +228,6 @@ class ExportDialog(QtWidgets.QDialog):
             self.progress_dialog.setValue(done)
 
     def _on_exported(self, path: str) -> None:
-        from csknet_studio.core.export import count_origins, read_frame_origins
-
         self._close_progress()
         what = _WRITTEN[self.fmt]
         try:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Signal
 
+from csknet_studio.core import export, export_formats
+from csknet_studio.core.errors import ExportError, ProjectError
 from csknet_studio.core.modes import Mode
 from csknet_studio.ui.job_thread import GuiCall, JobRunner
 from csknet_studio.ui.worker_thread import EXPORT_NICE
@@ -72,8 +74,6 @@ def flush_corrections(session) -> None:
     """Write unsaved corrections to the project before an export starts, so nothing the export does
     can cost them. A failed save (disk full, ...) is announced as an autosave failure would be, and
     the corrections stay in memory; the export still runs (it may target another disk)."""
-    from csknet_studio.core.errors import ProjectError
-
     if getattr(session, "project_path", None) is None or not getattr(session, "dirty", False):
         return
     try:
@@ -92,16 +92,12 @@ class ExportWorker(JobRunner):
         self._call = GuiCall(self)
 
     def start_export(self, session, options: ExportOptions, inference_worker=None) -> None:
-        from csknet_studio.core import export, export_formats
-
         flush_corrections(session)
         view = _SessionView(session, self._call)
         path = Path(options.path)
 
         has_model = inference_worker is not None and inference_worker.model is not None
         if options.include_probabilities and options.fmt == "hdf5" and not has_model:
-            from csknet_studio.core.errors import ExportError
-
             raise ExportError("probabilities need a model; open a checkpoint or export without them")
         model = self._model_source(view, options.mode, inference_worker) if has_model else None
         include = {"include_predictions": options.include_predictions,
@@ -132,7 +128,7 @@ class ExportWorker(JobRunner):
     def _model_source(self, view: _SessionView, mode: Mode, worker):
         """frame -> Prediction: the worker's cached one at the current weights, else a forward pass;
         the last frame's is kept, so its probabilities and labels cost one pass."""
-        from csknet_studio.core.predictor import Predictor
+        from csknet_studio.core.predictor import Predictor  # heavy: torch, only when a model is set
 
         version = self._call(lambda: worker.weights_version)
         predictor: list[Predictor] = []

@@ -19,7 +19,7 @@ from csknet_studio.ui.worker_thread import FEATURE_THREADS, ON_DEMAND_NICE, Late
 
 def _channel_maps(model, eo: np.ndarray, ir: np.ndarray, site: str, direction: str, channel: int, *,
                   cancelled: Callable[[], bool]):
-    from csknet_studio.core.introspect import channel_maps
+    from csknet_studio.core.introspect import channel_maps  # heavy: torch, only once a channel is asked for
     from csknet_studio.core.predictor import model_lock
 
     with model_lock(model):  # waits for a forward pass or a weight swap on the inference thread

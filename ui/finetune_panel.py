@@ -13,6 +13,7 @@ alone, and "Revert" brings back the weights that were in use before the last acc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -82,7 +83,7 @@ class FinetunePanel(QtWidgets.QWidget):
                  checkpoint_path_getter: Callable[[], Any] | None = None,
                  defaults=None, num_threads: int | None = None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        from csknet_studio.core.finetune import FinetuneConfig
+        from csknet_studio.core.finetune import FinetuneConfig  # heavy: torch, loaded when a panel is made
 
         self._infer = inference_worker
         self._samples = samples
@@ -227,8 +228,6 @@ class FinetunePanel(QtWidgets.QWidget):
     # --- run ----------------------------------------------------------------------------------
     def config(self):
         """The `FinetuneConfig` the controls describe (other fields keep core's defaults)."""
-        import dataclasses
-
         return dataclasses.replace(self._defaults, steps=self.steps_spin.value(), lr=self.lr_spin.value())
 
     def start(self) -> bool:
@@ -328,7 +327,7 @@ class FinetunePanel(QtWidgets.QWidget):
         held-out gain this takes the best weights training reached (the user accepts them anyway)."""
         if self.result is None:
             return None
-        from csknet_studio.core.checkpoint import weights_hash
+        from csknet_studio.core.checkpoint import weights_hash  # heavy: torch
 
         result = self.result
         state, digest = ((result.state_dict, result.weights_hash) if result.improved

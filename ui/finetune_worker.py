@@ -29,7 +29,7 @@ class FinetuneWorker(JobRunner):
     def start_finetune(self, model, samples, config) -> None:
         """Fine-tune a copy of `model` on `samples` (or on what the loader `samples()` returns, called
         in the job thread); `model` itself is never modified."""
-        from csknet_studio.core.finetune import finetune
+        from csknet_studio.core.finetune import finetune  # heavy: torch, only when fine-tuning starts
 
         def job(progress, cancel):
             data = samples() if callable(samples) else samples
@@ -39,7 +39,7 @@ class FinetuneWorker(JobRunner):
 
     def save(self, path: str, model, state_dict=None, **checkpoint_kwargs) -> None:
         """Write `model` (or its architecture with `state_dict`'s weights) as a checkpoint at `path`."""
-        from csknet_studio.core.checkpoint import save_checkpoint
+        from csknet_studio.core.checkpoint import save_checkpoint  # heavy: torch, only on save
         from csknet_studio.core.predictor import model_lock
 
         def job(_progress, _cancel):

@@ -105,7 +105,7 @@ class _Engine(Engine):
 
     @Slot(object, object, object, int)
     def set_model(self, model, scheme, device, version: int) -> None:
-        from csknet_studio.core.predictor import Predictor
+        from csknet_studio.core.predictor import Predictor  # heavy: torch, only when a model is set
 
         self._predictor = Predictor(model, device, scheme, weights_version=version)
         self._version = version

@@ -9,15 +9,20 @@ own; this module is the glue (signals in, requests to the worker out), no maths.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6 import QtCore, QtGui
 from PySide6.QtCore import Qt
 
 from csknet_studio.core.export_process import stop_spare as stop_spare_writer
 from csknet_studio.core.uncertainty import UncertaintyTracker
 from csknet_studio.ui.compare_view import CompareView
+from csknet_studio.ui.export_dialog import ExportDialog
 from csknet_studio.ui.feature_worker import FeatureWorker
+from csknet_studio.ui.finetune_panel import FinetunePanel, samples_from_session
 from csknet_studio.ui.internals_panel import InternalsPanel
 from csknet_studio.ui.progress_box import ProgressBox
+from csknet_studio.ui.propagate_dialog import PropagateDialog
 from csknet_studio.ui.registration_dialog import install_registration
 from csknet_studio.ui.segment_all import FrameScanner
 from csknet_studio.ui.shortcuts import install_shortcuts_sheet
@@ -105,8 +110,6 @@ class PanelHub(QtCore.QObject):
 
     # --- fine-tuning ----------------------------------------------------------------------------
     def _make_finetune_panel(self):
-        from csknet_studio.ui.finetune_panel import FinetunePanel
-
         panel = FinetunePanel(self.win.worker, self._samples, scheme_getter=lambda: self.state.scheme,
                               session_getter=lambda: self.state.session,
                               checkpoint_path_getter=lambda: self.win.checkpoint_path)
@@ -118,13 +121,9 @@ class PanelHub(QtCore.QObject):
 
     def _on_checkpoint_saved(self, path: str, _weights_hash: str) -> None:
         """The weights in use now live in `path`: later records name that file."""
-        from pathlib import Path
-
         self.win.checkpoint_path = Path(path)
 
     def _samples(self, frames: list[int]):
-        from csknet_studio.ui.finetune_panel import samples_from_session
-
         return samples_from_session(self.state.sequence, self.state.session, frames)
 
     def _refresh_corrected(self) -> None:
@@ -135,8 +134,6 @@ class PanelHub(QtCore.QObject):
 
     # --- export -----------------------------------------------------------------------------------
     def open_export(self) -> None:
-        from csknet_studio.ui.export_dialog import ExportDialog
-
         if self.state.session is None:
             self.win.show_error("Open a sequence first: there are no labels to export.", "Export")
             return
@@ -152,8 +149,6 @@ class PanelHub(QtCore.QObject):
 
     # --- propagation --------------------------------------------------------------------------------
     def open_propagate(self) -> None:
-        from csknet_studio.ui.propagate_dialog import PropagateDialog
-
         win = self.win
         if win.state.session is None or win.state.index < 0:
             win.show_error("Open a sequence first: there are no labels to propagate.", "Propagate labels")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from PySide6 import QtWidgets
 
 from csknet_studio.core.errors import ProjectLockedError
+from csknet_studio.core.session import AnnotationSession
 from csknet_studio.ui.message_box import question_box
 
 MAX_LISTED = 15
@@ -47,8 +48,6 @@ def open_project_session(win, seq, project_path, scheme):
     """An AnnotationSession on `seq`, asking `win.ask_locked(err)` (tests replace it) when the
     project is held elsewhere. `win.project_flags` ({"read_only", "take_over_lock"}, from the
     command line) skip the question. Cancel re-raises the ProjectLockedError."""
-    from csknet_studio.core.session import AnnotationSession
-
     flags = dict(getattr(win, "project_flags", None) or {})
     read_only, take_over = bool(flags.get("read_only")), bool(flags.get("take_over_lock"))
     ask = getattr(win, "ask_locked", None) or (lambda err: ask_locked_dialog(win, err))

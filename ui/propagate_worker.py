@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Signal
 
+from csknet_studio.core.edits import Origin
 from csknet_studio.core.propagate import PropagationConfig, propagate_labels, propagation_targets
 from csknet_studio.ui.job_thread import GuiCall, JobRunner
 from csknet_studio.ui.worker_thread import PROPAGATE_NICE
@@ -29,8 +30,6 @@ class PropagateWorker(JobRunner):
                           config: PropagationConfig | None = None) -> list[int]:
         """Queue the job; returns the frames it will write (empty: nothing to do, nothing started).
         ValueError when the start frame has no labels to carry."""
-        from csknet_studio.core.edits import Origin
-
         if session.origin(start) is Origin.EMPTY:
             raise ValueError(f"frame {start + 1} has no labels yet: correct it, or wait for its prediction")
         targets = propagation_targets(session.origins(), start, count, direction)

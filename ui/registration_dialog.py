@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from csknet_studio.core import registration as reg
 from csknet_studio.core.data import Alignment, apply_levels
@@ -281,8 +281,6 @@ class RegistrationDialog(QtWidgets.QDialog):
 def install_registration(win):
     """View > Register EO/IR…: opens the dialog on the shown frame; Apply re-reads the frame and
     drops the predictions made on the old IR grid."""
-    from PySide6 import QtGui
-
     act = QtGui.QAction("Register EO/IR…", win)
     act.setToolTip("Align IR onto EO by a homography: click point pairs or Auto-align (ECC on edges)")
     state: dict[str, RegistrationDialog | None] = {"dialog": None}

@@ -12,12 +12,11 @@ from collections.abc import Callable
 import numpy as np
 from PySide6.QtCore import QObject
 
+from csknet_studio.core.assist import superpixels
 from csknet_studio.ui.worker_thread import ON_DEMAND_NICE, LatestWorker, ThreadPolicy
 
 
 def _superpixels(eo: np.ndarray | None, ir: np.ndarray | None, levels, *, cancelled: Callable[[], bool]):
-    from csknet_studio.core.assist import superpixels
-
     return superpixels(eo, ir, levels)
 
 

@@ -12,7 +12,10 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtCore import Qt
 
+import csknet_studio.ui.topic_dialog as topic_dialog  # the module: tests replace choose_topics
+from csknet_studio.core.data.rosbag import is_recording, list_image_topics
 from csknet_studio.core.errors import CSKNetError
+from csknet_studio.core.project import PROJECT_SUFFIX, ProjectStore
 from csknet_studio.ui.menus import fill_recent
 
 MAX_RECENT = 8
@@ -39,8 +42,6 @@ def without_path(message: str, path: str | Path) -> str:
 
 def project_sequence(path: Path) -> tuple[Path, Path | None]:
     """(sequence to open, project to open it with): a `<seq>.csknet` folder names its sequence."""
-    from csknet_studio.core.project import PROJECT_SUFFIX, ProjectStore
-
     if not (path.is_dir() and path.suffix == PROJECT_SUFFIX):
         return path, None
     store = ProjectStore(path)
@@ -78,9 +79,6 @@ class WindowFiles(QtCore.QObject):
         """open_sequence keywords naming a recording's EO and IR topics: `topics` when both are
         given, else what the user picks in the topic picker (last choice preselected); {} for a path
         that is not a recording, None when the user cancelled."""
-        from csknet_studio.core.data.rosbag import is_recording, list_image_topics
-        from csknet_studio.ui.topic_dialog import choose_topics
-
         if not is_recording(path):
             return {}
         topics = dict(topics or {})
@@ -94,7 +92,8 @@ class WindowFiles(QtCore.QObject):
         if len(found) < 2:
             return topics  # open_sequence says what is missing
         names = {t.name for t in found}
-        picked = choose_topics(self.win, str(path), found, eo if eo in names else None, ir if ir in names else None)
+        picked = topic_dialog.choose_topics(self.win, str(path), found, eo if eo in names else None,
+                                            ir if ir in names else None)
         if picked is None:
             return None
         self.win.settings.setValue(key, list(picked))

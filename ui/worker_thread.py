@@ -73,7 +73,7 @@ class ThreadPolicy:
 def apply_policy(policy: ThreadPolicy) -> None:
     """Apply `policy` to the calling thread: call it from inside the worker thread."""
     if policy.num_threads is not None:
-        import torch
+        import torch  # heavy: torch, only for threads that set a thread count
 
         torch.set_num_threads(policy.num_threads)
     if policy.nice:

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from csknet_studio.core.errors import ConfigError
+
 HELP = ("how IR maps onto the EO grid for this run: 'stored' (default: the project's, from `align` or "
         "the GUI), 'plain' (resize IR to the EO size, accepting any stretch), or a JSON file holding "
         '{"homography": [[...], [...], [...]]} (what `align --json` prints) or {"dx": .., "dy": .., "scale": ..}')
@@ -22,8 +24,8 @@ def add_alignment_argument(p: argparse.ArgumentParser) -> None:
 
 def parse_alignment(spec: str | None) -> Any:
     """The `Alignment` `spec` names, or None for the project's stored one."""
+    # the engine, imported here: see the package docstring
     from csknet_studio.core.data.alignment import Alignment
-    from csknet_studio.core.errors import ConfigError
 
     if spec in (None, "", "stored"):
         return None

@@ -9,6 +9,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from csknet_studio.commands._alignment import alignment_kwargs
+from csknet_studio.commands._topics import topic_kwargs
+
 
 def tqdm_progress(bar: Any) -> Callable[[int, int], None]:
     """Adapt a tqdm bar to core's `progress(done, total)` callbacks."""
@@ -45,8 +48,7 @@ def checkpoint_job(args: argparse.Namespace, *, check_labels: bool = False) -> I
     The checkpoint's class scheme must be the data's (`--scheme` overrides what is detected);
     `check_labels` also checks the label ids against it even when `--scheme` is given (eval scores
     them)."""
-    from csknet_studio.commands._alignment import alignment_kwargs
-    from csknet_studio.commands._topics import topic_kwargs
+    # the engine, imported here: see the package docstring
     from csknet_studio.core.checkpoint import load_checkpoint
     from csknet_studio.core.classes import check_scheme_fits
     from csknet_studio.core.device import resolve_device

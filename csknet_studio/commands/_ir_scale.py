@@ -23,6 +23,7 @@ def ir_scale_kwargs(args: argparse.Namespace) -> dict[str, str]:
 def remember_ir_scale(args: argparse.Namespace, project: Path | None) -> bool:
     """Keep the scale given on the command line in the project (when there is one), so the next
     run, the app and every reader of the sequence apply it without being told again."""
+    # the engine (OpenCV, numpy): see the package docstring
     from csknet_studio.core.project import ProjectStore
     from csknet_studio.core.project_settings import store_ir_scale
 

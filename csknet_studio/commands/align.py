@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from csknet_studio.core.errors import ConfigError
+
 from ._frame import frame_number
 
 
@@ -31,10 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the engine, imported here: see the package docstring
     from csknet_studio.core import registration as reg
     from csknet_studio.core.data import open_sequence
     from csknet_studio.core.data.alignment import Alignment
-    from csknet_studio.core.errors import ConfigError
     from csknet_studio.core.session import AnnotationSession
 
     points = None

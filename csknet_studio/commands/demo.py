@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the engine, imported here: see the package docstring
     from csknet_studio.core.demo import demo_conditions, generate_demo
 
     if args.frames < 1:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from csknet_studio.commands._common import add_scheme_argument
+from csknet_studio.commands._common import add_scheme_argument, checkpoint_job, tqdm_progress
+from csknet_studio.core.atomic import atomic_write_text
 from csknet_studio.core.device import DEVICE_CHOICES
+from csknet_studio.core.errors import ConfigError, SequenceError
+from csknet_studio.core.modes import Mode
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,9 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_modes(text: str):
-    from csknet_studio.core.errors import ConfigError
-    from csknet_studio.core.modes import Mode
-
     modes = []
     for part in text.split(","):
         part = part.strip().lower()
@@ -40,13 +41,9 @@ def parse_modes(text: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
+    # the engine, imported here: see the package docstring
     from tqdm import tqdm
 
-    from csknet_studio.commands._common import checkpoint_job, tqdm_progress
-    from csknet_studio.core.atomic import atomic_write_text
-    from csknet_studio.core.errors import SequenceError
     from csknet_studio.core.evaluate import evaluate, format_table
 
     modes = parse_modes(args.modes)

@@ -13,13 +13,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from csknet_studio.commands._common import add_scheme_argument
+from csknet_studio.commands._alignment import alignment_kwargs, reapply_given_alignment
+from csknet_studio.commands._common import SCHEME_HINT, add_scheme_argument, tqdm_progress
 from csknet_studio.commands._ir_scale import add_ir_scale_argument, ir_scale_kwargs, remember_ir_scale
-from csknet_studio.core.modes import ALL_MODES
+from csknet_studio.commands._topics import topic_kwargs
+from csknet_studio.core.errors import CancelledError, ExportError
+from csknet_studio.core.modes import ALL_MODES, Mode
 
 FORMATS = ("hdf5", "png", "coco", "cvat")
 # Where each format goes by default: beside the sequence, named after it.
@@ -70,30 +74,25 @@ def _predictor(args: argparse.Namespace, session):
     wants = "--probabilities" if args.probabilities else "--include-predictions" if args.include_predictions else ""
     if ckpt is None and wants:
         if session.checkpoint is None:
-            from csknet_studio.core.errors import ExportError
-
             raise ExportError(f"{wants} needs a model: pass --checkpoint (project {session.project_path} "
                               "records none)")
         ckpt = Path(session.checkpoint.path)
     if ckpt is None:
         return None, None
+    # the engine, imported here: see the package docstring
     from csknet_studio.core.checkpoint import load_checkpoint
+    from csknet_studio.core.classes import check_scheme_fits
     from csknet_studio.core.device import resolve_device
     from csknet_studio.core.predictor import Predictor
 
     device = resolve_device(args.device)
     loaded = load_checkpoint(ckpt, map_location=device)
-    from csknet_studio.commands._common import SCHEME_HINT
-    from csknet_studio.core.classes import check_scheme_fits
-
     check_scheme_fits(loaded.scheme, session.sequence, declared=args.scheme, check_labels=args.scheme is None,
                       source=f"checkpoint {ckpt}", hint=SCHEME_HINT)
     if loaded.scheme.class_names != session.scheme.class_names:
         if args.scheme is not None:  # told the data uses the checkpoint's classes: so does the file
             session.set_scheme(loaded.scheme)
         else:
-            from csknet_studio.core.errors import ExportError
-
             raise ExportError(f"checkpoint {ckpt} predicts scheme {loaded.scheme.name!r} but the project uses "
                               f"{session.scheme.name!r}; {SCHEME_HINT}")
     return Predictor(loaded.model, device, loaded.scheme), loaded.weights_hash
@@ -124,8 +123,6 @@ def _cancel_on_signals() -> Iterator[threading.Event]:
 
 def _format(args: argparse.Namespace) -> str:
     """The format asked for; ExportError for options that belong to another one."""
-    from csknet_studio.core.errors import ExportError
-
     fmt = args.format or ("png" if args.png is not None else "hdf5")
     if args.png is not None and fmt != "png":
         raise ExportError(f"--png DIR writes PNG masks; with --format {fmt} give the target with --out")
@@ -135,6 +132,7 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def _export(fmt: str, args: argparse.Namespace, session, probs, weights_hash, mode, progress, include):
+    # the engine, imported here: see the package docstring
     from csknet_studio.core.export import export_hdf5, export_png
     from csknet_studio.core.export_formats import export_coco, export_cvat
 
@@ -152,18 +150,12 @@ def _export(fmt: str, args: argparse.Namespace, session, probs, weights_hash, mo
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
+    # the engine, imported here: see the package docstring
     from tqdm import tqdm
 
-    from csknet_studio.commands._alignment import alignment_kwargs, reapply_given_alignment
-    from csknet_studio.commands._common import tqdm_progress
-    from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.core.edits import Origin
-    from csknet_studio.core.errors import CancelledError
     from csknet_studio.core.export import count_origins, read_frame_origins
     from csknet_studio.core.export_process import prestart as prestart_writer
-    from csknet_studio.core.modes import Mode
     from csknet_studio.core.registration import open_aligned
     from csknet_studio.core.session import AnnotationSession
 

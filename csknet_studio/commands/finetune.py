@@ -14,13 +14,20 @@ rank trains on its own crops, DDP averages the gradients, rank 0 alone prints an
 from __future__ import annotations
 
 import argparse
+import copy
+import json
+import os
 import sys
 from pathlib import Path
 
+from csknet_studio.commands._alignment import alignment_kwargs, reapply_given_alignment
+from csknet_studio.commands._topics import topic_kwargs
 from csknet_studio.core.device import DEVICE_CHOICES
+from csknet_studio.core.errors import ConfigError, ProjectError, SequenceError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # the engine, for its defaults: see the package docstring
     from csknet_studio.core.finetune import FinetuneConfig
 
     d = FinetuneConfig()
@@ -50,8 +57,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_frames(text: str, n_frames: int) -> list[int]:
     """'0-5,40' -> [0, 1, 2, 3, 4, 5, 40]: inclusive ranges and single frames, in range."""
-    from csknet_studio.core.errors import ConfigError
-
     frames: set[int] = set()
     for part in text.split(","):
         part = part.strip()
@@ -76,8 +81,6 @@ def parse_frames(text: str, n_frames: int) -> list[int]:
 
 
 def _frame(seq, i: int):
-    from csknet_studio.core.errors import SequenceError
-
     fp = seq[i]
     if fp.bad:
         raise SequenceError(f"frame {i} ({fp.name}) is unreadable: {fp.error}")
@@ -86,10 +89,8 @@ def _frame(seq, i: int):
 
 def _corrections(args: argparse.Namespace, seq, scheme) -> tuple[list[int], list[tuple], str]:
     """(frame indices, (eo, ir, mask) samples, where they came from)."""
+    # the engine, imported here: see the package docstring
     import numpy as np
-
-    from csknet_studio.commands._alignment import reapply_given_alignment
-    from csknet_studio.core.errors import ProjectError, SequenceError
 
     if args.from_labels is not None:
         frames = parse_frames(args.from_labels, len(seq))
@@ -100,6 +101,7 @@ def _corrections(args: argparse.Namespace, seq, scheme) -> tuple[list[int], list
                 raise SequenceError(f"frame {i} ({fp.name}) of {args.sequence} has no ground-truth label file")
             samples.append((fp.eo, fp.ir, np.asarray(fp.label)))
         return frames, samples, f"ground-truth labels of {len(frames)} frame(s)"
+    # the engine, imported here: see the package docstring
     from csknet_studio.core.session import AnnotationSession
 
     session = AnnotationSession(seq, args.project, autosave=False, relink=args.relink, read_only=True)
@@ -121,18 +123,13 @@ def _corrections(args: argparse.Namespace, seq, scheme) -> tuple[list[int], list
 
 
 def run(args: argparse.Namespace) -> int:
-    import copy
-    import os
-
+    # the engine, imported here: see the package docstring
     from tqdm import tqdm
 
-    from csknet_studio.commands._alignment import alignment_kwargs
-    from csknet_studio.commands._topics import topic_kwargs
     from csknet_studio.commands.eval import parse_modes
     from csknet_studio.core.checkpoint import load_checkpoint, save_checkpoint
     from csknet_studio.core.device import resolve_device
     from csknet_studio.core.distributed import barrier, init_from_env, rank_device, shutdown
-    from csknet_studio.core.errors import ConfigError
     from csknet_studio.core.finetune import FinetuneConfig, finetune
     from csknet_studio.core.registration import open_aligned
 
@@ -188,8 +185,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, result, frames: list[int], source: str, written: bool) -> None:
-    import json
-
     stop = f", stopped early at step {result.steps_done}" if result.stopped_early else ""
     print(f"trained on {source}: {result.steps_done} step(s) in {result.seconds:.1f} s{stop}")
     print(f"held out: {result.held_out.describe(frames)}")

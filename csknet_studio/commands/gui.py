@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Qt and the engine, imported here: see the package docstring
     from csknet_studio.ui.app import run_app
 
     return run_app(args)

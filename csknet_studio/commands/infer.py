@@ -11,8 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from csknet_studio.commands._common import add_scheme_argument
+from csknet_studio.commands._common import add_scheme_argument, checkpoint_job, tqdm_progress
 from csknet_studio.core.device import DEVICE_CHOICES
+from csknet_studio.core.errors import SequenceError
 from csknet_studio.core.modes import ALL_MODES
 
 
@@ -36,9 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the engine, imported here: see the package docstring
     from tqdm import tqdm
 
-    from csknet_studio.commands._common import checkpoint_job, tqdm_progress
     from csknet_studio.core.batch_infer import infer_sequence
     from csknet_studio.core.predictor import Predictor
 
@@ -60,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
     for note in result.skipped:
         print(f"csknet-studio infer: skipped unreadable {note}", file=sys.stderr)
     if result.skipped and not args.skip_bad:
-        from csknet_studio.core.errors import SequenceError
-
         raise SequenceError(f"{len(result.skipped)} unreadable frame(s) of {args.sequence} got no mask "
                             f"(named above); fix them, or pass --skip-bad to accept the gaps")
     return 0

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from ._alignment import alignment_kwargs
 from ._ir_scale import add_ir_scale_argument, ir_scale_kwargs
 from ._topics import add_topic_arguments, topic_kwargs
 
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from csknet_studio.commands._alignment import alignment_kwargs
+    # the engine, imported here: see the package docstring
     from csknet_studio.core.data.imaging import noticing_colour_mapped_ir
     from csknet_studio.core.data.report import report_lines, sequence_report
     from csknet_studio.core.registration import open_aligned
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     with noticing_colour_mapped_ir() as colour_mapped, open_aligned(args.sequence, prefetch=0, **kw) as seq:
         bar = None
         if not args.no_scan and sys.stderr.isatty() and len(seq) > 200:
-            from tqdm import tqdm
+            from tqdm import tqdm  # only for a long scan on a terminal
 
             bar = tqdm(total=len(seq), desc="checking frames", unit="frame", leave=False)
         try:

@@ -7,6 +7,8 @@ every rank trains its shard, rank 0 alone prints progress and writes checkpoints
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -24,8 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
+    # the engine, imported here: see the package docstring
     from tqdm import tqdm
 
     from csknet_studio.core.distributed import env_world_size
@@ -36,8 +37,6 @@ def run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, output_dir=str(args.output_dir.resolve()))
     if args.epochs is not None:
         cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, epochs=args.epochs))
-    import os
-
     main_rank = int(os.environ.get("RANK", "0")) == 0
     quiet = args.quiet or not main_rank
     bars: dict[str, tqdm] = {}
