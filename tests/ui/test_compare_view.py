@@ -12,7 +12,23 @@ from csknet_studio.ui.compare_view import CompareView
 def view(qtbot):
     v = CompareView(PST900, Mode.BOTH, Mode.IR)
     qtbot.addWidget(v)
+    v.show()
     return v
+
+
+def test_a_hidden_view_compares_at_once_and_draws_when_shown(qtbot):
+    v = CompareView(PST900, Mode.BOTH, Mode.IR)
+    qtbot.addWidget(v)
+    a = np.zeros((6, 8), np.uint8)
+    b = a.copy()
+    b[2, 3] = 1
+    v.set_labels(Mode.BOTH, a)
+    v.set_labels(Mode.IR, b)
+    assert v.result is not None and v.result.pixels == 1  # the numbers do not wait for the view
+    assert v.left_item.image is None and v.diff_item.image is None  # nothing drawn while hidden
+    v.show()
+    np.testing.assert_array_equal(v.left_item.image, a)
+    assert v.diff_item.image is not None and "1 px" in v.fraction_label.text()
 
 
 def test_disagreement_map_of_two_hand_made_label_maps(qtbot, view):
