@@ -24,7 +24,7 @@ import numpy as np
 from csknet_studio.core.classes import MFNET
 from csknet_studio.core.data import ArraySequence
 from csknet_studio.core.export import export_hdf5
-from csknet_studio.core.export_process import prestart
+from csknet_studio.core.export_writer import prestart
 from csknet_studio.core.session import AnnotationSession
 
 

@@ -45,7 +45,8 @@ from csknet_studio.core.atomic import atomic_path, atomic_write_bytes, atomic_wr
 from csknet_studio.core.classes import ClassScheme
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.errors import CancelledError, CSKNetError, ExportError
-from csknet_studio.core.export import FRAMES_JSON, Progress, frame_content
+from csknet_studio.core.export import Progress, frame_content
+from csknet_studio.core.export_read import FRAMES_JSON
 from csknet_studio.core.label_source import LabelSource, PredictFn
 from csknet_studio.core.palette_png import write_palette_png
 from csknet_studio.core.project import utc_now

@@ -14,8 +14,8 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core.errors import CSKNetError
-from csknet_studio.core.export import count_origins, read_frame_origins
-from csknet_studio.core.export_process import prestart as prestart_writer
+from csknet_studio.core.export_read import count_origins, read_frame_origins
+from csknet_studio.core.export_writer import prestart as prestart_writer
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.user_dirs import in_user_cache, kept_export_dir
 from csknet_studio.ui.export_worker import ExportOptions, ExportWorker

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui
 from PySide6.QtCore import Qt
 
-from csknet_studio.core.export_process import stop_spare as stop_spare_writer
+from csknet_studio.core.export_writer import stop_spare as stop_spare_writer
 from csknet_studio.core.uncertainty import UncertaintyTracker
 from csknet_studio.ui.compare_view import CompareView
 from csknet_studio.ui.export_dialog import ExportDialog

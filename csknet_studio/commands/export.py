@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from csknet_studio.core.edits import Origin
-    from csknet_studio.core.export import count_origins, read_frame_origins
-    from csknet_studio.core.export_process import prestart as prestart_writer
+    from csknet_studio.core.export_read import count_origins, read_frame_origins
+    from csknet_studio.core.export_writer import prestart as prestart_writer
     from csknet_studio.core.registration import open_aligned
     from csknet_studio.core.session import AnnotationSession
 

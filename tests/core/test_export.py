@@ -15,12 +15,13 @@ import pytest
 
 from csknet_studio import __version__
 from csknet_studio.cli import main
-from csknet_studio.core import export_process
+from csknet_studio.core import export_process, export_writer
 from csknet_studio.core.classes import MFNET
 from csknet_studio.core.data import open_sequence
 from csknet_studio.core.edits import Origin
 from csknet_studio.core.errors import CancelledError, ExportError
-from csknet_studio.core.export import export_hdf5, export_png, read_labels_hdf5
+from csknet_studio.core.export import export_hdf5, export_png
+from csknet_studio.core.export_read import read_labels_hdf5
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.palette_png import decode_png_indices, encode_palette_png
 from csknet_studio.core.session import AnnotationSession
@@ -87,20 +88,20 @@ def test_every_frame_arrives_intact_through_the_writer_pipeline(tmp_path, make_s
 
 def test_a_writer_started_ahead_is_taken_over_warm_by_the_next_export(session, tmp_path):
     """The export dialog and command start the writer early; the export then uses that process."""
-    export_process.prestart(wait=True)
-    spare = export_process._spare
+    export_writer.prestart(wait=True)
+    spare = export_writer._spare
     assert spare is not None and spare.ready.is_set() and spare.proc.poll() is None
-    export_process.prestart()  # a second call keeps the running spare
-    assert export_process._spare is spare
+    export_writer.prestart()  # a second call keeps the running spare
+    assert export_writer._spare is spare
     out = export_hdf5(session, tmp_path / "warm.h5", compression="lzf")
-    assert export_process._spare is None and spare.proc.poll() == 0  # it wrote the file and exited
+    assert export_writer._spare is None and spare.proc.poll() == 0  # it wrote the file and exited
     with h5py.File(out, "r") as f:
         assert np.array_equal(f["labels"][1], session.labels(1))
 
 
 def test_a_spare_writer_started_with_another_command_is_not_used(session, tmp_path, monkeypatch):
-    export_process.prestart(wait=True)
-    spare = export_process._spare
+    export_writer.prestart(wait=True)
+    spare = export_writer._spare
     marker = tmp_path / "child-ran"
     child = textwrap.dedent(f"""
         import pathlib
@@ -333,7 +334,7 @@ def test_a_snapshot_exports_the_labels_of_its_instant_from_another_thread(sessio
 
 
 def test_each_frame_exports_what_the_options_say_and_records_its_origin(session, tmp_path):
-    from csknet_studio.core.export import count_origins, read_frame_origins
+    from csknet_studio.core.export_read import count_origins, read_frame_origins
 
     session.apply_propagation({1: np.full((48, 64), 3, np.uint8), 4: np.full((48, 64), 8, np.uint8)})
     r = read_labels_hdf5(export_hdf5(session, tmp_path / "all.h5"))

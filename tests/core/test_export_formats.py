@@ -15,7 +15,7 @@ from csknet_studio.cli import main
 from csknet_studio.core.classes import MFNET, ClassScheme
 from csknet_studio.core.data import ArraySequence, open_sequence
 from csknet_studio.core.errors import CancelledError, ExportError
-from csknet_studio.core.export import count_origins, export_hdf5, read_frame_origins
+from csknet_studio.core.export import export_hdf5
 from csknet_studio.core.export_formats import (
     LABELMAP_HEADER,
     MAX_OBJECTS,
@@ -24,6 +24,7 @@ from csknet_studio.core.export_formats import (
     export_cvat,
     voc_palette,
 )
+from csknet_studio.core.export_read import count_origins, read_frame_origins
 from csknet_studio.core.napari_reader import LazyFrames, get_reader, read_label_export
 from csknet_studio.core.palette_png import decode_png_indices
 from csknet_studio.core.session import AnnotationSession

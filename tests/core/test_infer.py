@@ -100,7 +100,7 @@ def test_predictor_is_safe_across_threads(predictor, frames):
 
 def test_infer_sequence_png_and_hdf5(tmp_path: Path, predictor, frames, scheme3):
     from csknet_studio.core.data import ArraySequence
-    from csknet_studio.core.export import read_labels_hdf5
+    from csknet_studio.core.export_read import read_labels_hdf5
     from csknet_studio.core.palette_png import decode_png_indices
 
     seq = ArraySequence(np.stack([f.eo for f in frames]), np.stack([f.ir for f in frames]),

@@ -188,7 +188,8 @@ def test_damaged_rjpeg_names_the_file(tmp_path, write_rjpeg):
 def test_hdf5_export_writes_ir_celsius_for_radiometric_ir(tmp_path):
     import h5py
 
-    from csknet_studio.core.export import export_hdf5, read_labels_hdf5
+    from csknet_studio.core.export import export_hdf5
+    from csknet_studio.core.export_read import read_labels_hdf5
     from csknet_studio.core.session import AnnotationSession
 
     rng = np.random.default_rng(0)

@@ -22,7 +22,8 @@ from csknet_studio.core import export_process
 from csknet_studio.core.classes import MFNET
 from csknet_studio.core.data import ArraySequence
 from csknet_studio.core.errors import CancelledError, ExportError
-from csknet_studio.core.export import export_hdf5, read_labels_hdf5, remove_stale_temps
+from csknet_studio.core.export import export_hdf5, remove_stale_temps
+from csknet_studio.core.export_read import read_labels_hdf5
 from csknet_studio.core.session import AnnotationSession
 
 N, H, W = 12, 96, 128

@@ -6,7 +6,7 @@ import torch
 
 from csknet_studio.core.classes import PST900
 from csknet_studio.core.data import ArraySequence
-from csknet_studio.core.export import read_labels_hdf5
+from csknet_studio.core.export_read import read_labels_hdf5
 from csknet_studio.core.model import create_model
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.palette_png import decode_png_indices

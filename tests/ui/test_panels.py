@@ -62,7 +62,8 @@ def test_finetune_from_the_window_recomputes_the_shown_frame(main_window, qtbot,
     assert sig.args[0].weights_version == old + 1 == win.current_prediction.weights_version
     # the session, and through it the export, names the fine-tuned weights
     from csknet_studio.core.checkpoint import weights_hash
-    from csknet_studio.core.export import export_hdf5, read_labels_hdf5
+    from csknet_studio.core.export import export_hdf5
+    from csknet_studio.core.export_read import read_labels_hdf5
 
     in_use = weights_hash(win.worker.model.state_dict())  # loaded: the new prediction came from them
     assert win.session.checkpoint.weights_hash == in_use
