@@ -12,9 +12,8 @@ from collections.abc import Iterator
 
 import torch
 
+from csknet_studio.core.device_names import DEVICE_CHOICES
 from csknet_studio.core.errors import ConfigError
-
-DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:

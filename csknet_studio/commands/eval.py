@@ -8,7 +8,7 @@ from pathlib import Path
 
 from csknet_studio.commands._common import add_scheme_argument, checkpoint_job, tqdm_progress
 from csknet_studio.core.atomic import atomic_write_text
-from csknet_studio.core.device import DEVICE_CHOICES
+from csknet_studio.core.device_names import DEVICE_CHOICES
 from csknet_studio.core.errors import ConfigError, SequenceError
 from csknet_studio.core.modes import Mode
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from csknet_studio.commands._alignment import alignment_kwargs, reapply_given_alignment
 from csknet_studio.commands._topics import topic_kwargs
-from csknet_studio.core.device import DEVICE_CHOICES
+from csknet_studio.core.device_names import DEVICE_CHOICES
 from csknet_studio.core.errors import ConfigError, ProjectError, SequenceError
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from csknet_studio.core.device import DEVICE_CHOICES
+from csknet_studio.core.device_names import DEVICE_CHOICES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
