@@ -43,6 +43,17 @@ def _to_display(img: np.ndarray | None, levels: tuple[float, float] | None) -> n
     return cv2.cvtColor(g, cv2.COLOR_RGB2GRAY) if g.ndim == 3 else g
 
 
+def _info_label(lines: int = 3) -> QtWidgets.QLabel:
+    """A wrapped caption (unwrapped, its text widened the whole dock) `lines` lines high at least:
+    "No prediction yet." on every frame change, then three lines of figures, resized the maps
+    above it each time, and pyqtgraph laid their colour-bar axes out again in Python."""
+    label = QtWidgets.QLabel()
+    label.setWordWrap(True)
+    label.setMinimumHeight(label.fontMetrics().lineSpacing() * lines + 4)
+    label.setAlignment(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop)
+    return label
+
+
 class _HeatView(pg.GraphicsLayoutWidget):
     """A heat map over an optional grey background, with a fixed-range colour bar."""
 
@@ -56,9 +67,12 @@ class _HeatView(pg.GraphicsLayoutWidget):
         self.view.addItem(self.heat)
         self.levels = levels
         self._shape: tuple[int, int] | None = None
-        self.colorbar = pg.ColorBarItem(values=levels, colorMap=pg.colormap.get(cmap), interactive=False,
-                                        label=label, width=14)
-        self.colorbar.setImageItem(self.heat)
+        colours = pg.colormap.get(cmap)
+        self.colorbar = pg.ColorBarItem(values=levels, colorMap=colours, interactive=False, label=label, width=14)
+        # The map keeps the bar's fixed levels and colours through its own LUT. Linked to the image
+        # (`setImageItem`), the bar recomputed its axis ticks in Python on every new map, which
+        # stalled the GUI thread while the user scrubbed.
+        self.heat.setLookupTable(colours.getLookupTable(nPts=256))
         self.addItem(self.colorbar, row=0, col=1)
 
     def show_map(self, data: np.ndarray | None, shape: tuple[int, int] | None, background: np.ndarray | None,
@@ -126,8 +140,7 @@ class InternalsPanel(QtWidgets.QWidget):
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(60)
         self.opacity_slider.setToolTip("Gate map opacity over the image")
-        self.gate_info = QtWidgets.QLabel()
-        self.gate_info.setWordWrap(True)
+        self.gate_info = _info_label()
         self.gate_view = _HeatView("viridis", label="gate (0 = not taken, 1 = taken whole)")
         bar = QtWidgets.QHBoxLayout()
         bar.addWidget(QtWidgets.QLabel("Gate"))
@@ -158,8 +171,7 @@ class InternalsPanel(QtWidgets.QWidget):
             sp.sigClicked.connect(self._on_point_clicked)
             self.exchange_plot.addItem(sp)
             self.exchange_scatter[d] = sp
-        self.exchange_info = QtWidgets.QLabel()
-        self.exchange_info.setWordWrap(True)
+        self.exchange_info = _info_label()
         self.feature_title = QtWidgets.QLabel("Click a channel to see its feature map before and after exchange.")
         self.feature_title.setWordWrap(True)
         self.feature_views = pg.GraphicsLayoutWidget()
@@ -199,8 +211,7 @@ class InternalsPanel(QtWidgets.QWidget):
             self.entropy_blend_combo.addItem(text, key)
         self.entropy_blend_combo.setToolTip("Blend the entropy map (60 %) over an image of the frame")
         self.entropy_blend_combo.currentIndexChanged.connect(self._draw_entropy)
-        self.entropy_info = QtWidgets.QLabel()
-        self.entropy_info.setWordWrap(True)  # unwrapped, its text widened the whole dock once shown
+        self.entropy_info = _info_label()
         self.next_button = QtWidgets.QPushButton("Next most uncertain frame")
         self.next_button.setToolTip("Go to the predicted frame with the highest mean entropy that is not "
                                     "corrected yet (U)")

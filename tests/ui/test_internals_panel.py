@@ -118,3 +118,24 @@ def test_the_ensemble_models_stage_gates_keep_their_meaning(qtbot):
     assert [panel.stage_combo.itemData(i) for i in range(panel.stage_combo.count())] == ["layer3", "layer4"]
     assert "1 = EO" in panel.gate_view.colorbar.getAxis("left").labelText
     assert "share of EO in the fused feature" in panel.gate_info.text()
+
+
+def test_a_new_caption_leaves_the_maps_their_size(qtbot, setup):
+    """Frame changes swap "No prediction yet." and three lines of figures under the maps: the maps
+    must not be resized each time (their colour bars' axes are laid out again in Python), and
+    their colours come from the bar's fixed map, not from a link that re-ticks the bar."""
+    _, eo, ir, pred = setup
+    panel = InternalsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(360, 600)
+    panel.show()
+    panel.set_frame(eo, ir, {"eo": (0, 255), "ir": (0, 255)})
+    panel.set_prediction(pred)
+    qtbot.wait(50)
+    size = panel.gate_view.size()
+    for p in (None, pred, None, pred):
+        panel.set_prediction(p)
+        qtbot.wait(20)
+        assert panel.gate_view.size() == size
+    lut = panel.gate_view.heat.lut
+    assert lut is not None and len(lut) == 256
