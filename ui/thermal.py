@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6 import QtGui, QtWidgets
 
+from csknet_studio.core.data.detect import sidecar_ir_scale, sidecar_root
 from csknet_studio.core.errors import CSKNetError
 from csknet_studio.core.project_settings import store_ir_scale, stored_ir_scale_text
 from csknet_studio.core.radiometry import parse_ir_scale
@@ -49,9 +50,6 @@ def ask_ir_scale(win, text: str | None = None) -> bool:
     if scale is not None:
         seq.set_ir_scale(scale)
     else:  # back to what the files and a sidecar JSON say
-        from csknet_studio.core.data.detect import sidecar_ir_scale, sidecar_root
-        from csknet_studio.core.errors import CSKNetError
-
         root = sidecar_root(seq)
         try:
             fallback = None if root is None else sidecar_ir_scale(root)
