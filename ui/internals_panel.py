@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from csknet_studio.core.data.levels import apply_levels
 from csknet_studio.ui.image_views import ImageViewBox
@@ -43,15 +43,29 @@ def _to_display(img: np.ndarray | None, levels: tuple[float, float] | None) -> n
     return cv2.cvtColor(g, cv2.COLOR_RGB2GRAY) if g.ndim == 3 else g
 
 
-def _info_label(lines: int = 3) -> QtWidgets.QLabel:
-    """A wrapped caption (unwrapped, its text widened the whole dock) `lines` lines high at least:
-    "No prediction yet." on every frame change, then three lines of figures, resized the maps
-    above it each time, and pyqtgraph laid their colour-bar axes out again in Python."""
-    label = QtWidgets.QLabel()
-    label.setWordWrap(True)
-    label.setMinimumHeight(label.fontMetrics().lineSpacing() * lines + 4)
-    label.setAlignment(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop)
-    return label
+class _Caption(QtWidgets.QLabel):
+    """A wrapped caption (unwrapped, its text widened the whole dock) that never gets shorter:
+    "No prediction yet." on every frame change, then three or four lines of figures, resized the
+    maps above it each time, and pyqtgraph laid their colour-bar axes out again in Python."""
+
+    def __init__(self, lines: int = 3) -> None:
+        super().__init__()
+        self.setWordWrap(True)
+        self.setAlignment(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop)
+        self.setMinimumHeight(self.fontMetrics().lineSpacing() * lines + 4)
+
+    def _grow(self) -> None:
+        need = self.heightForWidth(self.width()) if self.width() > 0 else 0
+        if need > self.minimumHeight():
+            self.setMinimumHeight(need)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt name)
+        super().setText(text)
+        self._grow()
+
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        self._grow()
 
 
 class _HeatView(pg.GraphicsLayoutWidget):
@@ -140,7 +154,7 @@ class InternalsPanel(QtWidgets.QWidget):
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(60)
         self.opacity_slider.setToolTip("Gate map opacity over the image")
-        self.gate_info = _info_label()
+        self.gate_info = _Caption()
         self.gate_view = _HeatView("viridis", label="gate (0 = not taken, 1 = taken whole)")
         bar = QtWidgets.QHBoxLayout()
         bar.addWidget(QtWidgets.QLabel("Gate"))
@@ -171,7 +185,7 @@ class InternalsPanel(QtWidgets.QWidget):
             sp.sigClicked.connect(self._on_point_clicked)
             self.exchange_plot.addItem(sp)
             self.exchange_scatter[d] = sp
-        self.exchange_info = _info_label()
+        self.exchange_info = _Caption()
         self.feature_title = QtWidgets.QLabel("Click a channel to see its feature map before and after exchange.")
         self.feature_title.setWordWrap(True)
         self.feature_views = pg.GraphicsLayoutWidget()
@@ -211,7 +225,7 @@ class InternalsPanel(QtWidgets.QWidget):
             self.entropy_blend_combo.addItem(text, key)
         self.entropy_blend_combo.setToolTip("Blend the entropy map (60 %) over an image of the frame")
         self.entropy_blend_combo.currentIndexChanged.connect(self._draw_entropy)
-        self.entropy_info = _info_label()
+        self.entropy_info = _Caption()
         self.next_button = QtWidgets.QPushButton("Next most uncertain frame")
         self.next_button.setToolTip("Go to the predicted frame with the highest mean entropy that is not "
                                     "corrected yet (U)")
