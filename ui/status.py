@@ -7,20 +7,32 @@ checks before trusting a thermal edge.
 
 from __future__ import annotations
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from csknet_studio.core.modes import Mode
 from csknet_studio.ui.display_maps import format_celsius
 
 
-def hold_size(label: QtWidgets.QLabel, *texts: str) -> None:
-    """Fix `label`'s size to fit the widest of `texts`. Qt lays the window out again whenever a label's text
-    changes, unless the label's size is fixed: on every frame change that relayout and the repaint
-    it caused cost the GUI thread 1.5 ms."""
-    m = label.contentsMargins()
-    widest = max(label.fontMetrics().horizontalAdvance(t) for t in texts)
-    label.setFixedSize(widest + m.left() + m.right() + 2 * label.margin() + 6,
-                       label.sizeHint().height())
+class HeldLabel(QtWidgets.QLabel):
+    """A label of fixed size, wide enough for the widest of the texts it is `hold`-ing. Qt lays the
+    window out again whenever a label's text changes, unless the label's size is fixed: on every
+    frame change that relayout and the repaint it caused cost the GUI thread 1.5 ms. A new font or
+    style sizes it again."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self._texts: tuple[str, ...] = ()
+
+    def hold(self, *texts: str) -> None:
+        self._texts = texts
+        m = self.contentsMargins()
+        widest = max(self.fontMetrics().horizontalAdvance(t) for t in texts)
+        self.setFixedSize(widest + m.left() + m.right() + 2 * self.margin() + 6, self.fontMetrics().height() + 4)
+
+    def changeEvent(self, ev: QtCore.QEvent) -> None:  # noqa: N802 (Qt name)
+        super().changeEvent(ev)
+        if self._texts and ev.type() in (QtCore.QEvent.Type.FontChange, QtCore.QEvent.Type.StyleChange):
+            self.hold(*self._texts)
 
 
 class StatusBar(QtWidgets.QStatusBar):
@@ -29,13 +41,13 @@ class StatusBar(QtWidgets.QStatusBar):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.cursor_label = QtWidgets.QLabel("")
-        self.frame_label = QtWidgets.QLabel("no sequence")
-        self.ms_label = QtWidgets.QLabel("-- ms")
+        self.frame_label = HeldLabel("no sequence")
+        self.ms_label = HeldLabel("-- ms")
         self.device_label = QtWidgets.QLabel("device: -")
-        self.busy_label = QtWidgets.QLabel("")
+        self.busy_label = HeldLabel("")
         self.cursor_label.setMinimumWidth(330)
-        hold_size(self.ms_label, "99999 ms")
-        hold_size(self.busy_label, "computing…")
+        self.ms_label.hold("99999 ms")
+        self.busy_label.hold("computing…")
         self._frames_held = -1
         self._hold_frame_label(0)
         tips = {
@@ -58,7 +70,7 @@ class StatusBar(QtWidgets.QStatusBar):
     def _hold_frame_label(self, count: int) -> None:
         if count != self._frames_held:
             self._frames_held = count
-            hold_size(self.frame_label, "no sequence", *(f"frame {count}/{count} [{m.label}]" for m in Mode))
+            self.frame_label.hold("no sequence", *(f"frame {count}/{count} [{m.label}]" for m in Mode))
 
     def set_frame(self, index: int, count: int, name: str = "", mode: str = "") -> None:
         if index < 0:

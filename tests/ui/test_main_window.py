@@ -340,3 +340,18 @@ def test_the_frames_list_follows_a_fast_scrub_at_its_own_pace(main_window, qtbot
         fl.follow(i)
     assert fl.currentRow() == 5
     qtbot.waitUntil(lambda: fl.currentRow() == 7, timeout=1000)
+
+
+def test_a_held_read_out_fits_its_widest_text_after_a_font_change(qtbot):
+    from PySide6 import QtGui
+
+    from csknet_studio.ui.status import HeldLabel
+
+    label = HeldLabel("1 ms")
+    qtbot.addWidget(label)
+    label.hold("99999 ms")
+    assert label.minimumSize() == label.maximumSize()  # fixed: a new text lays nothing out again
+    font = QtGui.QFont(label.font())
+    font.setPointSize(font.pointSize() * 2)
+    label.setFont(font)
+    assert label.width() >= label.fontMetrics().horizontalAdvance("99999 ms")
