@@ -76,7 +76,7 @@ class _Slots:
 
     def __init__(self, fh: IO[bytes], size: int) -> None:
         fh.truncate(size * IN_FLIGHT)
-        self._fh, self.size, self.fd = fh, size, fh.fileno()
+        self.size, self.fd = size, fh.fileno()
         self._map = mmap.mmap(self.fd, size * IN_FLIGHT)
 
     @staticmethod
