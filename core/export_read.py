@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from csknet_studio.core.classes import ClassScheme
+from csknet_studio.core.data.hdf5 import crop_frame
 from csknet_studio.core.errors import CSKNetError, ExportError
 
 FRAME_ORIGINS = ("corrected", "propagated", "predicted", "unlabelled")
@@ -47,10 +48,7 @@ class LabelExport:
 
     def frame_labels(self, i: int) -> np.ndarray:
         """Frame i's labels at the frame's own size (the padding cropped off)."""
-        if self.frame_shapes is None:
-            return self.labels[i]
-        h, w = (int(v) for v in self.frame_shapes[i])
-        return self.labels[i, :h, :w]
+        return crop_frame(self.labels[i], self.frame_shapes, i)
 
     @property
     def scheme(self) -> ClassScheme:

@@ -226,7 +226,7 @@ class LabelStack:
     def read(self, i: int) -> np.ndarray:
         try:
             with self._lock:
-                a = _cropped(self._lab, i, self._shapes)
+                a = crop_frame(np.asarray(self._lab[i]), self._shapes, i)
         except H5_ERRORS as exc:
             raise _unreadable(self.path, f"dataset '{self._lab.name}' frame {i}", exc) from None
         return to_label(a, self.scheme, f"{self.path}:labels[{i}]")
@@ -249,12 +249,12 @@ def _frame_shapes(f: h5py.File, n: int, path: Path) -> np.ndarray | None:
     return shapes
 
 
-def _cropped(ds: h5py.Dataset, i: int, shapes: np.ndarray | None) -> np.ndarray:
-    """Frame i of a (T, H, W...) dataset, cropped to the frame's own size when `shapes` says it."""
+def crop_frame(a: np.ndarray, shapes: np.ndarray | None, i: int) -> np.ndarray:
+    """Frame i's array `a` at the frame's own size, in a file whose frames are padded to the largest."""
     if shapes is None:
-        return np.asarray(ds[i])
+        return a
     h, w = (int(v) for v in shapes[i])
-    return np.asarray(ds[i, :h, :w])
+    return a[:h, :w]
 
 
 def _open(path: Path) -> h5py.File:
@@ -337,21 +337,14 @@ class HDF5Sequence(BaseSequence):
     def _has_native_labels(self) -> bool:
         return self._lab is not None
 
-    def _crop(self, a: np.ndarray, i: int) -> np.ndarray:
-        """Frame i at its own size, in a file whose frames are padded to the largest."""
-        if self._shapes is None:
-            return a
-        h, w = (int(v) for v in self._shapes[i])
-        return a[:h, :w]
-
     def _read_raw(self, i: int) -> RawFrame:
         try:
             with self._h5lock:
                 if not self._f:
                     raise CorruptImageError(f"{self.source}: file closed")
-                eo = None if self._eo is None else self._crop(_frame(self._eo, self._eo_kind, i), i)
-                ir = None if self._ir is None else self._crop(_frame(self._ir, self._ir_kind, i), i)
-                lab = None if self._lab is None else _cropped(self._lab, i, self._shapes)
+                eo = None if self._eo is None else crop_frame(_frame(self._eo, self._eo_kind, i), self._shapes, i)
+                ir = None if self._ir is None else crop_frame(_frame(self._ir, self._ir_kind, i), self._shapes, i)
+                lab = None if self._lab is None else crop_frame(np.asarray(self._lab[i]), self._shapes, i)
         except H5_ERRORS as exc:
             raise _unreadable(Path(self.source), f"frame {i}", exc) from None
         try:
