@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Signal
 
-from csknet_studio.core.classes import BACKGROUND_NAMES, IGNORE_INDEX, ClassScheme
+from csknet_studio.core.classes import IGNORE_INDEX, ClassScheme
 
 # Drawn for unlabelled pixels when their row is ticked: light grey reads over EO and IR alike.
 UNLABELLED_RGB = (220, 220, 220)
@@ -31,7 +31,7 @@ def class_key(cls: int) -> str:
 def default_hidden(scheme: ClassScheme) -> frozenset[int]:
     """Ids drawn transparent until the user ticks them: background and unlabelled."""
     hidden = {IGNORE_INDEX}
-    if scheme.class_names and scheme.class_names[0].lower() in BACKGROUND_NAMES:
+    if scheme.shown_name(0) == "background":
         hidden.add(0)
     return frozenset(hidden)
 
