@@ -307,9 +307,9 @@ def _send_frames(writer: WriterProcess, session: LabelSource, path: Path, shape:
         p = None
         if probs is not None:
             p = np.asarray(probs(i) if callable(probs) else probs[i], dtype=np.float16)
+            if shapes is None and p.ndim == 3 and p.shape[1:] != (h, w):
+                raise _MixedSizes  # a wrong size is refused after the restart, against the frame's own
             if p.ndim != 3 or p.shape[1:] != (fh, fw) or (n_classes is not None and p.shape[0] != n_classes):
-                if shapes is None and p.ndim == 3 and (n_classes is None or p.shape[0] == n_classes):
-                    raise _MixedSizes
                 raise ExportError(f"probabilities of frame {i + 1} have shape {p.shape}, expected (C, {fh}, {fw})")
             n_classes = p.shape[0]
             p = _pad(p, h, w, 0, axes=(1, 2))

@@ -158,15 +158,19 @@ class _Child:
         """Still running, and started with the command an export would use now."""
         return self.proc.poll() is None and self.command == export_process.writer_command()
 
+    def reap(self, timeout: float) -> int:
+        """Wait up to `timeout` s for the child to exit, then kill it; its return code."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
     def close(self) -> None:
         """End of input: the child removes any file it has open and exits; killed if it lingers."""
         with contextlib.suppress(OSError):
             self.proc.stdin.close()  # type: ignore[union-attr]
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.reap(5)
         self._reader.join(5)
         with contextlib.suppress(OSError):
             self.proc.stdout.close()  # type: ignore[union-attr]
@@ -223,7 +227,6 @@ class WriterProcess:
     def __init__(self, tmp: Path, spec: dict[str, Any], progress: Callable[[int, int], None] | None,
                  cancel: Callable[[], bool] | None, on_cancel: Callable[[], None]) -> None:
         self._child = _take_child()
-        self._proc = self._child.proc
         self._replies = self._child.replies
         self._level = int(spec["level"]) if spec["compression"] == "gzip" else None
         self._slots: _Slots | None = None
@@ -245,18 +248,13 @@ class WriterProcess:
 
     def _send(self, msg: tuple) -> None:
         try:
-            send_message(self._proc.stdin, msg)  # type: ignore[arg-type]
+            send_message(self._child.proc.stdin, msg)  # type: ignore[arg-type]
         except (BrokenPipeError, OSError):
             raise self._died() from None
 
     def _died(self) -> WriterFailed:
         """The child is gone: say how (the signal that killed it, or its exit status)."""
-        try:
-            self._proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        rc = self._proc.returncode
+        rc = self._child.reap(10)
         if rc is not None and rc < 0:
             return WriterFailed(f"the export process crashed ({signal_text(-rc)})", crashed=True)
         return WriterFailed(f"the export process stopped unexpectedly (exit status {rc})", crashed=True)
