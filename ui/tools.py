@@ -200,9 +200,12 @@ class ToolController(QObject):
         self.hover(round(pt[0]), round(pt[1]))
         if ev.isFinish():
             points, self._snap_points = self._snap_points, []
-            self._snap_item.setData([], [])
-            self._snap_item.setVisible(False)
+            self._hide_snap_line()
             self._apply_snap(self.state.index, points, self.radius, self.class_id)
+
+    def _hide_snap_line(self) -> None:
+        self._snap_item.setData([], [])
+        self._snap_item.setVisible(False)
 
     def _drag_box(self, ev, pt) -> None:
         if ev.isStart():
@@ -351,8 +354,7 @@ class ToolController(QObject):
             self.polygon.clear()
         if self._snap_points:
             self._snap_points = []
-            self._snap_item.setData([], [])
-            self._snap_item.setVisible(False)
+            self._hide_snap_line()
         self._box_start = None
         if self._box_item.isVisible():
             self._box_item.setVisible(False)
