@@ -115,6 +115,15 @@ def class_balance_weights(counts, method: str = "enet", power: float = 0.5, c: f
     return tuple(round(float(x), 4) for x in w)
 
 
+def _class_weight(weight: Sequence[float] | Tensor | None, like: Tensor) -> Tensor | None:
+    if weight is None or not len(weight):
+        return None
+    w = torch.as_tensor(weight, dtype=like.dtype, device=like.device)
+    if w.numel() != like.shape[1]:
+        raise ConfigError(f"loss.class_weights has {w.numel()} values for {like.shape[1]} classes")
+    return w
+
+
 def segmentation_ce(logits: Tensor, labels: Tensor, ignore_index: int = 255,
                     weight: Sequence[float] | Tensor | None = None) -> Tensor:
     """Mean CE over labelled pixels (weighted by class when `weight` is given, normalised by the
@@ -122,12 +131,20 @@ def segmentation_ce(logits: Tensor, labels: Tensor, ignore_index: int = 255,
     labels = labels.long()
     if not bool((labels != ignore_index).any()):
         return logits.sum() * 0.0
-    w = None
-    if weight is not None and len(weight):
-        w = torch.as_tensor(weight, dtype=logits.dtype, device=logits.device)
-        if w.numel() != logits.shape[1]:
-            raise ConfigError(f"loss.class_weights has {w.numel()} values for {logits.shape[1]} classes")
-    return F.cross_entropy(logits, labels, weight=w, ignore_index=ignore_index)
+    return F.cross_entropy(logits, labels, weight=_class_weight(weight, logits), ignore_index=ignore_index)
+
+
+def _dice_from_prob(prob: Tensor, labels: Tensor, keep: Tensor, smooth: float) -> Tensor:
+    """Soft Dice loss from class probabilities (B,K,H,W) without a one-hot tensor: |P.G| per class
+    is the probability of the true class summed per class (a scatter-add), |G| a bincount."""
+    k = prob.shape[1]
+    lab = torch.where(keep, labels, 0).clamp_(0, k - 1)
+    keep_f = keep.to(prob.dtype)
+    true_prob = prob.gather(1, lab.unsqueeze(1)).squeeze(1) * keep_f
+    inter = torch.zeros(k, dtype=prob.dtype, device=prob.device).scatter_add_(0, lab.flatten(), true_prob.flatten())
+    count = torch.bincount(lab.flatten(), weights=keep_f.flatten(), minlength=k).to(prob.dtype)
+    total = torch.einsum("bkhw,bhw->k", prob, keep_f) + count
+    return 1.0 - ((2 * inter + smooth) / (total + smooth)).mean()
 
 
 def soft_dice_loss(logits: Tensor, labels: Tensor, ignore_index: int = 255, smooth: float = 1.0) -> Tensor:
@@ -142,19 +159,20 @@ def soft_dice_loss(logits: Tensor, labels: Tensor, ignore_index: int = 255, smoo
     keep = labels != ignore_index
     if not bool(keep.any()):
         return logits.sum() * 0.0
-    k = logits.shape[1]
-    prob = logits.float().softmax(1) * keep.unsqueeze(1)
-    target = F.one_hot(torch.where(keep, labels, 0).clamp_(0, k - 1), k).permute(0, 3, 1, 2) * keep.unsqueeze(1)
-    inter = (prob * target).sum((0, 2, 3))
-    total = prob.sum((0, 2, 3)) + target.sum((0, 2, 3))
-    return 1.0 - ((2 * inter + smooth) / (total + smooth)).mean()
+    return _dice_from_prob(logits.float().softmax(1), labels, keep, smooth)
 
 
 def segmentation_loss(logits: Tensor, labels: Tensor, cfg: LossConfig) -> Tensor:
-    """The per-output segmentation term: CE (class-weighted when configured) + `cfg.dice` x Dice."""
-    loss = segmentation_ce(logits, labels, cfg.ignore_index, cfg.class_weights)
+    """The per-output segmentation term: CE (class-weighted when configured) + `cfg.dice` x Dice.
+    One log-softmax serves both (a full-resolution pass each was a sixth of a training step)."""
+    labels = labels.long()
+    keep = labels != cfg.ignore_index
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    logp = logits.float().log_softmax(1)
+    loss = F.nll_loss(logp, labels, weight=_class_weight(cfg.class_weights, logp), ignore_index=cfg.ignore_index)
     if cfg.dice > 0:
-        loss = loss + cfg.dice * soft_dice_loss(logits, labels, cfg.ignore_index)
+        loss = loss + cfg.dice * _dice_from_prob(logp.exp(), labels, keep, 1.0)
     return loss
 
 
@@ -189,8 +207,8 @@ class _Projection(nn.Sequential):
 class ContrastiveDistiller(nn.Module):
     """Pixel InfoNCE between student EO features and teacher features at chosen stages.
 
-    Per stage: project both to `proj_dim`, L2-normalise, sample `samples` labelled pixel positions;
-    anchor = student pixel i, positive = teacher pixel i, negatives = teacher pixels j at the other
+    Per stage: sample `samples` labelled pixel positions, project both there to `proj_dim`,
+    L2-normalise; anchor = student pixel i, positive = teacher pixel i, negatives = teacher pixels j at the other
     sampled positions (with `class_aware`, only those of a different class).
         L = -mean_i log( exp(s_i.t_i/tau) / sum_j exp(s_i.t_j/tau) ),  summed over stages.
     """
@@ -216,17 +234,32 @@ class ContrastiveDistiller(nn.Module):
         idx = valid[torch.randperm(valid.numel(), device=device)[: self.cfg.samples]]
         return idx, lab[idx]
 
+    @staticmethod
+    def _project(head: _Projection, feat: Tensor, idx: Tensor) -> Tensor:
+        """The head applied to the feature vectors at flat (b, y, x) positions `idx`, as matrix
+        products on (N, C) rows (the same 1x1 convs and BN), L2-normalised: (N, proj_dim)."""
+        conv1, bn, _, conv2 = head
+        x = feat.permute(0, 2, 3, 1).reshape(-1, feat.shape[1])[idx]
+        x = F.linear(x, conv1.weight.flatten(1))
+        if bn.training and bn.num_batches_tracked is not None:
+            bn.num_batches_tracked.add_(1)
+        x = F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.training, bn.momentum, bn.eps)
+        x = F.linear(F.relu(x), conv2.weight.flatten(1), conv2.bias)
+        return F.normalize(x, dim=1)
+
     def stage_loss(self, s_feat: Tensor, t_feat: Tensor, stage: int, labels: Tensor | None) -> Tensor:
-        s = F.normalize(self.student_proj[f"layer{stage}"](s_feat), dim=1)
-        t = F.normalize(self.teacher_proj[f"layer{stage}"](t_feat.detach()), dim=1)
-        if t.shape[-2:] != s.shape[-2:]:
-            t = F.interpolate(t, size=s.shape[-2:], mode="bilinear", align_corners=False)
-        b, d, h, w = s.shape
-        idx, lab = self._sample(labels, b, h, w, s.device)
+        """Positions are sampled before projecting: the 1x1 projection heads then run on `samples`
+        pixels instead of every pixel of the map (the projection BN's statistics come from the
+        samples), which made the term six times cheaper."""
+        t_feat = t_feat.detach()
+        if t_feat.shape[-2:] != s_feat.shape[-2:]:
+            t_feat = F.interpolate(t_feat, size=s_feat.shape[-2:], mode="bilinear", align_corners=False)
+        b, _, h, w = s_feat.shape
+        idx, lab = self._sample(labels, b, h, w, s_feat.device)
         if idx.numel() < 2:
-            return s.sum() * 0.0
-        sv = s.permute(0, 2, 3, 1).reshape(-1, d)[idx]
-        tv = t.permute(0, 2, 3, 1).reshape(-1, d)[idx]
+            return s_feat.sum() * 0.0
+        sv = self._project(self.student_proj[f"layer{stage}"], s_feat, idx)
+        tv = self._project(self.teacher_proj[f"layer{stage}"], t_feat, idx)
         sim = sv @ tv.T / self.cfg.tau
         if lab is not None and self.cfg.class_aware:
             same = (lab[:, None] == lab[None, :]) & ~torch.eye(lab.numel(), dtype=torch.bool, device=sim.device)

@@ -244,3 +244,46 @@ def test_the_gate_loss_pulls_each_gate_towards_its_branchs_probability_of_the_tr
     assert "gate" in total_loss(out, labels, model, LossConfig(gate=0.2))
     assert "gate" not in total_loss(model(None, ir), labels, model, LossConfig(gate=0.2))
     assert "gate" not in total_loss(out, labels, model, LossConfig())
+
+
+def _dice_by_one_hot(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """The soft Dice loss written out with a one-hot target: the definition the fast form must match."""
+    keep = labels != 255
+    k = logits.shape[1]
+    prob = logits.softmax(1) * keep.unsqueeze(1)
+    target = F.one_hot(torch.where(keep, labels, 0), k).permute(0, 3, 1, 2) * keep.unsqueeze(1)
+    inter = (prob * target).sum((0, 2, 3))
+    total = prob.sum((0, 2, 3)) + target.sum((0, 2, 3))
+    return 1.0 - ((2 * inter + smooth) / (total + smooth)).mean()
+
+
+def test_segmentation_loss_equals_ce_plus_dice_written_out_in_value_and_gradient() -> None:
+    torch.manual_seed(3)
+    labels = torch.randint(0, 5, (2, 12, 10))
+    labels[0, :3] = 255
+    weights = (1.0, 2.0, 0.5, 1.0, 3.0)
+    cfg = LossConfig(dice=0.7, class_weights=weights)
+    x = torch.randn(2, 5, 12, 10, dtype=torch.float64, requires_grad=True)
+    fast = segmentation_loss(x, labels, cfg)
+    (g_fast,) = torch.autograd.grad(fast, x)
+    ref = F.cross_entropy(x, labels, weight=torch.tensor(weights, dtype=torch.float64), ignore_index=255) \
+        + 0.7 * _dice_by_one_hot(x, labels)
+    (g_ref,) = torch.autograd.grad(ref, x)
+    torch.testing.assert_close(fast.double(), ref)
+    torch.testing.assert_close(g_fast.double(), g_ref)
+    torch.testing.assert_close(soft_dice_loss(x, labels).double(), _dice_by_one_hot(x, labels))
+
+
+def test_the_distiller_projects_sampled_pixels_as_its_heads_project_the_whole_map() -> None:
+    torch.manual_seed(5)
+    d = ContrastiveDistiller((12, 1, 1, 1), (16, 1, 1, 1), LossConfig(distill_stages=(1,), proj_dim=8))
+    feat = torch.randn(2, 12, 6, 7)
+    idx = torch.tensor([0, 5, 41, 83])
+    head = d.student_proj["layer1"].eval()
+    whole = F.normalize(head(feat), dim=1).permute(0, 2, 3, 1).reshape(-1, 8)[idx]
+    torch.testing.assert_close(ContrastiveDistiller._project(head, feat, idx), whole)
+    # training: the projection BN learns its running statistics from the sampled pixels
+    head.train()
+    before = head[1].running_mean.clone()
+    ContrastiveDistiller._project(head, feat, idx)
+    assert not torch.equal(head[1].running_mean, before) and int(head[1].num_batches_tracked) == 1
