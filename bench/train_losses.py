@@ -14,12 +14,9 @@ only the sampled pixels.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-
 import torch
 import torch.nn.functional as F
-from _timing import interleaved_times, machine_line
+from _timing import report_steps, step_parser
 
 from csknet_studio.core import losses
 from csknet_studio.core.losses import ContrastiveDistiller, LossConfig, total_loss
@@ -89,24 +86,12 @@ def _step_fn(plain: bool, batch: int, h: int, w: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--batch", type=int, default=6)
-    ap.add_argument("--size", type=int, nargs=2, default=(160, 224), metavar=("H", "W"))
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=8)
-    args = ap.parse_args(argv)
+    args = step_parser(__doc__, warmup=2, repeats=8).parse_args(argv)
     torch.set_num_threads(args.threads)
     cases = {"losses written out (baseline)": _step_fn(True, args.batch, *args.size),
              ENGINE: _step_fn(False, args.batch, *args.size)}
-    times = interleaved_times(cases, args.warmup, args.repeats)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    med = report_steps("bundled recipe's training step, csknet-r18s", cases, args)
     base = med["losses written out (baseline)"]
-    print(f"bundled recipe's training step, csknet-r18s, batch {args.batch} of {args.size[0]}x{args.size[1]}, "
-          f"both modalities, threads {args.threads}, repeats {args.repeats}")
-    print(machine_line())
-    for k, v in med.items():
-        print(f"{k:32s} {v:8.1f} ms/step  {v / base:6.3f}x")
     print(f"RATIO engine/plain = {med[ENGINE] / base:.3f}")
     return 0
 

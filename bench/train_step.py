@@ -11,7 +11,6 @@ decoded (the default), the saving that made the bundled model's 5400 steps fit i
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import cv2
 import torch
 import torch.nn.functional as F
-from _timing import interleaved_times, machine_line
+from _timing import report_steps, step_parser
 
 from csknet_studio.core.model import create_model
 
@@ -74,24 +73,12 @@ def _read_times(repeats: int, n: int = 6) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--batch", type=int, default=6)
-    ap.add_argument("--size", type=int, nargs=2, default=(160, 224), metavar=("H", "W"))
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=10)
-    args = ap.parse_args(argv)
+    args = step_parser(__doc__, warmup=3, repeats=10).parse_args(argv)
     torch.set_num_threads(args.threads)
     steps = {"fp32 (baseline)": _step_fn(False, args.batch, *args.size),
              "bf16 autocast": _step_fn(True, args.batch, *args.size)}
-    times = interleaved_times(steps, args.warmup, args.repeats)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    med = report_steps("csknet-r18s training step", steps, args)
     base = med["fp32 (baseline)"]
-    print(f"csknet-r18s training step, batch {args.batch} of {args.size[0]}x{args.size[1]}, both modalities, "
-          f"threads {args.threads}, repeats {args.repeats}")
-    print(machine_line())
-    for k, v in med.items():
-        print(f"{k:18s} {v:8.1f} ms/step  {v / base:6.3f}x")
     print(f"RATIO bf16/fp32 = {med['bf16 autocast'] / base:.3f}")
     disk, cached = _read_times(args.repeats)
     print(f"training frame read (demo EO+IR+label PNGs, 360x480): decoded {disk:.2f} ms, from data.cache_mb "
