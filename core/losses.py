@@ -28,6 +28,7 @@ from csknet_studio.core.errors import ConfigError
 from csknet_studio.core.modes import Mode
 
 CLASS_BALANCE = ("none", "enet", "inverse")
+GATE_TARGETS = ("branch", "share")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ class LossConfig:
     # that branch gives the true class at that pixel (detached), so the gate maps show where the
     # fusion can trust each camera: high EO gate on a lit, textured street, low in fog.
     gate: float = 0.0
+    # What the gate loss pulls each gate towards. "branch": that branch's own probability of the
+    # true class (high wherever the branch is right, so both gates sit near 1 on easy pixels).
+    # "share": that branch's part of the two, p_eo / (p_eo + p_ir) for EO, so the EO gate reads
+    # how much more the EO camera can be trusted than the IR one there (0.5 where both are sure).
+    gate_target: str = "branch"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "distill_stages", tuple(int(s) for s in self.distill_stages))
@@ -69,6 +75,8 @@ class LossConfig:
             raise ConfigError(f"loss.class_weights must be finite, >= 0 and not all 0, got {list(self.class_weights)}")
         if not 0 < self.class_balance_power <= 1:
             raise ConfigError(f"loss.class_balance_power must be in (0, 1], got {self.class_balance_power}")
+        if self.gate_target not in GATE_TARGETS:
+            raise ConfigError(f"loss.gate_target must be one of {GATE_TARGETS}, got {self.gate_target!r}")
         if self.class_balance not in CLASS_BALANCE:
             raise ConfigError(f"loss.class_balance must be one of {CLASS_BALANCE}, got {self.class_balance!r}")
         for name in ("ce_eo", "ce_ir", "ce_fused", "l1", "contrastive", "kd", "dice", "gate"):
@@ -280,23 +288,29 @@ class ContrastiveDistiller(nn.Module):
 
 
 def gate_reliability_loss(gates: Tensor, branch_logits: dict[str, Tensor], labels: Tensor,
-                          ignore_index: int = 255) -> Tensor:
+                          ignore_index: int = 255, target: str = "branch") -> Tensor:
     """Binary CE of the channel-mean GSU gate on EO (input 0) and on IR (input 1) against the
-    probability, detached, that the EO / IR head gives the true class there (at the gates'
-    resolution; ignored pixels left out). The sum gate (input 2) stays free."""
+    probability, detached, that the EO / IR head gives the true class there (`target="branch"`), or
+    against that probability's share of the two (`target="share"`); at the gates' resolution,
+    ignored pixels left out. The sum gate (input 2) stays free."""
     h, w = gates.shape[-2:]
     lab = F.interpolate(labels[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()
     valid = lab != ignore_index
     if not bool(valid.any()):
         return gates.sum() * 0.0
-    terms = []
-    for k, m in enumerate(("eo", "ir")):
+    right = {}
+    for m in ("eo", "ir"):
         lg = F.interpolate(branch_logits[m].detach().float(), size=(h, w), mode="bilinear", align_corners=False)
         prob = torch.softmax(lg, 1)
-        target = prob.gather(1, lab.clamp(0, prob.shape[1] - 1)[:, None])[:, 0]
+        right[m] = prob.gather(1, lab.clamp(0, prob.shape[1] - 1)[:, None])[:, 0]
+    if target == "share":
+        both = (right["eo"] + right["ir"]).clamp_min(1e-6)
+        right = {m: p / both for m, p in right.items()}
+    terms = []
+    for k, m in enumerate(("eo", "ir")):
         g = gates[:, k].float().mean(1).clamp(1e-6, 1 - 1e-6)
         with torch.autocast(gates.device.type, enabled=False):  # binary CE refuses autocast
-            terms.append(F.binary_cross_entropy(g[valid], target[valid]))
+            terms.append(F.binary_cross_entropy(g[valid], right[m][valid].clamp(0, 1)))
     return torch.stack(terms).sum()
 
 
@@ -324,7 +338,8 @@ def total_loss(
     if out.mode is Mode.BOTH and cfg.ce_fused > 0:
         terms["ce_fused"] = cfg.ce_fused * segmentation_loss(out.logits, labels, cfg)
     if cfg.gate > 0 and getattr(out, "gates", None) is not None:
-        terms["gate"] = cfg.gate * gate_reliability_loss(out.gates, out.branch_logits, labels, ig)
+        terms["gate"] = cfg.gate * gate_reliability_loss(out.gates, out.branch_logits, labels, ig,
+                                                             cfg.gate_target)
     if cfg.l1 > 0:
         terms["l1"] = cfg.l1 * l1_sparsity(model.exchange_gammas()).to(out.logits.device)
     if teacher_out is not None and "eo" in out.branch_logits:

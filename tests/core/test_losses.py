@@ -246,6 +246,32 @@ def test_the_gate_loss_pulls_each_gate_towards_its_branchs_probability_of_the_tr
     assert "gate" not in total_loss(out, labels, model, LossConfig())
 
 
+def test_the_share_gate_target_is_each_branchs_part_of_the_two_probabilities() -> None:
+    """With `target="share"` the cheapest EO gate is p_eo / (p_eo + p_ir): 0.5 where both branches
+    are equally sure, above 0.5 where EO is right and IR is not; EO and IR gates then sum to 1."""
+    lab = torch.zeros(1, 8, 8, dtype=torch.long)
+    eo_logits = torch.zeros(1, 2, 8, 8)
+    eo_logits[:, 0, :, :4] = 4.0  # EO sure of the truth on the left half, undecided on the right
+    ir_logits = torch.zeros(1, 2, 8, 8)  # IR undecided everywhere
+    branch = {"eo": eo_logits, "ir": ir_logits}
+    p = {m: torch.softmax(lg, 1)[:, 0] for m, lg in branch.items()}
+    share_eo = p["eo"] / (p["eo"] + p["ir"])
+    assert share_eo[0, 0, 0] > 0.6 and torch.allclose(share_eo[0, :, 4:], torch.tensor(0.5))
+
+    def gates(eo: torch.Tensor) -> torch.Tensor:
+        return torch.stack([eo, 1 - eo, torch.full_like(eo, 0.5)], 1)[:, :, None].requires_grad_(True)
+
+    best = gates(share_eo)
+    loss = gate_reliability_loss(best, branch, lab, target="share")
+    loss.backward()
+    assert best.grad[:, :2].abs().max() < 1e-6  # the share is the minimum of the binary CE
+    for other in (gates(p["eo"]), gates(torch.full_like(share_eo, 0.5))):
+        assert gate_reliability_loss(other, branch, lab, target="share") > loss + 1e-4
+    assert not torch.allclose(gate_reliability_loss(best, branch, lab), loss)  # "branch" differs
+    with pytest.raises(ConfigError, match="gate_target"):
+        LossConfig(gate_target="softmax")
+
+
 def _dice_by_one_hot(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     """The soft Dice loss written out with a one-hot target: the definition the fast form must match."""
     keep = labels != 255
