@@ -28,7 +28,7 @@ from csknet_studio.core.errors import ConfigError
 from csknet_studio.core.modes import Mode
 
 CLASS_BALANCE = ("none", "enet", "inverse")
-GATE_TARGETS = ("branch", "share")
+GATE_TARGETS = ("branch", "share", "teacher")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class LossConfig:
     # true class (high wherever the branch is right, so both gates sit near 1 on easy pixels).
     # "share": that branch's part of the two, p_eo / (p_eo + p_ir) for EO, so the EO gate reads
     # how much more the EO camera can be trusted than the IR one there (0.5 where both are sure).
+    # "teacher": the EO gate towards the frozen EO teacher's probability of the true class (the
+    # teacher sees EO alone, so it reads what the EO image by itself tells there), IR as "branch".
     gate_target: str = "branch"
 
     def __post_init__(self) -> None:
@@ -88,6 +90,11 @@ class LossConfig:
             raise ConfigError(f"loss.distill_stages: values in 1..4, got {self.distill_stages}")
         if self.samples < 2 or self.proj_dim < 1:
             raise ConfigError("loss.samples must be >= 2 and loss.proj_dim >= 1")
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether a term of this loss reads the frozen EO teacher's output."""
+        return self.contrastive > 0 or self.kd > 0 or (self.gate > 0 and self.gate_target == "teacher")
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -288,11 +295,18 @@ class ContrastiveDistiller(nn.Module):
 
 
 def gate_reliability_loss(gates: Tensor, branch_logits: dict[str, Tensor], labels: Tensor,
-                          ignore_index: int = 255, target: str = "branch") -> Tensor:
+                          ignore_index: int = 255, target: str = "branch",
+                          teacher_logits: Tensor | None = None) -> Tensor:
     """Binary CE of the channel-mean GSU gate on EO (input 0) and on IR (input 1) against the
-    probability, detached, that the EO / IR head gives the true class there (`target="branch"`), or
-    against that probability's share of the two (`target="share"`); at the gates' resolution,
-    ignored pixels left out. The sum gate (input 2) stays free."""
+    probability, detached, that the EO / IR head gives the true class there (`target="branch"`),
+    against that probability's share of the two (`target="share"`), or, for EO, against the EO
+    teacher's probability (`target="teacher"`); at the gates' resolution, ignored pixels left out.
+    The sum gate (input 2) stays free."""
+    if target == "teacher":
+        if teacher_logits is None:
+            raise ConfigError('loss.gate_target = "teacher" needs an EO teacher (teacher.epochs > 0 or '
+                              "teacher.checkpoint)")
+        branch_logits = {"eo": teacher_logits, "ir": branch_logits["ir"]}
     h, w = gates.shape[-2:]
     lab = F.interpolate(labels[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()
     valid = lab != ignore_index
@@ -338,8 +352,9 @@ def total_loss(
     if out.mode is Mode.BOTH and cfg.ce_fused > 0:
         terms["ce_fused"] = cfg.ce_fused * segmentation_loss(out.logits, labels, cfg)
     if cfg.gate > 0 and getattr(out, "gates", None) is not None:
-        terms["gate"] = cfg.gate * gate_reliability_loss(out.gates, out.branch_logits, labels, ig,
-                                                             cfg.gate_target)
+        terms["gate"] = cfg.gate * gate_reliability_loss(
+            out.gates, out.branch_logits, labels, ig, cfg.gate_target,
+            None if teacher_out is None else teacher_out.logits)
     if cfg.l1 > 0:
         terms["l1"] = cfg.l1 * l1_sparsity(model.exchange_gammas()).to(out.logits.device)
     if teacher_out is not None and "eo" in out.branch_logits:

@@ -87,7 +87,7 @@ def prepare_teacher(cfg: TrainConfig, resumed: bool, model_cfg: CSKNetConfig, lo
     Order: teacher.checkpoint, the resumed run's own teacher.pt, a freshly trained one. A new
     teacher's validation score (EO) goes to teacher_metrics.json beside the student's.
     """
-    if not (cfg.loss.contrastive > 0 or cfg.loss.kd > 0):
+    if not cfg.loss.needs_teacher:
         return None
     out_dir = cfg.out_path
     if cfg.teacher.checkpoint:

@@ -272,6 +272,38 @@ def test_the_share_gate_target_is_each_branchs_part_of_the_two_probabilities() -
         LossConfig(gate_target="softmax")
 
 
+def test_the_teacher_gate_target_pulls_the_eo_gate_towards_the_teachers_probability() -> None:
+    """With `target="teacher"` the cheapest EO gate is the EO teacher's probability of the truth (not
+    the student EO head's), the IR gate still IR's own; without a teacher the loss says what it
+    needs, and such a loss config asks for a teacher."""
+    lab = torch.zeros(1, 8, 8, dtype=torch.long)
+    student_eo = torch.zeros(1, 2, 8, 8)
+    student_eo[:, 0] = 4.0  # the student's EO head is sure everywhere
+    teacher = torch.zeros(1, 2, 8, 8)
+    teacher[:, 0, :, :4] = 2.0  # the teacher, seeing EO alone, only on the left half
+    ir_logits = torch.zeros(1, 2, 8, 8)
+    branch = {"eo": student_eo, "ir": ir_logits}
+    p_t = torch.softmax(teacher, 1)[:, 0]
+    best = torch.stack([p_t, torch.full_like(p_t, 0.5), torch.full_like(p_t, 0.5)], 1)[:, :, None]
+    best.requires_grad_(True)
+    loss = gate_reliability_loss(best, branch, lab, target="teacher", teacher_logits=teacher)
+    loss.backward()
+    assert best.grad[:, :2].abs().max() < 1e-6
+    p_s = torch.softmax(student_eo, 1)[:, 0]
+    by_student = torch.stack([p_s, torch.full_like(p_s, 0.5), torch.full_like(p_s, 0.5)], 1)[:, :, None]
+    assert gate_reliability_loss(by_student, branch, lab, target="teacher", teacher_logits=teacher) > loss + 1e-3
+    with pytest.raises(ConfigError, match="teacher"):
+        gate_reliability_loss(best, branch, lab, target="teacher")
+    assert LossConfig(contrastive=0, kd=0, gate=0.2, gate_target="teacher").needs_teacher
+    assert not LossConfig(contrastive=0, kd=0, gate=0.2).needs_teacher
+    model = create_model("csknet-tiny", num_classes=3).train()
+    eo, ir = torch.rand(2, 3, 64, 64), torch.rand(2, 1, 64, 64)
+    labels = torch.randint(0, 3, (2, 64, 64))
+    t_out = create_teacher(model.config).eval()(eo)
+    cfg = LossConfig(contrastive=0, kd=0, gate=0.2, gate_target="teacher")
+    assert total_loss(model(eo, ir), labels, model, cfg, teacher_out=t_out)["gate"] > 0
+
+
 def _dice_by_one_hot(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     """The soft Dice loss written out with a one-hot target: the definition the fast form must match."""
     keep = labels != 255
