@@ -207,6 +207,11 @@ class TrainConfig:
             raise ConfigError(f"select_mode {self.select_mode!r} must be one of val_modes {list(modes)}")
         if self.val_every < 1 or self.checkpoint_every < 1 or self.val_batch < 1:
             raise ConfigError("val_every, checkpoint_every and val_batch must be >= 1")
+        if self.loss.gate > 0 and self.loss.gate_target == "teacher" and \
+                not (self.teacher.epochs > 0 or self.teacher.checkpoint):
+            # distillation alone can run without a teacher (it is then off); this gate target cannot
+            raise ConfigError('loss.gate_target = "teacher" needs an EO teacher: set teacher.epochs > 0 '
+                              "or teacher.checkpoint")
 
     # -- paths --------------------------------------------------------------------------------------
     def resolve(self, p: str) -> Path:

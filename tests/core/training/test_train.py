@@ -141,6 +141,16 @@ def test_training_sequence_keeps_every_decoded_frame_within_cache_mb(dataset: Pa
         TrainConfig.from_dict({"data": {"path": "x", "cache_mb": -1}})
 
 
+def test_a_teacher_gate_target_without_a_teacher_is_refused_when_the_config_is_read():
+    gate = {"gate": 0.2, "gate_target": "teacher", "contrastive": 0.0, "kd": 0.0}
+    with pytest.raises(ConfigError, match=r"gate_target = \"teacher\" needs an EO teacher"):
+        TrainConfig.from_dict({"data": {"path": "x"}, "loss": gate})
+    for teacher in ({"epochs": 2}, {"checkpoint": "runs/x/teacher.pt"}):
+        assert TrainConfig.from_dict({"data": {"path": "x"}, "loss": gate, "teacher": teacher}).loss.needs_teacher
+    # distillation alone may run without a teacher: it is then off, as before
+    TrainConfig.from_dict({"data": {"path": "x"}, "loss": {"contrastive": 0.1, "kd": 1.0}})
+
+
 def test_resume_without_checkpoint_and_cancel(tmp_path: Path, dataset: Path, tiny_config_toml):
     cfg = _cfg(tiny_config_toml, tmp_path, dataset)
     with pytest.raises(ConfigError, match="detected as 'folders'"):
