@@ -28,7 +28,8 @@ from csknet_studio.core.errors import ConfigError
 from csknet_studio.core.modes import Mode
 
 CLASS_BALANCE = ("none", "enet", "inverse")
-GATE_TARGETS = ("branch", "share", "teacher")
+GATE_TARGETS = ("branch", "share", "teacher", "disagree")
+NO_GATE_TEACHER = 'loss.gate_target = "teacher" needs an EO teacher: set teacher.epochs > 0 or teacher.checkpoint'
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class LossConfig:
     # how much more the EO camera can be trusted than the IR one there (0.5 where both are sure).
     # "teacher": the EO gate towards the frozen EO teacher's probability of the true class (the
     # teacher sees EO alone, so it reads what the EO image by itself tells there), IR as "branch".
+    # "disagree": the share, but only where the two branches disagree, each pixel weighted by
+    # |p_eo - p_ir|; where both are sure (most pixels) the gates are left free, so the share's
+    # 0.5 there does not swamp the pixels where one camera sees what the other cannot.
     gate_target: str = "branch"
 
     def __post_init__(self) -> None:
@@ -299,13 +303,13 @@ def gate_reliability_loss(gates: Tensor, branch_logits: dict[str, Tensor], label
                           teacher_logits: Tensor | None = None) -> Tensor:
     """Binary CE of the channel-mean GSU gate on EO (input 0) and on IR (input 1) against the
     probability, detached, that the EO / IR head gives the true class there (`target="branch"`),
-    against that probability's share of the two (`target="share"`), or, for EO, against the EO
+    against that probability's share of the two (`target="share"`), against the share weighted by
+    |p_eo - p_ir| (`target="disagree"`: only where the branches disagree), or, for EO, against the EO
     teacher's probability (`target="teacher"`); at the gates' resolution, ignored pixels left out.
     The sum gate (input 2) stays free."""
     if target == "teacher":
         if teacher_logits is None:
-            raise ConfigError('loss.gate_target = "teacher" needs an EO teacher (teacher.epochs > 0 or '
-                              "teacher.checkpoint)")
+            raise ConfigError(NO_GATE_TEACHER)
         branch_logits = {"eo": teacher_logits, "ir": branch_logits["ir"]}
     h, w = gates.shape[-2:]
     lab = F.interpolate(labels[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()
@@ -317,14 +321,21 @@ def gate_reliability_loss(gates: Tensor, branch_logits: dict[str, Tensor], label
         lg = F.interpolate(branch_logits[m].detach().float(), size=(h, w), mode="bilinear", align_corners=False)
         prob = torch.softmax(lg, 1)
         right[m] = prob.gather(1, lab.clamp(0, prob.shape[1] - 1)[:, None])[:, 0]
-    if target == "share":
+    weight = None
+    if target == "disagree":
+        weight = (right["eo"] - right["ir"]).abs()[valid]
+    if target in ("share", "disagree"):
         both = (right["eo"] + right["ir"]).clamp_min(1e-6)
         right = {m: p / both for m, p in right.items()}
     terms = []
     for k, m in enumerate(("eo", "ir")):
         g = gates[:, k].float().mean(1).clamp(1e-6, 1 - 1e-6)
         with torch.autocast(gates.device.type, enabled=False):  # binary CE refuses autocast
-            terms.append(F.binary_cross_entropy(g[valid], right[m][valid].clamp(0, 1)))
+            if weight is None:
+                terms.append(F.binary_cross_entropy(g[valid], right[m][valid].clamp(0, 1)))
+            else:  # a weighted mean: a batch where the branches agree everywhere adds nothing
+                bce = F.binary_cross_entropy(g[valid], right[m][valid].clamp(0, 1), reduction="none")
+                terms.append((weight * bce).sum() / weight.sum().clamp_min(1.0))
     return torch.stack(terms).sum()
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from csknet_studio.core.dataclass_io import check_field_types, dataclass_from_mapping
 from csknet_studio.core.errors import ConfigError
-from csknet_studio.core.losses import LossConfig
+from csknet_studio.core.losses import NO_GATE_TEACHER, LossConfig
 from csknet_studio.core.model.config import CSKNetConfig
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.sim2real import CameraRandomisation
@@ -210,8 +210,7 @@ class TrainConfig:
         if self.loss.gate > 0 and self.loss.gate_target == "teacher" and \
                 not (self.teacher.epochs > 0 or self.teacher.checkpoint):
             # distillation alone can run without a teacher (it is then off); this gate target cannot
-            raise ConfigError('loss.gate_target = "teacher" needs an EO teacher: set teacher.epochs > 0 '
-                              "or teacher.checkpoint")
+            raise ConfigError(NO_GATE_TEACHER)
 
     # -- paths --------------------------------------------------------------------------------------
     def resolve(self, p: str) -> Path:

@@ -272,6 +272,35 @@ def test_the_share_gate_target_is_each_branchs_part_of_the_two_probabilities() -
         LossConfig(gate_target="softmax")
 
 
+def test_the_disagree_gate_target_is_the_share_where_the_branches_disagree_and_free_elsewhere() -> None:
+    """With `target="disagree"` a pixel where both branches are equally sure adds nothing, so any gate
+    there costs the same; where EO is right and IR is not, the cheapest EO gate is EO's share."""
+    lab = torch.zeros(1, 8, 8, dtype=torch.long)
+    eo_logits = torch.zeros(1, 2, 8, 8)
+    eo_logits[:, 0] = 4.0  # EO sure of the truth everywhere
+    ir_logits = torch.zeros(1, 2, 8, 8)
+    ir_logits[:, 0, :, 4:] = 4.0  # IR as sure on the right half, undecided on the left
+    branch = {"eo": eo_logits, "ir": ir_logits}
+    p = {m: torch.softmax(lg, 1)[:, 0] for m, lg in branch.items()}
+    share_eo = p["eo"] / (p["eo"] + p["ir"])
+
+    def gates(eo: torch.Tensor) -> torch.Tensor:
+        return torch.stack([eo, 1 - eo, torch.full_like(eo, 0.5)], 1)[:, :, None].requires_grad_(True)
+
+    best = gates(share_eo)
+    loss = gate_reliability_loss(best, branch, lab, target="disagree")
+    loss.backward()
+    assert best.grad[:, :2].abs().max() < 1e-6
+    moved = share_eo.clone()
+    moved[..., 4:] = 0.9  # where they agree, another gate costs nothing
+    assert torch.allclose(gate_reliability_loss(gates(moved), branch, lab, target="disagree"), loss)
+    moved[..., :4] = 0.5  # where they disagree, it does
+    assert gate_reliability_loss(gates(moved), branch, lab, target="disagree") > loss + 1e-3
+    agree = {"eo": eo_logits, "ir": eo_logits.clone()}  # nowhere a disagreement: nothing to learn
+    assert gate_reliability_loss(gates(moved), agree, lab, target="disagree") < 1e-6
+    assert not LossConfig(contrastive=0, kd=0, gate=0.2, gate_target="disagree").needs_teacher
+
+
 def test_the_teacher_gate_target_pulls_the_eo_gate_towards_the_teachers_probability() -> None:
     """With `target="teacher"` the cheapest EO gate is the EO teacher's probability of the truth (not
     the student EO head's), the IR gate still IR's own; without a teacher the loss says what it
