@@ -70,9 +70,10 @@ $(SYS_STAMP): | $(VENV)/bin/python
 	else echo "warning: missing Debian packages (run as root to install):$$missing"; fi
 	touch $@
 
-# Train the bundled default checkpoint (issue 7 recipe; docs/model.md "Default model"): render the
-# training / validation scenes, train with the CLI, score on the held-out clip and write
-# resources/default_model.pt (metrics and training time inside).
+# Train the bundled default checkpoint (docs/model.md "Default model"): render the
+# training / validation scenes and train with the CLI. Then
+# `scripts/default_model_report.py --bundle` scores runs/default_model/best.pt on the held-out clip
+# and writes resources/default_model.pt (metrics and training time inside).
 model: $(STAMP)
 	$(PY) scripts/default_model_data.py --out build/default_model
 	@mkdir -p runs; start=$$(date +%s); \
