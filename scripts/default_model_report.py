@@ -7,7 +7,8 @@ Renders the held-out demo clip (seed 1000, never seen in training or model selec
 model in every mode (both / IR only / EO only) and prints per-class IoU tables for day frames and for
 night + fog frames, as Markdown (pasted into docs/model.md), then the GSU's gate statistics: per
 gate, the mean and the spatial std by day and at night / in fog, and the mean over textured vs flat
-EO regions (top / bottom quarter of the EO gradient magnitude). With --bundle the checkpoint is
+EO regions (top / bottom quarter of the EO gradient magnitude, then of local EO contrast away from
+label boundaries). With --bundle the checkpoint is
 re-written to resources/default_model.pt with these held-out metrics and the recipe facts (training
 time, data, commit) inside, so the GUI's model panel can show where its numbers come from.
 """
@@ -66,12 +67,30 @@ def evaluate_groups(model: torch.nn.Module, frames, modes=ALL_MODES) -> dict[str
     return {g: evaluate(model, fs, modes, num_classes=k, batch=2, amp=False) for g, fs in groups.items() if fs}
 
 
+GATE_STATS = ("mean", "spatial_std", "textured", "flat", "textured_interior", "flat_interior")
+
+
+def _interior_contrast(grey: np.ndarray, label: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels >= 3 px from a label boundary, local grey std over 7x7), both at `shape` (h, w)."""
+    lab = cv2.resize(label, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    edge = np.zeros(shape, np.uint8)
+    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    edge[1:, :] |= lab[1:, :] != lab[:-1, :]
+    interior = cv2.dilate(edge, np.ones((7, 7), np.uint8)) == 0
+    mean = cv2.blur(grey, (7, 7))
+    contrast = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0.0))
+    return interior, contrast
+
+
 def gate_statistics(model: torch.nn.Module, frames) -> dict[str, dict[str, dict[str, float]]]:
     """{gate: {"day" | "night+fog": {"mean", "spatial_std", "textured", "flat"}}} over the frames.
 
     spatial_std is the std over the pixels of one frame's gate map, averaged over frames; textured
     / flat are the gate's mean over the top / bottom quarter of the EO gradient magnitude (EO at
-    decoder resolution), pooled over frames."""
+    decoder resolution), pooled over frames. That quarter is mostly object outlines, where every
+    branch is least sure, so textured_interior / flat_interior repeat the split on local EO
+    contrast (the grey std over a 7x7 window) over the pixels at least 3 decoder pixels away from
+    any label boundary: texture inside a region, with the outlines left out."""
     pred = Predictor(model, "cpu", amp=False)
     acc: dict[str, dict[str, dict[str, list[float]]]] = {}
     for f, cond in frames:
@@ -82,21 +101,25 @@ def gate_statistics(model: torch.nn.Module, frames) -> dict[str, dict[str, dict[
             small = cv2.resize(grey, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_AREA)
             tex = np.hypot(cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1))
             lo, hi = np.quantile(tex, (0.25, 0.75))
-            d = acc.setdefault(name, {}).setdefault(group, {"mean": [], "spatial_std": [], "textured": [], "flat": []})
+            interior, contrast = _interior_contrast(small, f.label, g.shape)
+            ilo, ihi = np.quantile(contrast[interior], (0.25, 0.75))
+            d = acc.setdefault(name, {}).setdefault(group, {k: [] for k in GATE_STATS})
             d["mean"].append(float(g.mean()))
             d["spatial_std"].append(float(g.std()))
             d["textured"].append(float(g[tex >= hi].mean()))
             d["flat"].append(float(g[tex <= lo].mean()))
+            d["textured_interior"].append(float(g[interior & (contrast >= ihi)].mean()))
+            d["flat_interior"].append(float(g[interior & (contrast <= ilo)].mean()))
     return {n: {grp: {k: float(np.mean(v)) for k, v in d.items()} for grp, d in groups.items()}
             for n, groups in acc.items()}
 
 
 def gate_table(stats: dict) -> str:
-    lines = ["| gate | frames | mean | spatial std | textured EO | flat EO |", "|---|---|---:|---:|---:|---:|"]
+    lines = ["| gate | frames | mean | spatial std | textured EO | flat EO | textured interior | flat interior |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, groups in stats.items():
         for grp, d in groups.items():
-            lines.append(f"| {name} | {grp} | {d['mean']:.3f} | {d['spatial_std']:.3f} | {d['textured']:.3f} "
-                         f"| {d['flat']:.3f} |")
+            lines.append(f"| {name} | {grp} | " + " | ".join(f"{d[k]:.3f}" for k in GATE_STATS) + " |")
     return "\n".join(lines)
 
 
