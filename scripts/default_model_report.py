@@ -71,7 +71,7 @@ GATE_STATS = ("mean", "spatial_std", "textured", "flat", "textured_interior", "f
 
 
 def _interior_contrast(grey: np.ndarray, label: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels >= 3 px from a label boundary, local grey std over 7x7), both at `shape` (h, w)."""
+    """(pixels more than 3 px from a label boundary, local grey std over 7x7), both at `shape` (h, w)."""
     lab = cv2.resize(label, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     edge = np.zeros(shape, np.uint8)
     edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
@@ -82,34 +82,41 @@ def _interior_contrast(grey: np.ndarray, label: np.ndarray, shape: tuple[int, in
     return interior, contrast
 
 
+def _texture_regions(grey: np.ndarray, label: np.ndarray, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The four pixel sets of `gate_statistics` at gate-map `shape` (h, w), for one frame."""
+    small = cv2.resize(grey, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    tex = np.hypot(cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1))
+    lo, hi = np.quantile(tex, (0.25, 0.75))
+    interior, contrast = _interior_contrast(small, label, shape)
+    ilo, ihi = np.quantile(contrast[interior], (0.25, 0.75))
+    return {"textured": tex >= hi, "flat": tex <= lo,
+            "textured_interior": interior & (contrast >= ihi), "flat_interior": interior & (contrast <= ilo)}
+
+
 def gate_statistics(model: torch.nn.Module, frames) -> dict[str, dict[str, dict[str, float]]]:
-    """{gate: {"day" | "night+fog": {"mean", "spatial_std", "textured", "flat"}}} over the frames.
+    """{gate: {"day" | "night+fog": {stat: value for stat in GATE_STATS}}} over the frames.
 
     spatial_std is the std over the pixels of one frame's gate map, averaged over frames; textured
     / flat are the gate's mean over the top / bottom quarter of the EO gradient magnitude (EO at
     decoder resolution), pooled over frames. That quarter is mostly object outlines, where every
     branch is least sure, so textured_interior / flat_interior repeat the split on local EO
-    contrast (the grey std over a 7x7 window) over the pixels at least 3 decoder pixels away from
-    any label boundary: texture inside a region, with the outlines left out."""
+    contrast (the grey std over a 7x7 window) over the pixels more than 3 decoder pixels away
+    from any label boundary: texture inside a region, with the outlines left out."""
     pred = Predictor(model, "cpu", amp=False)
     acc: dict[str, dict[str, dict[str, list[float]]]] = {}
     for f, cond in frames:
         group = "day" if cond == "day" else "night+fog"
         p = pred.predict(f.eo, f.ir, Mode.BOTH, introspect=True)
         grey = cv2.cvtColor(np.ascontiguousarray(f.eo), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        regions: dict[tuple[int, int], dict[str, np.ndarray]] = {}  # per gate-map shape: the same for every gate
         for name, g in p.gate_maps.items():
-            small = cv2.resize(grey, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_AREA)
-            tex = np.hypot(cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1))
-            lo, hi = np.quantile(tex, (0.25, 0.75))
-            interior, contrast = _interior_contrast(small, f.label, g.shape)
-            ilo, ihi = np.quantile(contrast[interior], (0.25, 0.75))
+            if g.shape not in regions:
+                regions[g.shape] = _texture_regions(grey, f.label, g.shape)
             d = acc.setdefault(name, {}).setdefault(group, {k: [] for k in GATE_STATS})
             d["mean"].append(float(g.mean()))
             d["spatial_std"].append(float(g.std()))
-            d["textured"].append(float(g[tex >= hi].mean()))
-            d["flat"].append(float(g[tex <= lo].mean()))
-            d["textured_interior"].append(float(g[interior & (contrast >= ihi)].mean()))
-            d["flat_interior"].append(float(g[interior & (contrast <= ilo)].mean()))
+            for k, where in regions[g.shape].items():
+                d[k].append(float(g[where].mean()))
     return {n: {grp: {k: float(np.mean(v)) for k, v in d.items()} for grp, d in groups.items()}
             for n, groups in acc.items()}
 
