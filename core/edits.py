@@ -171,6 +171,18 @@ def flood_region(labels: np.ndarray, seed: Point) -> tuple[Rect, np.ndarray]:
     return rect, mask[1 + rect.y0 : 1 + rect.y1, 1 + rect.x0 : 1 + rect.x1].astype(bool)
 
 
+def label_edges(mask: np.ndarray) -> np.ndarray:
+    """Pixels whose 4-neighbour has another id: the class boundaries, one pixel each side."""
+    edge = np.zeros(mask.shape, bool)
+    d = mask[1:, :] != mask[:-1, :]
+    edge[1:, :] |= d
+    edge[:-1, :] |= d
+    d = mask[:, 1:] != mask[:, :-1]
+    edge[:, 1:] |= d
+    edge[:, :-1] |= d
+    return edge
+
+
 def _tight(rect: Rect, mask: np.ndarray) -> tuple[Rect, np.ndarray]:
     sub = Rect.bbox(mask)
     if sub.empty:

@@ -27,6 +27,7 @@ import torch
 
 from csknet_studio.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from csknet_studio.core.demo import demo_conditions, render_demo_frame
+from csknet_studio.core.edits import label_edges
 from csknet_studio.core.evaluate import SegMetrics, evaluate
 from csknet_studio.core.modes import ALL_MODES, Mode
 from csknet_studio.core.predictor import Predictor
@@ -71,11 +72,9 @@ GATE_STATS = ("mean", "spatial_std", "textured", "flat", "textured_interior", "f
 
 
 def _interior_contrast(grey: np.ndarray, label: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels more than 3 px from a label boundary, local grey std over 7x7), both at `shape` (h, w)."""
+    """(pixels with no boundary pixel of either side within 3 px, local grey std over 7x7), at `shape` (h, w)."""
     lab = cv2.resize(label, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    edge = np.zeros(shape, np.uint8)
-    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
-    edge[1:, :] |= lab[1:, :] != lab[:-1, :]
+    edge = label_edges(lab).astype(np.uint8)  # both sides of every boundary, as the contour view draws it
     interior = cv2.dilate(edge, np.ones((7, 7), np.uint8)) == 0
     mean = cv2.blur(grey, (7, 7))
     contrast = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0.0))
@@ -100,8 +99,9 @@ def gate_statistics(model: torch.nn.Module, frames) -> dict[str, dict[str, dict[
     / flat are the gate's mean over the top / bottom quarter of the EO gradient magnitude (EO at
     decoder resolution), pooled over frames. That quarter is mostly object outlines, where every
     branch is least sure, so textured_interior / flat_interior repeat the split on local EO
-    contrast (the grey std over a 7x7 window) over the pixels more than 3 decoder pixels away
-    from any label boundary: texture inside a region, with the outlines left out."""
+    contrast (the grey std over a 7x7 window) over the pixels with no label-boundary pixel
+    (`label_edges`, both sides) within 3 decoder pixels: texture inside a region, with the
+    outlines left out."""
     pred = Predictor(model, "cpu", amp=False)
     acc: dict[str, dict[str, dict[str, list[float]]]] = {}
     for f, cond in frames:

@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Signal
 
+from csknet_studio.core.edits import label_edges
 from csknet_studio.core.frames import FramePair
 from csknet_studio.ui.colour_bar import ColourBar
 from csknet_studio.ui.display_maps import DEFAULT_SPAN, PALETTES, thermal_lut
@@ -57,18 +58,6 @@ class FastImageItem(pg.ImageItem):
         q = self.qimage
         if q is not None and q.format() not in _FAST_FORMATS:
             self.qimage = q.convertToFormat(_PREMUL if q.hasAlphaChannel() else QtGui.QImage.Format.Format_RGB32)
-
-
-def label_edges(mask: np.ndarray) -> np.ndarray:
-    """Pixels whose 4-neighbour has another id: the class boundaries, one pixel each side."""
-    edge = np.zeros(mask.shape, bool)
-    d = mask[1:, :] != mask[:-1, :]
-    edge[1:, :] |= d
-    edge[:-1, :] |= d
-    d = mask[:, 1:] != mask[:, :-1]
-    edge[:, 1:] |= d
-    edge[:, :-1] |= d
-    return edge
 
 
 class LabelImageItem(pg.ImageItem):
