@@ -54,21 +54,43 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def amp_dtype(device: torch.device, cpu_bf16: bool = False) -> torch.dtype | None:
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX).
+
+    Without it, bf16 autocast is emulated and a training step runs several times slower than fp32
+    (docs/benchmarks.md), so `cpu_bf16 = "auto"` turns it on only here."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def cpu_bf16_enabled(cpu_bf16: bool | str) -> bool:
+    """`optim.cpu_bf16` resolved: true, false, or "auto" (true when the CPU has native bf16)."""
+    return cpu_has_native_bf16() if cpu_bf16 == "auto" else bool(cpu_bf16)
+
+
+def amp_dtype(device: torch.device, cpu_bf16: bool | str = False) -> torch.dtype | None:
     """The autocast dtype used on `device`, or None when we run in full precision.
 
     CUDA: float16 (bfloat16 when the card supports it, which avoids loss scaling trouble);
-    CPU: bfloat16 only when asked (it is slower than fp32 on many CPUs); MPS: full precision.
+    CPU: bfloat16 only when asked (it is slower than fp32 on many CPUs), or with "auto" when the
+    CPU has native bf16; MPS: full precision.
     """
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_bf16:
+    if device.type == "cpu" and cpu_bf16_enabled(cpu_bf16):
         return torch.bfloat16
     return None
 
 
+def precision_label(device: torch.device, amp: bool, cpu_bf16: bool | str = False) -> str:
+    """What a run computes in, for its log: "float32", or the autocast dtype."""
+    dtype = amp_dtype(device, cpu_bf16) if amp else None
+    return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
+
+
 @contextlib.contextmanager
-def autocast(device: torch.device, enabled: bool = True, cpu_bf16: bool = False) -> Iterator[None]:
+def autocast(device: torch.device, enabled: bool = True, cpu_bf16: bool | str = False) -> Iterator[None]:
     """Mixed precision where it pays (CUDA; CPU bf16 on request); a no-op elsewhere."""
     dtype = amp_dtype(device, cpu_bf16) if enabled else None
     if dtype is None:

@@ -72,6 +72,11 @@ class LossConfig:
     # |p_eo - p_ir|; where both are sure (most pixels) the gates are left free, so the share's
     # 0.5 there does not swamp the pixels where one camera sees what the other cannot.
     gate_target: str = "branch"
+    # The branch logits are divided by this before the softmax that gives the gate targets. On the
+    # training frames every branch is sure of nearly every pixel, so at 1 the targets sit at ~1
+    # by day and at night alike; a higher temperature keeps "sure" and "very sure" apart, so the
+    # gates can follow how far ahead the true class is (the margin), not only whether it wins.
+    gate_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "distill_stages", tuple(int(s) for s in self.distill_stages))
@@ -88,8 +93,8 @@ class LossConfig:
         for name in ("ce_eo", "ce_ir", "ce_fused", "l1", "contrastive", "kd", "dice", "gate"):
             if not float(getattr(self, name)) >= 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
-        if not self.tau > 0 or not self.kd_temperature > 0:
-            raise ConfigError("loss.tau and loss.kd_temperature must be > 0")
+        if not self.tau > 0 or not self.kd_temperature > 0 or not self.gate_temperature > 0:
+            raise ConfigError("loss.tau, loss.kd_temperature and loss.gate_temperature must be > 0")
         if any(s not in (1, 2, 3, 4) for s in self.distill_stages):
             raise ConfigError(f"loss.distill_stages: values in 1..4, got {self.distill_stages}")
         if self.samples < 2 or self.proj_dim < 1:
@@ -300,13 +305,13 @@ class ContrastiveDistiller(nn.Module):
 
 def gate_reliability_loss(gates: Tensor, branch_logits: dict[str, Tensor], labels: Tensor,
                           ignore_index: int = 255, target: str = "branch",
-                          teacher_logits: Tensor | None = None) -> Tensor:
+                          teacher_logits: Tensor | None = None, temperature: float = 1.0) -> Tensor:
     """Binary CE of the channel-mean GSU gate on EO (input 0) and on IR (input 1) against the
     probability, detached, that the EO / IR head gives the true class there (`target="branch"`),
     against that probability's share of the two (`target="share"`), against the share weighted by
     |p_eo - p_ir| (`target="disagree"`: only where the branches disagree), or, for EO, against the EO
     teacher's probability (`target="teacher"`); at the gates' resolution, ignored pixels left out.
-    The sum gate (input 2) stays free."""
+    Probabilities are of the logits / `temperature`. The sum gate (input 2) stays free."""
     if target == "teacher":
         if teacher_logits is None:
             raise ConfigError(NO_GATE_TEACHER)
@@ -319,7 +324,7 @@ def gate_reliability_loss(gates: Tensor, branch_logits: dict[str, Tensor], label
     right = {}
     for m in ("eo", "ir"):
         lg = F.interpolate(branch_logits[m].detach().float(), size=(h, w), mode="bilinear", align_corners=False)
-        prob = torch.softmax(lg, 1)
+        prob = torch.softmax(lg / temperature, 1)
         right[m] = prob.gather(1, lab.clamp(0, prob.shape[1] - 1)[:, None])[:, 0]
     weight = None
     if target == "disagree":
@@ -365,7 +370,7 @@ def total_loss(
     if cfg.gate > 0 and getattr(out, "gates", None) is not None:
         terms["gate"] = cfg.gate * gate_reliability_loss(
             out.gates, out.branch_logits, labels, ig, cfg.gate_target,
-            None if teacher_out is None else teacher_out.logits)
+            None if teacher_out is None else teacher_out.logits, cfg.gate_temperature)
     if cfg.l1 > 0:
         terms["l1"] = cfg.l1 * l1_sparsity(model.exchange_gammas()).to(out.logits.device)
     if teacher_out is not None and "eo" in out.branch_logits:

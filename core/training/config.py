@@ -95,9 +95,10 @@ class OptimConfig:
     warmup_epochs: float = 0.0
     grad_clip: float = 0.0  # 0 = off
     amp: bool = True
-    # bfloat16 autocast on CPU too (amp alone means CUDA only): ~1.3x faster training steps on CPUs
-    # with AVX512-BF16 / AMX (measured in docs/benchmarks.md), slower on CPUs without them.
-    cpu_bf16: bool = False
+    # bfloat16 autocast on CPU too (amp alone means CUDA only): ~1.4x faster training steps on CPUs
+    # with AVX512-BF16 / AMX (measured in docs/benchmarks.md), several times slower on CPUs without
+    # them; "auto" turns it on only where the CPU has them.
+    cpu_bf16: bool | str = False
     num_workers: int = 0
     # lr multiplier for the BN scales of exchange sites (the gammas the L1 term drives below the
     # exchange threshold). Adam moves a weight by about lr per step, so a short run never takes
@@ -107,6 +108,8 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if not self.exchange_lr_mult > 0:
             raise ConfigError(f"optim.exchange_lr_mult must be > 0, got {self.exchange_lr_mult}")
+        if self.cpu_bf16 not in (True, False, "auto"):
+            raise ConfigError(f'optim.cpu_bf16 must be true, false or "auto", got {self.cpu_bf16!r}')
         if self.epochs < 1 or self.batch < 1:
             raise ConfigError("optim.epochs and optim.batch must be >= 1")
         if not self.lr > 0:

@@ -32,7 +32,7 @@ from csknet_studio.core.checkpoint import (
     save_checkpoint,
     weights_hash,
 )
-from csknet_studio.core.device import autocast, needs_grad_scaler, resolve_device
+from csknet_studio.core.device import autocast, needs_grad_scaler, precision_label, resolve_device
 from csknet_studio.core.distributed import (
     all_reduce_mean,
     barrier,
@@ -404,6 +404,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
         last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
         seed_everything(cfg.seed)
         cfg, data = _open_data(cfg, world, say)
+        say(f"device {dev}, {precision_label(dev, cfg.optim.amp, cfg.optim.cpu_bf16)}")
         s = _build_student(cfg, data, dev, resume)
         state = _read_resume_state(s.model, last_path) if resume else None  # before the teacher: it may come from it
         s.teacher = prepare_teacher(cfg, state is not None, s.model.config, s.loaders, data, dev, progress, say)

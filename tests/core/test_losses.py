@@ -374,3 +374,28 @@ def test_the_distiller_projects_sampled_pixels_as_its_heads_project_the_whole_ma
     before = head[1].running_mean.clone()
     ContrastiveDistiller._project(head, feat, idx)
     assert not torch.equal(head[1].running_mean, before) and int(head[1].num_batches_tracked) == 1
+
+
+def test_a_gate_temperature_softens_the_targets_so_sure_and_very_sure_differ() -> None:
+    """At temperature 1 two pixels the EO branch is sure of (margins 8 and 12) give almost the same
+    target; at 4 the cheapest EO gate is higher where the margin is wider, and it is the tempered
+    probability itself."""
+    lab = torch.zeros(1, 4, 8, dtype=torch.long)
+    eo_logits = torch.zeros(1, 2, 4, 8)
+    eo_logits[:, 0, :, :4], eo_logits[:, 0, :, 4:] = 8.0, 12.0
+    branch = {"eo": eo_logits, "ir": eo_logits.clone()}
+    plain = torch.softmax(eo_logits, 1)[:, 0]
+    soft = torch.softmax(eo_logits / 4, 1)[:, 0]
+    assert float(plain[..., 4:].mean() - plain[..., :4].mean()) < 1e-3
+    assert float(soft[..., 4:].mean() - soft[..., :4].mean()) > 0.05
+
+    def gates(p: torch.Tensor) -> torch.Tensor:
+        return torch.stack([p, p, torch.full_like(p, 0.5)], 1)[:, :, None].requires_grad_(True)
+
+    best = gates(soft)
+    loss = gate_reliability_loss(best, branch, lab, temperature=4.0)
+    loss.backward()
+    assert best.grad[:, :2].abs().max() < 1e-6
+    assert gate_reliability_loss(gates(plain), branch, lab, temperature=4.0) > loss + 1e-3
+    with pytest.raises(ConfigError, match="gate_temperature"):
+        LossConfig(gate_temperature=0.0)

@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from csknet_studio.core.checkpoint import load_checkpoint
-from csknet_studio.core.device import autocast, resolve_device
+from csknet_studio.core.device import (
+    amp_dtype,
+    autocast,
+    cpu_has_native_bf16,
+    precision_label,
+    resolve_device,
+)
 from csknet_studio.core.errors import CancelledError, CheckpointError, ConfigError
 from csknet_studio.core.training import TrainConfig, train
 from csknet_studio.core.training.schedule import lr_lambda
@@ -68,6 +74,28 @@ def test_device_resolution():
             resolve_device("cuda")
     with autocast(torch.device("cpu")):  # full precision on CPU unless asked
         assert torch.ones(2).matmul(torch.ones(2)).dtype == torch.float32
+
+
+def test_cpu_bf16_auto_follows_the_cpu_and_other_values_are_refused(tmp_path: Path, dataset: Path,
+                                                                    tiny_config_toml):
+    cpu = torch.device("cpu")
+    native = cpu_has_native_bf16()
+    assert amp_dtype(cpu, "auto") == (torch.bfloat16 if native else None)
+    assert amp_dtype(cpu, True) == torch.bfloat16 and amp_dtype(cpu, False) is None
+    assert precision_label(cpu, True, "auto") == ("bfloat16 autocast" if native else "float32")
+    assert precision_label(cpu, False, True) == "float32"  # amp off wins
+    with autocast(cpu, cpu_bf16="auto"):
+        dtype = torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype
+    assert dtype == (torch.bfloat16 if native else torch.float32)
+    cfg = _cfg(tiny_config_toml, tmp_path, dataset)
+    path = tmp_path / "cfg.toml"
+    base = path.read_text()
+    path.write_text(base.replace("[optim]", '[optim]\ncpu_bf16 = "auto"'))
+    assert TrainConfig.from_toml(path).optim.cpu_bf16 == "auto"
+    path.write_text(base.replace("[optim]", '[optim]\ncpu_bf16 = "yes"'))
+    with pytest.raises(ConfigError, match="cpu_bf16"):
+        TrainConfig.from_toml(path)
+    assert cfg.optim.cpu_bf16 is False
 
 
 @pytest.mark.slow
