@@ -8,6 +8,7 @@ torch.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import torch
@@ -54,11 +55,13 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX).
 
     Without it, bf16 autocast is emulated and a training step runs several times slower than fp32
-    (docs/benchmarks.md), so `cpu_bf16 = "auto"` turns it on only here."""
+    (docs/benchmarks.md), so `cpu_bf16 = "auto"` turns it on only here. Asked once per process:
+    every training step's autocast reads it."""
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
