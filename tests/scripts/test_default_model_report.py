@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from csknet_studio.core.demo import render_demo_frame
-from csknet_studio.core.edits import label_edges
 from csknet_studio.core.model import create_model
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "default_model_report.py"
@@ -28,14 +27,6 @@ def report():
         yield module
     finally:
         sys.modules.pop(spec.name, None)
-
-
-def test_label_edges_marks_both_sides_of_a_boundary() -> None:
-    mask = np.zeros((6, 8), np.uint8)
-    mask[:, 4:] = 2
-    edge = label_edges(mask)
-    assert edge[:, 3].all() and edge[:, 4].all()
-    assert not edge[:, [0, 1, 2, 5, 6, 7]].any()
 
 
 def test_interior_regions_leave_out_both_sides_of_every_boundary_and_split_on_texture(report) -> None:
