@@ -62,6 +62,7 @@ from csknet_studio.core.training.data import (
     split_indices,
     steps_per_epoch,
 )
+from csknet_studio.core.training.ema import WeightAverage
 from csknet_studio.core.training.guards import check_finite_loss, check_finite_weights
 from csknet_studio.core.training.rng import gather_rng, restore_rank_rng, seed_everything
 from csknet_studio.core.training.schedule import lr_scheduler, student_optimizer
@@ -112,6 +113,12 @@ class _Student:
     opt: torch.optim.Optimizer | None = None
     sched: torch.optim.lr_scheduler.LambdaLR | None = None
     scaler: torch.amp.GradScaler | None = None
+    ema: WeightAverage | None = None  # `optim.ema`: the averaged weights, validated and saved
+
+    @property
+    def deployed(self) -> nn.Module:
+        """The weights validation scores and checkpoints hold: the average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 @dataclass
@@ -238,6 +245,8 @@ def _build_optimisation(cfg: TrainConfig, s: _Student, dev: torch.device) -> Non
     s.params, s.opt = student_optimizer(s.model, s.distiller, cfg.optim)
     s.sched = lr_scheduler(s.opt, cfg.optim, cfg.optim.epochs * s.steps, round(cfg.optim.warmup_epochs * s.steps))
     s.scaler = torch.amp.GradScaler(dev.type, enabled=needs_grad_scaler(dev, cfg.optim.amp))
+    if cfg.optim.ema > 0:
+        s.ema = WeightAverage(s.model, cfg.optim.ema)  # on --resume, last.pt's weights: the average
 
 
 def _restore(s: _Student, state: dict | None, rank: int, last_path: Path, say: Say) -> _Record:
@@ -256,6 +265,14 @@ def _restore(s: _Student, state: dict | None, rank: int, last_path: Path, say: S
     record.best_epoch = int(state.get("best_epoch", 0))
     record.history = json.loads(state.get("history", "[]"))
     record.last_metrics = record.history[-1].get("val", {}) if record.history else {}
+    student = state.get("student_weights")
+    if s.ema is not None and student is None:
+        raise CheckpointError(f"--resume: {last_path} was written without optim.ema; resume with the same "
+                              "optim.ema it was trained with")
+    if student is not None:  # last.pt's weights are the average; the optimiser's own ride here
+        load_state_dict_checked(s.model, student, source=f"checkpoint {last_path} (student weights)")
+        if s.ema is not None:
+            s.ema.updates = int(state.get("ema_updates", 0))
     restore_rank_rng(state["rng"], rank)
     say(f"resumed from {last_path} after epoch {record.start_epoch}")
     return record
@@ -296,6 +313,8 @@ def _train_step(cfg: TrainConfig, s: _Student, batch: dict, mode: Mode, dev: tor
     s.scaler.update()
     check_finite_weights(s.params, where)
     s.sched.step()
+    if s.ema is not None:
+        s.ema.update(s.model)
     return loss
 
 
@@ -321,7 +340,9 @@ def _train_epoch(cfg: TrainConfig, s: _Student, epoch: int, dev: torch.device, r
                      {"epoch": epoch + 1, "loss": float(loss.item()), "lr": s.opt.param_groups[0]["lr"],
                       "mode": mode.value})
     broadcast_module_state(s.model)  # every rank validates / saves rank 0's BN statistics
-    check_finite_weights(s.model.state_dict().values(), f"epoch {epoch + 1}")
+    if s.ema is not None:
+        broadcast_module_state(s.ema.module)
+    check_finite_weights(s.deployed.state_dict().values(), f"epoch {epoch + 1}")
     return {"epoch": epoch + 1, "loss": all_reduce_mean(running / max(1, count)), "lr": s.opt.param_groups[0]["lr"]}
 
 
@@ -334,7 +355,7 @@ def _validate(cfg: TrainConfig, s: _Student, data: TrainingData, entry: dict[str
         say(f"epoch {epoch}: loss {entry['loss']:.4f}")
         return False
     val_modes = [Mode(m) for m in cfg.val_modes]
-    res = data.evaluate(s.model, val_modes, dev, batch=cfg.val_batch, amp=cfg.optim.amp,
+    res = data.evaluate(s.deployed, val_modes, dev, batch=cfg.val_batch, amp=cfg.optim.amp,
                         progress=(lambda d, t, e=epoch: progress("val", d, t, {"epoch": e}))
                         if progress is not None else None)
     entry["val"] = record.last_metrics = data.metrics_dict(res)
@@ -370,10 +391,14 @@ def _save(cfg: TrainConfig, s: _Student, data: TrainingData, record: _Record, ep
                 "best_epoch": record.best_epoch, "history": json.dumps(record.history), "rng": rng_all,
                 "world_size": world,
             }
-            save_checkpoint(last_path, s.model, scheme=data.scheme, metrics=metrics, train_config=cfg.to_dict(),
+            if s.ema is not None:
+                tstate["student_weights"] = {k: v.detach().cpu().clone()
+                                             for k, v in clean_state_dict(s.model.state_dict()).items()}
+                tstate["ema_updates"] = s.ema.updates
+            save_checkpoint(last_path, s.deployed, scheme=data.scheme, metrics=metrics, train_config=cfg.to_dict(),
                             training_state=tstate)
         if improved or (not data.val_idx and is_last):
-            save_checkpoint(best_path, s.model, scheme=data.scheme, metrics=metrics, train_config=cfg.to_dict())
+            save_checkpoint(best_path, s.deployed, scheme=data.scheme, metrics=metrics, train_config=cfg.to_dict())
         atomic_write_text(out_dir / "history.json", json.dumps(record.history, indent=2))
     barrier()
 
@@ -428,7 +453,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, *, resume: bool 
             best_metric=record.best if math.isfinite(record.best) else float("nan"), best_epoch=record.best_epoch,
             history=record.history, last_checkpoint=record.last_written,
             best_checkpoint=best_path if best_path.is_file() else None,
-            weights_hash=weights_hash(s.model.state_dict()), final_metrics=record.last_metrics,
+            weights_hash=weights_hash(s.deployed.state_dict()), final_metrics=record.last_metrics,
         )
     finally:
         shutdown(started)

@@ -229,3 +229,58 @@ def test_a_warm_start_from_a_checkpoint_seeds_the_solo_scales_and_refuses_a_misf
 
     with pytest.raises(WeightsMismatchError, match="model.init"):
         warm_start(create_model("csknet-tiny", num_classes=5), best)
+
+
+def test_a_weight_average_follows_the_warmed_up_decay_and_copies_integer_buffers():
+    from csknet_studio.core.training.ema import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    avg = WeightAverage(model, 0.9)
+    w0 = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model[1].num_batches_tracked += 5
+    d = avg.current_decay()
+    assert d == pytest.approx(1 / 10)  # warm-up: the first update weighs the new weights 0.9
+    avg.update(model)
+    assert torch.allclose(avg.module[0].weight, d * w0 + (1 - d) * model[0].weight)
+    assert int(avg.module[1].num_batches_tracked) == 5
+    assert not any(p.requires_grad for p in avg.module.parameters())
+    for _ in range(200):
+        avg.update(model)
+    assert avg.current_decay() == 0.9 and torch.allclose(avg.module[0].weight, model[0].weight, atol=1e-6)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, 1.0)
+
+
+@pytest.mark.slow
+def test_with_optim_ema_the_average_is_validated_saved_and_resumed_exactly(tmp_path: Path, dataset: Path,
+                                                                         tiny_config_toml):
+    base = tiny_config_toml(dataset, tmp_path / "run", epochs=3)
+    path = tmp_path / "cfg.toml"
+    path.write_text(base.replace("[optim]", "[optim]\nema = 0.7"))
+    cfg = TrainConfig.from_toml(path)
+    full = train(cfg)
+    last = load_checkpoint(cfg.out_path / "last.pt")
+    student = last.training_state["student_weights"]
+    assert last.training_state["ema_updates"] > 0 and last.weights_hash == full.weights_hash
+    # the saved weights are the average, not the optimiser's: they differ from the student's
+    saved = last.model.state_dict()
+    assert any(not torch.equal(saved[k], student[k]) for k in student if saved[k].is_floating_point())
+
+    # interrupted after epoch 2 and resumed: the same average, the same validation
+    cfg2 = dataclasses.replace(cfg, output_dir=str(tmp_path / "run2"))
+    train(cfg2, stop_after_epoch=2)
+    resumed = train(cfg2, resume=True)
+    assert resumed.weights_hash == full.weights_hash
+    assert resumed.history[-1]["val"] == full.history[-1]["val"]
+
+    # a run without the average cannot resume into one that has it (or the average would restart)
+    (tmp_path / "p").mkdir()
+    plain = _cfg(tiny_config_toml, tmp_path / "p", dataset, epochs=2)
+    train(dataclasses.replace(plain, output_dir=str(tmp_path / "run3")), stop_after_epoch=1)
+    with pytest.raises(CheckpointError, match="optim.ema"):
+        train(dataclasses.replace(cfg, output_dir=str(tmp_path / "run3")), resume=True)
+    path.write_text(base.replace("[optim]", "[optim]\nema = 1.0"))
+    with pytest.raises(ConfigError, match="optim.ema"):
+        TrainConfig.from_toml(path)

@@ -1,0 +1,56 @@
+"""An exponential moving average of the student's weights (`optim.ema`), the model validated and
+saved when it is on.
+
+The average trails the optimiser's weights, so it smooths the last few hundred steps' noise out of
+the weights a short schedule stops on. BN running statistics are averaged like the weights (they
+are what the averaged convs are evaluated with); integer buffers (`num_batches_tracked`) are copied.
+The decay warms up as (1 + n) / (10 + n) over the first updates, so the average does not start
+weighted towards the random initial weights.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class WeightAverage:
+    """The averaged copy of `model` and how many updates it has had."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.updates = 0
+        self.module = copy.deepcopy(model)
+        self.module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    def current_decay(self) -> float:
+        """The decay of the next update: warmed up over the first updates, then `decay`."""
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Move the average towards `model`'s weights and buffers (called after each optimiser step)."""
+        d = self.current_decay()
+        own = self.module.state_dict()
+        for k, v in model.state_dict().items():
+            mine = own[k]
+            if mine.is_floating_point():
+                mine.lerp_(v.detach().to(mine.dtype), 1.0 - d)
+            else:
+                mine.copy_(v)
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs: the averaged weights and the update count."""
+        return {"state_dict": {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()},
+                "updates": self.updates, "decay": self.decay}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state["state_dict"])
+        self.updates = int(state["updates"])
