@@ -15,6 +15,10 @@ import copy
 import torch
 from torch import nn
 
+from csknet_studio.core.checkpoint import load_state_dict_checked
+from csknet_studio.core.errors import CheckpointError
+from csknet_studio.core.state_dict import clean_state_dict
+
 
 class WeightAverage:
     """The averaged copy of `model` and how many updates it has had."""
@@ -46,11 +50,22 @@ class WeightAverage:
                 mine.copy_(v)
         self.updates += 1
 
-    def state_dict(self) -> dict:
-        """What a resumed run needs: the averaged weights and the update count."""
-        return {"state_dict": {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()},
-                "updates": self.updates, "decay": self.decay}
+    def resume_entries(self, student: nn.Module) -> dict:
+        """What last.pt's resume state adds: the optimiser's own weights and the update count (the
+        checkpoint's weights are the average)."""
+        return {"student_weights": {k: v.detach().cpu().clone()
+                                    for k, v in clean_state_dict(student.state_dict()).items()},
+                "ema_updates": self.updates}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.module.load_state_dict(state["state_dict"])
-        self.updates = int(state["updates"])
+
+def restore_student(model: nn.Module, average: WeightAverage | None, state: dict, source: str) -> None:
+    """On --resume: when last.pt holds an average, put the optimiser's own weights back into `model`
+    (the average already came in with the checkpoint's weights) and the update count into `average`."""
+    student = state.get("student_weights")
+    if average is not None and student is None:
+        raise CheckpointError(f"--resume: {source} was written without optim.ema; resume with the same "
+                              "optim.ema it was trained with")
+    if student is not None:
+        load_state_dict_checked(model, student, source=f"checkpoint {source} (student weights)")
+        if average is not None:
+            average.updates = int(state.get("ema_updates", 0))

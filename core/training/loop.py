@@ -62,7 +62,7 @@ from csknet_studio.core.training.data import (
     split_indices,
     steps_per_epoch,
 )
-from csknet_studio.core.training.ema import WeightAverage
+from csknet_studio.core.training.ema import WeightAverage, restore_student
 from csknet_studio.core.training.guards import check_finite_loss, check_finite_weights
 from csknet_studio.core.training.rng import gather_rng, restore_rank_rng, seed_everything
 from csknet_studio.core.training.schedule import lr_scheduler, student_optimizer
@@ -265,14 +265,7 @@ def _restore(s: _Student, state: dict | None, rank: int, last_path: Path, say: S
     record.best_epoch = int(state.get("best_epoch", 0))
     record.history = json.loads(state.get("history", "[]"))
     record.last_metrics = record.history[-1].get("val", {}) if record.history else {}
-    student = state.get("student_weights")
-    if s.ema is not None and student is None:
-        raise CheckpointError(f"--resume: {last_path} was written without optim.ema; resume with the same "
-                              "optim.ema it was trained with")
-    if student is not None:  # last.pt's weights are the average; the optimiser's own ride here
-        load_state_dict_checked(s.model, student, source=f"checkpoint {last_path} (student weights)")
-        if s.ema is not None:
-            s.ema.updates = int(state.get("ema_updates", 0))
+    restore_student(s.model, s.ema, state, str(last_path))
     restore_rank_rng(state["rng"], rank)
     say(f"resumed from {last_path} after epoch {record.start_epoch}")
     return record
@@ -392,9 +385,7 @@ def _save(cfg: TrainConfig, s: _Student, data: TrainingData, record: _Record, ep
                 "world_size": world,
             }
             if s.ema is not None:
-                tstate["student_weights"] = {k: v.detach().cpu().clone()
-                                             for k, v in clean_state_dict(s.model.state_dict()).items()}
-                tstate["ema_updates"] = s.ema.updates
+                tstate.update(s.ema.resume_entries(s.model))
             save_checkpoint(last_path, s.deployed, scheme=data.scheme, metrics=metrics, train_config=cfg.to_dict(),
                             training_state=tstate)
         if improved or (not data.val_idx and is_last):
