@@ -46,7 +46,7 @@ from csknet_studio.core.errors import (
     WeightsMismatchError,
 )
 from csknet_studio.core.model import CSKNet, CSKNetConfig, create_teacher
-from csknet_studio.core.state_dict import clean_state_dict
+from csknet_studio.core.state_dict import clean_state_dict, cpu_state_dict
 from csknet_studio.core.version import __version__
 
 FORMAT_NAME = "csknet-studio-checkpoint"
@@ -126,7 +126,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, scheme: ClassSc
                     extra: Mapping | None = None, training_state: Mapping | None = None) -> str:
     """Write a checkpoint atomically (old file intact on any failure). Returns its weights hash."""
     inner = unwrap(model)
-    state = {k: v.detach().cpu().clone() for k, v in clean_state_dict(inner.state_dict()).items()}
+    state = cpu_state_dict(inner)
     digest = weights_hash(state)
     payload: dict[str, Any] = {
         "format": FORMAT_NAME,
@@ -275,7 +275,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
 
 def save_teacher(path: Path, teacher: torch.nn.Module) -> None:
     """A teacher file: same container as a checkpoint but its own format tag (never loaded as a student)."""
-    state = {k: v.detach().cpu().clone() for k, v in clean_state_dict(teacher.state_dict()).items()}
+    state = cpu_state_dict(teacher)
     payload = {"format": TEACHER_FORMAT, "format_version": 1,
                "model_config": teacher.config.to_dict(), "state_dict": state, "weights_hash": weights_hash(state)}
     with atomic_path(path, suffix=".pt.tmp") as tmp:

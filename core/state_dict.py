@@ -28,3 +28,9 @@ def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
                     changed = True
         out[k] = value
     return out
+
+
+def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of `module`'s state with clean keys: what a file stores, safe from the
+    optimiser's later in-place updates."""
+    return {k: v.detach().cpu().clone() for k, v in clean_state_dict(module.state_dict()).items()}

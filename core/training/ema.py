@@ -17,7 +17,7 @@ from torch import nn
 
 from csknet_studio.core.checkpoint import load_state_dict_checked
 from csknet_studio.core.errors import CheckpointError
-from csknet_studio.core.state_dict import clean_state_dict
+from csknet_studio.core.state_dict import cpu_state_dict
 
 
 class WeightAverage:
@@ -53,9 +53,7 @@ class WeightAverage:
     def resume_entries(self, student: nn.Module) -> dict:
         """What last.pt's resume state adds: the optimiser's own weights and the update count (the
         checkpoint's weights are the average)."""
-        return {"student_weights": {k: v.detach().cpu().clone()
-                                    for k, v in clean_state_dict(student.state_dict()).items()},
-                "ema_updates": self.updates}
+        return {"student_weights": cpu_state_dict(student), "ema_updates": self.updates}
 
 
 def restore_student(model: nn.Module, average: WeightAverage | None, state: dict, source: str) -> None:
