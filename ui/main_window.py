@@ -33,6 +33,7 @@ from csknet_studio.ui.panels import install_panels
 from csknet_studio.ui.project_open import SessionReports, open_project_session
 from csknet_studio.ui.readout import CursorReadout
 from csknet_studio.ui.registration_dialog import open_or_register
+from csknet_studio.ui.screen_fit import fit_to_screen
 from csknet_studio.ui.status import StatusBar
 from csknet_studio.ui.thermal import install_thermal
 from csknet_studio.ui.timeline import Timeline
@@ -117,7 +118,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status.set_device("-")
         fit_combos(self)
         self._update_undo_actions()  # nothing open yet: nothing to undo, save or accept
-        self.resize(1500, 900)
+        fit_to_screen(self, 1500, 900, share=0.96)  # a 1366x768 laptop keeps its right-hand docks
         geo = self.settings.value("window/geometry")
         if geo is not None:
             self.restoreGeometry(geo)

@@ -19,6 +19,7 @@ from csknet_studio.core.data import Alignment, apply_levels
 from csknet_studio.core.errors import AspectMismatchError
 from csknet_studio.ui.job_thread import JobRunner
 from csknet_studio.ui.message_box import question_box
+from csknet_studio.ui.screen_fit import fit_to_screen
 from csknet_studio.ui.worker_thread import REGISTRATION_NICE
 
 CHECKER_PX = 32
@@ -92,7 +93,7 @@ class RegistrationDialog(QtWidgets.QDialog):
     def __init__(self, session, frame_index: int, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Register EO/IR")
-        self._fit_screen(parent)
+        fit_to_screen(self, 1100, 800, on=parent)  # Apply stays on a 1366x768 laptop's screen
         self._session = session
         seq = session.sequence
         self._eo, self._ir = seq.raw_pair(frame_index)
@@ -161,12 +162,6 @@ class RegistrationDialog(QtWidgets.QDialog):
         lay.addWidget(self.status_label)
         lay.addWidget(self.buttons)
         self._refresh()
-
-    def _fit_screen(self, parent: QtWidgets.QWidget | None) -> None:
-        """1100x800, or 90 % of a smaller screen (a 1366x768 laptop): Apply must stay on screen."""
-        screen = parent.screen() if parent is not None else QtWidgets.QApplication.primaryScreen()
-        avail = screen.availableGeometry()
-        self.resize(min(1100, int(avail.width() * 0.9)), min(800, int(avail.height() * 0.9)))
 
     # --- points ---------------------------------------------------------------------------------
     def add_point(self, which: str, x: float, y: float) -> None:

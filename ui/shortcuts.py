@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from csknet_studio.ui.screen_fit import fit_to_screen
+
 # Keys handled by event filters / mouse handlers rather than QAction or QShortcut.
 FIXED_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Mouse", "Left drag", "Paint with the brush or eraser (Pan tool: pan the views)"),
@@ -103,8 +105,7 @@ class ShortcutsDialog(QtWidgets.QDialog):
                  parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent or root)
         self.setWindowTitle("Keyboard shortcuts")
-        avail = (parent or root).screen().availableGeometry()
-        self.resize(min(720, int(avail.width() * 0.9)), min(600, int(avail.height() * 0.85)))
+        fit_to_screen(self, 720, 600, share=0.85, on=parent or root)
         self._root = root
         self._fixed = fixed
         self.filter_edit = QtWidgets.QLineEdit()

@@ -309,6 +309,26 @@ def test_window_can_be_made_1024_px_wide(main_window, qtbot):
     qtbot.waitUntil(lambda: win.width() <= 1024, timeout=3000)
 
 
+def test_window_opens_inside_a_laptop_screen(qapp, qsettings):
+    """On a 1366x768 screen the first window fits (1500x900 hid the right-hand docks); on a large
+    one it keeps its full size. The tests' own offscreen screen (800x800) is smaller still."""
+    from csknet_studio.ui.main_window import MainWindow
+    from csknet_studio.ui.screen_fit import fitted_size
+
+    laptop = fitted_size(1500, 900, QtCore.QRect(0, 0, 1366, 768), share=0.96)
+    assert laptop.width() <= 1366 and laptop.height() <= 768 - 30, laptop
+    assert fitted_size(1500, 900, QtCore.QRect(0, 0, 2560, 1440), share=0.96) == QtCore.QSize(1500, 900)
+    win = MainWindow(settings=qsettings, device="cpu")
+    try:
+        avail = win.screen().availableGeometry()
+        assert win.height() <= avail.height(), (win.size(), avail)
+        assert win.width() <= max(avail.width(), win.minimumSizeHint().width()), (win.size(), avail)
+    finally:
+        win.confirm_close = lambda: True
+        win.close()
+        win.deleteLater()
+
+
 @pytest.mark.parametrize("width", [1366, 1024])
 def test_every_control_and_tool_stays_on_screen_on_a_narrow_window(main_window, qtbot, width):
     """The view strip wraps onto a second row and the toolbar drops the names beside its icons:
