@@ -2,7 +2,9 @@
 ready-made tensors, per modality mode, in one process (interleaved rounds, median / min).
 
 Predictor adds input normalisation (numpy -> tensor), softmax, normalised entropy, argmax and the
-copies to owned numpy arrays; the target is <= 1.15x the plain forward. Also batch inference over a
+copies to owned numpy arrays; the target is <= 1.15x the plain forward. Test-time mirroring
+(`mirror=True`: a second forward on the mirrored frame and the mean of the two softmaxes) is timed
+against the same Predictor call without it; it should cost about 2x. Also batch inference over a
 sequence (`infer_sequence`, PNG writing included) at batch 1 and 4 against a plain loop of forwards.
 
     .venv/bin/python bench/engine_infer.py --threads 2
@@ -56,14 +58,16 @@ def main(argv: list[str] | None = None) -> int:
 
     for fn in (lambda: plain(Mode.BOTH), lambda: pred.predict(eo_np, ir_np, Mode.BOTH)):
         fn()  # warm-up
-    print(f"{'mode':<10}{'plain forward ms':>18}{'Predictor ms':>15}{'ratio':>8}")
+    print(f"{'mode':<10}{'plain forward ms':>18}{'Predictor ms':>15}{'ratio':>8}{'mirrored ms':>14}{'/ Predictor':>12}")
     for mode in ALL_MODES:
-        a, b = [], []
-        for _ in range(args.repeats):  # interleave so load changes hit both cases alike
+        a, b, c = [], [], []
+        for _ in range(args.repeats):  # interleave so load changes hit every case alike
             a += _time(lambda m=mode: plain(m), 1)
             b += _time(lambda m=mode: pred.predict(eo_np, ir_np, m), 1)
-        ma, mb = statistics.median(a), statistics.median(b)
-        print(f"{mode.value:<10}{ma:>12.1f} (min {min(a):.0f}){mb:>9.1f} (min {min(b):.0f}){mb / ma:>7.3f}")
+            c += _time(lambda m=mode: pred.predict(eo_np, ir_np, m, mirror=True), 1)
+        ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
+        print(f"{mode.value:<10}{ma:>12.1f} (min {min(a):.0f}){mb:>9.1f} (min {min(b):.0f}){mb / ma:>7.3f}"
+              f"{mc:>14.1f}{mc / mb:>12.3f}")
 
     from csknet_studio.core.data import ArraySequence
 

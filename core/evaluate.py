@@ -18,6 +18,7 @@ from csknet_studio.core.device import autocast, resolve_device
 from csknet_studio.core.distributed import all_reduce_sum, rank_and_world
 from csknet_studio.core.errors import ModelInputError
 from csknet_studio.core.frames import FramePair
+from csknet_studio.core.mirroring import mirrored_mean_probs
 from csknet_studio.core.model.preprocess import to_tensors
 from csknet_studio.core.model.single import SingleStreamSegNet
 from csknet_studio.core.modes import ALL_MODES, Mode
@@ -119,8 +120,9 @@ def _iter_frames(data, indices: Sequence[int] | None) -> Iterable[FramePair]:
 
 @torch.no_grad()
 def predict_labels(model: torch.nn.Module, frames: Sequence[FramePair], mode: Mode,
-                   device: torch.device, amp: bool = True) -> torch.Tensor:
-    """(B, H, W) argmax labels for frames of one size, through the model's own input norm."""
+                   device: torch.device, amp: bool = True, mirror: bool = False) -> torch.Tensor:
+    """(B, H, W) argmax labels for frames of one size, through the model's own input norm
+    (with `mirror`, of the softmax averaged with the mirrored frame's: core/mirroring.py)."""
     norm = model.config.input_norm
     eos, irs = [], []
     for f in frames:
@@ -129,16 +131,19 @@ def predict_labels(model: torch.nn.Module, frames: Sequence[FramePair], mode: Mo
         irs.append(ir_t)
     eo = torch.cat(eos) if mode.uses_eo else None
     ir = torch.cat(irs) if mode.uses_ir else None
+    single = isinstance(model, SingleStreamSegNet)  # a plain network (the EO teacher) reads one modality
+    if single and (eo if model.in_channels == 3 else ir) is None:
+        raise ModelInputError(f"a single-stream {'EO' if model.in_channels == 3 else 'IR'} network "
+                              f"cannot run in mode {mode.value}")
+
+    def forward(e: torch.Tensor | None, i: torch.Tensor | None) -> torch.Tensor:
+        return model(e if model.in_channels == 3 else i).logits if single else model(e, i).logits
+
     with autocast(device, enabled=amp):
-        if isinstance(model, SingleStreamSegNet):  # a plain network (the EO teacher) reads one modality
-            x = eo if model.in_channels == 3 else ir
-            if x is None:
-                raise ModelInputError(f"a single-stream {'EO' if model.in_channels == 3 else 'IR'} network "
-                                      f"cannot run in mode {mode.value}")
-            out = model(x)
-        else:
-            out = model(eo, ir)
-    return out.logits.argmax(1)
+        scores = forward(eo, ir)
+        if mirror:
+            scores = mirrored_mean_probs(forward, eo, ir, scores)
+    return scores.argmax(1)
 
 
 def _batches(frames: Iterable[FramePair], batch: int) -> Iterable[list[FramePair]]:
@@ -156,8 +161,9 @@ def _batches(frames: Iterable[FramePair], batch: int) -> Iterable[list[FramePair
 def evaluate(model: torch.nn.Module, data, modes: Iterable[Mode | str] = ALL_MODES, *,
              device: torch.device | str = "cpu", batch: int = 4, num_classes: int | None = None,
              ignore_index: int = 255, indices: Sequence[int] | None = None,
-             progress: ProgressFn | None = None, amp: bool = True) -> dict[Mode, SegMetrics]:
-    """Run `model` over the labelled frames of `data` (a Sequence / list of FramePair) per mode.
+             progress: ProgressFn | None = None, amp: bool = True, mirror: bool = False) -> dict[Mode, SegMetrics]:
+    """Run `model` over the labelled frames of `data` (a Sequence / list of FramePair) per mode
+    (`mirror`: test-time mirroring, core/mirroring.py).
 
     Under torch.distributed every rank scores a strided shard and the confusion matrices are
     summed across ranks, so every rank returns the same, complete result.
@@ -191,7 +197,7 @@ def evaluate(model: torch.nn.Module, data, modes: Iterable[Mode | str] = ALL_MOD
                         skipped[0] += 1
 
             for chunk in _batches(labelled(_iter_frames(data, idx)), max(1, batch)):
-                pred = predict_labels(model, chunk, mode, device, amp=amp).cpu().numpy()
+                pred = predict_labels(model, chunk, mode, device, amp=amp, mirror=mirror).cpu().numpy()
                 for p, f in zip(pred, chunk, strict=True):
                     confs[mode] += confusion_matrix(p, f.label, k, ignore_index)
                 tick(len(chunk) + skipped[0])

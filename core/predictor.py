@@ -29,6 +29,7 @@ from csknet_studio.core.device import autocast, resolve_device
 from csknet_studio.core.errors import ModelInputError
 from csknet_studio.core.frames import FramePair
 from csknet_studio.core.introspect import ChannelMaps, channel_maps
+from csknet_studio.core.mirroring import mirrored_mean_probs
 from csknet_studio.core.model.preprocess import to_tensors
 from csknet_studio.core.modes import Mode
 
@@ -92,7 +93,7 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, device: torch.device | str = "cpu",
                  scheme: ClassScheme | None = None, *, num_threads: int | None = None,
-                 amp: bool = True, weights_version: int = 0):
+                 amp: bool = True, weights_version: int = 0, mirror: bool = False):
         if num_threads is not None and num_threads > 0:
             torch.set_num_threads(int(num_threads))
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
@@ -101,6 +102,7 @@ class Predictor:
             self.model = model.to(self.device).eval()
         self.scheme = scheme
         self.amp = amp
+        self.mirror = bool(mirror)  # default for every call: average with the mirrored frame (core/mirroring.py)
         self.weights_version = int(weights_version)
 
     @property
@@ -150,36 +152,44 @@ class Predictor:
             return channel_maps(model, eo, ir, site, direction, channel)
 
     def predict(self, eo_np: np.ndarray | None, ir_np: np.ndarray | None, mode: Mode | str = Mode.BOTH,
-                introspect: bool = False, features: Iterable[str] = ()) -> Prediction:
-        """Segment one frame. The modality a mode does not use is ignored (it may be None)."""
+                introspect: bool = False, features: Iterable[str] = (), mirror: bool | None = None) -> Prediction:
+        """Segment one frame. The modality a mode does not use is ignored (it may be None).
+        `mirror` (default: the predictor's) averages with the mirrored frame; the gate maps,
+        exchanged channels and features stay those of the frame itself."""
         mode = Mode(mode)
         eo = None if eo_np is None else eo_np[None]
         ir = None if ir_np is None else ir_np[None]
-        return self._run(eo, ir, mode, introspect, tuple(features))[0]
+        return self._run(eo, ir, mode, introspect, tuple(features), mirror)[0]
 
     def predict_batch(self, frames: Sequence[FramePair], mode: Mode | str = Mode.BOTH,
-                      introspect: bool = False, features: Iterable[str] = ()) -> list[Prediction]:
-        """Segment frames of one size in a single forward pass."""
+                      introspect: bool = False, features: Iterable[str] = (),
+                      mirror: bool | None = None) -> list[Prediction]:
+        """Segment frames of one size in a single forward pass (two with mirroring)."""
         mode = Mode(mode)
         if not frames:
             return []
         eo, ir = _stack_inputs(frames, mode)
-        return self._run(eo, ir, mode, introspect, tuple(features))
+        return self._run(eo, ir, mode, introspect, tuple(features), mirror)
 
     @torch.no_grad()
-    def predict_labels(self, frames: Sequence[FramePair], mode: Mode | str = Mode.BOTH) -> np.ndarray:
-        """(B, H, W) uint8 class ids only: batch inference skips softmax, entropy and probabilities."""
+    def predict_labels(self, frames: Sequence[FramePair], mode: Mode | str = Mode.BOTH,
+                       mirror: bool | None = None) -> np.ndarray:
+        """(B, H, W) uint8 class ids only: batch inference skips softmax, entropy and probabilities
+        (but for the mirrored mean, which needs the softmax)."""
         mode = Mode(mode)
         eo, ir = _stack_inputs(frames, mode)
         with self.locked() as model:
             eo_t, ir_t = to_tensors(eo, ir, model.config.input_norm, self.device)
             with autocast(self.device, enabled=self.amp):
-                logits = model(eo_t, ir_t).logits
-            return logits.argmax(1).to(torch.uint8).cpu().numpy()
+                scores = model(eo_t, ir_t).logits
+                if self.mirror if mirror is None else mirror:
+                    scores = mirrored_mean_probs(lambda e, i: model(e, i).logits, eo_t, ir_t, scores)
+            return scores.argmax(1).to(torch.uint8).cpu().numpy()
 
     @torch.no_grad()
     def _run(self, eo: np.ndarray | None, ir: np.ndarray | None, mode: Mode, introspect: bool,
-             features: tuple[str, ...]) -> list[Prediction]:
+             features: tuple[str, ...], mirror: bool | None = None) -> list[Prediction]:
+        mirror = self.mirror if mirror is None else bool(mirror)
         if mode.uses_eo and eo is None:
             raise ModelInputError(f"mode {mode.value!r} needs an EO image but none was given")
         if mode.uses_ir and ir is None:
@@ -192,12 +202,17 @@ class Predictor:
             with autocast(self.device, enabled=self.amp):
                 out = model(eo_t, ir_t, introspect=introspect, features=features)
             logits = out.logits.float()
-            probs = torch.softmax(logits, 1)
+            if mirror:
+                with autocast(self.device, enabled=self.amp):
+                    probs = mirrored_mean_probs(lambda e, i: model(e, i).logits, eo_t, ir_t, logits)
+                labels = probs.argmax(1).to(torch.uint8)  # as predict_labels ranks the same mean
+            else:
+                probs = torch.softmax(logits, 1)
+                labels = logits.argmax(1).to(torch.uint8)  # same ids as predict_labels (no softmax ties)
             k = probs.shape[1]
             ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1)
             if k > 1:
                 ent = ent / math.log(k)
-            labels = logits.argmax(1).to(torch.uint8)  # same ids as predict_labels (no softmax ties)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             ms = (time.perf_counter() - t0) * 1000.0 / probs.shape[0]

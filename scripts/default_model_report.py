@@ -55,7 +55,8 @@ def heldout_frames(n: int = 24, size: tuple[int, int] = (480, 640), seed: int = 
     return out
 
 
-def evaluate_groups(model: torch.nn.Module, frames, modes=ALL_MODES) -> dict[str, dict[Mode, SegMetrics]]:
+def evaluate_groups(model: torch.nn.Module, frames, modes=ALL_MODES,
+                    mirror: bool = False) -> dict[str, dict[Mode, SegMetrics]]:
     """{"day": ..., "night+fog": ..., "night": ..., "fog": ..., "all": ...} -> per-mode metrics."""
     groups = {
         "day": [f for f, c in frames if c == "day"],
@@ -65,7 +66,8 @@ def evaluate_groups(model: torch.nn.Module, frames, modes=ALL_MODES) -> dict[str
         "all": [f for f, _ in frames],
     }
     k = int(model.config.num_classes)
-    return {g: evaluate(model, fs, modes, num_classes=k, batch=2, amp=False) for g, fs in groups.items() if fs}
+    return {g: evaluate(model, fs, modes, num_classes=k, batch=2, amp=False, mirror=mirror)
+            for g, fs in groups.items() if fs}
 
 
 GATE_STATS = ("mean", "spatial_std", "textured", "flat", "textured_interior", "flat_interior")
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
     ap.add_argument("--json", type=Path, default=None, help="also write the metrics here")
+    ap.add_argument("--mirror", action="store_true", help="score with test-time mirroring (core/mirroring.py)")
     ap.add_argument("--bundle", action="store_true", help=f"write {BUNDLE.relative_to(ROOT)}")
     ap.add_argument("--metrics", type=Path, default=None,
                     help="with --bundle: the --json of an earlier evaluation of this checkpoint, not re-measured")
@@ -162,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-note", default="",
                     help="how the training time was measured, when it was not one quiet run (kept in the bundle)")
     args = ap.parse_args(argv)
+    if args.bundle and args.mirror:
+        ap.error("--bundle records the model's own scores, one forward a frame: drop --mirror")
 
     t0 = time.perf_counter()
     ck = load_checkpoint(args.checkpoint)
@@ -171,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         conds = [c for _, c in heldout_conditions(args.frames)]
         return bundle(args, ck, metrics_json, conds)
     frames = heldout_frames(args.frames, tuple(args.size))
-    groups = evaluate_groups(ck.model, frames)
+    groups = evaluate_groups(ck.model, frames, mirror=args.mirror)
     conds = [c for _, c in frames]
     print(f"held-out: seed {HELDOUT_SEED}, {len(frames)} frames at {args.size[0]}x{args.size[1]} "
           f"({conds.count('day')} day, {conds.count('night')} night, {conds.count('fog')} fog); "

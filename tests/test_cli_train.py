@@ -36,6 +36,11 @@ def test_train_eval_infer_cli(tmp_path: Path, capsys, write_generic_dataset, mak
     assert main(["infer", str(data), "--checkpoint", str(ckpt), "--mode", "ir", "--out", str(tmp_path / "masks"),
                  "--batch", "3", "--quiet"]) == 0
     assert len(list((tmp_path / "masks").glob("f*.png"))) == 8
+    assert main(["eval", "--checkpoint", str(ckpt), str(data), "--modes", "ir", "--quiet", "--mirror"]) == 0
+    assert "IR only" in capsys.readouterr().out
+    assert main(["infer", str(data), "--checkpoint", str(ckpt), "--mode", "both", "--mirror", "--quiet",
+                 "--out", str(tmp_path / "mirrored")]) == 0
+    assert len(list((tmp_path / "mirrored").glob("f*.png"))) == 8
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys):

@@ -6,6 +6,8 @@ shutdown interleave with a long queue of background jobs. Requests coalesce: the
 holds only the newest request (scrubbing runs the frame the user stopped on, not every frame it
 passed), and background jobs (the other modes of the shown frame) run only when it is empty.
 Results are numpy-only `Prediction`s, cached per (frame, mode, weights_version) in a bounded LRU.
+The version counts everything that changes what the model answers: new weights, and test-time
+mirroring switched on or off (`set_mirror`), so every prediction made before either is stale.
 """
 
 from __future__ import annotations
@@ -101,13 +103,22 @@ class _Engine(Engine):
         self._queue = queue
         self._predictor = None
         self._version = -1
+        self._mirror = False
         self.count = 0
 
     @Slot(object, object, object, int)
     def set_model(self, model, scheme, device, version: int) -> None:
         from csknet_studio.core.predictor import Predictor  # heavy: torch, only when a model is set
 
-        self._predictor = Predictor(model, device, scheme, weights_version=version)
+        self._predictor = Predictor(model, device, scheme, weights_version=version, mirror=self._mirror)
+        self._version = version
+
+    @Slot(bool, int)
+    def set_mirror(self, on: bool, version: int) -> None:
+        self._mirror = on
+        if self._predictor is not None:
+            self._predictor.mirror = on
+            self._predictor.weights_version = version
         self._version = version
 
     @Slot(object, int)
@@ -163,6 +174,7 @@ class InferenceWorker(QObject):
 
     _sig_set_model = Signal(object, object, object, int)
     _sig_state_dict = Signal(object, int)
+    _sig_mirror = Signal(bool, int)
     _sig_wake = Signal()
 
     def __init__(self, parent: QObject | None = None, *, num_threads: int | None = None,
@@ -181,6 +193,7 @@ class InferenceWorker(QObject):
         self._device = None
         self._introspect = False
         self._features: tuple[str, ...] = ()
+        self._mirror = False
         self._busy = False
         self._current: tuple[int, Mode, FramePair] | None = None
         self._dwell = QtCore.QTimer(self)
@@ -193,6 +206,7 @@ class InferenceWorker(QObject):
         self._thread = WorkerThread(self._engine)
         self._sig_set_model.connect(self._engine.set_model)
         self._sig_state_dict.connect(self._engine.load_state_dict)
+        self._sig_mirror.connect(self._engine.set_mirror)
         self._sig_wake.connect(self._engine.drain)
         self._engine.result.connect(self._on_result)
         self._engine.failed.connect(self._on_failed)
@@ -251,11 +265,27 @@ class InferenceWorker(QObject):
 
     def set_state_dict(self, state_dict) -> int:
         """Swap weights (fine-tune accept / reject): cache invalidated, current frame recomputed."""
+        return self._new_version(lambda v: self._sig_state_dict.emit(state_dict, v))
+
+    @property
+    def mirror(self) -> bool:
+        """Whether predictions average the frame with its mirror (core/mirroring.py)."""
+        return self._mirror
+
+    def set_mirror(self, on: bool) -> int:
+        """Turn test-time mirroring on or off. Every answer changes, so, as with new weights, the
+        version moves on and the current frame is recomputed."""
+        if bool(on) is self._mirror:
+            return self._version
+        self._mirror = bool(on)
+        return self._new_version(lambda v: self._sig_mirror.emit(self._mirror, v))
+
+    def _new_version(self, tell_engine) -> int:
         self._version += 1
         self._queue.clear()
         self._held.clear()
         self._cache.clear()
-        self._sig_state_dict.emit(state_dict, self._version)
+        tell_engine(self._version)  # queued to the worker thread in order, after any earlier model
         self.weights_changed.emit(self._version)
         if self._current is not None:
             index, mode, frame = self._current

@@ -159,6 +159,18 @@ def _mode_actions(win, tb: QtWidgets.QToolBar) -> None:
         tb.addAction(act)
     win.actions_by_name["mode_both"].setChecked(True)
     tb.addSeparator()
+    win.menus["Model"].addSeparator()
+    mirror = _action(win, "mirror", "Average with the mirrored frame", lambda on: _set_mirror(win, on), (),
+                     "Each prediction is the mean of the frame's and its left-right mirror's: about 1 point "
+                     "of mIoU more, at twice the time a frame", checkable=True)
+    mirror.setChecked(win.settings.value("model/mirror", False, type=bool))
+    _set_mirror(win, mirror.isChecked())
+    win.menus["Model"].addAction(mirror)
+
+
+def _set_mirror(win, on: bool) -> None:
+    win.settings.setValue("model/mirror", bool(on))
+    win.worker.set_mirror(on)
 
 
 _TOOL_ACTIONS = (

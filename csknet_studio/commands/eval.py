@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=", ".join(DEVICE_CHOICES))
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--mirror", action="store_true",
+                   help="average each frame's softmax with its left-right mirror's (twice the time)")
     add_scheme_argument(p)
 
 
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             results = evaluate(loaded.model, seq, modes, device=job.device, batch=args.batch,
                                num_classes=loaded.scheme.num_classes, ignore_index=loaded.scheme.ignore_index,
-                               progress=tqdm_progress(bar))
+                               progress=tqdm_progress(bar), mirror=args.mirror)
         finally:
             bar.close()
         if job.main_rank:

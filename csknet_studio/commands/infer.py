@@ -1,4 +1,4 @@
-"""`csknet-studio infer SEQUENCE --checkpoint CKPT --mode both|ir|eo --out DIR [--batch N]`.
+"""`csknet-studio infer SEQUENCE --checkpoint CKPT --mode both|ir|eo --out DIR [--batch N] [--mirror]`.
 
 Writes one indexed label PNG per frame (pixel = class id) into DIR, or one HDF5 file with
 `--format hdf5`. Under torchrun each rank segments its own shard of frames. Each unreadable frame
@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=", ".join(DEVICE_CHOICES))
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--mirror", action="store_true",
+                   help="average each frame's softmax with its left-right mirror's (twice the time)")
     p.add_argument("--skip-bad", action="store_true",
                    help="frames that cannot be read get no mask (HDF5: 255) and the exit status stays 0; "
                         "without it they are named and the exit status is 2")
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     fmt = args.format or ("hdf5" if args.out.suffix.lower() in (".h5", ".hdf5") else "png")
     with checkpoint_job(args) as job:
-        predictor = Predictor(job.loaded.model, job.device, job.loaded.scheme, num_threads=args.threads)
+        predictor = Predictor(job.loaded.model, job.device, job.loaded.scheme, num_threads=args.threads,
+                              mirror=args.mirror)
         bar = tqdm(total=len(job.sequence), unit="frame", desc=f"infer ({args.mode})",
                    disable=args.quiet or not job.main_rank)
         try:

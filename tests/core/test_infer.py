@@ -66,6 +66,50 @@ def test_predict_batch_equals_single(predictor, frames):
         np.testing.assert_allclose(s.probs.astype(np.float32), b.probs.astype(np.float32), atol=1e-3)
 
 
+def test_mirroring_averages_the_frame_with_its_mirror(predictor, frames):
+    """Mirrored predictions are the mean of the frame's softmax and its mirror's, so they commute
+    with a left-right flip of the input, which the model's own do not; gates stay the frame's own."""
+    f = frames[0]
+    eo_m, ir_m = f.eo[:, ::-1].copy(), f.ir[:, ::-1].copy()
+    for mode in (Mode.BOTH, Mode.IR, Mode.EO):
+        plain = predictor.predict(f.eo, f.ir, mode)
+        mirrored = predictor.predict(eo_m, ir_m, mode)
+        want = (plain.probs.astype(np.float32) + mirrored.probs.astype(np.float32)[:, :, ::-1]) / 2
+        on = predictor.predict(f.eo, f.ir, mode, mirror=True)
+        np.testing.assert_allclose(on.probs.astype(np.float32), want, atol=2e-3)
+        flipped_on = predictor.predict(eo_m, ir_m, mode, mirror=True)
+        np.testing.assert_allclose(flipped_on.probs.astype(np.float32)[:, :, ::-1], on.probs.astype(np.float32),
+                                   atol=1e-3)
+        assert not np.allclose(plain.probs.astype(np.float32), mirrored.probs.astype(np.float32)[:, :, ::-1],
+                               atol=1e-3), "the model alone is not mirror-symmetric"
+        labels = predictor.predict_labels([f], mode, mirror=True)[0]
+        assert (labels == on.labels).mean() > 0.99  # the same mean, ranked in float32 and in float16
+    with_gates = predictor.predict(f.eo, f.ir, Mode.BOTH, introspect=True, mirror=True)
+    own = predictor.predict(f.eo, f.ir, Mode.BOTH, introspect=True)
+    for stage, g in own.gate_maps.items():
+        np.testing.assert_array_equal(with_gates.gate_maps[stage], g)
+    predictor.mirror = True  # the predictor's default for every call
+    np.testing.assert_array_equal(predictor.predict(f.eo, f.ir).probs, predictor.predict(f.eo, f.ir, mirror=True).probs)
+
+
+def test_evaluate_scores_the_mirrored_mean(frames):
+    from csknet_studio.core.evaluate import confusion_matrix, evaluate
+    from csknet_studio.core.model import create_model
+
+    torch.manual_seed(0)
+    model = create_model("csknet-tiny")  # nine classes
+    with torch.no_grad():  # sharper heads: an untrained model would give one class everywhere
+        for head in model.heads.values():
+            head.bias.zero_()
+            head.weight.mul_(20)
+    mirrored = Predictor(model, "cpu", amp=False, mirror=True)
+    conf = sum(confusion_matrix(mirrored.predict_labels([f], Mode.BOTH)[0], f.label, 9) for f in frames)
+    res = evaluate(model, frames, [Mode.BOTH], amp=False, mirror=True)[Mode.BOTH]
+    np.testing.assert_array_equal(res.confusion, conf)
+    plain = evaluate(model, frames, [Mode.BOTH], amp=False)[Mode.BOTH]
+    assert not np.array_equal(plain.confusion, conf)
+
+
 def test_set_state_dict_bumps_version_and_changes_output(predictor, frames):
     from csknet_studio.core.model import create_model
 

@@ -53,6 +53,33 @@ def test_other_modes_are_computed_in_background(main_window, qtbot):
     qtbot.waitUntil(lambda: all(win.worker.cached(0, m) is not None for m in Mode), timeout=30000)
 
 
+def test_mirroring_from_the_model_menu_recomputes_the_frame(main_window, qtbot, qsettings):
+    """Model > Average with the mirrored frame: the shown frame is predicted again as the mean of
+    it and its mirror, the session takes those labels, and the choice is kept for the next start."""
+    from csknet_studio.core.predictor import Predictor
+
+    win = main_window
+    plain = win.current_prediction
+    version = win.worker.weights_version
+    act = win.actions_by_name["mirror"]
+    assert not act.isChecked() and not win.worker.mirror
+    with qtbot.waitSignal(win.prediction_ready, timeout=30000) as blocker:
+        act.trigger()
+    pred = blocker.args[0]
+    assert win.worker.mirror and win.worker.weights_version == version + 1
+    assert pred.weights_version == version + 1 and win.current_prediction is pred
+    f = win.current_frame
+    want = Predictor(win.worker.model, "cpu", mirror=True).predict(f.eo, f.ir, Mode.BOTH)
+    np.testing.assert_allclose(pred.probs.astype(np.float32), want.probs.astype(np.float32), atol=2e-3)
+    assert not np.allclose(pred.probs.astype(np.float32), plain.probs.astype(np.float32), atol=1e-3)
+    np.testing.assert_array_equal(win.session.labels(0), pred.labels)  # an uncorrected frame follows
+    assert qsettings.value("model/mirror", type=bool) is True
+    with qtbot.waitSignal(win.prediction_ready, timeout=30000) as blocker:
+        act.trigger()  # off again: the model's own answer comes back
+    np.testing.assert_array_equal(blocker.args[0].labels, plain.labels)
+    assert not win.worker.mirror and qsettings.value("model/mirror", type=bool) is False
+
+
 def test_frame_navigation_and_timeline(main_window, qtbot):
     win = main_window
     with qtbot.waitSignal(win.frame_changed) as b:
