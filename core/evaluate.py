@@ -111,6 +111,20 @@ class SegMetrics:
         }
 
 
+def eval_mode(model: torch.nn.Module) -> Callable[[], None]:
+    """Put `model` in eval mode; returns what puts every module's own train/eval flag back.
+    A plain `model.train(was)` would wake the BatchNorms that fine-tuning keeps in eval mode
+    (`freeze_bn`, a frozen encoder), and their statistics would drift on a few crops."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+
+    def restore() -> None:
+        for m, training in flags:
+            m.training = training
+
+    return restore
+
+
 def _iter_frames(data, indices: Sequence[int] | None) -> Iterable[FramePair]:
     if indices is None:
         indices = range(len(data))
@@ -174,8 +188,7 @@ def evaluate(model: torch.nn.Module, data, modes: Iterable[Mode | str] = ALL_MOD
     rank, world = rank_and_world()
     idx = list(range(len(data))) if indices is None else list(indices)
     idx = idx[rank::world]
-    was_training = model.training
-    model.eval()
+    restore = eval_mode(model)
     confs = {m: np.zeros((k, k), dtype=np.int64) for m in modes}
     total = len(idx) * len(modes)
     done = 0
@@ -204,7 +217,7 @@ def evaluate(model: torch.nn.Module, data, modes: Iterable[Mode | str] = ALL_MOD
                 skipped[0] = 0
             tick(skipped[0])  # unlabelled frames at the end still count as done
     finally:
-        model.train(was_training)
+        restore()
     if world > 1:
         for m in modes:
             confs[m] = all_reduce_sum(confs[m])

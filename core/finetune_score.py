@@ -12,7 +12,7 @@ from torch import nn
 
 from csknet_studio.core.distributed import all_reduce_sum, rank_and_world
 from csknet_studio.core.errors import CancelledError
-from csknet_studio.core.evaluate import SegMetrics, confusion_matrix
+from csknet_studio.core.evaluate import SegMetrics, confusion_matrix, eval_mode
 from csknet_studio.core.finetune_data import Sample
 from csknet_studio.core.model.preprocess import to_tensors
 from csknet_studio.core.modes import Mode
@@ -21,8 +21,7 @@ from csknet_studio.core.modes import Mode
 @torch.no_grad()
 def _confusions(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], device: torch.device,
                 ignore: int, cancel: Callable[[], bool] | None = None) -> dict[str, np.ndarray]:
-    was = model.training
-    model.eval()
+    restore = eval_mode(model)  # the frozen BatchNorms stay frozen after the score
     k = int(model.config.num_classes)
     out: dict[str, np.ndarray] = {}
     try:
@@ -38,7 +37,7 @@ def _confusions(model: nn.Module, samples: list[Sample], modes: Sequence[Mode], 
                 conf += confusion_matrix(pred, mask, k, ignore)
             out[mode.value] = conf
     finally:
-        model.train(was)
+        restore()
     return out
 
 

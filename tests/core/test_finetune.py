@@ -238,3 +238,36 @@ def test_a_run_that_hurts_is_reported_as_no_gain_and_keeps_the_start(demo_model,
     assert weights_hash(res.trained_state_dict) != start  # what "accept anyway" would take
     assert res.stopped_early and res.steps_done < 20 and res.validation[-1][0] == res.steps_done
     assert res.summary().startswith("No gain on held-out corrections: ")
+
+
+def test_scoring_keeps_frozen_batchnorms_frozen(model, frames):
+    """A held-out score between steps must leave the BatchNorms fine-tuning froze (freeze_bn, a
+    frozen encoder) in eval mode, or their running statistics drift on a few crops after it."""
+    from torch import nn
+
+    from csknet_studio.core.evaluate import evaluate
+    from csknet_studio.core.finetune import _set_bn_eval
+    from csknet_studio.core.finetune_score import _score
+    from csknet_studio.core.modes import Mode
+
+    samples = [(f.eo, f.ir, f.label) for f in frames[:2]]
+    model.train()
+    _set_bn_eval(model)
+    model.heads.train()  # a part left training: it must stay so
+    before = {name: m.training for name, m in model.named_modules()}
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
+    _score(model, samples, [Mode.BOTH, Mode.IR], torch.device("cpu"), 255, None)
+    assert {name: m.training for name, m in model.named_modules()} == before
+    evaluate(model, frames[:2], [Mode.BOTH], amp=False)
+    assert {name: m.training for name, m in model.named_modules()} == before
+
+
+def test_default_finetuning_keeps_every_batchnorm_statistic(model, frames):
+    """The defaults freeze the encoder and the BatchNorm statistics: after training and scoring
+    every few steps, the weights handed back carry the starting running means and variances."""
+    start = {k: v.clone() for k, v in model.state_dict().items() if "running_" in k}
+    res = finetune(model, frames, FinetuneConfig(steps=6, lr=3e-3, batch=2, crop=(32, 32), eval_every=1,
+                                                 patience=0, val_fraction=0.5))
+    assert res.steps_done == 6
+    for k, v in start.items():
+        torch.testing.assert_close(res.trained_state_dict[k], v, rtol=0, atol=0, msg=k)
