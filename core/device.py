@@ -72,15 +72,22 @@ def cpu_bf16_enabled(cpu_bf16: bool | str) -> bool:
     return cpu_has_native_bf16() if cpu_bf16 == "auto" else bool(cpu_bf16)
 
 
+def cuda_amp_dtype(capability: tuple[int, int]) -> torch.dtype:
+    """bfloat16 from compute capability 8.0 (Ampere) on, float16 with loss scaling below it. Not
+    `torch.cuda.is_bf16_supported()`: it says yes on a T4 or V100 too, where bfloat16 is emulated
+    and cuDNN has no bfloat16 convolutions."""
+    return torch.bfloat16 if capability[0] >= 8 else torch.float16
+
+
 def amp_dtype(device: torch.device, cpu_bf16: bool | str = False) -> torch.dtype | None:
     """The autocast dtype used on `device`, or None when we run in full precision.
 
-    CUDA: float16 (bfloat16 when the card supports it, which avoids loss scaling trouble);
+    CUDA: bfloat16 on cards that compute it natively (no loss scaling), else float16 (`cuda_amp_dtype`);
     CPU: bfloat16 only when asked (it is slower than fp32 on many CPUs), or with "auto" when the
     CPU has native bf16; MPS: full precision.
     """
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return cuda_amp_dtype(torch.cuda.get_device_capability(device))
     if device.type == "cpu" and cpu_bf16_enabled(cpu_bf16):
         return torch.bfloat16
     return None

@@ -172,7 +172,8 @@ def _dice_from_prob(prob: Tensor, labels: Tensor, keep: Tensor, smooth: float) -
     true_prob = prob.gather(1, lab.unsqueeze(1)).squeeze(1) * keep_f
     inter = torch.zeros(k, dtype=prob.dtype, device=prob.device).scatter_add_(0, lab.flatten(), true_prob.flatten())
     count = torch.bincount(lab.flatten(), weights=keep_f.flatten(), minlength=k).to(prob.dtype)
-    total = torch.einsum("bkhw,bhw->k", prob, keep_f) + count
+    with torch.autocast(prob.device.type, enabled=False):  # autocast would sum in half: > 65504 pixels is inf
+        total = torch.einsum("bkhw,bhw->k", prob.float(), keep_f.float()).to(prob.dtype) + count
     return 1.0 - ((2 * inter + smooth) / (total + smooth)).mean()
 
 

@@ -140,7 +140,8 @@ class ExportWorker(JobRunner):
             hit = self._call(lambda: worker.cached(i, mode))
             if hit is None or hit.weights_version != version:
                 if not predictor:  # shares the model (and its lock): an eval forward only reads it
-                    predictor.append(Predictor(worker.model, worker.device or "cpu", worker.scheme, amp=False,
+                    # the worker's precision and mirroring: a frame the cache misses gets what the GUI shows
+                    predictor.append(Predictor(worker.model, worker.device or "cpu", worker.scheme,
                                                mirror=worker.mirror))
                 fp = view.sequence[i]
                 hit = predictor[0].predict(fp.eo, fp.ir, mode)

@@ -3,9 +3,9 @@ train, validate and save.
 
 Under `torchrun --nproc_per_node=N -m csknet_studio train --config X.toml` every rank trains on its
 DistributedSampler shard, gradients are averaged by DDP, validation confusion matrices are summed
-across ranks, and rank 0 alone writes checkpoints. Runs are seeded: the same config (and world size)
-gives the same weights and metrics; `--resume` restores model, optimiser, scheduler, epoch and RNG
-so a resumed run continues exactly where the interrupted one stopped. The order of the steps in
+across ranks, and rank 0 alone writes checkpoints. Seeded: on the CPU the same config and world
+size give the same weights (on CUDA, to float noise); `--resume` restores model, optimiser,
+scheduler, epoch and RNG, so a resumed run continues where it stopped. The order of the steps in
 `train` is part of that promise: every step that draws random numbers (model init, teacher,
 distillation heads) runs in the same order on a fresh and on a resumed run.
 """

@@ -45,7 +45,9 @@ def set_rng_state(st: Mapping[str, Any]) -> None:
                          int(npst["has_gauss"]), float(npst["cached"])))
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
+        # one state per GPU the saving run saw; a resume may see fewer (4-GPU torchrun resumed on one)
+        for index, state in enumerate(list(st["cuda"])[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, index)
 
 
 def gather_rng() -> list[dict]:

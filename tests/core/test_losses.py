@@ -199,6 +199,22 @@ def test_soft_dice_scores_overlap_counts_every_class_and_skips_ignored_pixels() 
     assert none.item() == 0.0 and torch.isfinite(x.grad).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_soft_dice_under_half_autocast_counts_a_large_class_in_float32(dtype) -> None:
+    """A class over more than 65504 pixels of a batch (the road of two 256x256 crops): summed in
+    float16 its |P| + |G| would be inf, its Dice term a constant 1 with no gradient."""
+    torch.manual_seed(0)
+    labels = torch.zeros(2, 256, 256, dtype=torch.long)
+    labels[:, :40] = 1
+    logits = torch.randn(2, 3, 256, 256)
+    logits[:, 0] += 3
+    want = soft_dice_loss(logits, labels)
+    with torch.autocast("cpu", dtype=dtype):
+        got = soft_dice_loss(logits, labels)
+    assert torch.isfinite(got)
+    torch.testing.assert_close(got.float(), want, rtol=0, atol=1e-4)
+
+
 def test_dice_weight_adds_to_every_ce_term_and_round_trips() -> None:
     logits = torch.randn(2, 3, 8, 8)
     labels = torch.randint(0, 3, (2, 8, 8))

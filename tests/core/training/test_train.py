@@ -15,6 +15,7 @@ from csknet_studio.core.device import (
     amp_dtype,
     autocast,
     cpu_has_native_bf16,
+    cuda_amp_dtype,
     precision_label,
     resolve_device,
 )
@@ -80,6 +81,10 @@ def test_cpu_bf16_auto_follows_the_cpu_and_other_values_are_refused(tmp_path: Pa
                                                                     tiny_config_toml):
     cpu = torch.device("cpu")
     native = cpu_has_native_bf16()
+    # CUDA: bfloat16 only where the card computes it (Ampere, 8.0, on); a T4 (7.5) or V100 (7.0)
+    # trains in float16 with loss scaling
+    assert [cuda_amp_dtype((m, n)) for m, n in ((7, 0), (7, 5), (8, 0), (8, 6), (9, 0))] == \
+        [torch.float16] * 2 + [torch.bfloat16] * 3
     assert amp_dtype(cpu, "auto") == (torch.bfloat16 if native else None)
     assert amp_dtype(cpu, True) == torch.bfloat16 and amp_dtype(cpu, False) is None
     assert precision_label(cpu, True, "auto") == ("bfloat16 autocast" if native else "float32")
