@@ -8,6 +8,7 @@ model's labels that core/export.py writes.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,42 +106,13 @@ class PredictedLabels:
         return self._cache[i]
 
 
-def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | Path, *, batch: int = 4,
-                   progress: Callable[[int, int], None] | None = None,
-                   cancel: Callable[[], bool] | None = None,
-                   fmt: str = "png", checkpoint_hash: str | None = None) -> InferResult:
-    """Segment every frame of `sequence` in batches.
-
-    fmt="png": `<out>/<frame name>.png` indexed label masks (pixel = class id, palette = colours) plus
-    `<out>/classes.json`. Under torchrun each rank takes a strided shard and writes its own frames'
-    files (names are disjoint, so no file is written twice); rank 0 writes classes.json.
-    fmt="hdf5": `out` is one HDF5 file in core/export.py's layout, written by rank 0 alone.
-    Bad (undecodable) frames are skipped (HDF5: left at 255) and listed in `InferResult.skipped`. Each file is written atomically; a
-    cancel raises CancelledError and keeps the files already written.
-    """
-    mode = Mode(mode)
-    out = Path(out)
-    t0 = time.perf_counter()
-    if fmt not in ("png", "hdf5"):
-        raise ExportError(f"unknown output format {fmt!r}; use 'png' or 'hdf5'")
-    if fmt == "hdf5":
-        written: list[Path] = []
-        if is_main():
-            view = PredictedLabels(predictor, sequence, mode, batch, checkpoint_hash)
-            export_hdf5(view, out, mode=mode, checkpoint_hash=checkpoint_hash, progress=progress, cancel=cancel)
-            written.append(out)
-            skipped = [view.skipped[j] for j in sorted(view.skipped)]
-        else:
-            skipped = []
-        barrier()
-        return InferResult(frames=len(sequence), written=written, seconds=time.perf_counter() - t0, mode=mode,
-                           skipped=skipped)
-
-    rank, world = rank_and_world()
-    mine = list(range(rank, len(sequence), world))
-    names = list(getattr(sequence, "names", [])) or None
-    written = []
-    skipped_png: list[str] = []
+def _segment_shard(predictor: Predictor, sequence, mode: Mode, indices: list[int], batch: int,
+                   write: Callable[[int, FramePair, np.ndarray], None],
+                   progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None,
+                   cancelled: Callable[[int], str]) -> tuple[int, list[str]]:
+    """Segment `indices` of `sequence` in batches of one frame size, handing each frame's labels to
+    `write`; returns (frames done, notes of the unreadable frames skipped)."""
+    skipped: list[str] = []
     done = 0
     buf: list[tuple[int, FramePair]] = []
 
@@ -150,25 +122,18 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
             return
         labels = predictor.predict_labels([f for _, f in buf], mode)
         for (i, f), lab in zip(buf, labels, strict=True):
-            name = (names[i] if names else f.name) or f"{i:06d}"
-            path = out / f"{name.replace('/', '_').replace(chr(92), '_')}.png"
-            write_label_png(path, lab, predictor.scheme)
-            written.append(path)
+            write(i, f, lab)
         done += len(buf)
         buf.clear()
         if progress is not None:
-            progress(done, len(mine))
+            progress(done, len(indices))
 
-    out.mkdir(parents=True, exist_ok=True)
-    if is_main() and predictor.scheme is not None:
-        atomic_write_text(out / "classes.json", json.dumps(predictor.scheme.to_dict(), indent=1) + "\n")
-    for i in mine:
+    for i in indices:
         if cancel is not None and cancel():
-            raise CancelledError(f"inference cancelled after {done} frames; the {len(written)} masks written "
-                                 f"to {out} are complete")
+            raise CancelledError(cancelled(done))
         f = sequence[i]
         if f.bad:
-            skipped_png.append(_skip_note(i, f))
+            skipped.append(_skip_note(i, f))
             done += 1
             continue
         if buf and buf[0][1].shape != f.shape:
@@ -177,6 +142,100 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
         if len(buf) >= batch:
             flush()
     flush()
+    return done, skipped
+
+
+class _ShardLabels(PredictedLabels):
+    """Rank 0's view of the labels every rank saved under `folder` (one .npy per frame index): an
+    HDF5 file under torchrun is segmented by all ranks and written by one."""
+
+    def __init__(self, predictor: Predictor, sequence, mode: Mode, folder: Path, checkpoint_hash: str | None):
+        super().__init__(predictor, sequence, mode, 1, checkpoint_hash)
+        self.folder = folder
+
+    def labels(self, i: int) -> np.ndarray:
+        path = self.folder / f"{i:08d}.npy"
+        if path.is_file():
+            return np.load(path)
+        return np.full(self.frame_shape(i), 255, np.uint8)  # unreadable: the rank that met it names it
+
+
+def _infer_hdf5_sharded(predictor: Predictor, sequence, mode: Mode, out: Path, batch: int,
+                        progress, cancel, checkpoint_hash: str | None) -> tuple[int, list[Path], list[str]]:
+    """Every rank segments its strided shard into a folder beside `out`; rank 0 then writes the one
+    HDF5 file from it and removes the folder. No rank waits on a single rank's whole sequence."""
+    rank, world = rank_and_world()
+    folder = out.parent / f".{out.name}.shards"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(i: int, _f: FramePair, lab: np.ndarray) -> None:
+        tmp = folder / f"{i:08d}.{rank}.tmp.npy"
+        np.save(tmp, np.ascontiguousarray(lab, np.uint8))
+        tmp.replace(folder / f"{i:08d}.npy")
+
+    done, skipped = _segment_shard(predictor, sequence, mode, list(range(rank, len(sequence), world)), batch,
+                                   write, progress, cancel,
+                                   lambda n: f"inference cancelled after {n} frames; {out} was not written")
     barrier()
-    return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode,
-                       skipped=skipped_png)
+    written: list[Path] = []
+    if is_main():
+        try:
+            export_hdf5(_ShardLabels(predictor, sequence, mode, folder, checkpoint_hash), out, mode=mode,
+                        checkpoint_hash=checkpoint_hash)
+            written.append(out)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    barrier()
+    return done, written, skipped
+
+
+def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | Path, *, batch: int = 4,
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: Callable[[], bool] | None = None,
+                   fmt: str = "png", checkpoint_hash: str | None = None) -> InferResult:
+    """Segment every frame of `sequence` in batches.
+
+    fmt="png": `<out>/<frame name>.png` indexed label masks (pixel = class id, palette = colours) plus
+    `<out>/classes.json`. Under torchrun each rank takes a strided shard and writes its own frames'
+    files (names are disjoint, so no file is written twice); rank 0 writes classes.json.
+    fmt="hdf5": `out` is one HDF5 file in core/export.py's layout. Alone, labels go straight into it
+    a batch at a time; under torchrun every rank segments its shard into a folder beside `out` and
+    rank 0 writes the file from that. Bad (undecodable) frames are skipped (HDF5: left at 255) and
+    listed in `InferResult.skipped` (under torchrun, by the rank that met them). Each file is written
+    atomically; a cancel raises CancelledError and keeps the files already written.
+    """
+    mode = Mode(mode)
+    out = Path(out)
+    t0 = time.perf_counter()
+    if fmt not in ("png", "hdf5"):
+        raise ExportError(f"unknown output format {fmt!r}; use 'png' or 'hdf5'")
+    rank, world = rank_and_world()
+    if fmt == "hdf5" and world > 1:
+        done, written, skipped = _infer_hdf5_sharded(predictor, sequence, mode, out, max(1, batch), progress,
+                                                     cancel, checkpoint_hash)
+        return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode,
+                           skipped=skipped)
+    if fmt == "hdf5":
+        view = PredictedLabels(predictor, sequence, mode, batch, checkpoint_hash)
+        export_hdf5(view, out, mode=mode, checkpoint_hash=checkpoint_hash, progress=progress, cancel=cancel)
+        return InferResult(frames=len(sequence), written=[out], seconds=time.perf_counter() - t0, mode=mode,
+                           skipped=[view.skipped[j] for j in sorted(view.skipped)])
+
+    names = list(getattr(sequence, "names", [])) or None
+    written = []
+
+    def write(i: int, f: FramePair, lab: np.ndarray) -> None:
+        name = (names[i] if names else f.name) or f"{i:06d}"
+        path = out / f"{name.replace('/', '_').replace(chr(92), '_')}.png"
+        write_label_png(path, lab, predictor.scheme)
+        written.append(path)
+
+    out.mkdir(parents=True, exist_ok=True)
+    if is_main() and predictor.scheme is not None:
+        atomic_write_text(out / "classes.json", json.dumps(predictor.scheme.to_dict(), indent=1) + "\n")
+    done, skipped = _segment_shard(predictor, sequence, mode, list(range(rank, len(sequence), world)),
+                                   max(1, batch), write, progress, cancel,
+                                   lambda n: f"inference cancelled after {n} frames; the {len(written)} masks "
+                                             f"written to {out} are complete")
+    barrier()
+    return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode, skipped=skipped)

@@ -42,6 +42,7 @@ def main() -> None:
     judged = finetune(loaded.model, samples, FinetuneConfig(steps=4, batch=2, crop=(32, 32), lr=1e-3, eval_every=2))
     pred = Predictor(loaded.model, "cpu", loaded.scheme)
     inf = infer_sequence(pred, seq, "ir", out / "masks", batch=2)
+    h5 = infer_sequence(pred, seq, "ir", out / "labels.h5", batch=2, fmt="hdf5")
     record = {
         "rank": rank,
         "train_hash": result.weights_hash,
@@ -52,6 +53,8 @@ def main() -> None:
                    judged.trained_weights_hash],
         "history": result.history,
         "infer_frames": inf.frames,
+        "hdf5_frames": h5.frames,
+        "hdf5_written": [str(p) for p in h5.written],
         "world_env": os.environ.get("WORLD_SIZE"),
     }
     (out / f"rank{rank}.json").write_text(json.dumps(record))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch.distributed as dist
 
@@ -45,4 +46,16 @@ def test_two_ranks_end_with_identical_weights(tmp_path: Path, write_generic_data
     # batch inference: each rank segments its own half, all masks written once
     assert r0["infer_frames"] + r1["infer_frames"] == 10
     assert len(list((tmp_path / "masks").glob("f*.png"))) == 10
+    # one HDF5 file: both ranks segment their halves, rank 0 writes it, and it holds the PNGs' labels
+    assert r0["hdf5_frames"] + r1["hdf5_frames"] == 10
+    assert r0["hdf5_written"] == [str(tmp_path / "labels.h5")] and r1["hdf5_written"] == []
+    assert not (tmp_path / ".labels.h5.shards").exists()
+    from csknet_studio.core.export_read import read_labels_hdf5
+    from csknet_studio.core.palette_png import decode_png_indices
+
+    back = read_labels_hdf5(tmp_path / "labels.h5")
+    assert len(back.labels) == 10
+    for i, name in enumerate(back.frame_names):
+        png, _ = decode_png_indices((tmp_path / "masks" / f"{name}.png").read_bytes())
+        np.testing.assert_array_equal(back.labels[i], png)
     assert (tmp_path / "run" / "last.pt").is_file() and (tmp_path / "run" / "teacher.pt").is_file()
