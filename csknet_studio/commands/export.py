@@ -53,6 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "for --include-predictions and --probabilities: the project's)")
     p.add_argument("--include-predictions", action="store_true",
                    help="label the frames nobody corrected with the model's predictions (needs a checkpoint)")
+    p.add_argument("--mirror", action="store_true",
+                   help="predictions average each frame's softmax with its left-right mirror's (twice the time)")
     prop = p.add_mutually_exclusive_group()
     prop.add_argument("--include-propagated", dest="include_propagated", action="store_true", default=True,
                       help="export propagated frames with their propagated labels (the default)")
@@ -95,7 +97,7 @@ def _predictor(args: argparse.Namespace, session):
         else:
             raise ExportError(f"checkpoint {ckpt} predicts scheme {loaded.scheme.name!r} but the project uses "
                               f"{session.scheme.name!r}; {SCHEME_HINT}")
-    return Predictor(loaded.model, device, loaded.scheme), loaded.weights_hash
+    return Predictor(loaded.model, device, loaded.scheme, mirror=args.mirror), loaded.weights_hash
 
 
 @contextlib.contextmanager

@@ -315,6 +315,19 @@ def test_cli_with_a_checkpoint_exports_predictions_and_probabilities(tmp_path, f
     # uncorrected frames carry the model's prediction: the arg-max of its probabilities
     agree = (r.labels[1:] == r.probabilities[1:].astype(np.float32).argmax(1)).mean()
     assert agree > 0.99
+    # --mirror: the probabilities are the mean of each frame's and its mirror's
+    mirrored = tmp_path / "m.h5"
+    assert main(["export", str(root), "--out", str(mirrored), "--checkpoint", str(tmp_path / "tiny.pt"),
+                 "--probabilities", "--device", "cpu", "--mode", "ir", "--mirror", "--quiet"]) == 0
+    m = read_labels_hdf5(mirrored)
+    from csknet_studio.core.checkpoint import load_checkpoint
+    from csknet_studio.core.predictor import Predictor
+
+    seq = open_sequence(root)
+    want = Predictor(load_checkpoint(tmp_path / "tiny.pt").model, "cpu", mirror=True).predict(None, seq[1].ir, "ir")
+    seq.close()
+    np.testing.assert_allclose(m.probabilities[1].astype(np.float32), want.probs.astype(np.float32), atol=2e-3)
+    assert not np.allclose(m.probabilities[1].astype(np.float32), r.probabilities[1].astype(np.float32), atol=1e-3)
 
 
 def test_a_snapshot_exports_the_labels_of_its_instant_from_another_thread(session, tmp_path):
