@@ -77,7 +77,7 @@ def report_open(win, session) -> None:
     if serious:
         win.show_error(f"Project {session.project_path} was opened with repairs:\n{problems_text(serious)}")
     if session.read_only:
-        win.show_status(f"{session.project_path} is open read-only: corrections made here are not saved", 15000)
+        win.show_status(f"Read-only: corrections made here are not saved ({session.project_path})", 15000)
 
 
 class SessionReports:

@@ -60,6 +60,7 @@ class StatusBar(QtWidgets.QStatusBar):
         for w, tip in tips.items():
             w.setToolTip(tip)
             self.addPermanentWidget(w)
+        self.messageChanged.connect(self.setToolTip)  # a message cut off at the read-outs reads whole on hover
 
     def set_device(self, device: str) -> None:
         self.device_label.setText(f"device: {device}")

@@ -40,6 +40,9 @@ def test_a_held_project_opens_read_only_when_chosen(bare_window, tmp_path, other
     win.set_sequence(seq)
     assert len(asked) == 1 and str(other_copy.pid) in str(asked[0])
     assert win.session.read_only and "(read-only)" in win.windowTitle()
+    # the status line leads with what matters, and reads whole on hover however narrow the window
+    assert win.status.currentMessage().startswith("Read-only: corrections made here are not saved")
+    assert win.status.toolTip() == win.status.currentMessage()
     win.session.paint_stroke(0, [(5, 5)], 1, 2)
     assert not (tmp_path / "seq.csknet" / "project.json").exists()  # nothing written
     _close_boxes(win)
