@@ -160,11 +160,11 @@ class _ShardLabels(PredictedLabels):
         return np.full(self.frame_shape(i), 255, np.uint8)  # unreadable: the rank that met it names it
 
 
-def _infer_hdf5_sharded(predictor: Predictor, sequence, mode: Mode, out: Path, batch: int,
-                        progress, cancel, checkpoint_hash: str | None) -> tuple[int, list[Path], list[str]]:
-    """Every rank segments its strided shard into a folder beside `out`; rank 0 then writes the one
-    HDF5 file from it and removes the folder. No rank waits on a single rank's whole sequence."""
-    rank, world = rank_and_world()
+def _infer_hdf5_sharded(predictor: Predictor, sequence, mode: Mode, out: Path, mine: list[int], rank: int,
+                        batch: int, progress, cancel,
+                        checkpoint_hash: str | None) -> tuple[int, list[Path], list[str]]:
+    """Every rank segments its strided shard (`mine`) into a folder beside `out`; rank 0 then writes
+    the one HDF5 file from it and removes the folder. No rank waits on a single rank's whole sequence."""
     folder = out.parent / f".{out.name}.shards"
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -173,8 +173,7 @@ def _infer_hdf5_sharded(predictor: Predictor, sequence, mode: Mode, out: Path, b
         np.save(tmp, np.ascontiguousarray(lab, np.uint8))
         tmp.replace(folder / f"{i:08d}.npy")
 
-    done, skipped = _segment_shard(predictor, sequence, mode, list(range(rank, len(sequence), world)), batch,
-                                   write, progress, cancel,
+    done, skipped = _segment_shard(predictor, sequence, mode, mine, batch, write, progress, cancel,
                                    lambda n: f"inference cancelled after {n} frames; {out} was not written")
     barrier()
     written: list[Path] = []
@@ -210,9 +209,10 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
     if fmt not in ("png", "hdf5"):
         raise ExportError(f"unknown output format {fmt!r}; use 'png' or 'hdf5'")
     rank, world = rank_and_world()
+    mine = list(range(rank, len(sequence), world))  # this rank's strided shard
     if fmt == "hdf5" and world > 1:
-        done, written, skipped = _infer_hdf5_sharded(predictor, sequence, mode, out, max(1, batch), progress,
-                                                     cancel, checkpoint_hash)
+        done, written, skipped = _infer_hdf5_sharded(predictor, sequence, mode, out, mine, rank, max(1, batch),
+                                                     progress, cancel, checkpoint_hash)
         return InferResult(frames=done, written=written, seconds=time.perf_counter() - t0, mode=mode,
                            skipped=skipped)
     if fmt == "hdf5":
@@ -233,8 +233,7 @@ def infer_sequence(predictor: Predictor, sequence, mode: Mode | str, out: str | 
     out.mkdir(parents=True, exist_ok=True)
     if is_main() and predictor.scheme is not None:
         atomic_write_text(out / "classes.json", json.dumps(predictor.scheme.to_dict(), indent=1) + "\n")
-    done, skipped = _segment_shard(predictor, sequence, mode, list(range(rank, len(sequence), world)),
-                                   max(1, batch), write, progress, cancel,
+    done, skipped = _segment_shard(predictor, sequence, mode, mine, max(1, batch), write, progress, cancel,
                                    lambda n: f"inference cancelled after {n} frames; the {len(written)} masks "
                                              f"written to {out} are complete")
     barrier()

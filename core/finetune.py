@@ -56,6 +56,7 @@ from csknet_studio.core.losses import LossConfig, total_loss
 from csknet_studio.core.model.preprocess import InputNorm
 from csknet_studio.core.modes import Mode
 from csknet_studio.core.predictor import model_lock
+from csknet_studio.core.state_dict import cpu_state_dict
 
 ProgressFn = Callable[[int, int, float], None]
 
@@ -189,10 +190,6 @@ def _set_bn_eval(model: nn.Module) -> None:
             m.eval()
 
 
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
 def _check_finite(state: dict[str, torch.Tensor]) -> None:
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
@@ -237,7 +234,7 @@ def finetune(model: nn.Module, samples: Sequence[Sample | FramePair], config: Fi
     def score() -> dict[str, float]:
         return _score(work, val_data, modes, device, ignore_index, cancel) if cfg.evaluate else {}
 
-    start_state = _cpu_state(work)
+    start_state = cpu_state_dict(work)
     before = score()
     run = _start_training(work, train_data, modes, device, cfg, ignore_index)
     best = _BestSoFar(before=_mean(before))
@@ -404,7 +401,7 @@ class _BestSoFar:
         self.validation.append((step, now))
         to_beat = self.before if self.state is None else max(self.score, self.before)
         if self.state is None or now > self.score:
-            self.score, self.state, self.step, self.per_mode = now, _cpu_state(work), step, per_mode
+            self.score, self.state, self.step, self.per_mode = now, cpu_state_dict(work), step, per_mode
         self.stale = 0 if now > to_beat else self.stale + 1
 
 
@@ -414,7 +411,7 @@ def _finish(run: _Training, best: _BestSoFar, start_state: dict[str, torch.Tenso
     say what the run did."""
     cfg, work, losses = run.cfg, run.work, run.losses
     broadcast_module_state(work)
-    final_state = _cpu_state(work)
+    final_state = cpu_state_dict(work)
     _check_finite(final_state)
     before_mean, best_step = best.before, best.step
     if not cfg.evaluate:

@@ -87,6 +87,12 @@ def _stack_inputs(frames: Sequence[FramePair], mode: Mode) -> tuple[np.ndarray |
     return eo, ir
 
 
+def _mirrored(model: torch.nn.Module, eo: torch.Tensor | None, ir: torch.Tensor | None,
+              logits: torch.Tensor) -> torch.Tensor:
+    """The mean softmax of the frame (its `logits`) and of its mirror through `model`."""
+    return mirrored_mean_probs(lambda e, i: model(e, i).logits, eo, ir, logits)
+
+
 class Predictor:
     """Runs one model on one device. Forward passes and weight swaps hold the model's lock
     (`model_lock`), so other threads running the same model never see half-loaded weights."""
@@ -183,7 +189,7 @@ class Predictor:
             with autocast(self.device, enabled=self.amp):
                 scores = model(eo_t, ir_t).logits
                 if self.mirror if mirror is None else mirror:
-                    scores = mirrored_mean_probs(lambda e, i: model(e, i).logits, eo_t, ir_t, scores)
+                    scores = _mirrored(model, eo_t, ir_t, scores)
             return scores.argmax(1).to(torch.uint8).cpu().numpy()
 
     @torch.no_grad()
@@ -204,7 +210,7 @@ class Predictor:
             logits = out.logits.float()
             if mirror:
                 with autocast(self.device, enabled=self.amp):
-                    probs = mirrored_mean_probs(lambda e, i: model(e, i).logits, eo_t, ir_t, logits)
+                    probs = _mirrored(model, eo_t, ir_t, logits)
                 labels = probs.argmax(1).to(torch.uint8)  # as predict_labels ranks the same mean
             else:
                 probs = torch.softmax(logits, 1)
